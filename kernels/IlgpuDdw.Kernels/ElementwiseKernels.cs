@@ -1,0 +1,65 @@
+using ILGPU;
+
+namespace IlgpuDdw.Kernels;
+
+/// <summary>
+/// Elementwise arithmetic: fill, copy, scaled accumulate, add and multiply, with their backward kernels.
+/// Every kernel is a grid-stride loop: thread <c>index</c> handles elements <c>index, index + stride, ...</c>
+/// below <c>n</c>; launch it with any extent ≤ n and pass that extent as <c>stride</c>.
+/// </summary>
+public static class ElementwiseKernels
+{
+    /// <summary><c>y[i] = value</c> for i &lt; n. Overwrites.</summary>
+    [Kernel]
+    public static void Fill(Index1D index, int n, int stride, float value, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] = value;
+    }
+
+    /// <summary><c>y[i] = x[i]</c> for i &lt; n. Overwrites.</summary>
+    [Kernel]
+    public static void Copy(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] = x[i];
+    }
+
+    /// <summary>
+    /// <c>y[i] += alpha · x[i]</c> for i &lt; n. Accumulates. This is also the backward kernel of add
+    /// (alpha = 1 into each input's gradient) and of every view/reshape.
+    /// </summary>
+    [Kernel]
+    public static void Axpy(Index1D index, int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] += alpha * x[i];
+    }
+
+    /// <summary>Forward of add: <c>y[i] = a[i] + b[i]</c>, shapes equal, n elements. Overwrites; saves nothing.</summary>
+    [Kernel]
+    public static void AddForward(Index1D index, int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] = a[i] + b[i];
+    }
+
+    /// <summary>Forward of multiply: <c>y[i] = a[i] · b[i]</c>. Overwrites; the backward needs a and b.</summary>
+    [Kernel]
+    public static void MultiplyForward(Index1D index, int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] = a[i] * b[i];
+    }
+
+    /// <summary>
+    /// Backward of multiply with respect to one factor: <c>dSelf[i] += dOutput[i] · other[i]</c>.
+    /// Accumulates; launched once per factor that requires a gradient.
+    /// </summary>
+    [Kernel]
+    public static void MultiplyBackward(Index1D index, int n, int stride, ArrayView<float> dOutput, ArrayView<float> other, ArrayView<float> dSelf)
+    {
+        for (int i = index; i < n; i += stride)
+            dSelf[i] += dOutput[i] * other[i];
+    }
+}

@@ -1,0 +1,64 @@
+using System.Numerics;
+
+namespace IlgpuDdw.Kernels.Reference;
+
+/// <summary>
+/// CPU references of the elementwise, activation and reduction kernels, generic over float and double. They
+/// are the ground truth for the kernel tests and, in double, for the finite-difference gradient checks.
+/// Backward references accumulate (+=) like the kernels.
+/// </summary>
+public static class ElementwiseReference
+{
+    /// <summary><c>y = a + b</c>.</summary>
+    public static void AddForward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < y.Length; i++) y[i] = a[i] + b[i];
+    }
+
+    /// <summary><c>dA += dOutput; dB += dOutput</c>.</summary>
+    public static void AddBackward<T>(ReadOnlySpan<T> dOutput, Span<T> dA, Span<T> dB) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < dOutput.Length; i++) { dA[i] += dOutput[i]; dB[i] += dOutput[i]; }
+    }
+
+    /// <summary><c>y = a · b</c>.</summary>
+    public static void MultiplyForward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < y.Length; i++) y[i] = a[i] * b[i];
+    }
+
+    /// <summary><c>dA += dOutput · b; dB += dOutput · a</c>.</summary>
+    public static void MultiplyBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> dOutput, Span<T> dA, Span<T> dB) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < dOutput.Length; i++) { dA[i] += dOutput[i] * b[i]; dB[i] += dOutput[i] * a[i]; }
+    }
+
+    /// <summary><c>y = max(x, 0)</c>.</summary>
+    public static void ReluForward<T>(ReadOnlySpan<T> x, Span<T> y) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < y.Length; i++) y[i] = x[i] > T.Zero ? x[i] : T.Zero;
+    }
+
+    /// <summary><c>dInput += x &gt; 0 ? dOutput : 0</c>.</summary>
+    public static void ReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < x.Length; i++) if (x[i] > T.Zero) dInput[i] += dOutput[i];
+    }
+
+    /// <summary>Σ x (in index order).</summary>
+    public static T Sum<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T>
+    {
+        T s = T.Zero;
+        foreach (var v in x) s += v;
+        return s;
+    }
+
+    /// <summary>Σ x / n.</summary>
+    public static T Mean<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T> => Sum(x) / T.CreateChecked(x.Length);
+
+    /// <summary>Backward of sum (scale 1) or mean (scale 1/n): <c>dInput += scale · dOutput</c>.</summary>
+    public static void SumBackward<T>(T dOutput, T scale, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < dInput.Length; i++) dInput[i] += dOutput * scale;
+    }
+}

@@ -1,0 +1,62 @@
+using System.CommandLine;
+using System.Reflection;
+using IlgpuDdw.Runtime;
+using Spectre.Console;
+
+namespace IlgpuDdw.Cli;
+
+/// <summary>The <c>ddw</c> command line.</summary>
+public static class CliApp
+{
+    /// <summary>The global <c>--device</c> option (cpu, cuda, cuda:N, auto; default: DDW_DEVICE, then auto).</summary>
+    public static readonly Option<string?> DeviceOption = new("--device", "-d")
+    {
+        Description = "Device: cpu | cuda | cuda:N | auto (default: the DDW_DEVICE environment variable, else auto).",
+        Recursive = true,
+    };
+
+    /// <summary>Builds the root command.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("IlgpuDdw: Differentiable Dynamic Wirings on ILGPU kernels.");
+        root.Options.Add(DeviceOption);
+        root.Subcommands.Add(InfoCommand());
+        return root;
+    }
+
+    /// <summary>Parses and runs; returns the exit code. Argument errors print a message and return 2.</summary>
+    public static int Run(string[] args)
+    {
+        try
+        {
+            return Build().Parse(args).Invoke();
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Opens the device named by <c>--device</c>, <c>DDW_DEVICE</c>, or auto.</summary>
+    public static Device OpenDevice(ParseResult parse) => Device.Create(parse.GetValue(DeviceOption));
+
+    private static Command InfoCommand()
+    {
+        var cmd = new Command("info", "Print the available devices, the ILGPU and .NET versions.");
+        cmd.SetAction(parse =>
+        {
+            var table = new Table().AddColumns("device", "name", "memory", "warp size", "multiprocessors");
+            foreach (var d in Device.ListDevices())
+                table.AddRow(d.Spec, Markup.Escape(d.Name), $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB", d.WarpSize.ToString(), d.Multiprocessors.ToString());
+            AnsiConsole.Write(table);
+            string ilgpu = typeof(ILGPU.Context).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                ?? typeof(ILGPU.Context).Assembly.GetName().Version?.ToString() ?? "?";
+            Console.WriteLine($"ILGPU {ilgpu.Split('+')[0]}, .NET {Environment.Version}, IlgpuDdw {typeof(Device).Assembly.GetName().Version}");
+            string? env = Environment.GetEnvironmentVariable(Device.EnvironmentVariable);
+            Console.WriteLine($"{Device.EnvironmentVariable}={(string.IsNullOrEmpty(env) ? "(unset)" : env)}");
+            return 0;
+        });
+        return cmd;
+    }
+}

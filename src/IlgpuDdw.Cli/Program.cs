@@ -1,0 +1,3 @@
+using IlgpuDdw.Cli;
+
+return CliApp.Run(args);

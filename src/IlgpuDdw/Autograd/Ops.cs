@@ -1,0 +1,126 @@
+namespace IlgpuDdw.Autograd;
+
+/// <summary>
+/// The differentiable ops: each validates its inputs on the host, launches its forward kernel, and records
+/// its backward kernels on the tape. This is the one place where a forward meets its backward. Outputs are
+/// owned by the tape.
+/// </summary>
+public static partial class Ops
+{
+    internal static void RequireSameShape(string op, Tensor a, Tensor b)
+    {
+        a.ThrowIfDisposed();
+        b.ThrowIfDisposed();
+        if (!a.SameShape(b))
+            throw new ArgumentException($"{op}: shapes {a.ShapeString} and {b.ShapeString} differ.");
+    }
+
+    internal static void RequireSameDevice(string op, Tape tape, params Tensor[] tensors)
+    {
+        foreach (var t in tensors)
+        {
+            t.ThrowIfDisposed();
+            if (!ReferenceEquals(t.Device, tape.Device))
+                throw new ArgumentException($"{op}: tensor {t.Describe()} lives on {t.Device}, the tape on {tape.Device}.");
+        }
+    }
+
+    /// <summary>Accumulates <c>alpha · src</c> into <c>dst</c> (same length).</summary>
+    internal static void Accumulate(Tensor src, Tensor dst, float alpha = 1f)
+    {
+        var d = src.Device;
+        int ext = d.Extent(src.Length);
+        d.Kernels.Axpy(d.Stream, ext, src.Length, ext, alpha, src.View, dst.View);
+    }
+
+    /// <summary><c>y = a + b</c> (same shapes).</summary>
+    public static Tensor Add(this Tape tape, Tensor a, Tensor b)
+    {
+        RequireSameDevice("Add", tape, a, b);
+        RequireSameShape("Add", a, b);
+        var d = tape.Device;
+        var y = tape.NewTensor([.. a.Shape]);
+        int ext = d.Extent(y.Length);
+        d.Kernels.AddForward(d.Stream, ext, y.Length, ext, a.View, b.View, y.View);
+        if (tape.NeedsGrad(a, b))
+            tape.Record("Add", y, () =>
+            {
+                if (a.RequiresGrad) Accumulate(y.Grad, a.Grad);
+                if (b.RequiresGrad) Accumulate(y.Grad, b.Grad);
+            });
+        return y;
+    }
+
+    /// <summary><c>y = a · b</c> elementwise (same shapes).</summary>
+    public static Tensor Multiply(this Tape tape, Tensor a, Tensor b)
+    {
+        RequireSameDevice("Multiply", tape, a, b);
+        RequireSameShape("Multiply", a, b);
+        var d = tape.Device;
+        var y = tape.NewTensor([.. a.Shape]);
+        int ext = d.Extent(y.Length);
+        d.Kernels.MultiplyForward(d.Stream, ext, y.Length, ext, a.View, b.View, y.View);
+        if (tape.NeedsGrad(a, b))
+            tape.Record("Multiply", y, () =>
+            {
+                if (a.RequiresGrad) d.Kernels.MultiplyBackward(d.Stream, ext, y.Length, ext, y.Grad.View, b.View, a.Grad.View);
+                if (b.RequiresGrad) d.Kernels.MultiplyBackward(d.Stream, ext, y.Length, ext, y.Grad.View, a.View, b.Grad.View);
+            });
+        return y;
+    }
+
+    /// <summary><c>y = max(x, 0)</c>.</summary>
+    public static Tensor Relu(this Tape tape, Tensor x)
+    {
+        RequireSameDevice("Relu", tape, x);
+        var d = tape.Device;
+        var y = tape.NewTensor([.. x.Shape]);
+        int ext = d.Extent(y.Length);
+        d.Kernels.ReluForward(d.Stream, ext, y.Length, ext, x.View, y.View);
+        if (tape.NeedsGrad(x))
+            tape.Record("Relu", y, () => d.Kernels.ReluBackward(d.Stream, ext, y.Length, ext, x.View, y.Grad.View, x.Grad.View));
+        return y;
+    }
+
+    /// <summary>Sum of every element, as a tensor of shape [1].</summary>
+    public static Tensor Sum(this Tape tape, Tensor x) => Reduce(tape, x, "Sum", 1f);
+
+    /// <summary>Mean of every element, as a tensor of shape [1].</summary>
+    public static Tensor Mean(this Tape tape, Tensor x) => Reduce(tape, x, "Mean", 1f / x.Length);
+
+    private static Tensor Reduce(Tape tape, Tensor x, string name, float scale)
+    {
+        RequireSameDevice(name, tape, x);
+        var d = tape.Device;
+        var y = tape.NewTensor(1);
+        int n = x.Length;
+        int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
+        int count = (n + chunk - 1) / chunk;
+        using (var partial = Tensor.Empty(d, count))
+        {
+            int e1 = d.Extent(count);
+            d.Kernels.SumChunks(d.Stream, e1, count, e1, chunk, n, 1f, x.View, partial.View);
+            d.Kernels.SumChunks(d.Stream, 1, 1, 1, count, count, scale, partial.View, y.View);
+        }
+        if (tape.NeedsGrad(x))
+            tape.Record(name, y, () =>
+            {
+                int ext = d.Extent(n);
+                d.Kernels.SumBackward(d.Stream, ext, n, ext, scale, y.Grad.View, x.Grad.View);
+            });
+        return y;
+    }
+
+    /// <summary>
+    /// A view of <paramref name="x"/> with another shape (no copy); its gradient flows back to <paramref name="x"/>.
+    /// </summary>
+    public static Tensor Reshape(this Tape tape, Tensor x, params int[] shape)
+    {
+        RequireSameDevice("Reshape", tape, x);
+        var y = tape.Own(x.Reshape(shape));
+        y.RequiresGrad = false;
+        if (tape.NeedsGrad(x))
+            tape.Record("Reshape", y, () => Accumulate(y.Grad, x.Grad));
+        return y;
+    }
+}

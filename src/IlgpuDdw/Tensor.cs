@@ -1,0 +1,220 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuDdw.Runtime;
+using Device = IlgpuDdw.Runtime.Device;
+
+namespace IlgpuDdw;
+
+/// <summary>
+/// A float32 tensor of any rank in device memory (row-major, contiguous). Owns a reference to its storage
+/// and releases it on <see cref="Dispose"/>; views made by <see cref="Reshape"/> share the storage, which
+/// returns to the device's pool when the last tensor using it is disposed. The gradient is a separate
+/// tensor, allocated zeroed on first use and disposed with its owner.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    private sealed class Storage(Device device, MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        public readonly Device Device = device;
+        public MemoryBuffer1D<float, Stride1D.Dense>? Buffer = buffer;
+        public int References = 1;
+
+        public void Release()
+        {
+            if (--References == 0 && Buffer is not null)
+            {
+                Device.Return(Buffer);
+                Buffer = null;
+            }
+        }
+    }
+
+    private readonly int[] _shape;
+    private Storage? _storage;
+    private Tensor? _grad;
+
+    private Tensor(Device device, Storage storage, int[] shape)
+    {
+        Device = device;
+        _storage = storage;
+        _shape = shape;
+        Length = ShapeLength(shape);
+    }
+
+    /// <summary>Allocates an uninitialised tensor (contents unspecified: pooled memory is reused).</summary>
+    public static Tensor Empty(Device device, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var s = CheckShape(shape);
+        return new Tensor(device, new Storage(device, device.Rent(ShapeLength(s))), s);
+    }
+
+    /// <summary>Allocates a tensor filled with zeros.</summary>
+    public static Tensor Zeros(Device device, params int[] shape)
+    {
+        var t = Empty(device, shape);
+        t.Fill(0f);
+        return t;
+    }
+
+    /// <summary>Copies <paramref name="data"/> (row-major) into a new tensor of the given shape.</summary>
+    /// <exception cref="ArgumentException">The data length is not the shape's element count.</exception>
+    public static Tensor FromArray(Device device, ReadOnlySpan<float> data, params int[] shape)
+    {
+        var s = CheckShape(shape);
+        if (data.Length != ShapeLength(s))
+            throw new ArgumentException($"Data has {data.Length} elements but shape {Format(s)} needs {ShapeLength(s)}.", nameof(data));
+        var t = Empty(device, s);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>The device the tensor lives on.</summary>
+    public Device Device { get; }
+
+    /// <summary>The shape (row-major).</summary>
+    public IReadOnlyList<int> Shape => _shape;
+
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => _shape.Length;
+
+    /// <summary>Number of elements.</summary>
+    public int Length { get; }
+
+    /// <summary>Optional name (parameters carry their dotted names).</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Whether ops recorded on a tape propagate a gradient to this tensor.</summary>
+    public bool RequiresGrad { get; set; }
+
+    /// <summary>Whether <see cref="Dispose"/> has been called.</summary>
+    public bool IsDisposed => _storage is null;
+
+    /// <summary>The device view of the elements. Throws <see cref="ObjectDisposedException"/> after dispose.</summary>
+    public ArrayView<float> View
+    {
+        get
+        {
+            var buffer = _storage?.Buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
+            return buffer.View.SubView(0, Length);
+        }
+    }
+
+    /// <summary>The gradient, allocated and zeroed on first access; same shape as this tensor.</summary>
+    public Tensor Grad
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _grad ??= Zeros(Device, _shape);
+        }
+    }
+
+    /// <summary>The gradient if one was allocated, else null (no gradient has flowed here).</summary>
+    public Tensor? GradOrNull => _grad;
+
+    /// <summary>Dimension <paramref name="axis"/> (negative counts from the end).</summary>
+    public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
+
+    /// <summary>Copies the elements to a new host array (synchronises the device).</summary>
+    public float[] ToArray()
+    {
+        var view = View;
+        var host = new float[Length];
+        view.CopyToCPU(Device.Stream, host);
+        Device.Stream.Synchronize();
+        return host;
+    }
+
+    /// <summary>The gradient's elements, or zeros when no gradient has flowed to this tensor.</summary>
+    public float[] GradToArray() => _grad?.ToArray() ?? new float[Length];
+
+    /// <summary>Copies host data (exactly <see cref="Length"/> elements) into the tensor.</summary>
+    public void CopyFrom(ReadOnlySpan<float> data)
+    {
+        if (data.Length != Length)
+            throw new ArgumentException($"Data has {data.Length} elements but tensor {Describe()} has {Length}.", nameof(data));
+        View.CopyFromCPU(Device.Stream, data);
+    }
+
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
+    public void Fill(float value)
+    {
+        var view = View;
+        int ext = Device.Extent(Length);
+        Device.Kernels.Fill(Device.Stream, ext, Length, ext, value, view);
+    }
+
+    /// <summary>Zeros the gradient if one is allocated.</summary>
+    public void ZeroGrad() => _grad?.Fill(0f);
+
+    /// <summary>Frees the gradient tensor (the next access allocates a zeroed one).</summary>
+    public void DropGrad()
+    {
+        _grad?.Dispose();
+        _grad = null;
+    }
+
+    /// <summary>
+    /// A tensor of another shape with the same element count sharing this tensor's storage (no copy). The view
+    /// has its own gradient; use <c>Tape.Reshape</c> to make gradients flow between the two.
+    /// </summary>
+    public Tensor Reshape(params int[] shape)
+    {
+        ThrowIfDisposed();
+        var s = CheckShape(shape);
+        if (ShapeLength(s) != Length)
+            throw new ArgumentException($"Cannot reshape {Describe()} ({Length} elements) to {Format(s)} ({ShapeLength(s)} elements).", nameof(shape));
+        _storage!.References++;
+        return new Tensor(Device, _storage, s) { RequiresGrad = RequiresGrad };
+    }
+
+    /// <summary>Whether two tensors have the same shape.</summary>
+    public bool SameShape(Tensor other) => _shape.AsSpan().SequenceEqual(other._shape);
+
+    /// <summary>The shape as text, e.g. <c>[2, 3, 5]</c>.</summary>
+    public string ShapeString => Format(_shape);
+
+    internal string Describe() => Name is null ? Format(_shape) : $"'{Name}' {Format(_shape)}";
+
+    internal void ThrowIfDisposed()
+    {
+        if (_storage is null)
+            throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
+    }
+
+    /// <summary>Formats a shape as <c>[a, b, c]</c>.</summary>
+    public static string Format(IReadOnlyList<int> shape) => "[" + string.Join(", ", shape) + "]";
+
+    private static int[] CheckShape(int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long n = 1;
+        foreach (var d in shape)
+        {
+            if (d <= 0) throw new ArgumentException($"Shape {Format(shape)} has a non-positive dimension.", nameof(shape));
+            n *= d;
+            if (n > int.MaxValue) throw new ArgumentException($"Shape {Format(shape)} has more than {int.MaxValue} elements.", nameof(shape));
+        }
+        return (int[])shape.Clone();
+    }
+
+    private static int ShapeLength(int[] shape)
+    {
+        int n = 1;
+        foreach (var d in shape) n *= d;
+        return n;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"Tensor{Describe()}";
+
+    /// <summary>Releases the storage (and the gradient). Safe to call twice.</summary>
+    public void Dispose()
+    {
+        _grad?.Dispose();
+        _grad = null;
+        _storage?.Release();
+        _storage = null;
+    }
+}

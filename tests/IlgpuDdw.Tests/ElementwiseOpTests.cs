@@ -1,0 +1,171 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels.Reference;
+using R = IlgpuDdw.Kernels.Reference.ElementwiseReference;
+
+namespace IlgpuDdw.Tests;
+
+/// <summary>Add, multiply, ReLU, sum and mean: reference, finite differences, kernel versus reference.</summary>
+[Collection("cpu")]
+public sealed class ElementwiseOpTests(DeviceFixture fx)
+{
+    public static TheoryData<int[]> OddShapes => new() { new[] { 1 }, new[] { 7 }, new[] { 3, 5 }, new[] { 2, 3, 5, 7 }, new[] { 1, 13, 1, 3 }, new[] { 1031 } };
+
+    // ---- layer 1: references against hand-computed cases ------------------------------------------------
+
+    [Fact]
+    public void References_HandComputed()
+    {
+        var y = new double[3];
+        R.AddForward<double>([1, -2, 3], [0.5, 0.5, -4], y);
+        Assert.Equal([1.5, -1.5, -1], y);
+        var yf = new float[3];
+        R.MultiplyForward<float>([1, -2, 3], [0.5f, 0.5f, -4], yf);
+        Assert.Equal([0.5f, -1f, -12f], yf);
+        R.ReluForward<double>([-1, 0, 2.5], y);
+        Assert.Equal([0, 0, 2.5], y);
+        var dx = new double[3];
+        R.ReluBackward<double>([-1, 0, 2.5], [10, 20, 30], dx);
+        Assert.Equal([0, 0, 30], dx);
+        Assert.Equal(4.5, R.Sum<double>([1, 2, 1.5]));
+        Assert.Equal(1.5f, R.Mean<float>([1, 2, 1.5f]));
+        var ds = new double[2];
+        R.SumBackward(2.0, 0.5, ds);
+        Assert.Equal([1.0, 1.0], ds);
+    }
+
+    // ---- layer 2: reference backward against central finite differences in double ----------------------
+
+    [Fact]
+    public void Add_And_Multiply_Reference_FiniteDifference()
+    {
+        int n = 11;
+        var a = Check.Uniform(n, 1); var b = Check.Uniform(n, 2); var g = Check.Uniform(n, 3);
+        var y = new double[n];
+        double AddLoss() { R.AddForward<double>(a, b, y); return Check.Dot(g, y); }
+        double MulLoss() { R.MultiplyForward<double>(a, b, y); return Check.Dot(g, y); }
+        var da = new double[n]; var db = new double[n];
+        R.AddBackward<double>(g, da, db);
+        Check.FiniteDifference(AddLoss, a, da, "add dA");
+        Check.FiniteDifference(AddLoss, b, db, "add dB");
+        da = new double[n]; db = new double[n];
+        R.MultiplyBackward<double>(a, b, g, da, db);
+        Check.FiniteDifference(MulLoss, a, da, "multiply dA");
+        Check.FiniteDifference(MulLoss, b, db, "multiply dB");
+    }
+
+    [Fact]
+    public void Relu_Reference_FiniteDifference()
+    {
+        int n = 17;
+        var x = Check.AwayFromZero(n, 4); var g = Check.Uniform(n, 5);
+        var y = new double[n];
+        var dx = new double[n];
+        R.ReluBackward<double>(x, g, dx);
+        Check.FiniteDifference(() => { R.ReluForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu dX");
+    }
+
+    [Fact]
+    public void SumMean_Reference_FiniteDifference()
+    {
+        int n = 9;
+        var x = Check.Uniform(n, 6);
+        var ds = new double[n]; var dm = new double[n];
+        R.SumBackward(0.7, 1.0, ds);
+        R.SumBackward(0.7, 1.0 / n, dm);
+        Check.FiniteDifference(() => 0.7 * R.Sum<double>(x), x, ds, "sum dX");
+        Check.FiniteDifference(() => 0.7 * R.Mean<double>(x), x, dm, "mean dX");
+    }
+
+    // ---- layer 3: kernels on the CPU accelerator against the float reference ---------------------------
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void Add_Kernel_MatchesReference(int[] shape)
+    {
+        var d = fx.Device;
+        int n = shape.Aggregate(1, (p, s) => p * s);
+        var a = Check.ToFloat(Check.Uniform(n, 10)); var b = Check.ToFloat(Check.Uniform(n, 11)); var g = Check.ToFloat(Check.Uniform(n, 12));
+        using var ta = Tensor.FromArray(d, a, shape); ta.RequiresGrad = true;
+        using var tb = Tensor.FromArray(d, b, shape); tb.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var y = tape.Add(ta, tb);
+        tape.Backward(y, g);
+        var ey = new float[n]; var eda = new float[n]; var edb = new float[n];
+        R.AddForward<float>(a, b, ey);
+        R.AddBackward<float>(g, eda, edb);
+        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "add y");
+        Check.Close(eda, ta.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "add dA");
+        Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "add dB");
+    }
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void Multiply_Kernel_MatchesReference(int[] shape)
+    {
+        var d = fx.Device;
+        int n = shape.Aggregate(1, (p, s) => p * s);
+        var a = Check.ToFloat(Check.Uniform(n, 20)); var b = Check.ToFloat(Check.Uniform(n, 21)); var g = Check.ToFloat(Check.Uniform(n, 22));
+        using var ta = Tensor.FromArray(d, a, shape); ta.RequiresGrad = true;
+        using var tb = Tensor.FromArray(d, b, shape); tb.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var y = tape.Multiply(ta, tb);
+        tape.Backward(y, g);
+        var ey = new float[n]; var eda = new float[n]; var edb = new float[n];
+        R.MultiplyForward<float>(a, b, ey);
+        R.MultiplyBackward<float>(a, b, g, eda, edb);
+        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "mul y");
+        Check.Close(eda, ta.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "mul dA");
+        Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "mul dB");
+    }
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void Relu_Kernel_MatchesReference(int[] shape)
+    {
+        var d = fx.Device;
+        int n = shape.Aggregate(1, (p, s) => p * s);
+        var x = Check.ToFloat(Check.AwayFromZero(n, 30)); var g = Check.ToFloat(Check.Uniform(n, 31));
+        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var y = tape.Relu(tx);
+        tape.Backward(y, g);
+        var ey = new float[n]; var edx = new float[n];
+        R.ReluForward<float>(x, ey);
+        R.ReluBackward<float>(x, g, edx);
+        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "relu y");
+        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "relu dX");
+    }
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void SumMean_Kernels_MatchReference(int[] shape)
+    {
+        var d = fx.Device;
+        int n = shape.Aggregate(1, (p, s) => p * s);
+        var x = Check.ToFloat(Check.Uniform(n, 40));
+        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var s = tape.Sum(tx);
+        var m = tape.Mean(tx);
+        var total = tape.Add(s, m);
+        tape.Backward(total);
+        // sum: atol grows with n for float accumulation order differences
+        Check.Close([R.Sum<float>(x)], s.ToArray(), 1e-5 * Math.Sqrt(n), Check.ForwardRtol, "sum");
+        Check.Close([R.Mean<float>(x)], m.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "mean");
+        var edx = new float[n];
+        R.SumBackward(1f, 1f, edx);
+        R.SumBackward(1f, 1f / n, edx);
+        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "sum+mean dX");
+    }
+
+    [Fact]
+    public void Reshape_IsAView_AndPassesGradient()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [1, 2, 3, 4, 5, 6], 2, 3); x.RequiresGrad = true;
+        using var tape = new Tape(d);
+        long before = d.LiveBuffers;
+        var v = tape.Reshape(x, 3, 2);
+        Assert.Equal(before, d.LiveBuffers); // no new storage
+        Assert.Equal(new[] { 3, 2 }, v.Shape);
+        var loss = tape.Sum(tape.Multiply(v, v));
+        tape.Backward(loss);
+        Assert.Equal([2f, 4, 6, 8, 10, 12], x.GradToArray());
+    }
+}
