@@ -21,6 +21,7 @@ public static class CliApp
         var root = new RootCommand("IlgpuDdw: Differentiable Dynamic Wirings on ILGPU kernels.");
         root.Options.Add(DeviceOption);
         root.Subcommands.Add(InfoCommand());
+        root.Subcommands.Add(VerifyCommand());
         return root;
     }
 
@@ -29,17 +30,49 @@ public static class CliApp
     {
         try
         {
-            return Build().Parse(args).Invoke();
+            return Build().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (ArgumentException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
     }
 
     /// <summary>Opens the device named by <c>--device</c>, <c>DDW_DEVICE</c>, or auto.</summary>
     public static Device OpenDevice(ParseResult parse) => Device.Create(parse.GetValue(DeviceOption));
+
+    private static Command VerifyCommand()
+    {
+        var filter = new Option<string?>("--op") { Description = "Only suites whose name contains this text (e.g. Conv2d)." };
+        var cmd = new Command("verify", "Run every kernel on the device against its CPU reference at several shapes; exit code 0 only if all pass.");
+        cmd.Options.Add(filter);
+        cmd.SetAction(parse =>
+        {
+            using var device = OpenDevice(parse);
+            Console.WriteLine($"device: {device}");
+            var table = new Table().AddColumns("op", "shape", "max abs error", "max rel error", "pass");
+            int total = 0, failed = 0;
+            var results = new List<Verification.VerifyResult>();
+            foreach (var r in Verification.Verifier.RunAll(device, parse.GetValue(filter)))
+            {
+                total++;
+                if (!r.Pass) failed++;
+                results.Add(r);
+                table.AddRow(Markup.Escape(r.Op), Markup.Escape(r.Shape), r.MaxAbsError.ToString("E2"), r.MaxRelError.ToString("E2"),
+                    r.Pass ? "[green]pass[/]" : "[red]FAIL[/]");
+            }
+            AnsiConsole.Write(table);
+            Console.WriteLine($"{total - failed} passed, {failed} failed on {device}");
+            return failed == 0 && total > 0 ? 0 : 1;
+        });
+        return cmd;
+    }
 
     private static Command InfoCommand()
     {
@@ -48,8 +81,14 @@ public static class CliApp
         {
             var table = new Table().AddColumns("device", "name", "memory", "warp size", "multiprocessors");
             foreach (var d in Device.ListDevices())
-                table.AddRow(d.Spec, Markup.Escape(d.Name), $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB", d.WarpSize.ToString(), d.Multiprocessors.ToString());
+                table.AddRow(d.Spec, Markup.Escape(d.Name), d.MemoryBytes >= 1L << 50 ? "host memory" : $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB",
+                    d.WarpSize.ToString(), d.Multiprocessors.ToString());
             AnsiConsole.Write(table);
+            if (parse.GetValue(DeviceOption) is { } requested)
+            {
+                using var selected = Device.Create(requested);
+                Console.WriteLine($"selected: {selected} (grid-stride launch: up to {selected.MaxThreads} threads)");
+            }
             string ilgpu = typeof(ILGPU.Context).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
                 ?? typeof(ILGPU.Context).Assembly.GetName().Version?.ToString() ?? "?";
             Console.WriteLine($"ILGPU {ilgpu.Split('+')[0]}, .NET {Environment.Version}, IlgpuDdw {typeof(Device).Assembly.GetName().Version}");
