@@ -175,4 +175,33 @@ public sealed class AutogradTests(DeviceFixture fx)
         d.TrimPool();
         Assert.Equal(0, d.PooledBytes);
     }
+
+    [Fact]
+    public void FreeGradsEagerly_KeepsLeafGradients_DropsIntermediates()
+    {
+        var d = fx.Device;
+        float[] xs = [1.5f, -2f, 0.25f];
+        using var x = Tensor.FromArray(d, xs, 3); x.RequiresGrad = true;
+        using var tape = new Tape(d) { FreeGradsEagerly = true };
+        var sq = tape.Multiply(x, x);
+        var loss = tape.Sum(tape.Add(sq, x));
+        tape.Backward(loss);
+        Assert.Null(sq.GradOrNull);
+        var g = x.GradToArray();
+        for (int i = 0; i < 3; i++) Assert.Equal(2 * xs[i] + 1, g[i], 5);
+    }
+
+    [Fact]
+    public void RecordAction_RunsInReverseOrder()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [1f], 1); x.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var order = new List<string>();
+        tape.RecordAction("first", () => order.Add("first"));
+        var y = tape.Multiply(x, x);
+        tape.RecordAction("second", () => order.Add("second"));
+        tape.Backward(tape.Sum(y));
+        Assert.Equal(["second", "first"], order);
+    }
 }

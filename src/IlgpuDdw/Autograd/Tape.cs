@@ -11,10 +11,11 @@ namespace IlgpuDdw.Autograd;
 /// </summary>
 public sealed class Tape : IDisposable
 {
-    private readonly record struct Entry(string Name, Tensor Output, Action Backward);
+    private readonly record struct Entry(string Name, Tensor? Output, Action Backward);
 
     private readonly List<Entry> _entries = new();
     private readonly List<Tensor> _owned = new();
+    private readonly HashSet<Tensor> _ownedSet = new(ReferenceEqualityComparer.Instance);
     private int _noGradDepth;
 
     /// <summary>Creates a tape for ops on <paramref name="device"/>.</summary>
@@ -61,6 +62,7 @@ public sealed class Tape : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tensor);
         _owned.Add(tensor);
+        _ownedSet.Add(tensor);
         return tensor;
     }
 
@@ -71,7 +73,11 @@ public sealed class Tape : IDisposable
     public void Release(Tensor tensor)
     {
         if (IsRecording) return;
-        if (_owned.Remove(tensor)) tensor.Dispose();
+        if (_ownedSet.Remove(tensor))
+        {
+            _owned.Remove(tensor);
+            tensor.Dispose();
+        }
     }
 
     /// <summary>
@@ -137,9 +143,35 @@ public sealed class Tape : IDisposable
         for (int i = _entries.Count - 1; i >= 0; i--)
         {
             var e = _entries[i];
+            if (e.Output is null)
+            {
+                e.Backward(); // an action recorded with RecordAction always runs
+                continue;
+            }
             if (e.Output.GradOrNull is null) continue; // no gradient reached this op
             e.Backward();
+            // Every reader of this output was recorded later, so its gradient is complete and now consumed.
+            if (FreeGradsEagerly && _ownedSet.Contains(e.Output)) e.Output.DropGrad();
         }
+    }
+
+    /// <summary>
+    /// When true, <see cref="Backward(Tensor)"/> frees each intermediate's gradient as soon as the op that
+    /// produced it has run its backward (lower peak memory in training; intermediates' gradients are then not
+    /// readable afterwards). Leaves (parameters, inputs not owned by the tape) always keep their gradients.
+    /// Default false.
+    /// </summary>
+    public bool FreeGradsEagerly { get; set; }
+
+    /// <summary>
+    /// Records a step that runs during the backward pass at this point of the reverse order whatever gradients
+    /// exist (e.g. recomputing a released activation just before the backwards that read it).
+    /// </summary>
+    public void RecordAction(string name, Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        if (!IsRecording) return;
+        _entries.Add(new Entry(name, null, action));
     }
 
     /// <summary>Forgets the recorded ops and disposes every intermediate the tape owns (and their gradients).</summary>
@@ -148,6 +180,7 @@ public sealed class Tape : IDisposable
         _entries.Clear();
         foreach (var t in _owned) t.Dispose();
         _owned.Clear();
+        _ownedSet.Clear();
     }
 
     /// <summary>Same as <see cref="Clear"/>.</summary>
