@@ -64,8 +64,9 @@ public static class LossKernels
     }
 
     /// <summary>
-    /// <c>result[r] = argmax_k x[r, k]</c> for each row r &lt; rows of x [rows, columns] (first index of the
-    /// maximum on ties; comparisons with NaN are false, so a NaN is never chosen over an earlier value). Grid-stride over rows. Overwrites result.
+    /// <c>result[r] = argmax_k x[r, k]</c> for each row r &lt; rows of x [rows, columns]: the first index of the
+    /// maximum on ties (comparisons with NaN are false, so a NaN never replaces an earlier value). Grid-stride
+    /// over rows. Overwrites result.
     /// </summary>
     [Kernel]
     public static void ArgmaxRows(Index1D index, int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> result)

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Device = IlgpuDdw.Runtime.Device;
 
 namespace IlgpuDdw.Autograd;
 
@@ -82,7 +83,7 @@ public static partial class Ops
     }
 
     /// <summary>Checks logits [B, K] against labels (length B, each in [0, K)) on the host; returns (B, K).</summary>
-    private static (int Batch, int Classes) ValidateClassification(string op, Runtime.Device device, Tensor logits, IntTensor labels)
+    private static (int Batch, int Classes) ValidateClassification(string op, Device device, Tensor logits, IntTensor labels)
     {
         ArgumentNullException.ThrowIfNull(labels);
         if (labels.IsDisposed)

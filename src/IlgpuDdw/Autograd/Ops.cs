@@ -1,3 +1,6 @@
+using ILGPU;
+using IlgpuDdw.Runtime;
+
 namespace IlgpuDdw.Autograd;
 
 /// <summary>
@@ -73,7 +76,7 @@ public static partial class Ops
     /// <c>y[0] = scale · Σ x[0..n)</c> as two deterministic chunked passes (about √n partial sums, then one).
     /// Overwrites y[0].
     /// </summary>
-    internal static void SumInto(Runtime.Device d, ILGPU.ArrayView<float> x, int n, float scale, ILGPU.ArrayView<float> y)
+    internal static void SumInto(Device d, ArrayView<float> x, int n, float scale, ArrayView<float> y)
     {
         int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
         int count = (n + chunk - 1) / chunk;
