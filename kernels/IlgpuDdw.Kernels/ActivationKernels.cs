@@ -5,8 +5,8 @@ namespace IlgpuDdw.Kernels;
 /// <summary>
 /// Pointwise activations with their backward kernels. Grid-stride loops over n elements (see
 /// <see cref="ElementwiseKernels"/>). Forward kernels overwrite <c>y</c>; backward kernels accumulate into
-/// <c>dInput</c>. The ReLU family saves its input (the gradient mask is <c>x &gt; 0</c>; at exactly 0 the
-/// gradient is 0).
+/// <c>dInput</c>. The ReLU family saves its input (the gradient mask is computed from x; at a kink the
+/// gradient is 0); sigmoid saves its output (σ' = y·(1 − y)).
 /// </summary>
 public static class ActivationKernels
 {
@@ -29,6 +29,62 @@ public static class ActivationKernels
         {
             if (x[i] > 0f)
                 dInput[i] += dOutput[i];
+        }
+    }
+
+    /// <summary><c>y = min(max(x, 0), 6)</c>. Saves x for the backward.</summary>
+    [Kernel]
+    public static void Relu6Forward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            float v = x[i];
+            y[i] = v > 0f ? (v < 6f ? v : 6f) : 0f;
+        }
+    }
+
+    /// <summary><c>dInput += (0 &lt; x &lt; 6) ? dOutput : 0</c> (zero at both kinks, like PyTorch's hardtanh).</summary>
+    [Kernel]
+    public static void Relu6Backward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            float v = x[i];
+            if (v > 0f && v < 6f)
+                dInput[i] += dOutput[i];
+        }
+    }
+
+    /// <summary>
+    /// <c>y = 1 / (1 + e^(−x))</c>, evaluated as <c>e^x / (1 + e^x)</c> for x &lt; 0 so no exponential
+    /// overflows. Saves y for the backward.
+    /// </summary>
+    [Kernel]
+    public static void SigmoidForward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            float v = x[i];
+            if (v >= 0f)
+            {
+                y[i] = 1f / (1f + MathF.Exp(-v));
+            }
+            else
+            {
+                float e = MathF.Exp(v);
+                y[i] = e / (1f + e);
+            }
+        }
+    }
+
+    /// <summary><c>dInput += dOutput · y · (1 − y)</c> with y the saved forward output.</summary>
+    [Kernel]
+    public static void SigmoidBackward(Index1D index, int n, int stride, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            float s = y[i];
+            dInput[i] += dOutput[i] * s * (1f - s);
         }
     }
 }

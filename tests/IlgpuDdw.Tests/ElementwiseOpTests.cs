@@ -1,5 +1,6 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels.Reference;
+using A = IlgpuDdw.Kernels.Reference.ActivationReference;
 using R = IlgpuDdw.Kernels.Reference.ElementwiseReference;
 
 namespace IlgpuDdw.Tests;
@@ -21,10 +22,10 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
         var yf = new float[3];
         R.MultiplyForward<float>([1, -2, 3], [0.5f, 0.5f, -4], yf);
         Assert.Equal([0.5f, -1f, -12f], yf);
-        R.ReluForward<double>([-1, 0, 2.5], y);
+        A.ReluForward<double>([-1, 0, 2.5], y);
         Assert.Equal([0, 0, 2.5], y);
         var dx = new double[3];
-        R.ReluBackward<double>([-1, 0, 2.5], [10, 20, 30], dx);
+        A.ReluBackward<double>([-1, 0, 2.5], [10, 20, 30], dx);
         Assert.Equal([0, 0, 30], dx);
         Assert.Equal(4.5, R.Sum<double>([1, 2, 1.5]));
         Assert.Equal(1.5f, R.Mean<float>([1, 2, 1.5f]));
@@ -60,8 +61,8 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
         var x = Check.AwayFromZero(n, 4); var g = Check.Uniform(n, 5);
         var y = new double[n];
         var dx = new double[n];
-        R.ReluBackward<double>(x, g, dx);
-        Check.FiniteDifference(() => { R.ReluForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu dX");
+        A.ReluBackward<double>(x, g, dx);
+        Check.FiniteDifference(() => { A.ReluForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu dX");
     }
 
     [Fact]
@@ -127,8 +128,8 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
         var y = tape.Relu(tx);
         tape.Backward(y, g);
         var ey = new float[n]; var edx = new float[n];
-        R.ReluForward<float>(x, ey);
-        R.ReluBackward<float>(x, g, edx);
+        A.ReluForward<float>(x, ey);
+        A.ReluBackward<float>(x, g, edx);
         Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "relu y");
         Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "relu dX");
     }

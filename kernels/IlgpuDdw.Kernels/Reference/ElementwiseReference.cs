@@ -3,7 +3,7 @@ using System.Numerics;
 namespace IlgpuDdw.Kernels.Reference;
 
 /// <summary>
-/// CPU references of the elementwise, activation and reduction kernels, generic over float and double. They
+/// CPU references of the elementwise and reduction kernels, generic over float and double. They
 /// are the ground truth for the kernel tests and, in double, for the finite-difference gradient checks.
 /// Backward references accumulate (+=) like the kernels.
 /// </summary>
@@ -31,18 +31,6 @@ public static class ElementwiseReference
     public static void MultiplyBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> dOutput, Span<T> dA, Span<T> dB) where T : IFloatingPointIeee754<T>
     {
         for (int i = 0; i < dOutput.Length; i++) { dA[i] += dOutput[i] * b[i]; dB[i] += dOutput[i] * a[i]; }
-    }
-
-    /// <summary><c>y = max(x, 0)</c>.</summary>
-    public static void ReluForward<T>(ReadOnlySpan<T> x, Span<T> y) where T : IFloatingPointIeee754<T>
-    {
-        for (int i = 0; i < y.Length; i++) y[i] = x[i] > T.Zero ? x[i] : T.Zero;
-    }
-
-    /// <summary><c>dInput += x &gt; 0 ? dOutput : 0</c>.</summary>
-    public static void ReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput) where T : IFloatingPointIeee754<T>
-    {
-        for (int i = 0; i < x.Length; i++) if (x[i] > T.Zero) dInput[i] += dOutput[i];
     }
 
     /// <summary>Σ x (in index order).</summary>

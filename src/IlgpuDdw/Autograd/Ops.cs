@@ -1,3 +1,6 @@
+using ILGPU;
+using IlgpuDdw.Runtime;
+
 namespace IlgpuDdw.Autograd;
 
 /// <summary>
@@ -69,17 +72,18 @@ public static partial class Ops
         return y;
     }
 
-    /// <summary><c>y = max(x, 0)</c>.</summary>
-    public static Tensor Relu(this Tape tape, Tensor x)
+    /// <summary>
+    /// <c>y[0] = scale · Σ x[0..n)</c> as two deterministic chunked passes (about √n partial sums, then one).
+    /// Overwrites y[0].
+    /// </summary>
+    internal static void SumInto(Device d, ArrayView<float> x, int n, float scale, ArrayView<float> y)
     {
-        RequireSameDevice("Relu", tape, x);
-        var d = tape.Device;
-        var y = tape.NewTensor([.. x.Shape]);
-        int ext = d.Extent(y.Length);
-        d.Kernels.ReluForward(d.Stream, ext, y.Length, ext, x.View, y.View);
-        if (tape.NeedsGrad(x))
-            tape.Record("Relu", y, () => d.Kernels.ReluBackward(d.Stream, ext, y.Length, ext, x.View, y.Grad.View, x.Grad.View));
-        return y;
+        int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
+        int count = (n + chunk - 1) / chunk;
+        using var partial = Tensor.Empty(d, count);
+        int ext = d.Extent(count);
+        d.Kernels.SumChunks(d.Stream, ext, count, ext, chunk, n, 1f, x, partial.View);
+        d.Kernels.SumChunks(d.Stream, 1, 1, 1, count, count, scale, partial.View, y);
     }
 
     /// <summary>Sum of every element, as a tensor of shape [1].</summary>
@@ -94,14 +98,7 @@ public static partial class Ops
         var d = tape.Device;
         var y = tape.NewTensor(1);
         int n = x.Length;
-        int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
-        int count = (n + chunk - 1) / chunk;
-        using (var partial = Tensor.Empty(d, count))
-        {
-            int e1 = d.Extent(count);
-            d.Kernels.SumChunks(d.Stream, e1, count, e1, chunk, n, 1f, x.View, partial.View);
-            d.Kernels.SumChunks(d.Stream, 1, 1, 1, count, count, scale, partial.View, y.View);
-        }
+        SumInto(d, x.View, n, scale, y.View);
         if (tape.NeedsGrad(x))
             tape.Record(name, y, () =>
             {

@@ -91,16 +91,6 @@ public sealed partial class KernelSet
     public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> MultiplyBackward =>
         Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.MultiplyBackward);
 
-    // ---- Activations ----------------------------------------------------------------------------------
-
-    /// <summary><see cref="ActivationKernels.ReluForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>> ReluForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>>>(ActivationKernels.ReluForward);
-
-    /// <summary><see cref="ActivationKernels.ReluBackward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> ReluBackward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(ActivationKernels.ReluBackward);
-
     // ---- Reductions -----------------------------------------------------------------------------------
 
     /// <summary><see cref="ReductionKernels.SumChunks"/>.</summary>

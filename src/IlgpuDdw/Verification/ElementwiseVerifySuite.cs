@@ -1,5 +1,6 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Runtime;
+using A = IlgpuDdw.Kernels.Reference.ActivationReference;
 using R = IlgpuDdw.Kernels.Reference.ElementwiseReference;
 
 namespace IlgpuDdw.Verification;
@@ -30,7 +31,7 @@ public sealed class ElementwiseVerifySuite : IVerifySuite
             yield return VerifyResult.Compare("Add.Forward", shape, ey, add.ToArray(), Verifier.ForwardAtol, Verifier.ForwardRtol);
             R.MultiplyForward<float>(a, b, ey);
             yield return VerifyResult.Compare("Multiply.Forward", shape, ey, mul.ToArray(), Verifier.ForwardAtol, Verifier.ForwardRtol);
-            R.ReluForward<float>(a, ey);
+            A.ReluForward<float>(a, ey);
             yield return VerifyResult.Compare("Relu.Forward", shape, ey, relu.ToArray(), Verifier.ForwardAtol, Verifier.ForwardRtol);
             yield return VerifyResult.Compare("Sum.Forward", shape, [R.Sum<float>(a)], sum.ToArray(), 1e-5 * Math.Sqrt(n), Verifier.ForwardRtol);
             yield return VerifyResult.Compare("Mean.Forward", shape, [R.Mean<float>(b)], mean.ToArray(), Verifier.ForwardAtol, Verifier.ForwardRtol);
@@ -39,7 +40,7 @@ public sealed class ElementwiseVerifySuite : IVerifySuite
             tape.Backward(tape.Add(mul, relu), g);
             var da = new float[n]; var db = new float[n];
             R.MultiplyBackward<float>(a, b, g, da, db);
-            R.ReluBackward<float>(a, g, da);
+            A.ReluBackward<float>(a, g, da);
             yield return VerifyResult.Compare("Multiply+Relu.Backward dA", shape, da, ta.GradToArray(), Verifier.BackwardAtol, Verifier.BackwardRtol);
             yield return VerifyResult.Compare("Multiply.Backward dB", shape, db, tb.GradToArray(), Verifier.BackwardAtol, Verifier.BackwardRtol);
         }

@@ -1,0 +1,61 @@
+using IlgpuDdw.Kernels;
+
+namespace IlgpuDdw.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Fully connected layer <c>y = input · weightᵀ + bias</c>: input [B, In], weight [Out, In] (PyTorch
+    /// layout), bias [Out] or null, output [B, Out]. The input must have rank 2: flatten a feature map first
+    /// (e.g. <c>tape.Reshape(x, batch, c * h * w)</c>). Saves input and weight for the backward.
+    /// </summary>
+    /// <exception cref="ArgumentException">A rank or size does not match; the message names the shapes.</exception>
+    public static Tensor Linear(this Tape tape, Tensor input, Tensor weight, Tensor? bias)
+    {
+        Tensor[] inputs = bias is null ? [input, weight] : [input, weight, bias];
+        RequireSameDevice("Linear", tape, inputs);
+        if (input.Rank != 2)
+            throw new ArgumentException($"Linear: input must have rank 2 [batch, in_features] (flatten it first); got {input.ShapeString}.", nameof(input));
+        if (weight.Rank != 2)
+            throw new ArgumentException($"Linear: weight must have rank 2 [out_features, in_features]; got {weight.ShapeString}.", nameof(weight));
+        int batch = input.Dim(0), inFeatures = input.Dim(1), outFeatures = weight.Dim(0);
+        if (weight.Dim(1) != inFeatures)
+            throw new ArgumentException(
+                $"Linear: input {input.ShapeString} has {inFeatures} features but weight {weight.ShapeString} expects {weight.Dim(1)} (weight is [out_features, in_features]).", nameof(weight));
+        if (bias is not null && (bias.Rank != 1 || bias.Dim(0) != outFeatures))
+            throw new ArgumentException(
+                $"Linear: bias {bias.ShapeString} does not match weight {weight.ShapeString}: expected [{outFeatures}].", nameof(bias));
+
+        var d = tape.Device;
+        var k = d.Kernels;
+        var y = tape.NewTensor(batch, outFeatures);
+        int tiles = LinearKernels.Tiles(batch, outFeatures);
+        int ext = d.Extent(tiles);
+        k.LinearForward(d.Stream, ext, tiles, ext, inFeatures, outFeatures, bias is null ? 0 : 1,
+            input.View, weight.View, (bias ?? weight).View, y.View);
+
+        if (tape.NeedsGrad(inputs))
+            tape.Record("Linear", y, () =>
+            {
+                var dy = y.Grad.View;
+                if (input.RequiresGrad)
+                {
+                    int t = LinearKernels.Tiles(batch, inFeatures);
+                    int e = d.Extent(t);
+                    k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, dy, weight.View, input.Grad.View);
+                }
+                if (weight.RequiresGrad)
+                {
+                    int t = LinearKernels.Tiles(outFeatures, inFeatures);
+                    int e = d.Extent(t);
+                    k.LinearBackwardWeight(d.Stream, e, t, e, batch, inFeatures, outFeatures, dy, input.View, weight.Grad.View);
+                }
+                if (bias is not null && bias.RequiresGrad)
+                {
+                    int e = d.Extent(outFeatures);
+                    k.LinearBackwardBias(d.Stream, e, outFeatures, e, batch, dy, bias.Grad.View);
+                }
+            });
+        return y;
+    }
+}

@@ -1,0 +1,159 @@
+namespace IlgpuDdw.Training;
+
+/// <summary>
+/// Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay, after PyTorch's
+/// <c>torch.optim.SGD</c> (dampening 0): per element,
+/// <c>g = grad + wd·p</c> (coupled L2 decay, the default), <c>buf = μ·buf + g</c>, step along
+/// <c>buf</c> or, with Nesterov, <c>g + μ·buf</c>; <c>p −= lr·step</c>. With
+/// <see cref="DecoupledWeightDecay"/> the decay is applied to the weights instead (<c>p −= lr·wd·p</c>, as in
+/// SGDW) and not added to the gradient. One fused kernel per parameter tensor
+/// (<see cref="Kernels.OptimizerKernels.SgdStep"/>). Parameters with no gradient yet are skipped. Owns its
+/// momentum buffers (zero-initialised, one per parameter when momentum ≠ 0); dispose it to free them.
+/// </summary>
+public sealed class Sgd : IDisposable
+{
+    private readonly Tensor[] _parameters;
+    private readonly Tensor?[] _buffers;
+    private float _learningRate;
+    private bool _disposed;
+
+    /// <summary>Creates the optimizer over <paramref name="parameters"/> (distinct, not disposed).</summary>
+    /// <exception cref="ArgumentException">No parameters, a parameter listed twice, a negative or non-finite
+    /// hyper-parameter, or Nesterov without momentum.</exception>
+    public Sgd(IEnumerable<Tensor> parameters, float lr, float momentum = 0f, bool nesterov = false,
+        float weightDecay = 0f, bool decoupledWeightDecay = false)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        _parameters = parameters.ToArray();
+        if (_parameters.Length == 0)
+            throw new ArgumentException("Sgd: the parameter list is empty.", nameof(parameters));
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            var p = _parameters[i] ?? throw new ArgumentException($"Sgd: parameter {i} is null.", nameof(parameters));
+            p.ThrowIfDisposed();
+            if (!seen.Add(p))
+                throw new ArgumentException($"Sgd: parameter {i} ({p}) appears more than once.", nameof(parameters));
+        }
+        RequireNonNegative(lr, nameof(lr));
+        RequireNonNegative(momentum, nameof(momentum));
+        RequireNonNegative(weightDecay, nameof(weightDecay));
+        if (nesterov && momentum == 0f)
+            throw new ArgumentException("Sgd: Nesterov momentum needs momentum > 0.", nameof(nesterov));
+
+        _learningRate = lr;
+        Momentum = momentum;
+        Nesterov = nesterov;
+        WeightDecay = weightDecay;
+        DecoupledWeightDecay = decoupledWeightDecay;
+        _buffers = new Tensor?[_parameters.Length];
+        if (momentum != 0f)
+            for (int i = 0; i < _parameters.Length; i++)
+                _buffers[i] = Tensor.Zeros(_parameters[i].Device, [.. _parameters[i].Shape]);
+    }
+
+    /// <summary>The parameters, in the order given (their index is their key in <see cref="StateDict"/>).</summary>
+    public IReadOnlyList<Tensor> Parameters => _parameters;
+
+    /// <summary>The learning rate used by the next <see cref="Step"/> (settable, e.g. by a schedule).</summary>
+    /// <exception cref="ArgumentException">The value is negative or not finite.</exception>
+    public float LearningRate
+    {
+        get => _learningRate;
+        set { RequireNonNegative(value, nameof(LearningRate)); _learningRate = value; }
+    }
+
+    /// <summary>Momentum factor μ (0 = plain SGD).</summary>
+    public float Momentum { get; }
+
+    /// <summary>Whether Nesterov momentum is used.</summary>
+    public bool Nesterov { get; }
+
+    /// <summary>Weight-decay factor.</summary>
+    public float WeightDecay { get; }
+
+    /// <summary>True: decay the weights directly (SGDW); false: add <c>wd·p</c> to the gradient (L2, PyTorch's default).</summary>
+    public bool DecoupledWeightDecay { get; }
+
+    /// <summary>The state-dictionary key of parameter <paramref name="index"/>'s momentum buffer.</summary>
+    public static string MomentumBufferKey(int index) => $"momentum_buffer.{index}";
+
+    /// <summary>Updates every parameter that has a gradient, in place (asynchronously on the device stream).</summary>
+    public void Step()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            var p = _parameters[i];
+            var grad = p.GradOrNull;
+            if (grad is null) continue;
+            var d = p.Device;
+            int n = p.Length;
+            int ext = d.Extent(n);
+            d.Kernels.SgdStep(d.Stream, ext, n, ext, _learningRate, Momentum, WeightDecay,
+                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, p.View, grad.View, (_buffers[i] ?? grad).View);
+        }
+    }
+
+    /// <summary>Zeros every parameter's gradient (those allocated).</summary>
+    public void ZeroGrad()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        foreach (var p in _parameters) p.ZeroGrad();
+    }
+
+    /// <summary>
+    /// The optimizer state for a checkpoint: each momentum buffer as a float array under
+    /// <see cref="MomentumBufferKey"/>(parameter index). Empty when momentum is 0. Hyper-parameters are not
+    /// included (they come from the configuration).
+    /// </summary>
+    public IReadOnlyDictionary<string, float[]> StateDict()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var state = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (int i = 0; i < _buffers.Length; i++)
+            if (_buffers[i] is { } b) state[MomentumBufferKey(i)] = b.ToArray();
+        return state;
+    }
+
+    /// <summary>Restores state written by <see cref="StateDict"/> for the same parameter list.</summary>
+    /// <exception cref="ArgumentException">A key is missing or unexpected, or a buffer's length differs from
+    /// its parameter's; nothing is changed then.</exception>
+    public void LoadStateDict(IReadOnlyDictionary<string, float[]> state)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(state);
+        var expected = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < _buffers.Length; i++)
+        {
+            if (_buffers[i] is null) continue;
+            string key = MomentumBufferKey(i);
+            expected.Add(key);
+            if (!state.TryGetValue(key, out var values))
+                throw new ArgumentException($"Sgd state: missing '{key}' for parameter {i} ({_parameters[i]}).", nameof(state));
+            if (values.Length != _parameters[i].Length)
+                throw new ArgumentException(
+                    $"Sgd state: '{key}' has {values.Length} elements but parameter {i} ({_parameters[i]}) has {_parameters[i].Length}.", nameof(state));
+        }
+        var unexpected = state.Keys.Where(k => !expected.Contains(k)).ToArray();
+        if (unexpected.Length > 0)
+            throw new ArgumentException(
+                $"Sgd state: unexpected key(s) {string.Join(", ", unexpected.Select(k => $"'{k}'"))} (momentum {Momentum}, {_parameters.Length} parameters).", nameof(state));
+        for (int i = 0; i < _buffers.Length; i++)
+            _buffers[i]?.CopyFrom(state[MomentumBufferKey(i)]);
+    }
+
+    /// <summary>Frees the momentum buffers. Safe to call twice.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var b in _buffers) b?.Dispose();
+    }
+
+    private static void RequireNonNegative(float value, string name)
+    {
+        if (!(value >= 0f) || float.IsInfinity(value))
+            throw new ArgumentException($"Sgd: {name} must be finite and ≥ 0; got {value}.", name);
+    }
+}

@@ -1,0 +1,135 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Verification;
+using A = IlgpuDdw.Kernels.Reference.ActivationReference;
+
+namespace IlgpuDdw.Tests;
+
+/// <summary>ReLU6 and sigmoid: reference, finite differences, kernel versus reference (ReLU: ElementwiseOpTests).</summary>
+[Collection("cpu")]
+public sealed class ActivationTests(DeviceFixture fx)
+{
+    public static TheoryData<int[]> OddShapes => new() { new[] { 1 }, new[] { 7 }, new[] { 3, 5 }, new[] { 2, 3, 5, 7 }, new[] { 1031 } };
+
+    /// <summary>Values in ±[0.05, 8) with none within 0.05 of ReLU6's kink at 6.</summary>
+    private static double[] Inputs(int n, int seed)
+    {
+        var x = Check.AwayFromZero(n, seed);
+        for (int i = 0; i < n; i++)
+        {
+            x[i] *= 8;
+            if (Math.Abs(x[i] - 6) < 0.05) x[i] = 5.9;
+        }
+        return x;
+    }
+
+    // ---- layer 1 ----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void References_HandComputed()
+    {
+        var y = new double[5];
+        A.Relu6Forward<double>([-1, 0, 2.5, 6, 7.5], y);
+        Assert.Equal([0, 0, 2.5, 6, 6], y);
+        var dx = new double[5];
+        A.Relu6Backward<double>([-1, 0, 2.5, 6, 7.5], [10, 20, 30, 40, 50], dx);
+        Assert.Equal([0, 0, 30, 0, 0], dx); // gradient 1 on (0, 6) only
+
+        var s = new double[4];
+        A.SigmoidForward<double>([0, Math.Log(3), -Math.Log(3), -1000], s);
+        Check.Close([0.5, 0.75, 0.25, 0], s, 1e-15, 0, "sigmoid");
+        var ds = new double[4];
+        A.SigmoidBackward<double>(s, [1, 2, 4, 1], ds);
+        Check.Close([0.25, 2 * 0.75 * 0.25, 4 * 0.25 * 0.75, 0], ds, 1e-15, 0, "sigmoid backward");
+        Assert.Equal(1f, A.Sigmoid(1000f)); // no overflow either way
+        Assert.Equal(0f, A.Sigmoid(-1000f));
+    }
+
+    // ---- layer 2 ----------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Relu6_Reference_FiniteDifference()
+    {
+        int n = 40;
+        var x = Inputs(n, 1); var g = Check.Uniform(n, 2);
+        var y = new double[n]; var dx = new double[n];
+        A.Relu6Backward<double>(x, g, dx);
+        Check.FiniteDifference(() => { A.Relu6Forward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu6 dX");
+    }
+
+    [Fact]
+    public void Sigmoid_Reference_FiniteDifference()
+    {
+        int n = 40;
+        var x = Inputs(n, 3); var g = Check.Uniform(n, 4);
+        var y = new double[n]; var dx = new double[n];
+        A.SigmoidForward<double>(x, y);
+        A.SigmoidBackward<double>(y, g, dx);
+        Check.FiniteDifference(() => { A.SigmoidForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "sigmoid dX");
+    }
+
+    // ---- layer 3 ----------------------------------------------------------------------------------------
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void Relu6_Kernel_MatchesReference(int[] shape) => KernelMatchesReference(shape, 10, (t, x) => t.Relu6(x),
+        (x, y) => A.Relu6Forward<float>(x, y), (x, y, g, dx) => A.Relu6Backward<float>(x, g, dx));
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void Sigmoid_Kernel_MatchesReference(int[] shape) => KernelMatchesReference(shape, 20, (t, x) => t.Sigmoid(x),
+        (x, y) => A.SigmoidForward<float>(x, y), (x, y, g, dx) => A.SigmoidBackward<float>(y, g, dx));
+
+    private void KernelMatchesReference(int[] shape, int seed, Func<Tape, Tensor, Tensor> op,
+        Action<float[], float[]> forward, Action<float[], float[], float[], float[]> backward)
+    {
+        var d = fx.Device;
+        int n = shape.Aggregate(1, (p, s) => p * s);
+        var x = Check.ToFloat(Inputs(n, seed)); var g = Check.ToFloat(Check.Uniform(n, seed + 1));
+        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
+        tx.Grad.CopyFrom(Check.ToFloat(Check.Uniform(n, seed + 2))); // backward must accumulate onto this
+        var edx = tx.GradToArray();
+        using var tape = new Tape(d);
+        var y = op(tape, tx);
+        Assert.Equal(shape, y.Shape);
+        tape.Backward(y, g);
+        var ey = new float[n];
+        forward(x, ey);
+        backward(x, ey, g, edx);
+        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "y");
+        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dX");
+    }
+
+    [Fact]
+    public void Sigmoid_SavesOutput_AndNoGradRecordsNothing()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [-50f, 0f, 50f], 3); x.RequiresGrad = true;
+        using var tape = new Tape(d);
+        using (tape.NoGrad())
+        {
+            var y = tape.Sigmoid(x);
+            Check.Close([0f, 0.5f, 1f], y.ToArray(), 1e-7, 0, "sigmoid");
+            Assert.Equal(0, tape.Count);
+        }
+        var z = tape.Relu6(x);
+        Assert.Equal(["Relu6"], tape.OpNames);
+        Assert.Equal([0f, 0f, 6f], z.ToArray());
+    }
+
+    [Fact]
+    public void DisposedOrForeignInput_Throws()
+    {
+        var d = fx.Device;
+        var x = Tensor.FromArray(d, [1f], 1);
+        x.Dispose();
+        using var tape = new Tape(d);
+        Assert.Throws<ObjectDisposedException>(() => tape.Relu6(x));
+        Assert.Throws<ObjectDisposedException>(() => tape.Sigmoid(x));
+        Assert.Equal(0, tape.OwnedCount);
+    }
+
+    [Fact]
+    public void VerifySuite_Passes()
+    {
+        var failed = new ActivationVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
+        Assert.True(failed.Length == 0, string.Join("; ", failed.Select(r => $"{r.Op} {r.Shape} abs {r.MaxAbsError:E2}")));
+    }
+}

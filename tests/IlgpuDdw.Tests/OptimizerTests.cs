@@ -1,0 +1,173 @@
+using IlgpuDdw.Training;
+using IlgpuDdw.Verification;
+using O = IlgpuDdw.Kernels.Reference.OptimizerReference;
+
+namespace IlgpuDdw.Tests;
+
+/// <summary>SGD (momentum, Nesterov, coupled and decoupled weight decay): reference, kernel versus reference, state, bad inputs.</summary>
+[Collection("cpu")]
+public sealed class OptimizerTests(DeviceFixture fx)
+{
+    // ---- layer 1: the reference against hand-computed steps ---------------------------------------------
+
+    [Fact]
+    public void Reference_HandComputed()
+    {
+        double[] Run(double momentum, bool nesterov, double wd, bool decoupled, int steps)
+        {
+            double[] p = [1.0], buf = [0.0];
+            for (int s = 0; s < steps; s++) O.SgdStep<double>(p, [0.5], buf, 0.1, momentum, wd, nesterov, decoupled);
+            return [p[0], buf[0]];
+        }
+        // plain: p = 1 − 0.1·0.5
+        Check.Close([0.95], Run(0, false, 0, false, 1)[..1], 1e-15, 0, "plain");
+        // coupled L2, μ = 0.9: d = 0.5 + 0.1·1 = 0.6, buf = 0.6, p = 0.94; then d = 0.5 + 0.094, buf = 0.54 + 0.594
+        Check.Close([0.94, 0.6], Run(0.9, false, 0.1, false, 1), 1e-15, 0, "momentum step 1");
+        Check.Close([0.94 - 0.1 * 1.134, 1.134], Run(0.9, false, 0.1, false, 2), 1e-15, 0, "momentum step 2");
+        // Nesterov: buf = 0.6, step along 0.6 + 0.9·0.6 = 1.14
+        Check.Close([1 - 0.114, 0.6], Run(0.9, true, 0.1, false, 1), 1e-15, 0, "nesterov");
+        // decoupled: p = 1·(1 − 0.1·0.1) − 0.1·0.5 = 0.94, buf = 0.5; then p = 0.94·0.99 − 0.1·0.95
+        Check.Close([0.94, 0.5], Run(0.9, false, 0.1, true, 1), 1e-15, 0, "decoupled step 1");
+        Check.Close([0.94 * 0.99 - 0.095, 0.95], Run(0.9, false, 0.1, true, 2), 1e-15, 0, "decoupled step 2");
+    }
+
+    // ---- layer 3: the kernel against the reference over several steps -----------------------------------
+
+    public static TheoryData<float, bool, float, bool> Configs => new()
+    {
+        { 0f, false, 0f, false }, { 0f, false, 0.05f, false }, { 0f, false, 0.05f, true },
+        { 0.9f, false, 0f, false }, { 0.9f, false, 1e-2f, false }, { 0.9f, true, 1e-2f, false },
+        { 0.8f, false, 0.1f, true }, { 0.7f, true, 0.1f, true },
+    };
+
+    [Theory, MemberData(nameof(Configs))]
+    public void Kernel_MatchesReference_OverSteps(float momentum, bool nesterov, float weightDecay, bool decoupled)
+    {
+        var d = fx.Device;
+        int[][] shapes = [[1], [3, 5], [7, 1, 3, 3]];
+        var host = shapes.Select((s, i) => Check.ToFloat(Check.Uniform(s.Aggregate(1, (a, b) => a * b), 50 + i))).ToArray();
+        var bufs = host.Select(h => new float[h.Length]).ToArray();
+        var tensors = shapes.Select((s, i) => Tensor.FromArray(d, host[i], s)).ToArray();
+        try
+        {
+            using var sgd = new Sgd(tensors, 0.05f, momentum, nesterov, weightDecay, decoupled);
+            float lr = 0.05f;
+            for (int step = 0; step < 5; step++)
+            {
+                if (step == 3) sgd.LearningRate = lr = 0.02f; // a schedule changing the rate between steps
+                for (int i = 0; i < tensors.Length; i++)
+                {
+                    var g = Check.ToFloat(Check.Uniform(host[i].Length, 100 * step + i));
+                    tensors[i].Grad.CopyFrom(g);
+                    O.SgdStep<float>(host[i], g, bufs[i], lr, momentum, weightDecay, nesterov, decoupled);
+                }
+                sgd.Step();
+            }
+            for (int i = 0; i < tensors.Length; i++)
+                Check.Close(host[i], tensors[i].ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"param {i}");
+            var state = sgd.StateDict();
+            if (momentum == 0f)
+                Assert.Empty(state);
+            else
+                for (int i = 0; i < tensors.Length; i++)
+                    Check.Close(bufs[i], state[Sgd.MomentumBufferKey(i)], Check.ForwardAtol, Check.ForwardRtol, $"buffer {i}");
+        }
+        finally
+        {
+            foreach (var t in tensors) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Step_SkipsParametersWithoutGradient_AndZeroGradZeros()
+    {
+        var d = fx.Device;
+        using var a = Tensor.FromArray(d, [1f, 2f], 2);
+        using var b = Tensor.FromArray(d, [3f], 1);
+        using var sgd = new Sgd([a, b], 0.5f, momentum: 0.9f, weightDecay: 0.1f);
+        a.Grad.CopyFrom([1f, -1f]);
+        sgd.Step();
+        Assert.Null(b.GradOrNull);
+        Assert.Equal([3f], b.ToArray()); // no gradient: no decay either (as PyTorch)
+        Check.Close([1f - 0.5f * 1.1f, 2f - 0.5f * (-1f + 0.2f)], a.ToArray(), 1e-6, 0, "a");
+        sgd.ZeroGrad();
+        Assert.Equal([0f, 0f], a.GradToArray());
+    }
+
+    [Fact]
+    public void StateDict_RoundTrip_ResumesIdentically()
+    {
+        var d = fx.Device;
+        var init = Check.ToFloat(Check.Uniform(11, 60));
+        var grads = Enumerable.Range(0, 4).Select(s => Check.ToFloat(Check.Uniform(11, 61 + s))).ToArray();
+        using var p1 = Tensor.FromArray(d, init, 11);
+        using var sgd1 = new Sgd([p1], 0.1f, 0.9f, nesterov: true, weightDecay: 0.01f);
+        for (int s = 0; s < 2; s++) { p1.Grad.CopyFrom(grads[s]); sgd1.Step(); }
+        var state = sgd1.StateDict();
+        Assert.Equal([Sgd.MomentumBufferKey(0)], state.Keys);
+
+        using var p2 = Tensor.FromArray(d, p1.ToArray(), 11);
+        using var sgd2 = new Sgd([p2], 0.1f, 0.9f, nesterov: true, weightDecay: 0.01f);
+        sgd2.LoadStateDict(state);
+        for (int s = 2; s < 4; s++)
+        {
+            p1.Grad.CopyFrom(grads[s]); sgd1.Step();
+            p2.Grad.CopyFrom(grads[s]); sgd2.Step();
+        }
+        Assert.Equal(p1.ToArray(), p2.ToArray());
+        Assert.Equal(sgd1.StateDict()[Sgd.MomentumBufferKey(0)], sgd2.StateDict()[Sgd.MomentumBufferKey(0)]);
+    }
+
+    [Fact]
+    public void Dispose_FreesMomentumBuffers()
+    {
+        var d = fx.Device;
+        using var p = Tensor.Zeros(d, 5, 3);
+        int live = d.LiveBuffers;
+        var sgd = new Sgd([p], 0.1f, momentum: 0.9f);
+        Assert.Equal(live + 1, d.LiveBuffers);
+        sgd.Dispose();
+        sgd.Dispose();
+        Assert.Equal(live, d.LiveBuffers);
+        Assert.Throws<ObjectDisposedException>(() => sgd.Step());
+        using var plain = new Sgd([p], 0.1f);
+        Assert.Equal(live, d.LiveBuffers); // no momentum: no buffers
+    }
+
+    // ---- bad inputs -------------------------------------------------------------------------------------
+
+    [Fact]
+    public void BadArguments_Throw_WithTheValues()
+    {
+        var d = fx.Device;
+        using var p = Tensor.Zeros(d, 4);
+        using var q = Tensor.Zeros(d, 2, 3);
+        Assert.Contains("empty", Assert.Throws<ArgumentException>(() => new Sgd([], 0.1f)).Message);
+        Assert.Contains("more than once", Assert.Throws<ArgumentException>(() => new Sgd([p, q, p], 0.1f)).Message);
+        Assert.Contains("-0.5", Assert.Throws<ArgumentException>(() => new Sgd([p], -0.5f)).Message);
+        Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => new Sgd([p], 0.1f, momentum: float.NaN)).Message);
+        Assert.Contains("-1", Assert.Throws<ArgumentException>(() => new Sgd([p], 0.1f, weightDecay: -1f)).Message);
+        Assert.Contains("Nesterov", Assert.Throws<ArgumentException>(() => new Sgd([p], 0.1f, nesterov: true)).Message);
+        using var sgd = new Sgd([p, q], 0.1f, momentum: 0.9f);
+        Assert.Throws<ArgumentException>(() => sgd.LearningRate = float.PositiveInfinity);
+        Assert.Equal(0.1f, sgd.LearningRate);
+
+        var good = sgd.StateDict();
+        var wrongLength = new Dictionary<string, float[]>(good) { [Sgd.MomentumBufferKey(1)] = new float[5] };
+        var e = Assert.Throws<ArgumentException>(() => sgd.LoadStateDict(wrongLength));
+        Assert.Contains(Sgd.MomentumBufferKey(1), e.Message);
+        Assert.Contains("5 elements", e.Message);
+        Assert.Contains("[2, 3]", e.Message);
+        var missing = new Dictionary<string, float[]> { [Sgd.MomentumBufferKey(0)] = new float[4] };
+        Assert.Contains(Sgd.MomentumBufferKey(1), Assert.Throws<ArgumentException>(() => sgd.LoadStateDict(missing)).Message);
+        var extra = new Dictionary<string, float[]>(good) { ["momentum_buffer.7"] = new float[1] };
+        Assert.Contains("momentum_buffer.7", Assert.Throws<ArgumentException>(() => sgd.LoadStateDict(extra)).Message);
+    }
+
+    [Fact]
+    public void VerifySuite_Passes()
+    {
+        var failed = new OptimizerVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
+        Assert.True(failed.Length == 0, string.Join("; ", failed.Select(r => $"{r.Op} {r.Shape} abs {r.MaxAbsError:E2}")));
+    }
+}
