@@ -141,8 +141,9 @@ public sealed class BatchLoader : IDisposable
     /// <summary>
     /// The batches of epoch <paramref name="epoch"/> from batch <paramref name="startBatch"/> on (to resume an
     /// interrupted epoch). With <see cref="BatchLoaderOptions.Prefetch"/> &gt; 0 a background task prepares up to
-    /// that many batches ahead; ending the enumeration early (break, dispose, cancellation) stops it. An exception in
-    /// the producer surfaces in the consumer.
+    /// that many batches ahead; ending the enumeration early (break, disposing the enumerator, cancellation,
+    /// disposing the loader) stops it, so consume with <c>foreach</c> or dispose the enumerator. An exception in the
+    /// producer surfaces in the consumer.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired or the loader was disposed.</exception>
     public IEnumerable<Batch> Epoch(int epoch, int startBatch = 0, CancellationToken cancellationToken = default)

@@ -397,12 +397,12 @@ public static class SafeTensors
         else
             foreach (long d in shape)
             {
-                if (bytes > (end - begin) / d) { bytes = -1; break; } // more than the range holds, stop before overflow
+                if (bytes > long.MaxValue / d) { bytes = -1; break; } // beyond 64 bits: more than any range holds
                 bytes *= d;
             }
         if (bytes != end - begin)
             throw Bad(path, $"tensor '{name}': shape {FormatShape(shape)} of {dtypeName} needs " +
-                (bytes < 0 ? "more than" : $"{bytes} bytes, not") + $" the {end - begin} bytes of data_offsets [{begin}, {end}]");
+                (bytes < 0 ? "more than 2^63 bytes, not" : $"{bytes} bytes, not") + $" the {end - begin} bytes of data_offsets [{begin}, {end}]");
         return new Entry(name, dtype, shape.Select(d => (int)d).ToArray(), begin, end);
     }
 
