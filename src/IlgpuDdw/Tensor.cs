@@ -95,6 +95,8 @@ public sealed class Tensor : IDisposable
     {
         get
         {
+            if (IsStorageReleased)
+                throw new InvalidOperationException($"Tensor {Describe()} has released its storage (recomputed activation) and was read before Rematerialize.");
             var buffer = _storage?.Buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
             return buffer.View.SubView(0, Length);
         }
@@ -169,6 +171,33 @@ public sealed class Tensor : IDisposable
         return new Tensor(Device, _storage, s) { RequiresGrad = RequiresGrad };
     }
 
+    /// <summary>Whether the storage is currently released by <see cref="ReleaseStorage"/>.</summary>
+    public bool IsStorageReleased { get; private set; }
+
+    /// <summary>
+    /// Returns the storage to the device while keeping the tensor (and its gradient) alive, for activations that
+    /// are recomputed before they are read again (the DDW aggregates). <see cref="View"/> throws until
+    /// <see cref="Rematerialize"/> gives the tensor a fresh (uninitialised) buffer. Not for views.
+    /// </summary>
+    public void ReleaseStorage()
+    {
+        ThrowIfDisposed();
+        if (IsStorageReleased) return;
+        if (_storage!.References != 1)
+            throw new InvalidOperationException($"Tensor {Describe()} shares its storage with a view; it cannot be released.");
+        _storage.Release();
+        IsStorageReleased = true;
+    }
+
+    /// <summary>Gives a tensor released by <see cref="ReleaseStorage"/> a fresh, uninitialised buffer.</summary>
+    public void Rematerialize()
+    {
+        ThrowIfDisposed();
+        if (!IsStorageReleased) return;
+        _storage = new Storage(Device, Device.Rent(Length));
+        IsStorageReleased = false;
+    }
+
     /// <summary>Whether two tensors have the same shape.</summary>
     public bool SameShape(Tensor other) => _shape.AsSpan().SequenceEqual(other._shape);
 
@@ -214,7 +243,7 @@ public sealed class Tensor : IDisposable
     {
         _grad?.Dispose();
         _grad = null;
-        _storage?.Release();
+        if (!IsStorageReleased) _storage?.Release();
         _storage = null;
     }
 }

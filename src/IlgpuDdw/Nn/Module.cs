@@ -225,7 +225,13 @@ public sealed class Sequential : Module
     public override Tensor Forward(Tape tape, Tensor input)
     {
         var x = input;
-        foreach (var l in _layers) x = l.Forward(tape, x);
+        foreach (var l in _layers)
+        {
+            var next = l.Forward(tape, x);
+            // In no-grad mode an intermediate is dead once the next layer has read it.
+            if (!ReferenceEquals(x, input) && !ReferenceEquals(next, x)) tape.Release(x);
+            x = next;
+        }
         return x;
     }
 }
