@@ -26,12 +26,12 @@ public static class AggregationBenchmark
     public static IReadOnlyList<double> DefaultKeepRates { get; } = [1.0, 0.75, 0.5, 0.25];
 
     /// <summary>
-    /// Runs the benchmark on <paramref name="device"/> (defaults: batch 32, 6 nodes, 32 channels, 16×16, 5
+    /// Runs the benchmark on <paramref name="device"/> (defaults: batch 32, 6 nodes, 32 channels, 16×16, 7
     /// repetitions, seed 1, <see cref="DefaultKeepRates"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A size below 1, nodes below 2, or a keep rate outside (0, 1].</exception>
     public static IReadOnlyList<AggregationBenchmarkRow> Run(Device device, int batch = 32, int nodes = 6, int channels = 32,
-        int height = 16, int width = 16, int repetitions = 5, int seed = 1, IReadOnlyList<double>? keepRates = null)
+        int height = 16, int width = 16, int repetitions = 7, int seed = 1, IReadOnlyList<double>? keepRates = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         keepRates ??= DefaultKeepRates;
