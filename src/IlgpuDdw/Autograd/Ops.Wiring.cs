@@ -1,0 +1,197 @@
+using IlgpuDdw.Kernels;
+using IlgpuDdw.Wiring;
+
+namespace IlgpuDdw.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// The router of a node: <c>a = sigmoid(W2 · ReLU(W1 · GAP(y) + b1) + b2)</c> for a node output
+    /// <c>y [B, C, H, W]</c>; returns <c>a [B, OutDegree]</c>. Saves the pooled features <c>[B, C]</c> and
+    /// the hidden activations <c>[B, Hidden]</c> (tape-owned); the gradient flows to y and to every
+    /// router parameter that requires one.
+    /// </summary>
+    /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
+    public static Tensor Router(this Tape tape, Tensor nodeOutput, RouterParameters router)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(nodeOutput);
+        ArgumentNullException.ThrowIfNull(router);
+        RequireSameDevice("Router", tape, nodeOutput, router.W1, router.B1, router.W2, router.B2);
+        if (nodeOutput.Rank != 4 || nodeOutput.Dim(1) != router.Channels)
+            throw new ArgumentException($"Router: node output {nodeOutput.Describe()} must be [B, {router.Channels}, H, W] for a router with {router.Channels} input channels.", nameof(nodeOutput));
+        var d = tape.Device;
+        int batch = nodeOutput.Dim(0), channels = router.Channels, spatial = nodeOutput.Dim(2) * nodeOutput.Dim(3);
+        int hidden = router.Hidden, outDegree = router.OutDegree;
+        var fc1 = new LinearShape(batch, channels, hidden, RouterKernels.ActivationRelu);
+        var fc2 = new LinearShape(batch, hidden, outDegree, RouterKernels.ActivationSigmoid);
+        var pooled = tape.NewTensor(batch, channels);
+        var hid = tape.NewTensor(batch, hidden);
+        var a = tape.NewTensor(batch, outDegree);
+        int e0 = d.Extent(batch * channels), e1 = d.Extent(batch * hidden), e2 = d.Extent(batch * outDegree);
+        d.Kernels.GapForward(d.Stream, e0, batch * channels, e0, spatial, nodeOutput.View, pooled.View);
+        d.Kernels.LinearForward(d.Stream, e1, batch * hidden, e1, fc1, pooled.View, router.W1.View, router.B1.View, hid.View);
+        d.Kernels.LinearForward(d.Stream, e2, batch * outDegree, e2, fc2, hid.View, router.W2.View, router.B2.View, a.View);
+        if (!tape.NeedsGrad(nodeOutput, router.W1, router.B1, router.W2, router.B2))
+        {
+            tape.Release(pooled);
+            tape.Release(hid);
+            return a;
+        }
+        tape.Record("Router", a, () =>
+        {
+            bool needHidden = nodeOutput.RequiresGrad || router.W1.RequiresGrad || router.B1.RequiresGrad;
+            using var dHidden = LinearBackward(router.W2, router.B2, fc2, hid, a, a.Grad, needHidden);
+            if (dHidden is null) return;
+            using var dPooled = LinearBackward(router.W1, router.B1, fc1, pooled, hid, dHidden, nodeOutput.RequiresGrad);
+            if (dPooled is null) return;
+            int n = nodeOutput.Length, ext = d.Extent(n);
+            d.Kernels.GapBackward(d.Stream, ext, n, ext, spatial, dPooled.View, nodeOutput.Grad.View);
+        });
+        return a;
+    }
+
+    /// <summary>
+    /// Backward of one router layer from its saved input x and output y: accumulates into W's and b's gradients
+    /// (when they require one) and, when <paramref name="needInput"/>, returns a new input gradient
+    /// <c>[Batch, In]</c> holding <c>dX</c> (the caller disposes it), else null.
+    /// </summary>
+    private static Tensor? LinearBackward(Tensor w, Tensor bias, LinearShape shape, Tensor x, Tensor y, Tensor dY, bool needInput)
+    {
+        var d = w.Device;
+        Tensor? dX = null;
+        if (needInput)
+        {
+            dX = Tensor.Zeros(d, shape.Batch, shape.In);
+            int ext = d.Extent(dX.Length);
+            d.Kernels.LinearBackwardInput(d.Stream, ext, dX.Length, ext, shape, w.View, y.View, dY.View, dX.View);
+        }
+        if (w.RequiresGrad)
+        {
+            int ext = d.Extent(w.Length);
+            d.Kernels.LinearBackwardWeight(d.Stream, ext, w.Length, ext, shape, x.View, y.View, dY.View, w.Grad.View);
+        }
+        if (bias.RequiresGrad)
+        {
+            int ext = d.Extent(bias.Length);
+            d.Kernels.LinearBackwardBias(d.Stream, ext, bias.Length, ext, shape, y.View, dY.View, bias.Grad.View);
+        }
+        return dX;
+    }
+
+    /// <summary>
+    /// The threshold gate of node <paramref name="node"/>: writes row <c>node</c> of the adjacency for every sample,
+    /// <c>A[b, node, node + 1 + o] = a[b, o] &gt; τ ? a[b, o] : 0</c>, from the router outputs
+    /// <c>a [B, n − node]</c>. Backward: <c>da += dA</c> on kept edges; on cut edges 0 under
+    /// <see cref="GateGradient.KeptOnly"/>, <c>dA</c> under <see cref="GateGradient.StraightThrough"/> (the router's
+    /// sigmoid then multiplies by a(1 − a)). Saves nothing beyond a.
+    /// </summary>
+    /// <exception cref="ArgumentException">τ outside [0, 1), node outside 0..n−1, or a not [B, n − node].</exception>
+    public static void Gate(this Tape tape, Adjacency adjacency, int node, Tensor weights, float tau, GateGradient gradient)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        ArgumentNullException.ThrowIfNull(weights);
+        ValidateGate("Gate", adjacency, node, tau, gradient);
+        RequireSameDevice("Gate", tape, adjacency.Tensor, weights);
+        int degree = adjacency.OutDegree(node);
+        if (weights.Rank != 2 || weights.Dim(0) != adjacency.Batch || weights.Dim(1) != degree)
+            throw new ArgumentException($"Gate: router outputs {weights.Describe()} must be [{adjacency.Batch}, {degree}] (batch, out-degree of node {node} in a {adjacency.Nodes}-node stage).", nameof(weights));
+        var d = tape.Device;
+        int n = weights.Length, ext = d.Extent(n);
+        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
+        adjacency.MarkRowWritten(node);
+        bool straight = gradient == GateGradient.StraightThrough;
+        adjacency.SetCutEdgeGradient(node, straight);
+        if (!tape.NeedsGrad(weights)) return;
+        var at = adjacency.Tensor;
+        tape.Record("Gate", at, () =>
+            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.Grad.View, weights.Grad.View));
+    }
+
+    /// <summary>
+    /// The distribution step of node <paramref name="node"/>: <see cref="Router"/> on its output, then
+    /// <see cref="Gate"/> writes row <c>node</c> of the adjacency. Returns the router outputs
+    /// <c>a [B, n − node]</c> (e.g. for a sparsity loss <c>λ · mean(a)</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException">Any invalid value (τ, node, shapes, router out-degree ≠ n − node).</exception>
+    public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, RouterParameters router, float tau, GateGradient gradient)
+    {
+        ArgumentNullException.ThrowIfNull(adjacency);
+        ArgumentNullException.ThrowIfNull(router);
+        ArgumentNullException.ThrowIfNull(nodeOutput);
+        ValidateGate("Route", adjacency, node, tau, gradient);
+        if (router.OutDegree != adjacency.OutDegree(node))
+            throw new ArgumentException($"Route: router of node {node} has {router.OutDegree} outputs but node {node} of a {adjacency.Nodes}-node stage has out-degree {adjacency.OutDegree(node)}.", nameof(router));
+        if (nodeOutput.Rank < 1 || nodeOutput.Dim(0) != adjacency.Batch)
+            throw new ArgumentException($"Route: node output {nodeOutput.Describe()} has batch {(nodeOutput.Rank < 1 ? 0 : nodeOutput.Dim(0))}; the adjacency has {adjacency.Batch}.", nameof(nodeOutput));
+        var a = tape.Router(nodeOutput, router);
+        tape.Gate(adjacency, node, a, tau, gradient);
+        return a;
+    }
+
+    /// <summary>
+    /// Aggregation into node <paramref name="target"/> (1 ≤ target ≤ n; n is the stage output node):
+    /// <c>x[b] = Σ_{i &lt; target} A[b, i, target] · y_i[b]</c> over <c>nodeOutputs[0..target−1]</c> (one shape,
+    /// batch first). Cut edges cost nothing. Backward: <c>dY_i[b] += A[b, i, target] · dX[b]</c> and
+    /// <c>dA[b, i, target] += &lt;y_i[b], dX[b]&gt;</c> (kept edges, and cut edges whose row's writer needs them:
+    /// straight-through gate, dense edges). Saves nothing: A and the node outputs are alive anyway, and the
+    /// aggregate itself is not needed by this backward (see <see cref="Adjacency.AggregateInto"/> to rebuild it).
+    /// </summary>
+    /// <exception cref="ArgumentException">Bad target, too few or mismatched node outputs.</exception>
+    /// <exception cref="InvalidOperationException">A source row of the adjacency has not been written yet.</exception>
+    public static Tensor Aggregate(this Tape tape, Adjacency adjacency, int target, IReadOnlyList<Tensor> nodeOutputs)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        var sources = AggregationLaunch.Sources("Aggregate", adjacency, target, nodeOutputs);
+        RequireSameDevice("Aggregate", tape, adjacency.Tensor);
+        var x = tape.NewTensor([.. sources[0].Shape]);
+        AggregationLaunch.Forward(adjacency, target, sources, x);
+        var at = adjacency.Tensor;
+        if (tape.NeedsGrad([at, .. sources]))
+            tape.Record("Aggregate", x, () =>
+            {
+                var dSources = Array.ConvertAll(sources, y => y.RequiresGrad ? y.Grad : null);
+                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources);
+                if (at.RequiresGrad)
+                    AggregationLaunch.BackwardAdjacency(adjacency, target, sources, x.Grad, at.Grad);
+            });
+        return x;
+    }
+
+    /// <summary>
+    /// Dense wiring: writes every edge of every sample, <c>A[b, i, j] = sigmoid(logits[e(i, j)])</c>, from the E =
+    /// n(n+1)/2 edge logits (numbered row by row, <see cref="Adjacency.EdgeIndex"/>). Backward:
+    /// <c>dLogits[e] += s(1 − s) · Σ_b dA[b, i, j]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The logits are not <c>[E]</c>.</exception>
+    public static void DenseEdges(this Tape tape, Adjacency adjacency, Tensor edgeLogits)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        ArgumentNullException.ThrowIfNull(edgeLogits);
+        RequireSameDevice("DenseEdges", tape, adjacency.Tensor, edgeLogits);
+        int edges = adjacency.EdgeCount;
+        if (edgeLogits.Rank != 1 || edgeLogits.Length != edges)
+            throw new ArgumentException($"DenseEdges: edge logits {edgeLogits.Describe()} must be [{edges}] for a {adjacency.Nodes}-node stage.", nameof(edgeLogits));
+        var d = tape.Device;
+        int n = adjacency.Batch * edges, ext = d.Extent(n);
+        d.Kernels.DenseEdgesForward(d.Stream, ext, n, ext, adjacency.Nodes, edgeLogits.View, adjacency.Tensor.View);
+        adjacency.MarkAllRowsWritten();
+        for (int i = 0; i < adjacency.Nodes; i++) adjacency.SetCutEdgeGradient(i, true);
+        if (!tape.NeedsGrad(edgeLogits)) return;
+        var at = adjacency.Tensor;
+        int eb = d.Extent(edges);
+        tape.Record("DenseEdges", at, () =>
+            d.Kernels.DenseEdgesBackward(d.Stream, eb, edges, eb, adjacency.Nodes, adjacency.Batch, edgeLogits.View, at.Grad.View, edgeLogits.Grad.View));
+    }
+
+    private static void ValidateGate(string op, Adjacency adjacency, int node, float tau, GateGradient gradient)
+    {
+        WiringConfig.ValidateTau(tau);
+        if (!Enum.IsDefined(gradient))
+            throw new ArgumentException($"{op}: gate gradient mode {(int)gradient} is not one of KeptOnly, StraightThrough.", nameof(gradient));
+        if (node < 0 || node >= adjacency.Nodes)
+            throw new ArgumentException($"{op}: node {node} is outside 0..{adjacency.Nodes - 1} (a {adjacency.Nodes}-node stage).", nameof(node));
+    }
+}

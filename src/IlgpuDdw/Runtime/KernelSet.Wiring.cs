@@ -1,0 +1,74 @@
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuDdw.Kernels;
+
+namespace IlgpuDdw.Runtime;
+
+public sealed partial class KernelSet
+{
+    // ---- Router -----------------------------------------------------------------------------------------
+
+    /// <summary><see cref="RouterKernels.GapForward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> GapForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(RouterKernels.GapForward);
+
+    /// <summary><see cref="RouterKernels.GapBackward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> GapBackward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(RouterKernels.GapBackward);
+
+    /// <summary><see cref="RouterKernels.LinearForward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearForward);
+
+    /// <summary><see cref="RouterKernels.LinearBackwardInput"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardInput =>
+        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardInput);
+
+    /// <summary><see cref="RouterKernels.LinearBackwardWeight"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardWeight =>
+        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardWeight);
+
+    /// <summary><see cref="RouterKernels.LinearBackwardBias"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardBias =>
+        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardBias);
+
+    // ---- Gate / adjacency writers -----------------------------------------------------------------------
+
+    /// <summary><see cref="GateKernels.Forward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>> GateForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>>>(GateKernels.Forward);
+
+    /// <summary><see cref="GateKernels.Backward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, int, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> GateBackward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(GateKernels.Backward);
+
+    /// <summary><see cref="GateKernels.DenseForward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> DenseEdgesForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(GateKernels.DenseForward);
+
+    /// <summary><see cref="GateKernels.DenseBackward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> DenseEdgesBackward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(GateKernels.DenseBackward);
+
+    /// <summary><see cref="GateKernels.ChainFill"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>> ChainFill =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>>>(GateKernels.ChainFill);
+
+    // ---- Aggregation ------------------------------------------------------------------------------------
+
+    /// <summary><see cref="AggregationKernels.Forward"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, NodeViews, ArrayView<float>> AggregationForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, NodeViews, ArrayView<float>>>(AggregationKernels.Forward);
+
+    /// <summary><see cref="AggregationKernels.BackwardSources"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, ArrayView<float>, NodeViews> AggregationBackwardSources =>
+        Load<Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, ArrayView<float>, NodeViews>>(AggregationKernels.BackwardSources);
+
+    /// <summary><see cref="AggregationKernels.BackwardAdjacency"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, NodeViews, ArrayView<float>, ArrayView<float>, ArrayView<float>> AggregationBackwardAdjacency =>
+        Load<Action<AcceleratorStream, Index1D, int, int, AggregationShape, int, ArrayView<float>, NodeViews, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(AggregationKernels.BackwardAdjacency);
+
+    /// <summary><see cref="AggregationKernels.ReduceAdjacencyGradient"/>.</summary>
+    public Action<AcceleratorStream, Index1D, int, int, AggregationShape, ArrayView<float>, ArrayView<float>> AggregationReduceAdjacencyGradient =>
+        Load<Action<AcceleratorStream, Index1D, int, int, AggregationShape, ArrayView<float>, ArrayView<float>>>(AggregationKernels.ReduceAdjacencyGradient);
+}
