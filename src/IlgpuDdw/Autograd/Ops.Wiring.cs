@@ -30,8 +30,8 @@ public static partial class Ops
         var a = tape.NewTensor(batch, outDegree);
         int e0 = d.Extent(batch * channels), e1 = d.Extent(batch * hidden), e2 = d.Extent(batch * outDegree);
         d.Kernels.GapForward(d.Stream, e0, batch * channels, e0, spatial, nodeOutput.View, pooled.View);
-        d.Kernels.LinearForward(d.Stream, e1, batch * hidden, e1, fc1, pooled.View, router.W1.View, router.B1.View, hid.View);
-        d.Kernels.LinearForward(d.Stream, e2, batch * outDegree, e2, fc2, hid.View, router.W2.View, router.B2.View, a.View);
+        d.Kernels.RouterLinearForward(d.Stream, e1, batch * hidden, e1, fc1, pooled.View, router.W1.View, router.B1.View, hid.View);
+        d.Kernels.RouterLinearForward(d.Stream, e2, batch * outDegree, e2, fc2, hid.View, router.W2.View, router.B2.View, a.View);
         if (!tape.NeedsGrad(nodeOutput, router.W1, router.B1, router.W2, router.B2))
         {
             tape.Release(pooled);
@@ -64,17 +64,17 @@ public static partial class Ops
         {
             dX = Tensor.Zeros(d, shape.Batch, shape.In);
             int ext = d.Extent(dX.Length);
-            d.Kernels.LinearBackwardInput(d.Stream, ext, dX.Length, ext, shape, w.View, y.View, dY.View, dX.View);
+            d.Kernels.RouterLinearBackwardInput(d.Stream, ext, dX.Length, ext, shape, w.View, y.View, dY.View, dX.View);
         }
         if (w.RequiresGrad)
         {
             int ext = d.Extent(w.Length);
-            d.Kernels.LinearBackwardWeight(d.Stream, ext, w.Length, ext, shape, x.View, y.View, dY.View, w.Grad.View);
+            d.Kernels.RouterLinearBackwardWeight(d.Stream, ext, w.Length, ext, shape, x.View, y.View, dY.View, w.Grad.View);
         }
         if (bias.RequiresGrad)
         {
             int ext = d.Extent(bias.Length);
-            d.Kernels.LinearBackwardBias(d.Stream, ext, bias.Length, ext, shape, y.View, dY.View, bias.Grad.View);
+            d.Kernels.RouterLinearBackwardBias(d.Stream, ext, bias.Length, ext, shape, y.View, dY.View, bias.Grad.View);
         }
         return dX;
     }

@@ -17,19 +17,19 @@ public sealed partial class KernelSet
         Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(RouterKernels.GapBackward);
 
     /// <summary><see cref="RouterKernels.LinearForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearForward =>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearForward =>
         Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearForward);
 
     /// <summary><see cref="RouterKernels.LinearBackwardInput"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardInput =>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardInput =>
         Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardInput);
 
     /// <summary><see cref="RouterKernels.LinearBackwardWeight"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardWeight =>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardWeight =>
         Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardWeight);
 
     /// <summary><see cref="RouterKernels.LinearBackwardBias"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> LinearBackwardBias =>
+    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardBias =>
         Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardBias);
 
     // ---- Gate / adjacency writers -----------------------------------------------------------------------
