@@ -22,6 +22,7 @@ public static class CliApp
         root.Options.Add(DeviceOption);
         root.Subcommands.Add(InfoCommand());
         root.Subcommands.Add(VerifyCommand());
+        root.Subcommands.Add(BenchCommands.Build());
         return root;
     }
 
