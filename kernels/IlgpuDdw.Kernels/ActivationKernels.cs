@@ -56,25 +56,25 @@ public static class ActivationKernels
     }
 
     /// <summary>
-    /// <c>y = 1 / (1 + e^(−x))</c>, evaluated as <c>e^x / (1 + e^x)</c> for x &lt; 0 so no exponential
-    /// overflows. Saves y for the backward.
+    /// The logistic function <c>1 / (1 + e^(−x))</c>, evaluated as <c>e^x / (1 + e^x)</c> for x &lt; 0 so no
+    /// exponential overflows. Every sigmoid of the device code (this family, the fused sigmoid of
+    /// <see cref="LinearKernels"/>, dense edge weights) calls this one helper, so equal inputs give bitwise equal
+    /// outputs.
     /// </summary>
+    public static float Sigmoid(float x)
+    {
+        if (x >= 0f)
+            return 1f / (1f + MathF.Exp(-x));
+        float e = MathF.Exp(x);
+        return e / (1f + e);
+    }
+
+    /// <summary><c>y = </c><see cref="Sigmoid(float)"/><c>(x)</c>. Saves y for the backward.</summary>
     [Kernel]
     public static void SigmoidForward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> y)
     {
         for (int i = index; i < n; i += stride)
-        {
-            float v = x[i];
-            if (v >= 0f)
-            {
-                y[i] = 1f / (1f + MathF.Exp(-v));
-            }
-            else
-            {
-                float e = MathF.Exp(v);
-                y[i] = e / (1f + e);
-            }
-        }
+            y[i] = Sigmoid(x[i]);
     }
 
     /// <summary><c>dInput += dOutput · y · (1 − y)</c> with y the saved forward output.</summary>

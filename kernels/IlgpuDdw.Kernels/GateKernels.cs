@@ -81,7 +81,7 @@ public static class GateKernels
         {
             int b = k / edges;
             int e = k - b * edges;
-            adjacency[b * square + EdgeOffset(e, nodes)] = RouterKernels.Sigmoid(logits[e]);
+            adjacency[b * square + EdgeOffset(e, nodes)] = ActivationKernels.Sigmoid(logits[e]);
         }
     }
 
@@ -100,7 +100,7 @@ public static class GateKernels
             float sum = 0f;
             for (int b = 0; b < batch; b++)
                 sum += dAdjacency[b * square + offset];
-            float s = RouterKernels.Sigmoid(logits[e]);
+            float s = ActivationKernels.Sigmoid(logits[e]);
             dLogits[e] += s * (1f - s) * sum;
         }
     }

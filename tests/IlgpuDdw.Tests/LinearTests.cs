@@ -1,10 +1,14 @@
 using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels;
 using IlgpuDdw.Verification;
 using L = IlgpuDdw.Kernels.Reference.LinearReference;
 
 namespace IlgpuDdw.Tests;
 
-/// <summary>Linear: reference, finite differences for input/weight/bias, kernels versus reference, bad inputs.</summary>
+/// <summary>
+/// Linear (without an activation and with the fused ReLU / sigmoid): reference, finite differences for
+/// input/weight/bias, kernels versus reference, bad inputs.
+/// </summary>
 [Collection("cpu")]
 public sealed class LinearTests(DeviceFixture fx)
 {
@@ -13,54 +17,109 @@ public sealed class LinearTests(DeviceFixture fx)
     [Fact]
     public void Reference_HandComputed()
     {
+        const LinearActivation none = LinearActivation.None;
         double[] x = [1, 2];                       // [1, 2]
         double[] w = [1, 0, 0, 1, 1, 1];           // [3, 2]
         double[] b = [0.5, -1, 0];
         var y = new double[3];
-        L.Forward<double>(x, w, b, 1, 2, 3, y);
+        L.Forward<double>(x, w, b, 1, 2, 3, none, y);
         Assert.Equal([1.5, 1, 3], y);
-        L.Forward<double>(x, w, [], 1, 2, 3, y);
+        L.Forward<double>(x, w, [], 1, 2, 3, none, y);
         Assert.Equal([1, 2, 3], y);
         double[] g = [1, 2, 3];
         var dx = new double[2]; var dw = new double[6]; var db = new double[3];
-        L.BackwardInput<double>(g, w, 1, 2, 3, dx);
-        L.BackwardWeight<double>(g, x, 1, 2, 3, dw);
-        L.BackwardBias<double>(g, 1, 3, db);
+        L.BackwardInput<double>(g, [], w, 1, 2, 3, none, dx);
+        L.BackwardWeight<double>(g, [], x, 1, 2, 3, none, dw);
+        L.BackwardBias<double>(g, [], 1, 3, none, db);
         Assert.Equal([4, 5], dx);
         Assert.Equal([1, 2, 2, 4, 3, 6], dw);
         Assert.Equal([1, 2, 3], db);
     }
 
+    [Fact]
+    public void Reference_HandComputed_Relu()
+    {
+        // y = relu(W x + b): W = [[1, -1], [0.5, 0.5]], b = [2, -2], x = [1, 2] -> z = [1, -0.5] -> y = [1, 0]
+        double[] x = [1, 2], w = [1, -1, 0.5, 0.5];
+        var y = new double[2];
+        L.Forward<double>(x, w, [2, -2], 1, 2, 2, LinearActivation.Relu, y);
+        Assert.Equal([1.0, 0], y);
+        var (dIn, dW, dB) = (new double[2], new double[4], new double[2]);
+        double[] g = [3, 5];
+        L.BackwardInput<double>(g, y, w, 1, 2, 2, LinearActivation.Relu, dIn);
+        L.BackwardWeight<double>(g, y, x, 1, 2, 2, LinearActivation.Relu, dW);
+        L.BackwardBias<double>(g, y, 1, 2, LinearActivation.Relu, dB);
+        Assert.Equal([3.0, -3], dIn);        // only output 0 is active: 3 · W[0, :]
+        Assert.Equal([3.0, 6, 0, 0], dW);    // 3 · x for row 0
+        Assert.Equal([3.0, 0], dB);
+    }
+
+    [Fact]
+    public void Reference_HandComputed_Sigmoid()
+    {
+        // y = sigmoid(0.5 · 2 − 1) = sigmoid(0) = 0.5; dZ = 4 · 0.5 · 0.5 = 1
+        var s = new double[1];
+        L.Forward<double>([2], [0.5], [-1], 1, 1, 1, LinearActivation.Sigmoid, s);
+        Assert.Equal(0.5, s[0], 15);
+        var (dx, dw, db) = (new double[1], new double[1], new double[1]);
+        L.BackwardInput<double>([4], s, [0.5], 1, 1, 1, LinearActivation.Sigmoid, dx);
+        L.BackwardWeight<double>([4], s, [2], 1, 1, 1, LinearActivation.Sigmoid, dw);
+        L.BackwardBias<double>([4], s, 1, 1, LinearActivation.Sigmoid, db);
+        Assert.Equal([0.5], dx);
+        Assert.Equal([2.0], dw);
+        Assert.Equal([1.0], db);
+    }
+
     // ---- layer 2 ----------------------------------------------------------------------------------------
 
     [Theory]
-    [InlineData(1, 4, 5)]
-    [InlineData(3, 7, 2)]
-    public void Reference_FiniteDifference(int batch, int inF, int outF)
+    [InlineData(1, 4, 5, LinearActivation.None)]
+    [InlineData(3, 7, 2, LinearActivation.None)]
+    [InlineData(1, 4, 5, LinearActivation.Relu)]
+    [InlineData(3, 7, 2, LinearActivation.Relu)]
+    [InlineData(1, 4, 5, LinearActivation.Sigmoid)]
+    [InlineData(3, 7, 2, LinearActivation.Sigmoid)]
+    public void Reference_FiniteDifference(int batch, int inF, int outF, LinearActivation activation)
     {
         var x = Check.Uniform(batch * inF, 1); var w = Check.Uniform(outF * inF, 2); var b = Check.Uniform(outF, 3);
         var g = Check.Uniform(batch * outF, 4);
         var y = new double[batch * outF];
-        double Loss() { L.Forward<double>(x, w, b, batch, inF, outF, y); return Check.Dot(g, y); }
+        double Loss() { L.Forward<double>(x, w, b, batch, inF, outF, activation, y); return Check.Dot(g, y); }
+        Loss();
+        if (activation == LinearActivation.Relu)
+        {
+            // both sides of the ReLU are exercised, and no pre-activation lies within the difference step of the kink
+            Assert.Contains(y, v => v > 0);
+            Assert.Contains(y, v => v == 0);
+            var z = new double[y.Length];
+            L.Forward<double>(x, w, b, batch, inF, outF, LinearActivation.None, z);
+            Assert.All(z, v => Assert.True(Math.Abs(v) > 1e-3, $"pre-activation {v} is at the kink"));
+        }
+        var saved = (double[])y.Clone();
         var dx = new double[x.Length]; var dw = new double[w.Length]; var db = new double[b.Length];
-        L.BackwardInput<double>(g, w, batch, inF, outF, dx);
-        L.BackwardWeight<double>(g, x, batch, inF, outF, dw);
-        L.BackwardBias<double>(g, batch, outF, db);
-        Check.FiniteDifference(Loss, x, dx, "linear dX");
-        Check.FiniteDifference(Loss, w, dw, "linear dW");
-        Check.FiniteDifference(Loss, b, db, "linear dB");
+        L.BackwardInput<double>(g, saved, w, batch, inF, outF, activation, dx);
+        L.BackwardWeight<double>(g, saved, x, batch, inF, outF, activation, dw);
+        L.BackwardBias<double>(g, saved, batch, outF, activation, db);
+        Check.FiniteDifference(Loss, x, dx, $"linear {activation} dX");
+        Check.FiniteDifference(Loss, w, dw, $"linear {activation} dW");
+        Check.FiniteDifference(Loss, b, db, $"linear {activation} dB");
     }
 
     // ---- layer 3 ----------------------------------------------------------------------------------------
 
-    public static TheoryData<int, int, int, bool> Shapes => new()
+    public static TheoryData<int, int, int, bool, LinearActivation> Shapes => new()
     {
-        { 1, 1, 1, true }, { 1, 5, 3, true }, { 3, 7, 5, true }, { 4, 6, 9, false }, { 2, 13, 2, true },
-        { 5, 3, 8, true }, { 2, 33, 10, false }, { 7, 4, 4, true },
+        { 1, 1, 1, true, LinearActivation.None }, { 1, 5, 3, true, LinearActivation.None }, { 3, 7, 5, true, LinearActivation.None },
+        { 4, 6, 9, false, LinearActivation.None }, { 2, 13, 2, true, LinearActivation.None }, { 5, 3, 8, true, LinearActivation.None },
+        { 2, 33, 10, false, LinearActivation.None }, { 7, 4, 4, true, LinearActivation.None },
+        { 1, 1, 1, true, LinearActivation.Relu }, { 3, 7, 5, true, LinearActivation.Relu }, { 4, 6, 9, false, LinearActivation.Relu },
+        { 5, 13, 2, true, LinearActivation.Relu },
+        { 1, 1, 1, true, LinearActivation.Sigmoid }, { 3, 7, 5, true, LinearActivation.Sigmoid }, { 4, 6, 9, false, LinearActivation.Sigmoid },
+        { 2, 33, 3, true, LinearActivation.Sigmoid },
     };
 
     [Theory, MemberData(nameof(Shapes))]
-    public void Kernels_MatchReference(int batch, int inF, int outF, bool hasBias)
+    public void Kernels_MatchReference(int batch, int inF, int outF, bool hasBias, LinearActivation activation)
     {
         var d = fx.Device;
         var x = Check.ToFloat(Check.Uniform(batch * inF, 10)); var w = Check.ToFloat(Check.Uniform(outF * inF, 11));
@@ -77,21 +136,47 @@ public sealed class LinearTests(DeviceFixture fx)
         var edx = tx.GradToArray(); var edw = tw.GradToArray(); var edb = tb?.GradToArray() ?? [];
 
         using var tape = new Tape(d);
-        var y = tape.Linear(tx, tw, tb);
+        var y = tape.Linear(tx, tw, tb, activation);
         Assert.Equal([batch, outF], y.Shape);
         tape.Backward(y, g);
 
         var ey = new float[batch * outF];
-        L.Forward<float>(x, w, b, batch, inF, outF, ey);
-        L.BackwardInput<float>(g, w, batch, inF, outF, edx);
-        L.BackwardWeight<float>(g, x, batch, inF, outF, edw);
+        L.Forward<float>(x, w, b, batch, inF, outF, activation, ey);
+        L.BackwardInput<float>(g, ey, w, batch, inF, outF, activation, edx);
+        L.BackwardWeight<float>(g, ey, x, batch, inF, outF, activation, edw);
         Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "y");
         Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dX");
         Check.Close(edw, tw.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dW");
         if (tb is not null)
         {
-            L.BackwardBias<float>(g, batch, outF, edb);
+            L.BackwardBias<float>(g, ey, batch, outF, activation, edb);
             Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dB");
+        }
+    }
+
+    [Fact]
+    public void FusedActivation_EqualsLinearThenActivation()
+    {
+        // the fused ReLU / sigmoid give what Linear followed by the separate activation op gives (forward and
+        // every gradient): the activation's derivative is applied once
+        var d = fx.Device;
+        foreach (var activation in new[] { LinearActivation.Relu, LinearActivation.Sigmoid })
+        {
+            float[][] Run(bool fused)
+            {
+                using var x = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(3 * 5, 40)), 3, 5); x.RequiresGrad = true;
+                using var w = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(6 * 5, 41)), 6, 5); w.RequiresGrad = true;
+                using var b = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(6, 42)), 6); b.RequiresGrad = true;
+                using var tape = new Tape(d);
+                var y = fused ? tape.Linear(x, w, b, activation)
+                    : activation == LinearActivation.Relu ? tape.Relu(tape.Linear(x, w, b)) : tape.Sigmoid(tape.Linear(x, w, b));
+                tape.Backward(y, Check.ToFloat(Check.Uniform(18, 43)));
+                return [y.ToArray(), x.GradToArray(), w.GradToArray(), b.GradToArray()];
+            }
+            var (f, s) = (Run(true), Run(false));
+            Check.Close(s[0], f[0], Check.ForwardAtol, Check.ForwardRtol, $"{activation} y");
+            for (int i = 1; i < 4; i++)
+                Check.Close(s[i], f[i], Check.BackwardAtol, Check.BackwardRtol, $"{activation} gradient {i}");
         }
     }
 
@@ -121,7 +206,7 @@ public sealed class LinearTests(DeviceFixture fx)
         tape.Backward(tape.Sum(y));
         Assert.Equal([2, 5], y.Shape);
         var edx = new float[24];
-        L.BackwardInput<float>(Enumerable.Repeat(1f, 10).ToArray(), w.ToArray(), 2, 12, 5, edx);
+        L.BackwardInput<float>(Enumerable.Repeat(1f, 10).ToArray(), [], w.ToArray(), 2, 12, 5, LinearActivation.None, edx);
         Check.Close(edx, map.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dMap");
     }
 
@@ -152,6 +237,8 @@ public sealed class LinearTests(DeviceFixture fx)
         Assert.Contains("[4, 3]", e.Message);
         e = Assert.Throws<ArgumentException>(() => tape.Linear(x, w3, b2));
         Assert.Contains("[1, 4]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tape.Linear(x, w3, null, (LinearActivation)7));
+        Assert.Contains("activation 7", e.Message);
         Assert.Equal(0, tape.OwnedCount);
     }
 

@@ -16,34 +16,24 @@ public sealed class WiringReferenceTests
     [Fact]
     public void Router_Reference_HandComputed()
     {
-        var g = new double[2];
-        RouterReference.GapForward<double>([1, 2, 3, 6], 2, g);
-        Assert.Equal([1.5, 4.5], g);
-        var dx = new double[4];
-        RouterReference.GapBackward<double>([2, 4], 2, dx);
-        Assert.Equal([1.0, 1, 2, 2], dx);
-
-        // y = relu(b + W x): W = [[1, -1], [0.5, 0.5]], b = [2, -2], x = [1, 2] -> [1, 0]
-        var y = new double[2];
-        var relu = new LinearShape(1, 2, 2, RouterKernels.ActivationRelu);
-        RouterReference.LinearForward<double>([1, 2], [1, -1, 0.5, 0.5], [2, -2], relu, y);
-        Assert.Equal([1.0, 0], y);
-        var (dIn, dW, dB) = (new double[2], new double[4], new double[2]);
-        RouterReference.LinearBackward<double>([1, 2], [1, -1, 0.5, 0.5], y, [3, 5], relu, dIn, dW, dB);
-        Assert.Equal([3.0, -3], dIn);        // only output 0 is active: 3 · W[0, :]
-        Assert.Equal([3.0, 6, 0, 0], dW);    // 3 · x for row 0
-        Assert.Equal([3.0, 0], dB);
-
-        var s = new double[1];
-        var sig = new LinearShape(1, 1, 1, RouterKernels.ActivationSigmoid);
-        RouterReference.LinearForward<double>([2], [0.5], [-1], sig, s);
-        Assert.Equal(0.5, s[0], 15);         // sigmoid(0)
-        var (dx1, dw1, db1) = (new double[1], new double[1], new double[1]);
-        RouterReference.LinearBackward<double>([2], [0.5], s, [4], sig, dx1, dw1, db1);
-        Assert.Equal([1.0], db1);            // 4 · 0.5 · 0.5
-        Assert.Equal([2.0], dw1);
-        Assert.Equal([0.5], dx1);
-        Assert.Equal(1 / (1 + Math.Exp(-3)), RouterReference.Sigmoid(3.0), 15);
+        // y [1, 2, 1, 2] = [1, 2 | 3, 6] -> pooled [1.5, 4.5]
+        // hidden = relu(W1 · pooled + b1), W1 = [[1, -1], [0.5, 0.5]], b1 = [2, -2] -> relu([-1, 1]) = [0, 1]
+        // a = sigmoid(W2 · hidden + b2), W2 = [[0.5, 2]], b2 = [-2] -> sigmoid(0) = 0.5
+        var p = new RouterWeights<double>(2, 2, 1, [1, -1, 0.5, 0.5], [2, -2], [0.5, 2], [-2]);
+        var r = RouterReference.Forward<double>([1, 2, 3, 6], 1, p, 2);
+        Assert.Equal([1.5, 4.5], r.Pooled);
+        Assert.Equal([0.0, 1], r.Hidden);
+        Assert.Equal(0.5, r.Output[0], 15);
+        // dA = 4: dZ2 = 4 · 0.5 · 0.5 = 1; dHidden = W2ᵀ · 1 = [0.5, 2]; dZ1 = [0, 2] (ReLU mask);
+        // dPooled = W1ᵀ · dZ1 = [1, 1]; dY = dPooled / 2 spread over each plane
+        var dY = new double[4];
+        var dP = RouterWeights<double>.Zeros(2, 2, 1);
+        RouterReference.Backward<double>(r, [4], 1, p, 2, dY, dP);
+        Assert.Equal([1.0], dP.B2);
+        Assert.Equal([0.0, 1], dP.W2);
+        Assert.Equal([0.0, 2], dP.B1);
+        Assert.Equal([0.0, 0, 3, 9], dP.W1);
+        Assert.Equal([0.5, 0.5, 0.5, 0.5], dY);
     }
 
     [Fact]
@@ -69,8 +59,8 @@ public sealed class WiringReferenceTests
         var dense = new double[9];
         GateReference.DenseForward<double>([0, 1, 2], 1, 2, dense);   // edges (0,1), (0,2), (1,2)
         Assert.Equal(0.5, dense[1]);
-        Assert.Equal(RouterReference.Sigmoid(1.0), dense[2]);
-        Assert.Equal(RouterReference.Sigmoid(2.0), dense[5]);
+        Assert.Equal(ActivationReference.Sigmoid(1.0), dense[2]);
+        Assert.Equal(ActivationReference.Sigmoid(2.0), dense[5]);
         var dLogits = new double[3];
         GateReference.DenseBackward<double>([0, 1, 2], [0, 4, 0, 0, 0, 0, 0, 0, 0], 1, 2, dLogits);
         Assert.Equal([1.0, 0, 0], dLogits);  // 4 · 0.5 · 0.5

@@ -43,7 +43,7 @@ public static class GateReference
         int edges = nodes * (nodes + 1) / 2;
         for (int b = 0; b < batch; b++)
             for (int e = 0; e < edges; e++)
-                adjacency[b * (nodes + 1) * (nodes + 1) + GateKernels.EdgeOffset(e, nodes)] = RouterReference.Sigmoid(logits[e]);
+                adjacency[b * (nodes + 1) * (nodes + 1) + GateKernels.EdgeOffset(e, nodes)] = ActivationReference.Sigmoid(logits[e]);
     }
 
     /// <summary><c>dLogits[e] += s(1 − s) · Σ_b dAdjacency[b, i, j]</c>.</summary>
@@ -55,7 +55,7 @@ public static class GateReference
         {
             T sum = T.Zero;
             for (int b = 0; b < batch; b++) sum += dAdjacency[b * (nodes + 1) * (nodes + 1) + GateKernels.EdgeOffset(e, nodes)];
-            T s = RouterReference.Sigmoid(logits[e]);
+            T s = ActivationReference.Sigmoid(logits[e]);
             dLogits[e] += s * (T.One - s) * sum;
         }
     }

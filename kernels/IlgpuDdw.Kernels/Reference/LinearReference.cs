@@ -3,58 +3,75 @@ using System.Numerics;
 namespace IlgpuDdw.Kernels.Reference;
 
 /// <summary>
-/// CPU reference of <see cref="LinearKernels"/>: <c>y[b, o] = Σ_i x[b, i] · W[o, i] + bias[o]</c> with x [B, In],
-/// W [Out, In], bias [Out] (or empty for no bias), y [B, Out]. Backward references accumulate.
+/// CPU reference of <see cref="LinearKernels"/>: <c>y[b, o] = act(Σ_i x[b, i] · W[o, i] + bias[o])</c> with
+/// x [B, In], W [Out, In], bias [Out] (or empty for no bias), y [B, Out] and act a <see cref="LinearActivation"/>.
+/// The backward references take the saved output y (may be empty for <see cref="LinearActivation.None"/>) and
+/// apply <c>dZ = dOutput · act′(y)</c>; they accumulate.
 /// </summary>
 public static class LinearReference
 {
-    /// <summary><c>y = x · Wᵀ + bias</c> (overwrites y). An empty <paramref name="bias"/> means no bias.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int batch, int inFeatures, int outFeatures, Span<T> y)
-        where T : IFloatingPointIeee754<T>
+    /// <summary><c>y = act(x · Wᵀ + bias)</c> (overwrites y). An empty <paramref name="bias"/> means no bias.</summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> weight, ReadOnlySpan<T> bias, int batch, int inFeatures, int outFeatures,
+        LinearActivation activation, Span<T> y) where T : IFloatingPointIeee754<T>
     {
         for (int b = 0; b < batch; b++)
             for (int o = 0; o < outFeatures; o++)
             {
                 T s = T.Zero;
                 for (int i = 0; i < inFeatures; i++) s += x[b * inFeatures + i] * weight[o * inFeatures + i];
-                y[b * outFeatures + o] = s + (bias.IsEmpty ? T.Zero : bias[o]);
+                T z = s + (bias.IsEmpty ? T.Zero : bias[o]);
+                y[b * outFeatures + o] = activation switch
+                {
+                    LinearActivation.Relu => z > T.Zero ? z : T.Zero,
+                    LinearActivation.Sigmoid => ActivationReference.Sigmoid(z),
+                    _ => z,
+                };
             }
     }
 
-    /// <summary><c>dInput[b, i] += Σ_o dOutput[b, o] · W[o, i]</c>.</summary>
-    public static void BackwardInput<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> weight, int batch, int inFeatures, int outFeatures, Span<T> dInput)
-        where T : IFloatingPointIeee754<T>
+    /// <summary><c>dZ[k] = dOutput[k] · act′</c> from the saved output y (ReLU: <c>y &gt; 0</c>; sigmoid: <c>y(1 − y)</c>).</summary>
+    public static T OutputGradient<T>(LinearActivation activation, ReadOnlySpan<T> y, ReadOnlySpan<T> dOutput, int k) where T : IFloatingPointIeee754<T> =>
+        activation switch
+        {
+            LinearActivation.Relu => y[k] > T.Zero ? dOutput[k] : T.Zero,
+            LinearActivation.Sigmoid => dOutput[k] * y[k] * (T.One - y[k]),
+            _ => dOutput[k],
+        };
+
+    /// <summary><c>dInput[b, i] += Σ_o dZ[b, o] · W[o, i]</c>.</summary>
+    public static void BackwardInput<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> weight, int batch, int inFeatures, int outFeatures,
+        LinearActivation activation, Span<T> dInput) where T : IFloatingPointIeee754<T>
     {
         for (int b = 0; b < batch; b++)
             for (int i = 0; i < inFeatures; i++)
             {
                 T s = T.Zero;
-                for (int o = 0; o < outFeatures; o++) s += dOutput[b * outFeatures + o] * weight[o * inFeatures + i];
+                for (int o = 0; o < outFeatures; o++) s += OutputGradient(activation, y, dOutput, b * outFeatures + o) * weight[o * inFeatures + i];
                 dInput[b * inFeatures + i] += s;
             }
     }
 
-    /// <summary><c>dWeight[o, i] += Σ_b dOutput[b, o] · x[b, i]</c>.</summary>
-    public static void BackwardWeight<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> x, int batch, int inFeatures, int outFeatures, Span<T> dWeight)
-        where T : IFloatingPointIeee754<T>
+    /// <summary><c>dWeight[o, i] += Σ_b dZ[b, o] · x[b, i]</c>.</summary>
+    public static void BackwardWeight<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> x, int batch, int inFeatures, int outFeatures,
+        LinearActivation activation, Span<T> dWeight) where T : IFloatingPointIeee754<T>
     {
         for (int o = 0; o < outFeatures; o++)
             for (int i = 0; i < inFeatures; i++)
             {
                 T s = T.Zero;
-                for (int b = 0; b < batch; b++) s += dOutput[b * outFeatures + o] * x[b * inFeatures + i];
+                for (int b = 0; b < batch; b++) s += OutputGradient(activation, y, dOutput, b * outFeatures + o) * x[b * inFeatures + i];
                 dWeight[o * inFeatures + i] += s;
             }
     }
 
-    /// <summary><c>dBias[o] += Σ_b dOutput[b, o]</c>.</summary>
-    public static void BackwardBias<T>(ReadOnlySpan<T> dOutput, int batch, int outFeatures, Span<T> dBias)
+    /// <summary><c>dBias[o] += Σ_b dZ[b, o]</c>.</summary>
+    public static void BackwardBias<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, int batch, int outFeatures, LinearActivation activation, Span<T> dBias)
         where T : IFloatingPointIeee754<T>
     {
         for (int o = 0; o < outFeatures; o++)
         {
             T s = T.Zero;
-            for (int b = 0; b < batch; b++) s += dOutput[b * outFeatures + o];
+            for (int b = 0; b < batch; b++) s += OutputGradient(activation, y, dOutput, b * outFeatures + o);
             dBias[o] += s;
         }
     }

@@ -3,72 +3,13 @@ using System.Numerics;
 namespace IlgpuDdw.Kernels.Reference;
 
 /// <summary>
-/// CPU reference of <see cref="RouterKernels"/>, generic over float and double. Layouts as in the kernels:
-/// <c>x [B, C, H, W]</c>, weights <c>[Out, In]</c>. Backward references accumulate (+=).
+/// CPU reference of the router op, <c>a = sigmoid(FC2(ReLU(FC1(GAP(y)))))</c>, composed of the references of
+/// the kernels the op launches (<see cref="PoolingReference.GlobalAvgPoolForward{T}"/> and
+/// <see cref="LinearReference"/> with a fused activation), generic over float and double. Layouts as in the
+/// kernels: <c>y [B, C, H, W]</c>, weights <c>[Out, In]</c>. Backward references accumulate (+=).
 /// </summary>
 public static class RouterReference
 {
-    /// <summary>The logistic function <c>1 / (1 + exp(−z))</c>.</summary>
-    public static T Sigmoid<T>(T z) where T : IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-z));
-
-    private static T Activate<T>(int activation, T z) where T : IFloatingPointIeee754<T> =>
-        activation == RouterKernels.ActivationSigmoid ? Sigmoid(z) : (z > T.Zero ? z : T.Zero);
-
-    private static T Slope<T>(int activation, T y) where T : IFloatingPointIeee754<T> =>
-        activation == RouterKernels.ActivationSigmoid ? y * (T.One - y) : (y > T.Zero ? T.One : T.Zero);
-
-    /// <summary><c>g[k] = mean of x[k·spatial .. (k+1)·spatial)</c> for k &lt; g.Length.</summary>
-    public static void GapForward<T>(ReadOnlySpan<T> x, int spatial, Span<T> g) where T : IFloatingPointIeee754<T>
-    {
-        for (int k = 0; k < g.Length; k++)
-        {
-            T s = T.Zero;
-            for (int p = 0; p < spatial; p++) s += x[k * spatial + p];
-            g[k] = s / T.CreateChecked(spatial);
-        }
-    }
-
-    /// <summary><c>dX[i] += dG[i / spatial] / spatial</c>.</summary>
-    public static void GapBackward<T>(ReadOnlySpan<T> dG, int spatial, Span<T> dX) where T : IFloatingPointIeee754<T>
-    {
-        for (int i = 0; i < dX.Length; i++) dX[i] += dG[i / spatial] / T.CreateChecked(spatial);
-    }
-
-    /// <summary><c>y[b, o] = act(bias[o] + Σ_k w[o, k] · x[b, k])</c>.</summary>
-    public static void LinearForward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> bias, LinearShape s, Span<T> y)
-        where T : IFloatingPointIeee754<T>
-    {
-        for (int b = 0; b < s.Batch; b++)
-            for (int o = 0; o < s.Out; o++)
-            {
-                T z = bias[o];
-                for (int k = 0; k < s.In; k++) z += w[o * s.In + k] * x[b * s.In + k];
-                y[b * s.Out + o] = Activate(s.Activation, z);
-            }
-    }
-
-    /// <summary>
-    /// Backward of <see cref="LinearForward{T}"/> from its saved input x and output y: with
-    /// <c>dz = act′(y) · dY</c>, <c>dX += dz · w</c>, <c>dW += dzᵀ · x</c>, <c>dBias += Σ_b dz</c>. An empty
-    /// span skips that gradient.
-    /// </summary>
-    public static void LinearBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> y, ReadOnlySpan<T> dY, LinearShape s,
-        Span<T> dX, Span<T> dW, Span<T> dBias) where T : IFloatingPointIeee754<T>
-    {
-        for (int b = 0; b < s.Batch; b++)
-            for (int o = 0; o < s.Out; o++)
-            {
-                int yi = b * s.Out + o;
-                T dz = Slope(s.Activation, y[yi]) * dY[yi];
-                if (!dBias.IsEmpty) dBias[o] += dz;
-                for (int k = 0; k < s.In; k++)
-                {
-                    if (!dX.IsEmpty) dX[b * s.In + k] += w[o * s.In + k] * dz;
-                    if (!dW.IsEmpty) dW[o * s.In + k] += dz * x[b * s.In + k];
-                }
-            }
-    }
-
     /// <summary>
     /// The whole router, <c>a = sigmoid(FC2(ReLU(FC1(GAP(y)))))</c>, for <c>y [batch, C, spatial]</c>;
     /// returns the saved activations.
@@ -76,9 +17,9 @@ public static class RouterReference
     public static RouterActivations<T> Forward<T>(ReadOnlySpan<T> y, int batch, RouterWeights<T> p, int spatial) where T : IFloatingPointIeee754<T>
     {
         var r = new RouterActivations<T>(new T[batch * p.Channels], new T[batch * p.Hidden], new T[batch * p.OutDegree]);
-        GapForward(y, spatial, r.Pooled);
-        LinearForward<T>(r.Pooled, p.W1, p.B1, Fc1(batch, p), r.Hidden);
-        LinearForward<T>(r.Hidden, p.W2, p.B2, Fc2(batch, p), r.Output);
+        PoolingReference.GlobalAvgPoolForward(y, spatial, r.Pooled);
+        LinearReference.Forward<T>(r.Pooled, p.W1, p.B1, batch, p.Channels, p.Hidden, LinearActivation.Relu, r.Hidden);
+        LinearReference.Forward<T>(r.Hidden, p.W2, p.B2, batch, p.Hidden, p.OutDegree, LinearActivation.Sigmoid, r.Output);
         return r;
     }
 
@@ -91,14 +32,20 @@ public static class RouterReference
     {
         var dHidden = new T[batch * p.Hidden];
         var dPooled = new T[batch * p.Channels];
-        LinearBackward<T>(r.Hidden, p.W2, r.Output, dA, Fc2(batch, p), dHidden, dP.W2, dP.B2);
-        LinearBackward<T>(r.Pooled, p.W1, r.Hidden, dHidden, Fc1(batch, p), dPooled, dP.W1, dP.B1);
-        if (!dY.IsEmpty) GapBackward<T>(dPooled, spatial, dY);
+        LayerBackward(r.Hidden, p.W2, r.Output, dA, batch, p.Hidden, p.OutDegree, LinearActivation.Sigmoid, dHidden, dP.W2, dP.B2);
+        LayerBackward(r.Pooled, p.W1, r.Hidden, dHidden, batch, p.Channels, p.Hidden, LinearActivation.Relu, dPooled, dP.W1, dP.B1);
+        if (!dY.IsEmpty) PoolingReference.GlobalAvgPoolBackward<T>(dPooled, spatial, dY);
     }
 
-    private static LinearShape Fc1<T>(int batch, RouterWeights<T> p) => new(batch, p.Channels, p.Hidden, RouterKernels.ActivationRelu);
-
-    private static LinearShape Fc2<T>(int batch, RouterWeights<T> p) => new(batch, p.Hidden, p.OutDegree, RouterKernels.ActivationSigmoid);
+    /// <summary>The three <see cref="LinearReference"/> backwards of one layer (x, W, y saved; accumulates).</summary>
+    private static void LayerBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, ReadOnlySpan<T> y, ReadOnlySpan<T> dOutput,
+        int batch, int inFeatures, int outFeatures, LinearActivation activation, Span<T> dX, Span<T> dW, Span<T> dB)
+        where T : IFloatingPointIeee754<T>
+    {
+        LinearReference.BackwardInput(dOutput, y, w, batch, inFeatures, outFeatures, activation, dX);
+        LinearReference.BackwardWeight(dOutput, y, x, batch, inFeatures, outFeatures, activation, dW);
+        LinearReference.BackwardBias(dOutput, y, batch, outFeatures, activation, dB);
+    }
 }
 
 /// <summary>

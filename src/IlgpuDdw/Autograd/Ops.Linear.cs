@@ -5,12 +5,14 @@ namespace IlgpuDdw.Autograd;
 public static partial class Ops
 {
     /// <summary>
-    /// Fully connected layer <c>y = input · weightᵀ + bias</c>: input [B, In], weight [Out, In] (PyTorch
-    /// layout), bias [Out] or null, output [B, Out]. The input must have rank 2: flatten a feature map first
-    /// (e.g. <c>tape.Reshape(x, batch, c * h * w)</c>). Saves input and weight for the backward.
+    /// Fully connected layer <c>y = act(input · weightᵀ + bias)</c>: input [B, In], weight [Out, In] (PyTorch
+    /// layout), bias [Out] or null, output [B, Out], and an optional activation fused into the same kernels
+    /// (<see cref="LinearActivation.Relu"/>, <see cref="LinearActivation.Sigmoid"/>; default none). The input
+    /// must have rank 2: flatten a feature map first (e.g. <c>tape.Reshape(x, batch, c * h * w)</c>). Saves input
+    /// and weight for the backward, which with an activation also reads the output y (act′ is formed from y).
     /// </summary>
-    /// <exception cref="ArgumentException">A rank or size does not match; the message names the shapes.</exception>
-    public static Tensor Linear(this Tape tape, Tensor input, Tensor weight, Tensor? bias)
+    /// <exception cref="ArgumentException">A rank or size does not match (the message names the shapes), or the activation is not defined.</exception>
+    public static Tensor Linear(this Tape tape, Tensor input, Tensor weight, Tensor? bias, LinearActivation activation = LinearActivation.None)
     {
         Tensor[] inputs = bias is null ? [input, weight] : [input, weight, bias];
         RequireSameDevice("Linear", tape, inputs);
@@ -25,35 +27,39 @@ public static partial class Ops
         if (bias is not null && (bias.Rank != 1 || bias.Dim(0) != outFeatures))
             throw new ArgumentException(
                 $"Linear: bias {bias.ShapeString} does not match weight {weight.ShapeString}: expected [{outFeatures}].", nameof(bias));
+        if (!Enum.IsDefined(activation))
+            throw new ArgumentException($"Linear: activation {(int)activation} is not one of None, Relu, Sigmoid.", nameof(activation));
 
         var d = tape.Device;
         var k = d.Kernels;
         var y = tape.NewTensor(batch, outFeatures);
         int tiles = LinearKernels.Tiles(batch, outFeatures);
         int ext = d.Extent(tiles);
-        k.LinearForward(d.Stream, ext, tiles, ext, inFeatures, outFeatures, bias is null ? 0 : 1,
+        int act = (int)activation;
+        k.LinearForward(d.Stream, ext, tiles, ext, inFeatures, outFeatures, bias is null ? 0 : 1, act,
             input.View, weight.View, (bias ?? weight).View, y.View);
 
         if (tape.NeedsGrad(inputs))
             tape.Record("Linear", y, () =>
             {
                 var dy = y.Grad.View;
+                var saved = activation == LinearActivation.None ? dy : y.View; // y is not read without an activation
                 if (input.RequiresGrad)
                 {
                     int t = LinearKernels.Tiles(batch, inFeatures);
                     int e = d.Extent(t);
-                    k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, dy, weight.View, input.Grad.View);
+                    k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, act, dy, saved, weight.View, input.Grad.View);
                 }
                 if (weight.RequiresGrad)
                 {
                     int t = LinearKernels.Tiles(outFeatures, inFeatures);
                     int e = d.Extent(t);
-                    k.LinearBackwardWeight(d.Stream, e, t, e, batch, inFeatures, outFeatures, dy, input.View, weight.Grad.View);
+                    k.LinearBackwardWeight(d.Stream, e, t, e, batch, inFeatures, outFeatures, act, dy, saved, input.View, weight.Grad.View);
                 }
                 if (bias is not null && bias.RequiresGrad)
                 {
                     int e = d.Extent(outFeatures);
-                    k.LinearBackwardBias(d.Stream, e, outFeatures, e, batch, dy, bias.Grad.View);
+                    k.LinearBackwardBias(d.Stream, e, outFeatures, e, batch, act, dy, saved, bias.Grad.View);
                 }
             });
         return y;

@@ -7,9 +7,12 @@ public static partial class Ops
 {
     /// <summary>
     /// The router of a node: <c>a = sigmoid(W2 · ReLU(W1 · GAP(y) + b1) + b2)</c> for a node output
-    /// <c>y [B, C, H, W]</c>; returns <c>a [B, OutDegree]</c>. Saves the pooled features <c>[B, C]</c> and
-    /// the hidden activations <c>[B, Hidden]</c> (tape-owned); the gradient flows to y and to every
-    /// router parameter that requires one.
+    /// <c>y [B, C, H, W]</c>; returns <c>a [B, OutDegree]</c>. Composed of the ops it consists of, recorded one
+    /// by one: <see cref="GlobalAvgPool2d"/>, then <see cref="Linear"/> with the ReLU fused
+    /// (<see cref="LinearActivation.Relu"/>) and <see cref="Linear"/> with the sigmoid fused
+    /// (<see cref="LinearActivation.Sigmoid"/>). Saves the pooled features <c>[B, C]</c> and the hidden
+    /// activations <c>[B, Hidden]</c> (tape-owned; released at once in no-grad mode); the gradient flows to y
+    /// and to every router parameter that requires one.
     /// </summary>
     /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
     public static Tensor Router(this Tape tape, Tensor nodeOutput, RouterParameters router)
@@ -20,63 +23,12 @@ public static partial class Ops
         RequireSameDevice("Router", tape, nodeOutput, router.W1, router.B1, router.W2, router.B2);
         if (nodeOutput.Rank != 4 || nodeOutput.Dim(1) != router.Channels)
             throw new ArgumentException($"Router: node output {nodeOutput.Describe()} must be [B, {router.Channels}, H, W] for a router with {router.Channels} input channels.", nameof(nodeOutput));
-        var d = tape.Device;
-        int batch = nodeOutput.Dim(0), channels = router.Channels, spatial = nodeOutput.Dim(2) * nodeOutput.Dim(3);
-        int hidden = router.Hidden, outDegree = router.OutDegree;
-        var fc1 = new LinearShape(batch, channels, hidden, RouterKernels.ActivationRelu);
-        var fc2 = new LinearShape(batch, hidden, outDegree, RouterKernels.ActivationSigmoid);
-        var pooled = tape.NewTensor(batch, channels);
-        var hid = tape.NewTensor(batch, hidden);
-        var a = tape.NewTensor(batch, outDegree);
-        int e0 = d.Extent(batch * channels), e1 = d.Extent(batch * hidden), e2 = d.Extent(batch * outDegree);
-        d.Kernels.GapForward(d.Stream, e0, batch * channels, e0, spatial, nodeOutput.View, pooled.View);
-        d.Kernels.RouterLinearForward(d.Stream, e1, batch * hidden, e1, fc1, pooled.View, router.W1.View, router.B1.View, hid.View);
-        d.Kernels.RouterLinearForward(d.Stream, e2, batch * outDegree, e2, fc2, hid.View, router.W2.View, router.B2.View, a.View);
-        if (!tape.NeedsGrad(nodeOutput, router.W1, router.B1, router.W2, router.B2))
-        {
-            tape.Release(pooled);
-            tape.Release(hid);
-            return a;
-        }
-        tape.Record("Router", a, () =>
-        {
-            bool needHidden = nodeOutput.RequiresGrad || router.W1.RequiresGrad || router.B1.RequiresGrad;
-            using var dHidden = LinearBackward(router.W2, router.B2, fc2, hid, a, a.Grad, needHidden);
-            if (dHidden is null) return;
-            using var dPooled = LinearBackward(router.W1, router.B1, fc1, pooled, hid, dHidden, nodeOutput.RequiresGrad);
-            if (dPooled is null) return;
-            int n = nodeOutput.Length, ext = d.Extent(n);
-            d.Kernels.GapBackward(d.Stream, ext, n, ext, spatial, dPooled.View, nodeOutput.Grad.View);
-        });
+        var pooled = tape.GlobalAvgPool2d(nodeOutput);
+        var hidden = tape.Linear(pooled, router.W1, router.B1, LinearActivation.Relu);
+        tape.Release(pooled);
+        var a = tape.Linear(hidden, router.W2, router.B2, LinearActivation.Sigmoid);
+        tape.Release(hidden);
         return a;
-    }
-
-    /// <summary>
-    /// Backward of one router layer from its saved input x and output y: accumulates into W's and b's gradients
-    /// (when they require one) and, when <paramref name="needInput"/>, returns a new input gradient
-    /// <c>[Batch, In]</c> holding <c>dX</c> (the caller disposes it), else null.
-    /// </summary>
-    private static Tensor? LinearBackward(Tensor w, Tensor bias, LinearShape shape, Tensor x, Tensor y, Tensor dY, bool needInput)
-    {
-        var d = w.Device;
-        Tensor? dX = null;
-        if (needInput)
-        {
-            dX = Tensor.Zeros(d, shape.Batch, shape.In);
-            int ext = d.Extent(dX.Length);
-            d.Kernels.RouterLinearBackwardInput(d.Stream, ext, dX.Length, ext, shape, w.View, y.View, dY.View, dX.View);
-        }
-        if (w.RequiresGrad)
-        {
-            int ext = d.Extent(w.Length);
-            d.Kernels.RouterLinearBackwardWeight(d.Stream, ext, w.Length, ext, shape, x.View, y.View, dY.View, w.Grad.View);
-        }
-        if (bias.RequiresGrad)
-        {
-            int ext = d.Extent(bias.Length);
-            d.Kernels.RouterLinearBackwardBias(d.Stream, ext, bias.Length, ext, shape, y.View, dY.View, bias.Grad.View);
-        }
-        return dX;
     }
 
     /// <summary>

@@ -6,32 +6,6 @@ namespace IlgpuDdw.Runtime;
 
 public sealed partial class KernelSet
 {
-    // ---- Router -----------------------------------------------------------------------------------------
-
-    /// <summary><see cref="RouterKernels.GapForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> GapForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(RouterKernels.GapForward);
-
-    /// <summary><see cref="RouterKernels.GapBackward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> GapBackward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>>>(RouterKernels.GapBackward);
-
-    /// <summary><see cref="RouterKernels.LinearForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearForward);
-
-    /// <summary><see cref="RouterKernels.LinearBackwardInput"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardInput =>
-        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardInput);
-
-    /// <summary><see cref="RouterKernels.LinearBackwardWeight"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardWeight =>
-        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardWeight);
-
-    /// <summary><see cref="RouterKernels.LinearBackwardBias"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>> RouterLinearBackwardBias =>
-        Load<Action<AcceleratorStream, Index1D, int, int, LinearShape, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(RouterKernels.LinearBackwardBias);
-
     // ---- Gate / adjacency writers -----------------------------------------------------------------------
 
     /// <summary><see cref="GateKernels.Forward"/>.</summary>
