@@ -3,8 +3,8 @@ using ILGPU;
 namespace IlgpuDdw.Kernels;
 
 /// <summary>
-/// The activation a <see cref="LinearKernels"/> layer applies to its output (passed to the kernels as
-/// <c>(int)</c> value). The backward kernels form <c>dZ = dY · act′</c> from the saved OUTPUT y.
+/// The activation a <see cref="LinearKernels"/> layer applies to its output (the kernels take its int value).
+/// The backward kernels form <c>dZ = dY · act′</c> from the saved OUTPUT y.
 /// </summary>
 public enum LinearActivation
 {
