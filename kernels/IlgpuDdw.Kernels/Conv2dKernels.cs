@@ -40,6 +40,7 @@ public static class Conv2dKernels
         int colBlocks = g.ForwardColumnBlocks;
         int coBlocks = Conv2dGeometry.CeilDiv(coutG, Conv2dGeometry.ChannelBlock);
         int wCo = cinG * kk; // weight elements per output channel
+        int rEnd = Min(s, k);
         for (int item = index; item < n; item += stride)
         {
             int t = item;
@@ -76,22 +77,26 @@ public static class Conv2dKernels
                 {
                     int xRow = xPlane + (ih0 + kh) * w;
                     int wRow = wPlane + kh * k;
-                    for (int kw = 0; kw < k; kw++)
+                    // Column c reads x[iwBase + c·s + kw]; stepping kw by s shifts that window by one column,
+                    // so each residue class r of kw loads three columns once and then one new column per tap.
+                    for (int r = 0; r < rEnd; r++)
                     {
-                        int iw = iwBase + kw;
-                        float x0 = (uint)iw < (uint)w ? input[xRow + iw] : 0f;
-                        iw += s;
-                        float x1 = (uint)iw < (uint)w ? input[xRow + iw] : 0f;
-                        iw += s;
-                        float x2 = (uint)iw < (uint)w ? input[xRow + iw] : 0f;
-                        iw += s;
-                        float x3 = (uint)iw < (uint)w ? input[xRow + iw] : 0f;
-                        int wi = wRow + kw;
-                        float w0 = weight[wi], w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
-                        a00 += w0 * x0; a01 += w0 * x1; a02 += w0 * x2; a03 += w0 * x3;
-                        a10 += w1 * x0; a11 += w1 * x1; a12 += w1 * x2; a13 += w1 * x3;
-                        a20 += w2 * x0; a21 += w2 * x1; a22 += w2 * x2; a23 += w2 * x3;
-                        a30 += w3 * x0; a31 += w3 * x1; a32 += w3 * x2; a33 += w3 * x3;
+                        int iw = iwBase + r;
+                        float x0 = LoadOrZero(input, xRow, iw, w);
+                        float x1 = LoadOrZero(input, xRow, iw + s, w);
+                        float x2 = LoadOrZero(input, xRow, iw + 2 * s, w);
+                        iw += 3 * s;
+                        for (int kw = r; kw < k; kw += s, iw += s)
+                        {
+                            float x3 = LoadOrZero(input, xRow, iw, w);
+                            int wi = wRow + kw;
+                            float w0 = weight[wi], w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
+                            a00 += w0 * x0; a01 += w0 * x1; a02 += w0 * x2; a03 += w0 * x3;
+                            a10 += w1 * x0; a11 += w1 * x1; a12 += w1 * x2; a13 += w1 * x3;
+                            a20 += w2 * x0; a21 += w2 * x1; a22 += w2 * x2; a23 += w2 * x3;
+                            a30 += w3 * x0; a31 += w3 * x1; a32 += w3 * x2; a33 += w3 * x3;
+                            x0 = x1; x1 = x2; x2 = x3;
+                        }
                     }
                 }
             }
@@ -194,22 +199,22 @@ public static class Conv2dKernels
                 {
                     int dyRow = dyPlane + (th - kh) / s * wo;
                     int wRow = wPlane + kh * k;
-                    for (int kw = kwLo; kw <= kwHi; kw += s)
+                    // Column c reads dOutput[ow + c] with ow = (u − kw)/s; stepping kw by s moves ow back by one,
+                    // so the window shifts by one column: three loads up front, then one new column per tap.
+                    int ow = (u - kwLo) / s;
+                    float y1 = LoadOrZero(dOutput, dyRow, ow + 1, wo);
+                    float y2 = LoadOrZero(dOutput, dyRow, ow + 2, wo);
+                    float y3 = LoadOrZero(dOutput, dyRow, ow + 3, wo);
+                    for (int kw = kwLo; kw <= kwHi; kw += s, ow--)
                     {
-                        int ow = (u - kw) / s;
-                        float y0 = (uint)ow < (uint)wo ? dOutput[dyRow + ow] : 0f;
-                        ow++;
-                        float y1 = (uint)ow < (uint)wo ? dOutput[dyRow + ow] : 0f;
-                        ow++;
-                        float y2 = (uint)ow < (uint)wo ? dOutput[dyRow + ow] : 0f;
-                        ow++;
-                        float y3 = (uint)ow < (uint)wo ? dOutput[dyRow + ow] : 0f;
+                        float y0 = LoadOrZero(dOutput, dyRow, ow, wo);
                         int wi = wRow + kw;
                         float w0 = weight[wi], w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
                         a00 += w0 * y0; a01 += w0 * y1; a02 += w0 * y2; a03 += w0 * y3;
                         a10 += w1 * y0; a11 += w1 * y1; a12 += w1 * y2; a13 += w1 * y3;
                         a20 += w2 * y0; a21 += w2 * y1; a22 += w2 * y2; a23 += w2 * y3;
                         a30 += w3 * y0; a31 += w3 * y1; a32 += w3 * y2; a33 += w3 * y3;
+                        y3 = y2; y2 = y1; y1 = y0;
                     }
                 }
             }
@@ -388,6 +393,10 @@ public static class Conv2dKernels
             dBias[co] += acc;
         }
     }
+
+    /// <summary><c>v[rowStart + col]</c> when 0 ≤ col &lt; width, else 0 (a tap in the zero padding).</summary>
+    private static float LoadOrZero(ArrayView<float> v, int rowStart, int col, int width) =>
+        (uint)col < (uint)width ? v[rowStart + col] : 0f;
 
     /// <summary>Stores the first <paramref name="count"/> of four values at <c>offset + j·step</c>.</summary>
     private static void Write4(ArrayView<float> y, int offset, int step, int count, float v0, float v1, float v2, float v3)
