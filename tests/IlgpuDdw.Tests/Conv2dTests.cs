@@ -1,0 +1,304 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels;
+using R = IlgpuDdw.Kernels.Reference.Conv2dReference;
+
+namespace IlgpuDdw.Tests;
+
+/// <summary>Conv2d: reference, finite differences, kernels versus reference, bad inputs.</summary>
+[Collection("cpu")]
+public sealed class Conv2dTests(DeviceFixture fx)
+{
+    /// <summary>One test geometry: B, C_in, H, W, C_out, K, stride, padding, groups, with or without bias.</summary>
+    public sealed record Case(int B, int Cin, int H, int W, int Cout, int K, int S, int P, int G, bool Bias)
+    {
+        public Conv2dGeometry Geometry => new(B, Cin, H, W, Cout, K, S, P, G);
+        public override string ToString() => $"{Geometry}{(Bias ? " +bias" : "")}";
+    }
+
+    /// <summary>
+    /// Odd, non-square shapes; batch 1, 2, 3; C_in ≠ C_out; K 1/3/5/7; stride 1/2/3; padding 0..3; groups 1,
+    /// grouped (2 and 4 channels per group, 1 → 2 channels per group) and depthwise; with and without bias.
+    /// </summary>
+    public static readonly Case[] Cases =
+    [
+        new(1, 3, 7, 5, 4, 3, 1, 1, 1, true),
+        new(3, 2, 7, 5, 5, 3, 2, 0, 1, true),
+        new(2, 4, 6, 9, 6, 1, 1, 0, 2, true),
+        new(1, 6, 9, 7, 6, 3, 2, 1, 6, true),   // depthwise, stride 2
+        new(2, 3, 5, 6, 3, 5, 1, 2, 3, false),  // depthwise 5×5
+        new(1, 2, 4, 5, 3, 7, 1, 3, 1, true),   // 7×7, padding 3
+        new(3, 8, 7, 5, 8, 3, 1, 1, 2, false),  // 4 channels per group
+        new(1, 5, 8, 11, 7, 5, 2, 2, 1, true),
+        new(2, 4, 7, 7, 8, 3, 3, 2, 4, true),   // stride 3, 1 → 2 channels per group
+        new(1, 1, 9, 6, 16, 3, 1, 1, 1, true),  // a first layer: one input channel
+        new(2, 6, 5, 7, 4, 1, 2, 0, 2, true),   // 1×1, stride 2
+        new(1, 16, 6, 5, 16, 3, 1, 0, 8, true), // 2 channels per group
+        new(3, 5, 1, 1, 6, 3, 1, 1, 1, true),   // 1×1 input, padded
+    ];
+
+    public static TheoryData<Case> AllCases()
+    {
+        var data = new TheoryData<Case>();
+        foreach (var c in Cases) data.Add(c);
+        return data;
+    }
+
+    /// <summary>Small cases for the finite-difference checks (each loss evaluation runs the whole reference).</summary>
+    public static TheoryData<Case> SmallCases() => new()
+    {
+        new(1, 2, 5, 4, 3, 3, 1, 1, 1, true),
+        new(2, 4, 7, 5, 6, 3, 2, 1, 2, true),
+        new(1, 3, 6, 7, 3, 5, 2, 2, 3, true),
+        new(3, 2, 4, 3, 2, 1, 1, 0, 1, true),
+        new(1, 1, 3, 4, 2, 7, 1, 3, 1, true),
+        new(2, 2, 5, 5, 4, 3, 3, 0, 2, true),
+    };
+
+    private static double[] Data(int n, int seed) => Check.Uniform(n, seed);
+
+    // ---- layer 1: the reference against hand-computed cases ---------------------------------------------
+
+    private static readonly float[] OneToNine = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    private static readonly float[] BoxSums3x3 = [12, 21, 16, 27, 45, 33, 24, 39, 28];
+
+    [Fact]
+    public void Reference_Forward_HandComputed()
+    {
+        var ones = Enumerable.Repeat(1f, 9).ToArray();
+        // 3×3 box filter, padding 1: each output is the sum of its 3×3 neighbourhood, plus the bias 0.5
+        var g = new Conv2dGeometry(1, 1, 3, 3, 1, 3, 1, 1, 1);
+        var y = new float[9];
+        R.Forward<float>(g, OneToNine, ones, [0.5f], y);
+        Assert.Equal(BoxSums3x3.Select(v => v + 0.5f), y);
+        // stride 2 keeps the corners; no bias
+        var g2 = new Conv2dGeometry(1, 1, 3, 3, 1, 3, 2, 1, 1);
+        var y2 = new float[4];
+        R.Forward<float>(g2, OneToNine, ones, [], y2);
+        Assert.Equal([12f, 16, 24, 28], y2);
+        // two groups of a 1×1 convolution: channel 0 scaled by 2, channel 1 by −1
+        var gg = new Conv2dGeometry(1, 2, 2, 2, 2, 1, 1, 0, 2);
+        var yg = new double[8];
+        R.Forward<double>(gg, [1, 2, 3, 4, 10, 20, 30, 40], [2, -1], [], yg);
+        Assert.Equal([2.0, 4, 6, 8, -10, -20, -30, -40], yg);
+        // dense 1×1 mixing two channels into one: y = x0 − 2·x1 + 1
+        var gd = new Conv2dGeometry(1, 2, 1, 2, 1, 1, 1, 0, 1);
+        var yd = new double[2];
+        R.Forward<double>(gd, [1, 2, 10, 20], [1, -2], [1], yd);
+        Assert.Equal([-18.0, -37], yd);
+    }
+
+    [Fact]
+    public void Reference_Backward_HandComputed()
+    {
+        var ones = Enumerable.Repeat(1f, 9).ToArray();
+        var g = new Conv2dGeometry(1, 1, 3, 3, 1, 3, 1, 1, 1);
+        // upstream gradient 1 everywhere: dX counts the outputs each input feeds, dW[kh,kw] sums the inputs
+        // tap (kh,kw) reads (the same box sums), dBias counts the outputs. Accumulates onto 1.
+        var dx = Enumerable.Repeat(1f, 9).ToArray();
+        R.BackwardInput<float>(g, ones, ones, dx);
+        Assert.Equal([5f, 7, 5, 7, 10, 7, 5, 7, 5], dx);
+        var dw = new float[9];
+        R.BackwardWeight<float>(g, ones, OneToNine, dw);
+        Assert.Equal(BoxSums3x3, dw);
+        var db = new float[] { 1 };
+        R.BackwardBias<float>(g, ones, db);
+        Assert.Equal([10f], db);
+        // grouped 1×1: dX = w · dY per channel, dW = <x, dY> per channel
+        var gg = new Conv2dGeometry(1, 2, 1, 2, 2, 1, 1, 0, 2);
+        var dxg = new double[4];
+        R.BackwardInput<double>(gg, [1, 2, 3, 4], [2, -1], dxg);
+        Assert.Equal([2.0, 4, -3, -4], dxg);
+        var dwg = new double[2];
+        R.BackwardWeight<double>(gg, [1, 2, 3, 4], [5, 6, 7, 8], dwg);
+        Assert.Equal([17.0, 53], dwg);
+    }
+
+    // ---- layer 2: reference backward against central finite differences in double ----------------------
+
+    [Theory, MemberData(nameof(SmallCases))]
+    public void Reference_FiniteDifference(Case c)
+    {
+        var g = c.Geometry;
+        var x = Data(g.InputLength, 1); var w = Data(g.WeightLength, 2); var b = Data(g.OutChannels, 3);
+        var dy = Data(g.OutputLength, 4);
+        var y = new double[g.OutputLength];
+        double Loss() { R.Forward<double>(g, x, w, b, y); return Check.Dot(dy, y); }
+        var dx = new double[x.Length]; var dw = new double[w.Length]; var db = new double[b.Length];
+        R.BackwardInput<double>(g, dy, w, dx);
+        R.BackwardWeight<double>(g, dy, x, dw);
+        R.BackwardBias<double>(g, dy, db);
+        Check.FiniteDifference(Loss, x, dx, $"conv {c} dInput");
+        Check.FiniteDifference(Loss, w, dw, $"conv {c} dWeight");
+        Check.FiniteDifference(Loss, b, db, $"conv {c} dBias");
+    }
+
+    // ---- layer 3: the op through the tape on the CPU accelerator against the float reference ------------
+
+    private sealed record Expected(float[] Y, float[] DX, float[] DW, float[] DB);
+
+    private static (float[] X, float[] W, float[] B, float[] DY) Inputs(Case c)
+    {
+        var g = c.Geometry;
+        return (Check.ToFloat(Data(g.InputLength, 11)), Check.ToFloat(Data(g.WeightLength, 12)),
+            Check.ToFloat(Data(g.OutChannels, 13)), Check.ToFloat(Data(g.OutputLength, 14)));
+    }
+
+    /// <summary>The float reference's output and gradients (starting from zero gradients).</summary>
+    private static Expected Reference(Case c, float[] x, float[] w, float[] b, float[] dy)
+    {
+        var g = c.Geometry;
+        var y = new float[g.OutputLength];
+        R.Forward<float>(g, x, w, c.Bias ? b : [], y);
+        var dx = new float[x.Length]; var dw = new float[w.Length]; var db = new float[b.Length];
+        R.BackwardInput<float>(g, dy, w, dx);
+        R.BackwardWeight<float>(g, dy, x, dw);
+        R.BackwardBias<float>(g, dy, db);
+        return new Expected(y, dx, dw, db);
+    }
+
+    [Theory, MemberData(nameof(AllCases))]
+    public void Op_MatchesReference(Case c)
+    {
+        var d = fx.Device;
+        var g = c.Geometry;
+        var (x, w, b, dy) = Inputs(c);
+        var e = Reference(c, x, w, b, dy);
+        using var tx = Tensor.FromArray(d, x, c.B, c.Cin, c.H, c.W); tx.RequiresGrad = true;
+        using var tw = Tensor.FromArray(d, w, c.Cout, c.Cin / c.G, c.K, c.K); tw.RequiresGrad = true;
+        using var tb = Tensor.FromArray(d, b, c.Cout); tb.RequiresGrad = true;
+        using var tape = new Tape(d);
+        var y = tape.Conv2d(tx, tw, c.Bias ? tb : null, c.S, c.P, c.G);
+        Assert.Equal(new[] { c.B, c.Cout, g.OutHeight, g.OutWidth }, y.Shape);
+        tape.Backward(y, dy);
+        Check.Close(e.Y, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{c} y");
+        Check.Close(e.DX, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dInput");
+        Check.Close(e.DW, tw.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dWeight");
+        if (c.Bias)
+            Check.Close(e.DB, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dBias");
+        else
+            Assert.Null(tb.GradOrNull);
+    }
+
+    /// <summary>
+    /// Both kernel variants, launched directly, at every geometry: the blocked kernels also at depthwise shapes
+    /// (their clamped slots) and the per-element kernels also at wide ones. Backward kernels accumulate onto a
+    /// non-zero gradient.
+    /// </summary>
+    [Theory, MemberData(nameof(AllCases))]
+    public void BothKernelVariants_MatchReference(Case c)
+    {
+        var d = fx.Device;
+        var ks = d.Kernels;
+        var g = c.Geometry;
+        var (x, w, b, dy) = Inputs(c);
+        var e = Reference(c, x, w, b, dy);
+        var x0 = Check.ToFloat(Data(g.InputLength, 15));
+        var w0 = Check.ToFloat(Data(g.WeightLength, 16));
+        var b0 = Check.ToFloat(Data(g.OutChannels, 17));
+        using var tx = Tensor.FromArray(d, x, g.InputLength);
+        using var tw = Tensor.FromArray(d, w, g.WeightLength);
+        using var tb = Tensor.FromArray(d, b, g.OutChannels);
+        using var tdy = Tensor.FromArray(d, dy, g.OutputLength);
+        using var ty = Tensor.Empty(d, g.OutputLength);
+        using var tdx = Tensor.Empty(d, g.InputLength);
+        using var tdw = Tensor.Empty(d, g.WeightLength);
+        using var tdb = Tensor.FromArray(d, b0, g.OutChannels);
+        int hasBias = c.Bias ? 1 : 0;
+        foreach (bool blocked in new[] { true, false })
+        {
+            string v = blocked ? "blocked" : "per-element";
+            tdx.CopyFrom(x0);
+            tdw.CopyFrom(w0);
+            if (blocked)
+            {
+                int e1 = d.Extent(g.ForwardItems), e2 = d.Extent(g.BackwardInputItems), e3 = d.Extent(g.BackwardWeightItems);
+                ks.Conv2dForward(d.Stream, e1, g.ForwardItems, e1, g, tx.View, tw.View, tb.View, hasBias, ty.View);
+                ks.Conv2dBackwardInput(d.Stream, e2, g.BackwardInputItems, e2, g, tdy.View, tw.View, tdx.View);
+                ks.Conv2dBackwardWeight(d.Stream, e3, g.BackwardWeightItems, e3, g, tdy.View, tx.View, tdw.View);
+            }
+            else
+            {
+                int e1 = d.Extent(g.OutputLength), e2 = d.Extent(g.InputLength), e3 = d.Extent(g.WeightLength);
+                ks.Conv2dForwardPerElement(d.Stream, e1, g.OutputLength, e1, g, tx.View, tw.View, tb.View, hasBias, ty.View);
+                ks.Conv2dBackwardInputPerElement(d.Stream, e2, g.InputLength, e2, g, tdy.View, tw.View, tdx.View);
+                ks.Conv2dBackwardWeightPerElement(d.Stream, e3, g.WeightLength, e3, g, tdy.View, tx.View, tdw.View);
+                int e4 = d.Extent(g.OutChannels);
+                ks.Conv2dBackwardBias(d.Stream, e4, g.OutChannels, e4, g, tdy.View, tdb.View);
+                Check.Close(e.DB.Zip(b0, (a, z) => a + z).ToArray(), tdb.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dBias");
+            }
+            Check.Close(e.Y, ty.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{c} {v} y");
+            Check.Close(e.DX.Zip(x0, (a, z) => a + z).ToArray(), tdx.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} {v} dInput");
+            Check.Close(e.DW.Zip(w0, (a, z) => a + z).ToArray(), tdw.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} {v} dWeight");
+        }
+    }
+
+    [Fact]
+    public void Gradients_AreDeterministic_AndOnlyForTensorsThatRequireThem()
+    {
+        var d = fx.Device;
+        var c = Cases[7];
+        var (x, w, b, dy) = Inputs(c);
+        float[] RunWeightGrad()
+        {
+            using var tx = Tensor.FromArray(d, x, c.B, c.Cin, c.H, c.W); // no gradient wanted
+            using var tw = Tensor.FromArray(d, w, c.Cout, c.Cin / c.G, c.K, c.K); tw.RequiresGrad = true;
+            using var tb = Tensor.FromArray(d, b, c.Cout);
+            using var tape = new Tape(d);
+            tape.Backward(tape.Conv2d(tx, tw, tb, c.S, c.P, c.G), dy);
+            Assert.Null(tx.GradOrNull);
+            Assert.Null(tb.GradOrNull);
+            return tw.GradToArray();
+        }
+        Assert.Equal(RunWeightGrad(), RunWeightGrad()); // bit-identical
+    }
+
+    [Fact]
+    public void NoGrad_RecordsNothing()
+    {
+        var d = fx.Device;
+        using var tx = Tensor.FromArray(d, Check.ToFloat(Data(2 * 9, 1)), 1, 2, 3, 3); tx.RequiresGrad = true;
+        using var tw = Tensor.FromArray(d, Check.ToFloat(Data(4 * 2 * 9, 2)), 4, 2, 3, 3); tw.RequiresGrad = true;
+        using var tape = new Tape(d);
+        using (tape.NoGrad())
+        {
+            var y = tape.Conv2d(tx, tw, null, padding: 1);
+            Assert.False(y.RequiresGrad);
+        }
+        Assert.Equal(0, tape.Count);
+    }
+
+    // ---- bad inputs: ArgumentException naming the values, nothing allocated or launched ------------------
+
+    public static TheoryData<int[], int[], int[]?, int, int, int, string[]> BadInputs() => new()
+    {
+        { [2, 3, 5], [4, 3, 3, 3], null, 1, 0, 1, ["rank 4", "[2, 3, 5]", "rank 3"] },
+        { [1, 3, 5, 5], [4, 3, 3], null, 1, 0, 1, ["weight", "[4, 3, 3]"] },
+        { [1, 3, 5, 5], [4, 1, 3, 3], null, 1, 0, 2, ["C_in = 3", "groups = 2"] },
+        { [1, 4, 5, 5], [3, 2, 3, 3], null, 1, 0, 2, ["C_out = 3", "groups = 2"] },
+        { [1, 4, 5, 5], [6, 4, 3, 3], null, 1, 0, 2, ["expected [6, 2, 3, 3]", "got [6, 4, 3, 3]"] },
+        { [1, 3, 5, 5], [4, 3, 3, 1], null, 1, 0, 1, ["square", "K_h = 3", "K_w = 1"] },
+        { [1, 3, 4, 6], [4, 3, 7, 7], null, 1, 1, 1, ["kernel size 7", "6 × 8", "H = 4", "padding = 1"] },
+        { [1, 3, 5, 5], [4, 3, 3, 3], null, 0, 0, 1, ["stride", "0"] },
+        { [1, 3, 5, 5], [4, 3, 3, 3], null, 1, -1, 1, ["padding", "-1"] },
+        { [1, 3, 5, 5], [4, 3, 3, 3], null, 1, 0, 0, ["groups", "0"] },
+        { [1, 3, 5, 5], [4, 3, 3, 3], [5], 1, 0, 1, ["bias", "[4]", "[5]"] },
+        { [1, 3, 5, 5], [4, 3, 3, 3], [2, 2], 1, 0, 1, ["bias", "[4]", "[2, 2]"] },
+    };
+
+    [Theory, MemberData(nameof(BadInputs))]
+    public void BadInput_Throws_NamingTheValues(int[] inputShape, int[] weightShape, int[]? biasShape, int stride, int padding, int groups, string[] expected)
+    {
+        var d = fx.Device;
+        using var x = Tensor.Zeros(d, inputShape);
+        using var w = Tensor.Zeros(d, weightShape);
+        using var b = biasShape is null ? null : Tensor.Zeros(d, biasShape);
+        using var tape = new Tape(d);
+        int buffers = d.LiveBuffers;
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, b, stride, padding, groups));
+        foreach (var s in expected)
+            Assert.Contains(s, e.Message);
+        Assert.Equal(buffers, d.LiveBuffers);
+        Assert.Equal(0, tape.OwnedCount);
+        Assert.Equal(0, tape.Count);
+    }
+}
