@@ -1,0 +1,61 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Nn;
+using IlgpuDdw.Runtime;
+
+namespace IlgpuDdw.Models;
+
+/// <summary>
+/// A node's transform f_j built from a <see cref="BlockSpec"/>: <c>y = act(main(x) + shortcut(x))</c>, where the
+/// main path is the spec's conv/BN/activation list and the shortcut is identity, a 1×1 projection + BN, or absent
+/// (MobileNetV2 blocks that change stride or width). ResNet basic/bottleneck, ResNeXt, MobileNetV2 inverted
+/// residual and RegNet X blocks are all this shape.
+/// </summary>
+public sealed class NodeBlock : Module
+{
+    private readonly Sequential _main;
+    private readonly Sequential? _shortcut;
+
+    /// <summary>Builds the block's layers; parameters are initialised from <paramref name="seeds"/>.</summary>
+    public NodeBlock(Device device, BlockSpec spec, SeedSequence seeds) : base(device)
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        _main = RegisterModule("main", LayerFactory.Sequence(device, spec.Layers, seeds));
+        if (spec.Shortcut == ShortcutKind.Projection)
+            _shortcut = RegisterModule("shortcut", LayerFactory.Sequence(device, spec.ShortcutLayers, seeds));
+        // Zero-init of the last BN's gamma is not applied (torchvision's default zero_init_residual = False).
+    }
+
+    /// <summary>The block's definition.</summary>
+    public BlockSpec Spec { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input)
+    {
+        var main = _main.Forward(tape, input);
+        Tensor sum;
+        switch (Spec.Shortcut)
+        {
+            case ShortcutKind.Identity:
+                sum = tape.Add(main, input);
+                tape.Release(main);
+                break;
+            case ShortcutKind.Projection:
+                var proj = _shortcut!.Forward(tape, input);
+                sum = tape.Add(main, proj);
+                tape.Release(main);
+                tape.Release(proj);
+                break;
+            default:
+                sum = main;
+                break;
+        }
+        var y = Spec.OutputActivation switch
+        {
+            ActivationKind.Relu => tape.Relu(sum),
+            ActivationKind.Relu6 => tape.Relu6(sum),
+            _ => sum,
+        };
+        if (!ReferenceEquals(y, sum)) tape.Release(sum);
+        return y;
+    }
+}

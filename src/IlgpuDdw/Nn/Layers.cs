@@ -1,0 +1,170 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Models;
+using IlgpuDdw.Runtime;
+
+namespace IlgpuDdw.Nn;
+
+/// <summary>
+/// Hands out per-parameter initialisation seeds from a base seed, so that a model's initial weights are a pure
+/// function of (base seed, architecture).
+/// </summary>
+public sealed class SeedSequence(int baseSeed)
+{
+    private int _next;
+
+    /// <summary>The base seed.</summary>
+    public int BaseSeed { get; } = baseSeed;
+
+    /// <summary>The next parameter's seed.</summary>
+    public int Next() => unchecked(BaseSeed * 1_000_003 + _next++);
+}
+
+/// <summary>2-D convolution layer: weight [Cout, Cin/groups, K, K] (Kaiming normal, fan_out, ReLU gain, as torchvision's CNNs), optional bias (zeros).</summary>
+public sealed class Conv2d : Module
+{
+    /// <summary>Creates the layer from its spec.</summary>
+    public Conv2d(Device device, ConvSpec spec, SeedSequence seeds) : base(device)
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        Weight = RegisterParameter("weight", Tensor.Empty(device, spec.OutChannels, spec.InChannels / spec.Groups, spec.Kernel, spec.Kernel));
+        Init.KaimingNormal(Weight, seeds.Next(), FanMode.FanOut);
+        if (spec.Bias)
+        {
+            Bias = RegisterParameter("bias", Tensor.Zeros(device, spec.OutChannels));
+        }
+    }
+
+    /// <summary>The layer's geometry.</summary>
+    public ConvSpec Spec { get; }
+
+    /// <summary>[Cout, Cin/groups, K, K].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[Cout] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) =>
+        tape.Conv2d(input, Weight, Bias, Spec.Stride, Spec.Padding, Spec.Groups);
+}
+
+/// <summary>Batch normalisation over [B, C, H, W]: affine gamma (ones) and beta (zeros), running mean/var buffers.</summary>
+public sealed class BatchNorm2d : Module
+{
+    /// <summary>Creates the layer from its spec.</summary>
+    public BatchNorm2d(Device device, BatchNormSpec spec) : base(device)
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        Weight = RegisterParameter("weight", Tensor.Empty(device, spec.Channels));
+        Weight.Fill(1f);
+        Bias = RegisterParameter("bias", Tensor.Zeros(device, spec.Channels));
+        RunningMean = RegisterBuffer("running_mean", Tensor.Zeros(device, spec.Channels));
+        RunningVar = RegisterBuffer("running_var", Tensor.Empty(device, spec.Channels));
+        RunningVar.Fill(1f);
+    }
+
+    /// <summary>The layer's settings.</summary>
+    public BatchNormSpec Spec { get; }
+
+    /// <summary>gamma [C].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>beta [C].</summary>
+    public Tensor Bias { get; }
+
+    /// <summary>Running mean [C].</summary>
+    public Tensor RunningMean { get; }
+
+    /// <summary>Running (unbiased) variance [C].</summary>
+    public Tensor RunningVar { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) =>
+        tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, (float)Spec.Momentum, (float)Spec.Eps);
+}
+
+/// <summary>Pointwise activation (ReLU or ReLU6; None passes the input through).</summary>
+public sealed class Activation(Device device, ActivationKind kind) : Module(device)
+{
+    /// <summary>The activation.</summary>
+    public ActivationKind Kind { get; } = kind;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) => Kind switch
+    {
+        ActivationKind.Relu => tape.Relu(input),
+        ActivationKind.Relu6 => tape.Relu6(input),
+        _ => input,
+    };
+}
+
+/// <summary>Max pooling.</summary>
+public sealed class MaxPool2d(Device device, MaxPoolSpec spec) : Module(device)
+{
+    /// <summary>The window.</summary>
+    public MaxPoolSpec Spec { get; } = spec;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) => tape.MaxPool2d(input, Spec.Kernel, Spec.Stride, Spec.Padding);
+}
+
+/// <summary>Global average pooling [B, C, H, W] → [B, C].</summary>
+public sealed class GlobalAvgPool2d(Device device) : Module(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) => tape.GlobalAvgPool2d(input);
+}
+
+/// <summary>Fully connected layer: weight [Out, In] and bias [Out], PyTorch's default init (uniform ±1/√In).</summary>
+public sealed class Linear : Module
+{
+    /// <summary>Creates the layer from its spec.</summary>
+    public Linear(Device device, LinearSpec spec, SeedSequence seeds) : base(device)
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        Weight = RegisterParameter("weight", Tensor.Empty(device, spec.OutFeatures, spec.InFeatures));
+        Init.KaimingUniform(Weight, seeds.Next(), FanMode.FanIn, Nonlinearity.LeakyRelu, MathF.Sqrt(5f));
+        if (spec.Bias)
+        {
+            Bias = RegisterParameter("bias", Tensor.Empty(device, spec.OutFeatures));
+            float bound = 1f / MathF.Sqrt(spec.InFeatures);
+            Init.Uniform(Bias, -bound, bound, seeds.Next());
+        }
+    }
+
+    /// <summary>The layer's sizes.</summary>
+    public LinearSpec Spec { get; }
+
+    /// <summary>[Out, In].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[Out] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tape tape, Tensor input) => tape.Linear(input, Weight, Bias);
+}
+
+/// <summary>Builds layer modules from layer specs.</summary>
+public static class LayerFactory
+{
+    /// <summary>The module for one layer spec.</summary>
+    public static Module Create(Device device, LayerSpec spec, SeedSequence seeds) => spec switch
+    {
+        ConvSpec c => new Conv2d(device, c, seeds),
+        BatchNormSpec b => new BatchNorm2d(device, b),
+        ActivationSpec a => new Activation(device, a.Kind),
+        MaxPoolSpec m => new MaxPool2d(device, m),
+        GlobalAvgPoolSpec => new GlobalAvgPool2d(device),
+        LinearSpec l => new Linear(device, l, seeds),
+        _ => throw new ArgumentException($"No layer module for spec {spec}.", nameof(spec)),
+    };
+
+    /// <summary>A <see cref="Sequential"/> of the given layer specs.</summary>
+    public static Sequential Sequence(Device device, IEnumerable<LayerSpec> specs, SeedSequence seeds)
+    {
+        var seq = new Sequential(device);
+        foreach (var s in specs) seq.Add(Create(device, s, seeds));
+        return seq;
+    }
+}
