@@ -29,6 +29,7 @@ public static class CliApp
     /// <summary>Parses and runs; returns the exit code. Argument errors print a message and return 2.</summary>
     public static int Run(string[] args)
     {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // tables keep their rows in logs and files
         try
         {
             return Build().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

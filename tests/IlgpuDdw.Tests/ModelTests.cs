@@ -250,4 +250,15 @@ public sealed class ModelTests(DeviceFixture fx)
         Assert.Contains("[1, 1, 27, 28]", e.Message);
         Assert.Throws<ArgumentException>(() => DdwNet.Create(d, "resnet_mini", new WiringConfig { Kind = WiringKind.Dynamic, Tau = 1f }));
     }
+
+    [Fact]
+    public void DynamicTrainingStep_PeakMemory_WithinTenPercentOfChain()
+    {
+        var d = fx.Device;
+        var spec = ModelZoo.Get("resnet_mini", 16);
+        var chain = StepBenchmark.Run(d, spec, W(WiringKind.Chain), batch: 4, repetitions: 1, warmup: 1);
+        var dynamic = StepBenchmark.Run(d, spec, W(WiringKind.Dynamic), batch: 4, repetitions: 1, warmup: 1);
+        double ratio = (double)dynamic.PeakBytes / chain.PeakBytes;
+        Assert.True(ratio <= 1.1, $"dynamic peak {dynamic.PeakBytes} B is {ratio:F3}× chain's {chain.PeakBytes} B");
+    }
 }

@@ -104,6 +104,7 @@ public sealed class Tape : IDisposable
         if (!IsRecording) return;
         output.RequiresGrad = true;
         _entries.Add(new Entry(name, output, backward));
+        _producers[output] = _producers.GetValueOrDefault(output) + 1;
     }
 
     /// <summary>
@@ -119,6 +120,7 @@ public sealed class Tape : IDisposable
         if (!loss.RequiresGrad)
             throw new InvalidOperationException("The loss does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
         loss.Grad.Fill(1f);
+        _keep = loss;
         RunBackward();
     }
 
@@ -135,6 +137,7 @@ public sealed class Tape : IDisposable
         if (!output.RequiresGrad)
             throw new InvalidOperationException("The output does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
         output.Grad.CopyFrom(gradOutput);
+        _keep = output;
         RunBackward();
     }
 
@@ -152,8 +155,27 @@ public sealed class Tape : IDisposable
             e.Backward();
             // Every reader of this output was recorded later, so its gradient is complete and now consumed.
             if (FreeGradsEagerly && _ownedSet.Contains(e.Output)) e.Output.DropGrad();
+            if (FreeActivationsEagerly && --_producers[e.Output] == 0 && _ownedSet.Contains(e.Output) && !ReferenceEquals(e.Output, _keep))
+            {
+                // Its readers (recorded later) and its producers have all run: nothing reads it any more.
+                _ownedSet.Remove(e.Output);
+                e.Output.Dispose();
+            }
         }
+        if (FreeActivationsEagerly) _owned.RemoveAll(t => t.IsDisposed);
     }
+
+    /// <summary>
+    /// When true, <see cref="Backward(Tensor)"/> disposes each intermediate as soon as every op that produced or
+    /// read it has run its backward, so activations are returned during the backward pass instead of at
+    /// <see cref="Clear"/> (training loops; with <see cref="FreeGradsEagerly"/> this keeps peak memory near the
+    /// forward pass's). Only the loss (or the tensor backward started from) stays readable afterwards: read
+    /// logits and other outputs before calling Backward. Default false.
+    /// </summary>
+    public bool FreeActivationsEagerly { get; set; }
+
+    private readonly Dictionary<Tensor, int> _producers = new(ReferenceEqualityComparer.Instance);
+    private Tensor? _keep;
 
     /// <summary>
     /// When true, <see cref="Backward(Tensor)"/> frees each intermediate's gradient as soon as the op that
@@ -178,6 +200,8 @@ public sealed class Tape : IDisposable
     public void Clear()
     {
         _entries.Clear();
+        _producers.Clear();
+        _keep = null;
         foreach (var t in _owned) t.Dispose();
         _owned.Clear();
         _ownedSet.Clear();
