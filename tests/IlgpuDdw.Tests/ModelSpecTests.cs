@@ -358,7 +358,7 @@ public sealed class ModelSpecTests
         long Router(int i) => CostModel.RouterMacCount(s0.Width, n, i);
         var rest = new[] { AllKept(n), AllKept(n) };
         StageEffectiveCost Run(float[] a) =>
-            CostModel.Effective(spec, WiringKind.Dynamic, [a, .. rest]).Stages[0];
+            CostModel.Effective(spec, WiringKind.Dynamic, [a, .. rest], rule: DeadNodeRule.NoPathToOutput).Stages[0];
 
         // node 1 has no out-edges: its MACs, its router and the aggregation into it (edge 0→1) go.
         var cut1 = AllKept(n);
@@ -392,12 +392,37 @@ public sealed class ModelSpecTests
         var two = AllKept(n, 2);
         Cut(two, n, 1, (1, 2), (1, 3));
         var rest2 = new[] { AllKept(n, 2), AllKept(n, 2) };
-        var eff = CostModel.Effective(spec, WiringKind.Dynamic, [two, .. rest2]);
+        var eff = CostModel.Effective(spec, WiringKind.Dynamic, [two, .. rest2], rule: DeadNodeRule.NoPathToOutput);
         Assert.Equal(2, eff.Batch);
         Assert.Equal(s0.Macs - s0.NodeMacs[1] / 2.0, eff.Stages[0].Macs);
         Assert.Equal(4.5 * elements, eff.Stages[0].AggregationMacs);
         Assert.Equal(st.TotalMacs - (s0.NodeMacs[1] + 3 * elements + Router(1)) / 2.0, eff.TotalMacs);
         Assert.True(eff.Ratio < 1);
+    }
+
+    [Fact]
+    public void Effective_InputCut_SkipsNodesWithoutKeptInEdges()
+    {
+        const int n = 3;
+        var (spec, st) = Mini(WiringKind.Dynamic);
+        var s0 = st.Stages[0];
+        long elements = (long)s0.Width * s0.Resolution * s0.Resolution;
+        var rest = new[] { AllKept(n), AllKept(n) };
+        // node 1's only in-edge (0→1) cut: node 1 is skipped; node 2 still has 0→2 and runs.
+        var a = AllKept(n);
+        Cut(a, n, 0, (0, 1));
+        var e = CostModel.Effective(spec, WiringKind.Dynamic, [a, .. rest]).Stages[0];
+        Assert.Equal(s0.Macs - s0.NodeMacs[1], e.Macs);
+        Assert.Equal(2.0, e.MeanComputedNodes);
+        Assert.Equal(s0.RouterMacs, e.RouterMacs); // every node's router runs
+        Assert.Equal(5 * elements, e.AggregationMacs); // kept edges into computed nodes and the output: all but 0→1
+        // node 1 with no out-edges is still computed under InputCut (its own router decided that after it ran).
+        var b = AllKept(n);
+        Cut(b, n, 0, (1, 2), (1, 3));
+        Assert.Equal(s0.Macs, CostModel.Effective(spec, WiringKind.Dynamic, [b, .. rest]).Stages[0].Macs);
+        var computed = new bool[4];
+        CostModel.ComputedNodes(a, n, computed);
+        Assert.Equal([true, false, true, true], computed);
     }
 
     [Fact]

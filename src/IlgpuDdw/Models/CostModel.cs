@@ -2,6 +2,24 @@ using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Models;
 
+/// <summary>Which nodes count as computed for a sample in <see cref="CostModel.Effective"/>.</summary>
+public enum DeadNodeRule
+{
+    /// <summary>
+    /// What <see cref="DdwStage"/> skips at inference (default): node j ≥ 1 is skipped for a sample when every
+    /// in-edge of j is cut (its input is 0, so its output is the constant f_j(0), computed once per batch). Node 0 is
+    /// always computed; routers run for every node (each node has an output, computed or constant).
+    /// </summary>
+    InputCut,
+
+    /// <summary>
+    /// An oracle bound: a node counts only when a path of kept edges leads from it to the stage output (see
+    /// <see cref="CostModel.LiveNodes"/>). A router decides its node's out-edges from the node's own output, so this
+    /// cannot be known before the node has run; it measures how much computed work ends up unused.
+    /// </summary>
+    NoPathToOutput,
+}
+
 /// <summary>
 /// Exact parameter and multiply-accumulate (MAC) counts of a <see cref="ModelSpec"/> at its input size, per sample.
 /// <para>Backbone: parameters are convolution weights and biases, batch-norm gamma and beta (running statistics are
@@ -109,7 +127,34 @@ public static class CostModel
     }
 
     /// <summary>
-    /// Marks the live nodes of one sample's stage adjacency. <paramref name="adjacency"/> is (n+1)×(n+1) row-major,
+    /// Marks the nodes of one sample's stage that <see cref="DdwStage"/> computes at inference
+    /// (<see cref="DeadNodeRule.InputCut"/>): node 0, every node j ≥ 1 with at least one kept in-edge (entry &gt; 0),
+    /// and the output node n.
+    /// </summary>
+    /// <param name="adjacency">(n+1)² entries, row i = node i's out-edges.</param>
+    /// <param name="nodes">n.</param>
+    /// <param name="computed">n+1 flags, written.</param>
+    /// <exception cref="ArgumentException">Lengths do not match <paramref name="nodes"/>.</exception>
+    public static void ComputedNodes(ReadOnlySpan<float> adjacency, int nodes, Span<bool> computed)
+    {
+        RequirePositive(nodes, nameof(nodes));
+        int m = nodes + 1;
+        if (adjacency.Length != m * m)
+            throw new ArgumentException($"A stage of {nodes} nodes needs a {m}×{m} adjacency ({m * m} entries), got {adjacency.Length}.", nameof(adjacency));
+        if (computed.Length != m)
+            throw new ArgumentException($"computed needs {m} entries for {nodes} nodes, got {computed.Length}.", nameof(computed));
+        computed[0] = true;
+        computed[nodes] = true;
+        for (int j = 1; j < nodes; j++)
+        {
+            bool any = false;
+            for (int i = 0; i < j && !any; i++) any = adjacency[i * m + j] > 0;
+            computed[j] = any;
+        }
+    }
+
+    /// <summary>
+    /// Marks the live nodes of one sample's stage adjacency (<see cref="DeadNodeRule.NoPathToOutput"/>). <paramref name="adjacency"/> is (n+1)×(n+1) row-major,
     /// row i holding node i's out-edges; only entries (i, j) with i &lt; j ≤ n are read and an edge is kept when its
     /// entry is &gt; 0. Node n (the output) is live; node i &lt; n is live when a kept edge leads from it to a live
     /// node, i.e. when a path of kept edges leads from it to the output. A node that is not live is dead: its output is
@@ -138,8 +183,8 @@ public static class CostModel
     }
 
     /// <summary>
-    /// Mean effective MACs per sample given each stage's per-sample adjacency (see <see cref="LiveNodes"/> for which
-    /// nodes are computed). Per sample: the stem and head always; node i's backbone MACs when it is computed (live, or
+    /// Mean effective MACs per sample given each stage's per-sample adjacency (<paramref name="rule"/> says which nodes
+    /// are computed: <see cref="ComputedNodes"/> or <see cref="LiveNodes"/>). Per sample: the stem and head always; node i's backbone MACs when it is computed (live, or
     /// node 0); the aggregation MACs (C·S²) of each kept edge whose target is the output node or a live node; under
     /// dynamic wiring the router MACs (and pooling adds) of each computed node. Means are over the batch.
     /// </summary>
@@ -149,10 +194,11 @@ public static class CostModel
     /// <param name="adjacency">One entry per stage: row-major [B, n+1, n+1] (row i = node i's out-edges, entry &gt; 0 = kept),
     /// the same B ≥ 1 for every stage; entries for single-node stages are ignored and may be null.</param>
     /// <param name="routerReduction">Router reduction r.</param>
+    /// <param name="rule">Which nodes count as computed (default: what the stage skips at inference).</param>
     /// <exception cref="ArgumentException">Wrong stage count, missing adjacency, a length that is not a positive multiple
     /// of (n+1)², or differing batch sizes.</exception>
     public static EffectiveCost Effective(ModelSpec spec, WiringKind wiring, IReadOnlyList<float[]?>? adjacency,
-        int routerReduction = DefaultRouterReduction)
+        int routerReduction = DefaultRouterReduction, DeadNodeRule rule = DeadNodeRule.InputCut)
     {
         var cost = Compute(spec, wiring, routerReduction);
         if (wiring == WiringKind.Chain)
@@ -169,12 +215,12 @@ public static class CostModel
             var st = cost.Stages[s];
             rows[s] = st.Nodes < 2
                 ? new StageEffectiveCost(st.Name, st.Nodes, st.Nodes, 1, st.Macs, 0, 0, 0)
-                : EffectiveStage(st, adjacency[s]!, batch, wiring == WiringKind.Dynamic, routerReduction);
+                : EffectiveStage(st, adjacency[s]!, batch, wiring == WiringKind.Dynamic, routerReduction, rule);
         }
         return new EffectiveCost(spec.Name, wiring, batch, cost.StemMacs, rows, cost.HeadMacs, cost.TotalMacs);
     }
 
-    private static StageEffectiveCost EffectiveStage(StageCost st, float[] adjacency, int batch, bool routed, int reduction)
+    private static StageEffectiveCost EffectiveStage(StageCost st, float[] adjacency, int batch, bool routed, int reduction, DeadNodeRule rule)
     {
         int n = st.Nodes, m = n + 1;
         long elements = (long)st.Width * st.Resolution * st.Resolution;
@@ -183,7 +229,8 @@ public static class CostModel
         for (int b = 0; b < batch; b++)
         {
             var a = adjacency.AsSpan(b * m * m, m * m);
-            LiveNodes(a, n, live);
+            if (rule == DeadNodeRule.InputCut) ComputedNodes(a, n, live);
+            else LiveNodes(a, n, live);
             for (int i = 0; i < n; i++)
             {
                 for (int j = i + 1; j <= n; j++)
@@ -192,10 +239,13 @@ public static class CostModel
                     keptEdges++;
                     if (live[j]) aggregation += elements;
                 }
-                if (!live[i] && i != 0) continue;
-                computedNodes++;
-                macs += st.NodeMacs[i];
-                if (routed)
+                bool computed = live[i] || i == 0;
+                if (computed)
+                {
+                    computedNodes++;
+                    macs += st.NodeMacs[i];
+                }
+                if (routed && (computed || rule == DeadNodeRule.InputCut))
                 {
                     routerMacs += RouterMacCount(st.Width, n, i, reduction);
                     poolAdds += elements;
