@@ -120,4 +120,18 @@ public static partial class Ops
             tape.Record("Reshape", y, () => Accumulate(y.Grad, x.Grad));
         return y;
     }
+
+    /// <summary><c>y = alpha · x</c> (e.g. a loss weight).</summary>
+    public static Tensor Scale(this Tape tape, Tensor x, float alpha)
+    {
+        RequireSameDevice("Scale", tape, x);
+        if (!float.IsFinite(alpha)) throw new ArgumentException($"Scale: alpha {alpha} is not finite.", nameof(alpha));
+        var d = tape.Device;
+        var y = tape.NewTensor([.. x.Shape]);
+        y.Fill(0f);
+        Accumulate(x, y, alpha);
+        if (tape.NeedsGrad(x))
+            tape.Record("Scale", y, () => Accumulate(y.Grad, x.Grad, alpha));
+        return y;
+    }
 }

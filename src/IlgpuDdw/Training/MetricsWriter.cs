@@ -5,7 +5,7 @@ namespace IlgpuDdw.Training;
 /// <summary>Appends one JSON object per line (JSON lines) to a file; flushed after every record.</summary>
 public sealed class MetricsWriter : IDisposable
 {
-    private static readonly JsonSerializerOptions Options = new() { WriteIndented = false };
+    private static readonly JsonSerializerOptions Options = new() { WriteIndented = false, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private readonly StreamWriter _writer;
 
     /// <summary>Opens (appending to) <paramref name="path"/>, creating its directory.</summary>

@@ -1,0 +1,156 @@
+using IlgpuDdw.Data;
+using IlgpuDdw.Models;
+using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
+
+namespace IlgpuDdw.Tests;
+
+[Collection("cpu")]
+public sealed class TrainerTests(DeviceFixture fx)
+{
+    private static ImageDataset Synthetic(int count, int seed, int size = 8)
+    {
+        // Class-dependent patterns that survive the flip/crop augmentation, so that the task is learnable.
+        var r = new Random(seed);
+        var images = new float[count * size * size];
+        var labels = new int[count];
+        for (int n = 0; n < count; n++)
+        {
+            int c = r.Next(4);
+            labels[n] = c;
+            for (int i = 0; i < size * size; i++)
+            {
+                int y = i / size, x = i % size;
+                bool center = Math.Abs(2 * x - size + 1) < size / 2 && Math.Abs(2 * y - size + 1) < size / 2;
+                bool on = c switch { 0 => y < size / 2, 1 => y >= size / 2, 2 => center, _ => !center };
+                images[n * size * size + i] = (on ? 1f : -1f) + 0.3f * (float)(r.NextDouble() - 0.5);
+            }
+        }
+        return new ImageDataset(images, labels, 1, size, size, 10);
+    }
+
+    private static TrainerOptions Options(int epochs) => new()
+    {
+        Epochs = epochs, BatchSize = 8, EvalBatchSize = 16, LearningRate = 0.05f, Seed = 3, Augment = true, WarmupFraction = 0.1f,
+        TauWarmupFraction = 0.5f, SparsityWeight = 0.01f, LabelSmoothing = 0.05f,
+    };
+
+    [Theory]
+    [InlineData(WiringKind.Chain)]
+    [InlineData(WiringKind.Dynamic)]
+    public void Trainer_Learns_AndReports(WiringKind kind)
+    {
+        var d = fx.Device;
+        using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = kind }, seed: 1);
+        using var trainer = new Trainer(model, Synthetic(64, 1), Synthetic(32, 2), Options(4));
+        var progress = new List<TrainProgress>();
+        trainer.Progress = new SyncProgress(progress.Add);
+        var history = trainer.Run();
+        Assert.Equal(4, history.Count);
+        Assert.Equal(32, trainer.Step);
+        Assert.Equal(32, progress.Count);
+        Assert.True(history[^1].TestAccuracy > 0.5, $"test accuracy {history[^1].TestAccuracy}");
+        Assert.InRange(history[^1].KeepRate, 0, 1);
+        Assert.True(history[^1].EffectiveMacs > 0);
+        Assert.True(history[^1].PeakBytes > 0);
+        Assert.Equal(kind == WiringKind.Chain ? 1.0 : history[^1].KeepRate, history[^1].KeepRate);
+    }
+
+    [Fact]
+    public void Resume_ContinuesExactly()
+    {
+        var d = fx.Device;
+        using var dir = new TempDirectory();
+        var train = Synthetic(48, 5);
+        var test = Synthetic(16, 6);
+        var spec = ModelZoo.Get("resnet_mini", 8);
+        var wiring = new WiringConfig { Kind = WiringKind.Dynamic };
+
+        using var straight = new DdwNet(d, spec, wiring, seed: 2);
+        using (var t = new Trainer(straight, train, test, Options(2))) t.Run();
+
+        string ckpt = Path.Combine(dir.Path, "run.safetensors");
+        using (var first = new DdwNet(d, spec, wiring, seed: 2))
+        using (var t = new Trainer(first, train, test, Options(2)) { CheckpointPath = ckpt })
+            t.RunEpoch();
+        using var resumed = Checkpoint.Resume(d, ckpt, train, test);
+        Assert.Equal(1, resumed.Epoch);
+        resumed.Run();
+        using var resumedModel = resumed.Model;
+        var a = straight.StateDict();
+        var b = resumedModel.StateDict();
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++)
+            Assert.True(a.Entries[i].Data.AsSpan().SequenceEqual(b.Entries[i].Data), $"{a.Entries[i].Name} differs after resume");
+        Assert.Equal(2, resumed.History.Count);
+    }
+
+    [Fact]
+    public void NaNLoss_StopsTraining_AndKeepsTheLastGoodCheckpoint()
+    {
+        var d = fx.Device;
+        using var dir = new TempDirectory();
+        string ckpt = Path.Combine(dir.Path, "run.safetensors");
+        var spec = ModelZoo.Get("resnet_mini", 8);
+        using var model = new DdwNet(d, spec, new WiringConfig { Kind = WiringKind.Chain }, seed: 2);
+        using var t = new Trainer(model, Synthetic(32, 5), Synthetic(16, 6), Options(3) with { LearningRate = 1e6f, WarmupFraction = 0 }) { CheckpointPath = ckpt };
+        byte[]? saved = null;
+        var e = Assert.Throws<TrainingDivergedException>(() =>
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                t.RunEpoch();
+                saved = File.ReadAllBytes(ckpt);
+            }
+        });
+        Assert.Contains("loss became", e.Message);
+        if (saved is not null)
+        {
+            Assert.Contains(ckpt, e.Message);
+            Assert.Equal(saved, File.ReadAllBytes(ckpt));
+        }
+        else
+        {
+            Assert.False(File.Exists(ckpt));
+        }
+    }
+
+    [Fact]
+    public void Checkpoint_RoundTrips_Model_AndRejectsBadFiles()
+    {
+        var d = fx.Device;
+        using var dir = new TempDirectory();
+        string path = Path.Combine(dir.Path, "m.safetensors");
+        using var model = DdwNet.Create(d, "resnet_mini", new WiringConfig { Kind = WiringKind.Dense, Tau = 0.3f }, seed: 9);
+        Checkpoint.Save(path, model);
+        var info = Checkpoint.ReadInfo(path);
+        Assert.Equal("resnet_mini", info.Model);
+        Assert.Equal(WiringKind.Dense, info.Wiring.Kind);
+        Assert.Equal(0.3f, info.Wiring.Tau);
+        Assert.Equal(9, info.Seed);
+        using var loaded = Checkpoint.LoadModel(d, path);
+        Assert.Equal(model.StateDict().Entries.Select(x => x.Data), loaded.StateDict().Entries.Select(x => x.Data));
+
+        var bytes = File.ReadAllBytes(path);
+        string truncated = Path.Combine(dir.Path, "t.safetensors");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(d, truncated));
+        Assert.Throws<FileNotFoundException>(() => Checkpoint.LoadModel(d, Path.Combine(dir.Path, "missing.safetensors")));
+        Assert.Throws<InvalidDataException>(() => Checkpoint.Resume(d, path, Synthetic(8, 1, 28), Synthetic(8, 2, 28)));
+    }
+
+    [Fact]
+    public void Trainer_RejectsDataThatDoesNotFit()
+    {
+        var d = fx.Device;
+        using var model = DdwNet.Create(d, "resnet_mini", new WiringConfig { Kind = WiringKind.Chain });
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(model, Synthetic(8, 1), Synthetic(8, 1), Options(1)));
+        Assert.Contains("1×8×8", e.Message);
+        Assert.Throws<ArgumentException>(() => new Trainer(model, Synthetic(8, 1, 28), Synthetic(8, 1, 28), Options(1) with { Epochs = 0 }));
+    }
+
+    private sealed class SyncProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+}
