@@ -88,8 +88,10 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccura
 /// <param name="KeepRate">Mean fraction of kept edges over the wired stages (1 when none).</param>
 /// <param name="EffectiveMacs">Mean MACs per sample actually computed.</param>
 /// <param name="MeanAdjacency">Per stage with wiring: mean adjacency per class, [classes][n+1, n+1] flattened, else null.</param>
+/// <param name="EdgeKeep">Per stage with wiring: the fraction of samples keeping each edge, [(n+1)²], else null.</param>
+/// <param name="ClassCounts">Test samples per class.</param>
 public sealed record EvalResult(double Loss, double Accuracy, double ImagesPerSecond, double KeepRate, double EffectiveMacs,
-    IReadOnlyList<double[][]?> MeanAdjacency);
+    IReadOnlyList<double[][]?> MeanAdjacency, IReadOnlyList<double[]?> EdgeKeep, IReadOnlyList<long> ClassCounts);
 
 /// <summary>Progress of a running epoch (reported after every training batch).</summary>
 /// <param name="Epoch">0-based epoch.</param>
@@ -183,6 +185,9 @@ public sealed class Trainer : IDisposable
     /// <summary>Training loss of every step so far (for curves).</summary>
     public List<float> StepLosses { get; } = new();
 
+    /// <summary>The evaluation of the last completed epoch (null before the first).</summary>
+    public EvalResult? LastEval { get; private set; }
+
     /// <summary>Receives progress after every training batch.</summary>
     public IProgress<TrainProgress>? Progress { get; set; }
 
@@ -270,6 +275,7 @@ public sealed class Trainer : IDisposable
         double trainSeconds = trainClock.Elapsed.TotalSeconds;
         long peak = device.PeakBytes;
         var eval = Evaluate(Test);
+        LastEval = eval;
         Epoch++;
         var result = new EpochResult(epoch, lossSum / seen, (double)correct / seen, eval.Loss, eval.Accuracy, seen / trainSeconds,
             eval.ImagesPerSecond, eval.KeepRate, eval.EffectiveMacs, Optimizer.LearningRate, Model.Wiring.Kind == WiringKind.Dynamic ? TauAt(Step - 1) : Model.Wiring.Tau, peak);
@@ -328,10 +334,13 @@ public static class Evaluator
         int stages = model.Stages.Count;
         var classMean = new double[stages][][];
         var classCount = new long[data.ClassCount];
+        var edgeKeep = new double[stages][];
         for (int s = 0; s < stages; s++)
         {
             int m = model.Stages[s].Nodes.Count + 1;
-            classMean[s] = model.Stages[s].Kind != WiringKind.Chain ? Enumerable.Range(0, data.ClassCount).Select(_ => new double[m * m]).ToArray() : null!;
+            bool wired = model.Stages[s].Kind != WiringKind.Chain;
+            classMean[s] = wired ? Enumerable.Range(0, data.ClassCount).Select(_ => new double[m * m]).ToArray() : null!;
+            edgeKeep[s] = wired ? new double[m * m] : null!;
         }
         double lossSum = 0, macsSum = 0, keepSum = 0;
         long correct = 0, seen = 0, keepBatches = 0;
@@ -368,7 +377,12 @@ public static class Evaluator
                 for (int b = 0; b < batch.Count; b++)
                 {
                     var dst = classMean[s][batch.Labels[b]];
-                    for (int k = 0; k < m * m; k++) dst[k] += a[b * m * m + k];
+                    for (int k = 0; k < m * m; k++)
+                    {
+                        float v = a[b * m * m + k];
+                        dst[k] += v;
+                        if (v > 0) edgeKeep[s][k]++;
+                    }
                 }
             }
             foreach (int label in batch.Labels) classCount[label]++;
@@ -377,9 +391,12 @@ public static class Evaluator
             if (classMean[s] is { } perClass)
                 for (int c = 0; c < perClass.Length; c++)
                     if (classCount[c] > 0) for (int k = 0; k < perClass[c].Length; k++) perClass[c][k] /= classCount[c];
+        foreach (var e in edgeKeep)
+            if (e is not null) for (int k = 0; k < e.Length; k++) e[k] /= seen;
         model.Train(wasTraining);
         return new EvalResult(lossSum / seen, (double)correct / seen, seen / Math.Max(seconds, 1e-9),
-            keepBatches == 0 ? 1 : keepSum / keepBatches, macsSum / seen, classMean.Select(c => (double[][]?)c).ToArray());
+            keepBatches == 0 ? 1 : keepSum / keepBatches, macsSum / seen, classMean.Select(c => (double[][]?)c).ToArray(),
+            edgeKeep.Select(e => (double[]?)e).ToArray(), classCount);
     }
 
     /// <summary>Kept-edge fraction of a flat [B, m, m] adjacency (edges i &lt; j only).</summary>

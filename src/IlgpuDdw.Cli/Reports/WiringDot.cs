@@ -1,0 +1,46 @@
+using System.Globalization;
+using System.Text;
+
+namespace IlgpuDdw.Cli.Reports;
+
+/// <summary>Graphviz DOT of a model's learned wiring: one cluster per stage, edge width and label = mean weight.</summary>
+internal static class WiringDot
+{
+    /// <param name="title">Graph label.</param>
+    /// <param name="stages">Per stage: name, node count and the mean adjacency over the test set ((n+1)² row-major).</param>
+    /// <param name="keep">Per stage: the fraction of test samples keeping each edge ((n+1)² row-major), or null.</param>
+    public static string Build(string title, IReadOnlyList<(string Name, int Nodes, double[] Mean, double[]? Keep)> stages)
+    {
+        var sb = new StringBuilder();
+        var ci = CultureInfo.InvariantCulture;
+        sb.AppendLine("digraph wiring {");
+        sb.AppendLine("  rankdir=LR; node [shape=box, style=rounded];");
+        sb.AppendLine(ci, $"  label=\"{Escape(title)}\"; labelloc=t;");
+        for (int s = 0; s < stages.Count; s++)
+        {
+            var (name, n, mean, keep) = stages[s];
+            int m = n + 1;
+            sb.AppendLine(ci, $"  subgraph cluster_{s} {{");
+            sb.AppendLine(ci, $"    label=\"{Escape(name)}\";");
+            sb.AppendLine(ci, $"    s{s}_in [label=\"input\", shape=plaintext];");
+            for (int i = 0; i < n; i++) sb.AppendLine(ci, $"    s{s}_{i} [label=\"node {i}\"];");
+            sb.AppendLine(ci, $"    s{s}_{n} [label=\"output\", shape=ellipse];");
+            sb.AppendLine(ci, $"    s{s}_in -> s{s}_0;");
+            for (int i = 0; i < n; i++)
+                for (int j = i + 1; j <= n; j++)
+                {
+                    double w = mean[i * m + j];
+                    double k = keep?[i * m + j] ?? (w > 0 ? 1 : 0);
+                    if (k <= 0) continue;
+                    string label = keep is null ? w.ToString("F2", ci) : $"{w.ToString("F2", ci)} ({(100 * k).ToString("F0", ci)}%)";
+                    sb.AppendLine(ci, $"    s{s}_{i} -> s{s}_{j} [label=\"{label}\", penwidth={(0.5 + 3 * w).ToString("F2", ci)}];");
+                }
+            sb.AppendLine("  }");
+            if (s + 1 < stages.Count) sb.AppendLine(ci, $"  s{s}_{n} -> s{s + 1}_in [style=dotted];");
+        }
+        sb.AppendLine("}");
+        return sb.ToString();
+    }
+
+    private static string Escape(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
+}
