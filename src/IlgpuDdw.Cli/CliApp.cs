@@ -23,6 +23,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand());
         root.Subcommands.Add(VerifyCommand());
         root.Subcommands.Add(BenchCommands.Build());
+        foreach (var c in TrainCommands.Build()) root.Subcommands.Add(c);
         return root;
     }
 

@@ -7,8 +7,8 @@ namespace IlgpuDdw.Cli.Reports;
 internal static class WiringDot
 {
     /// <param name="title">Graph label.</param>
-    /// <param name="stages">Per stage: name, node count and the mean adjacency over the test set ((n+1)² row-major).</param>
-    /// <param name="keep">Per stage: the fraction of test samples keeping each edge ((n+1)² row-major), or null.</param>
+    /// <param name="stages">Per stage: name, node count, the mean adjacency over the test set ((n+1)² row-major) and the
+    /// fraction of test samples keeping each edge (same layout), or null when every edge is always on.</param>
     public static string Build(string title, IReadOnlyList<(string Name, int Nodes, double[] Mean, double[]? Keep)> stages)
     {
         var sb = new StringBuilder();
