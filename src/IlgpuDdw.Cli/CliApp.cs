@@ -30,6 +30,8 @@ public static class CliApp
     /// <summary>Parses and runs; returns the exit code. Argument errors print a message and return 2.</summary>
     public static int Run(string[] args)
     {
+        // Bind Spectre.Console to the current standard output (callers may redirect it between runs).
+        AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // tables keep their rows in logs and files
         try
         {

@@ -25,11 +25,11 @@ internal sealed record Budget(string Name, int? TrainImages, int? TestImages, in
     public static Budget Get(string name) => name.Trim().ToLowerInvariant() switch
     {
         // CI: seconds per wiring.
-        "smoke" => new("smoke", 256, 128, 1, 32, 0.05f),
+        "smoke" => new("smoke", 256, 128, 1, 32, 0.02f),
         // A 2-core machine without a GPU: the three wirings of resnet_mini in about ten minutes.
-        "default" => new("default", 2560, 1000, 1, 32, 0.05f),
+        "default" => new("default", 2560, 1000, 1, 32, 0.02f),
         // A GPU: the whole data set.
-        "full" => new("full", null, null, 15, 128, 0.1f),
+        "full" => new("full", null, null, 15, 128, 0.05f),
         _ => throw new ArgumentException($"Unknown budget '{name}'. Use smoke, default or full."),
     };
 }

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using IlgpuDdw.Cli;
+
+namespace IlgpuDdw.Tests;
+
+/// <summary>The ddw command run in-process (console output captured).</summary>
+[Collection("cpu")]
+public sealed class CliTests
+{
+    private static readonly object ConsoleLock = new();
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        lock (ConsoleLock)
+        {
+            var oldOut = Console.Out;
+            var oldErr = Console.Error;
+            using var o = new StringWriter();
+            using var e = new StringWriter();
+            Console.SetOut(o);
+            Console.SetError(e);
+            try
+            {
+                int code = CliApp.Run(args);
+                return (code, o.ToString(), e.ToString());
+            }
+            finally
+            {
+                Console.SetOut(oldOut);
+                Console.SetError(oldErr);
+            }
+        }
+    }
+
+    [Fact]
+    public void InfoModel_Json_HasIntegerParamsAndMacs()
+    {
+        var (code, output, _) = Run("info", "--model", "resnet50", "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(25_557_032, doc.RootElement.GetProperty("params").GetInt64());
+        Assert.Equal(4_089_184_256, doc.RootElement.GetProperty("macs").GetInt64());
+        (code, output, _) = Run("info", "--model", "resnet_mini", "--wiring", "dynamic", "--json");
+        Assert.Equal(0, code);
+        using var dyn = JsonDocument.Parse(output);
+        Assert.True(dyn.RootElement.GetProperty("routerParams").GetInt64() > 0);
+        Assert.Equal(3, dyn.RootElement.GetProperty("stages").GetArrayLength());
+    }
+
+    [Fact]
+    public void UnknownModel_AndCudaWithoutGpu_AreClearErrors()
+    {
+        var (code, _, err) = Run("info", "--model", "vgg16");
+        Assert.Equal(2, code);
+        Assert.Contains("resnet18", err);
+        if (!IlgpuDdw.Runtime.Device.ListDevices().Any(d => d.Spec.StartsWith("cuda", StringComparison.Ordinal)))
+        {
+            (code, _, err) = Run("info", "--device", "cuda");
+            Assert.Equal(2, code);
+            Assert.Contains("cpu (", err);
+        }
+        (code, _, err) = Run("compare", "--wiring-typo");
+        Assert.NotEqual(0, code);
+    }
+
+    [Fact]
+    public void Verify_PassesOnTheCpuAccelerator()
+    {
+        var (code, output, _) = Run("verify", "--device", "cpu", "--op", "Elementwise");
+        Assert.Equal(0, code);
+        Assert.Contains("0 failed", output);
+    }
+
+    [Fact]
+    public void MissingData_NamesTheInstallCommand()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = Run("compare", "--budget", "smoke", "--device", "cpu", "--data", dir.Path, "--out", dir.File("out"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("apt-get install -y dataset-fashion-mnist", err);
+        Assert.Contains("--data", err);
+    }
+
+    [Fact]
+    public void CompareSmoke_TrainsAllThreeWirings_AndWritesResults()
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("cmp");
+        var (code, output, err) = Run("compare", "--budget", "smoke", "--device", "cpu", "--out", outDir, "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(output);
+        var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(["chain", "dense", "dynamic"], runs.Select(r => r.GetProperty("wiring").GetString()));
+        foreach (var r in runs)
+        {
+            Assert.InRange(r.GetProperty("testAccuracy").GetDouble(), 0, 1);
+            Assert.True(r.GetProperty("params").GetInt64() > 0);
+            Assert.True(r.GetProperty("macs").GetInt64() > 0);
+        }
+        Assert.True(runs[2].GetProperty("params").GetInt64() > runs[0].GetProperty("params").GetInt64());
+        foreach (var f in new[] { "results.json", "curves-loss.png", "curves-accuracy.png", "wiring-dynamic.dot", "adjacency-dynamic-layer1.png", "metrics.jsonl", "dynamic-seed0.safetensors" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Contains("digraph", File.ReadAllText(Path.Combine(outDir, "wiring-dynamic.dot")));
+
+        // eval and wiring read the checkpoint compare wrote
+        (code, output, err) = Run("eval", "--checkpoint", Path.Combine(outDir, "dynamic-seed0.safetensors"), "--device", "cpu", "--test-images", "64", "--json");
+        Assert.True(code == 0, err);
+        using var eval = JsonDocument.Parse(output);
+        Assert.Equal("dynamic", eval.RootElement.GetProperty("wiring").GetString());
+        (code, output, err) = Run("wiring", "--checkpoint", Path.Combine(outDir, "dynamic-seed0.safetensors"), "--device", "cpu", "--index", "3", "--out", outDir);
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(Path.Combine(outDir, "wiring-3.png")));
+    }
+}
