@@ -80,10 +80,10 @@ public class Conv2dBenchmark
         var g = Geometry;
         var d = _device;
         LaunchForward();
-        int ei = d.Extent(g.BackwardInputItems);
-        d.Kernels.Conv2dBackwardInput(d.Stream, ei, g.BackwardInputItems, ei, g, _dy.View, _w.View, _dx.View);
-        int ew = d.Extent(g.BackwardWeightItems);
-        d.Kernels.Conv2dBackwardWeight(d.Stream, ew, g.BackwardWeightItems, ew, g, _dy.View, _x.View, _dw.View);
+        int ni = g.BackwardInputItems(g.InChannelBlock), ei = d.Extent(ni);
+        d.Kernels.Conv2dBackwardInput(d.Stream, ei, ni, ei, g, g.InChannelBlock, _dy.View, _w.View, _dx.View);
+        int nw = g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock), ew = d.Extent(nw);
+        d.Kernels.Conv2dBackwardWeight(d.Stream, ew, nw, ew, g, g.OutChannelBlock, g.InChannelBlock, _dy.View, _x.View, _dw.View);
         d.Synchronize();
     }
 
@@ -91,8 +91,8 @@ public class Conv2dBenchmark
     {
         var g = Geometry;
         var d = _device;
-        int ext = d.Extent(g.ForwardItems);
-        d.Kernels.Conv2dForward(d.Stream, ext, g.ForwardItems, ext, g, _x.View, _w.View, _b.View, 1, _y.View);
+        int n = g.ForwardItems(g.OutChannelBlock), ext = d.Extent(n);
+        d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, g.OutChannelBlock, _x.View, _w.View, _b.View, 1, _y.View);
     }
 
     [GlobalCleanup]
