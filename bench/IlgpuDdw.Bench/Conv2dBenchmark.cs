@@ -12,8 +12,10 @@ namespace IlgpuDdw.Bench;
 /// 3×3 convolution, 32 → 32 channels, 28×28, padding 1, batch 16: the register-blocked Conv2d kernels launched
 /// through <see cref="KernelSet"/> (compiled during setup, synchronised inside each timed call) against a
 /// scalar C# loop of the same convolution in the same run (the baseline of each category). Forward, and forward
-/// + backward (input and weight gradients). The GFLOP/s column counts 2 flops per multiply-add. Device: the
-/// DDW_DEVICE environment variable (default cpu).
+/// + backward (input and weight gradients). The GFLOP/s column counts 2 flops per multiply-add; the Ratio column is
+/// kernel time / scalar time (below 1: the kernels are faster). Device: the DDW_DEVICE environment variable
+/// (default cpu). On the CPU accelerator the kernels use every core while the baseline uses one, so other load on
+/// the machine slows the kernels more than the baseline.
 /// </summary>
 [MemoryDiagnoser(false)]
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory), CategoriesColumn]

@@ -34,6 +34,7 @@ public sealed class Conv2dTests(DeviceFixture fx)
         new(2, 6, 5, 7, 4, 1, 2, 0, 2, true),   // 1×1, stride 2
         new(1, 16, 6, 5, 16, 3, 1, 0, 8, true), // 2 channels per group
         new(3, 5, 1, 1, 6, 3, 1, 1, 1, true),   // 1×1 input, padded
+        new(1, 3, 3, 4, 2, 1, 2, 2, 1, true),   // padding wider than the kernel: border outputs are the bias
     ];
 
     public static TheoryData<Case> AllCases()

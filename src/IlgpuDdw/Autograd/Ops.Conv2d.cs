@@ -15,14 +15,13 @@ public static partial class Ops
     /// <exception cref="ArgumentException">A shape or value is invalid; the message names it.</exception>
     public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1)
     {
-        if (bias is null) RequireSameDevice("Conv2d", tape, input, weight);
-        else RequireSameDevice("Conv2d", tape, input, weight, bias);
+        Tensor[] operands = bias is null ? [input, weight] : [input, weight, bias];
+        RequireSameDevice("Conv2d", tape, operands);
         var g = Conv2dGeometryOf(input, weight, bias, stride, padding, groups);
         var d = tape.Device;
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
         Conv2dForward(d, g, input.View, weight.View, bias?.View, y.View);
-        bool needs = bias is null ? tape.NeedsGrad(input, weight) : tape.NeedsGrad(input, weight, bias);
-        if (needs)
+        if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
                 if (input.RequiresGrad) Conv2dBackwardInput(d, g, y.Grad.View, weight.View, input.Grad.View);
