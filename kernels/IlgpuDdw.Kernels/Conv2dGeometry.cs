@@ -10,10 +10,10 @@ namespace IlgpuDdw.Kernels;
 /// </summary>
 public readonly struct Conv2dGeometry
 {
-    /// <summary>Channels (of one group) one blocked work item handles at once.</summary>
+    /// <summary>Most channels (of one group) one work item handles at once.</summary>
     public const int ChannelBlock = 4;
 
-    /// <summary>Columns one blocked work item handles at once.</summary>
+    /// <summary>Columns one forward or input-gradient work item handles at once.</summary>
     public const int ColumnBlock = 4;
 
     /// <summary>Creates the geometry and derives the output size.</summary>
@@ -84,24 +84,39 @@ public readonly struct Conv2dGeometry
     /// <summary>Multiply-accumulates of the forward pass, B·C_out·Ho·Wo·(C_in/groups)·K·K.</summary>
     public long Macs => (long)OutputLength * InPerGroup * KernelSize * KernelSize;
 
-    /// <summary>Column blocks of one output row in the blocked forward: ⌈Wo / 4⌉.</summary>
-    public int ForwardColumnBlocks => CeilDiv(OutWidth, ColumnBlock);
-
-    /// <summary>Work items of <see cref="Conv2dKernels.Forward"/>: B · groups · ⌈(C_out/groups)/4⌉ · Ho · ⌈Wo/4⌉.</summary>
-    public int ForwardItems => Batch * Groups * CeilDiv(OutPerGroup, ChannelBlock) * OutHeight * ForwardColumnBlocks;
+    /// <summary>
+    /// Output channels per work item of <see cref="Conv2dKernels.Forward"/> and <see cref="Conv2dKernels.BackwardWeight"/>:
+    /// <see cref="ChannelBlock"/> when a group has at least 2 output channels, else 1 (depthwise), where a
+    /// 4-channel block would only repeat one channel.
+    /// </summary>
+    public int OutChannelBlock => OutPerGroup >= 2 ? ChannelBlock : 1;
 
     /// <summary>
-    /// Column blocks of one input row in the blocked input gradient: the columns of each residue modulo the
-    /// stride, four at a time, s · ⌈⌈W / s⌉ / 4⌉ (some blocks of the higher residues may be empty).
+    /// Input channels per work item of <see cref="Conv2dKernels.BackwardInput"/> and <see cref="Conv2dKernels.BackwardWeight"/>:
+    /// <see cref="ChannelBlock"/> when a group has at least 2 input channels, else 1.
+    /// </summary>
+    public int InChannelBlock => InPerGroup >= 2 ? ChannelBlock : 1;
+
+    /// <summary>Column blocks of one output row in the forward: ⌈Wo / 4⌉.</summary>
+    public int ForwardColumnBlocks => CeilDiv(OutWidth, ColumnBlock);
+
+    /// <summary>
+    /// Column blocks of one input row in the input gradient: the columns of each residue modulo the stride, four at
+    /// a time, s · ⌈⌈W / s⌉ / 4⌉ (some blocks of the higher residues may be empty).
     /// </summary>
     public int BackwardInputColumnBlocks => Stride * CeilDiv(CeilDiv(Width, Stride), ColumnBlock);
 
-    /// <summary>Work items of <see cref="Conv2dKernels.BackwardInput"/>: B · groups · ⌈(C_in/groups)/4⌉ · H · column blocks.</summary>
-    public int BackwardInputItems => Batch * Groups * CeilDiv(InPerGroup, ChannelBlock) * Height * BackwardInputColumnBlocks;
+    /// <summary>Work items of <see cref="Conv2dKernels.Forward"/>: B · groups · ⌈(C_out/groups)/channelBlock⌉ · Ho · ⌈Wo/4⌉.</summary>
+    public int ForwardItems(int channelBlock) =>
+        Batch * Groups * CeilDiv(OutPerGroup, channelBlock) * OutHeight * ForwardColumnBlocks;
 
-    /// <summary>Work items of <see cref="Conv2dKernels.BackwardWeight"/>: groups · ⌈(C_out/groups)/4⌉ · ⌈(C_in/groups)/4⌉ · K².</summary>
-    public int BackwardWeightItems =>
-        Groups * CeilDiv(OutPerGroup, ChannelBlock) * CeilDiv(InPerGroup, ChannelBlock) * KernelSize * KernelSize;
+    /// <summary>Work items of <see cref="Conv2dKernels.BackwardInput"/>: B · groups · ⌈(C_in/groups)/channelBlock⌉ · H · column blocks.</summary>
+    public int BackwardInputItems(int channelBlock) =>
+        Batch * Groups * CeilDiv(InPerGroup, channelBlock) * Height * BackwardInputColumnBlocks;
+
+    /// <summary>Work items of <see cref="Conv2dKernels.BackwardWeight"/>: groups · ⌈(C_out/groups)/outBlock⌉ · ⌈(C_in/groups)/inBlock⌉ · K².</summary>
+    public int BackwardWeightItems(int outBlock, int inBlock) =>
+        Groups * CeilDiv(OutPerGroup, outBlock) * CeilDiv(InPerGroup, inBlock) * KernelSize * KernelSize;
 
     /// <summary>
     /// First output row (or column) that reads kernel tap <paramref name="tap"/> from inside the input:

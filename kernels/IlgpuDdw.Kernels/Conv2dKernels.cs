@@ -6,31 +6,37 @@ namespace IlgpuDdw.Kernels;
 /// 2-D convolution (NCHW, square kernel, any stride, zero padding, channel groups) with its backward kernels.
 /// Shapes are those of <see cref="Conv2dGeometry"/>: input x <c>[B, C_in, H, W]</c>, weight w
 /// <c>[C_out, C_in/groups, K, K]</c>, optional bias <c>[C_out]</c>, output y <c>[B, C_out, Ho, Wo]</c>:
-/// <c>y[b,co,oh,ow] = bias[co] + Σ_{ci ∈ group(co), kh, kw} w[co, ci − g·C_in/groups, kh, kw] · x[b, ci, oh·s − p + kh, ow·s − p + kw]</c>
-/// (taps outside the input read zero). The backward needs x (for dWeight) and w (for dInput); nothing else is saved.
+/// <c>y[b,co,oh,ow] = bias[co] + Σ_{ci_local, kh, kw} w[co, ci_local, kh, kw] · x[b, g·C_in/groups + ci_local, oh·s − p + kh, ow·s − p + kw]</c>
+/// with g = co / (C_out/groups); taps outside the input read zero. The backward needs x (for dWeight) and w (for
+/// dInput); nothing else is saved.
 /// <para>
 /// Every kernel is a grid-stride loop over work items: thread <c>index</c> takes items <c>index, index + stride, ...</c>
-/// below <c>n</c>; launch any extent and pass it as <c>stride</c>. Each output element is owned by exactly one
-/// work item, which sums its reduction in a fixed order: no atomics, results are deterministic.
-/// The blocked kernels (<see cref="Forward"/>, <see cref="BackwardInput"/>, <see cref="BackwardWeight"/>) give a
-/// work item a 4 × 4 register block (4 channels of one group × 4 columns, or 4 × 4 channel pairs) so every load
-/// feeds four multiply-adds; slots past the group's last channel repeat that channel and are not stored, so the
-/// blocked kernels are correct for every geometry but waste work when a group has fewer than 4 channels. The
-/// per-element kernels (one output element per item) are the path for such narrow groups (depthwise).
-/// Padding never costs a bounds check per tap in the row direction (valid kernel rows are computed per item);
-/// in the column direction the blocked kernels test each of the 4 columns once per tap.
+/// below <c>n</c>; launch any extent and pass it as <c>stride</c>. Each output element is owned by exactly one work
+/// item, which sums its reduction in a fixed order: no atomics, results are deterministic.
+/// </para>
+/// <para>
+/// Register blocking: a work item of <see cref="Forward"/> / <see cref="BackwardInput"/> owns up to 4 channels of one
+/// group (the <c>channelBlock</c> argument, 1 to 4) × 4 columns of one row and keeps the 16 sums in locals, so each
+/// weight load feeds 4 columns and each input load feeds every channel. Along a kernel row the 4 columns read a
+/// window that shifts by one column per tap (taps are visited by residue modulo the stride), so each tap loads one
+/// new column instead of four. A work item of <see cref="BackwardWeight"/> owns one tap of up to 4 × 4
+/// (output, input) channel pairs. Slots past a group's last channel repeat that channel and are not stored, so every
+/// block size is correct for every geometry; <see cref="Conv2dGeometry.OutChannelBlock"/> and
+/// <see cref="Conv2dGeometry.InChannelBlock"/> pick 4 when a group has at least 2 channels, else 1 (depthwise).
+/// Padding costs no bounds check in the row direction (valid kernel rows are computed per item); in the column
+/// direction each loaded column is tested once.
 /// </para>
 /// </summary>
 public static class Conv2dKernels
 {
     /// <summary>
-    /// Forward, register-blocked: <c>y = conv(x, w) (+ bias)</c>. One work item computes 4 output channels of one
-    /// group × 4 adjacent output columns of one output row; <c>n = </c><see cref="Conv2dGeometry.ForwardItems"/>.
-    /// <paramref name="bias"/> is read only when <paramref name="hasBias"/> ≠ 0 (pass any view otherwise).
-    /// Overwrites <paramref name="output"/>.
+    /// Forward: <c>y = conv(x, w) (+ bias)</c>. One work item computes <paramref name="channelBlock"/> (1 to 4) output
+    /// channels of one group × 4 adjacent output columns of one output row;
+    /// <c>n = </c><see cref="Conv2dGeometry.ForwardItems"/>(channelBlock). <paramref name="bias"/> is read only when
+    /// <paramref name="hasBias"/> ≠ 0 (pass any view otherwise). Overwrites <paramref name="output"/>.
     /// </summary>
     [Kernel]
-    public static void Forward(Index1D index, int n, int stride, Conv2dGeometry g,
+    public static void Forward(Index1D index, int n, int stride, Conv2dGeometry g, int channelBlock,
         ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias, int hasBias, ArrayView<float> output)
     {
         int k = g.KernelSize, s = g.Stride, p = g.Padding;
@@ -38,28 +44,35 @@ public static class Conv2dKernels
         int cinG = g.InPerGroup, coutG = g.OutPerGroup;
         int kk = k * k, hw = h * w, howo = ho * wo;
         int colBlocks = g.ForwardColumnBlocks;
-        int coBlocks = Conv2dGeometry.CeilDiv(coutG, Conv2dGeometry.ChannelBlock);
+        int coBlocks = Conv2dGeometry.CeilDiv(coutG, channelBlock);
+        bool wide = channelBlock > 1;
         int wCo = cinG * kk; // weight elements per output channel
         int rEnd = Min(s, k);
         for (int item = index; item < n; item += stride)
         {
-            int t = item;
-            int ow0 = t % colBlocks * Conv2dGeometry.ColumnBlock; t /= colBlocks;
-            int oh = t % ho; t /= ho;
-            int coL0 = t % coBlocks * Conv2dGeometry.ChannelBlock; t /= coBlocks;
-            int grp = t % g.Groups;
-            int b = t / g.Groups;
+            int t = item, q = t / colBlocks;
+            int ow0 = (t - q * colBlocks) * Conv2dGeometry.ColumnBlock;
+            t = q; q = t / ho;
+            int oh = t - q * ho;
+            t = q; q = t / coBlocks;
+            int coL0 = (t - q * coBlocks) * channelBlock;
+            int b = q / g.Groups;
+            int grp = q - b * g.Groups;
             int co0 = grp * coutG + coL0;
-            int lastSlot = coutG - 1 - coL0; // slots beyond it repeat the group's last channel
-            int o1 = Min(1, lastSlot) * wCo, o2 = Min(2, lastSlot) * wCo, o3 = Min(3, lastSlot) * wCo;
+            int lastSlot = Min(channelBlock, coutG - coL0) - 1; // later slots repeat the last channel
+            int d1 = Min(1, lastSlot), d2 = Min(2, lastSlot), d3 = Min(3, lastSlot);
+            int o1 = d1 * wCo, o2 = d2 * wCo, o3 = d3 * wCo;
 
             float b0 = 0f, b1 = 0f, b2 = 0f, b3 = 0f;
             if (hasBias != 0)
             {
                 b0 = bias[co0];
-                b1 = bias[co0 + Min(1, lastSlot)];
-                b2 = bias[co0 + Min(2, lastSlot)];
-                b3 = bias[co0 + Min(3, lastSlot)];
+                if (wide)
+                {
+                    b1 = bias[co0 + d1];
+                    b2 = bias[co0 + d2];
+                    b3 = bias[co0 + d3];
+                }
             }
             float a00 = b0, a01 = b0, a02 = b0, a03 = b0;
             float a10 = b1, a11 = b1, a12 = b1, a13 = b1;
@@ -90,11 +103,15 @@ public static class Conv2dKernels
                         {
                             float x3 = LoadOrZero(input, xRow, iw, w);
                             int wi = wRow + kw;
-                            float w0 = weight[wi], w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
+                            float w0 = weight[wi];
                             a00 += w0 * x0; a01 += w0 * x1; a02 += w0 * x2; a03 += w0 * x3;
-                            a10 += w1 * x0; a11 += w1 * x1; a12 += w1 * x2; a13 += w1 * x3;
-                            a20 += w2 * x0; a21 += w2 * x1; a22 += w2 * x2; a23 += w2 * x3;
-                            a30 += w3 * x0; a31 += w3 * x1; a32 += w3 * x2; a33 += w3 * x3;
+                            if (wide)
+                            {
+                                float w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
+                                a10 += w1 * x0; a11 += w1 * x1; a12 += w1 * x2; a13 += w1 * x3;
+                                a20 += w2 * x0; a21 += w2 * x1; a22 += w2 * x2; a23 += w2 * x3;
+                                a30 += w3 * x0; a31 += w3 * x1; a32 += w3 * x2; a33 += w3 * x3;
+                            }
                             x0 = x1; x1 = x2; x2 = x3;
                         }
                     }
@@ -111,54 +128,15 @@ public static class Conv2dKernels
     }
 
     /// <summary>
-    /// Forward, one output element per work item (<c>n = B·C_out·Ho·Wo</c>): the path for groups with one output
-    /// channel (depthwise), correct for every geometry. Same formula and bias rule as <see cref="Forward"/>.
-    /// Overwrites <paramref name="output"/>.
-    /// </summary>
-    [Kernel]
-    public static void ForwardPerElement(Index1D index, int n, int stride, Conv2dGeometry g,
-        ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias, int hasBias, ArrayView<float> output)
-    {
-        int k = g.KernelSize, s = g.Stride, p = g.Padding;
-        int h = g.Height, w = g.Width, ho = g.OutHeight, wo = g.OutWidth;
-        int cinG = g.InPerGroup, coutG = g.OutPerGroup;
-        int kk = k * k, hw = h * w;
-        for (int i = index; i < n; i += stride)
-        {
-            int t = i;
-            int ow = t % wo; t /= wo;
-            int oh = t % ho; t /= ho;
-            int co = t % g.OutChannels;
-            int b = t / g.OutChannels;
-            int ih0 = oh * s - p, iw0 = ow * s - p;
-            int khLo = Max(0, -ih0), khHi = Min(k, h - ih0);
-            int kwLo = Max(0, -iw0), kwHi = Min(k, w - iw0);
-            float acc = hasBias != 0 ? bias[co] : 0f;
-            int xPlane = (b * g.InChannels + co / coutG * cinG) * hw + ih0 * w + iw0;
-            int wPlane = co * cinG * kk;
-            for (int ci = 0; ci < cinG; ci++, xPlane += hw, wPlane += kk)
-            {
-                for (int kh = khLo; kh < khHi; kh++)
-                {
-                    int xRow = xPlane + kh * w;
-                    int wRow = wPlane + kh * k;
-                    for (int kw = kwLo; kw < kwHi; kw++)
-                        acc += weight[wRow + kw] * input[xRow + kw];
-                }
-            }
-            output[i] = acc;
-        }
-    }
-
-    /// <summary>
-    /// Input gradient, register-blocked: <c>dInput[b,ci,ih,iw] += Σ_{co ∈ group(ci), kh, kw} dOutput[b,co,oh,ow] · w[co, ci_local, kh, kw]</c>
+    /// Input gradient: <c>dInput[b,ci,ih,iw] += Σ_{co ∈ group(ci), kh, kw} dOutput[b,co,oh,ow] · w[co, ci_local, kh, kw]</c>
     /// over the taps with <c>oh·s − p + kh = ih</c>, <c>ow·s − p + kw = iw</c> inside the output (a gather: no
-    /// atomics). One work item owns 4 input channels of one group × 4 input columns of one row that share the same
-    /// residue modulo s (columns iw0, iw0 + s, iw0 + 2s, iw0 + 3s), so they read the same kernel taps;
-    /// <c>n = </c><see cref="Conv2dGeometry.BackwardInputItems"/>. Needs w. Accumulates into <paramref name="dInput"/>.
+    /// atomics). One work item owns <paramref name="channelBlock"/> (1 to 4) input channels of one group × 4 input
+    /// columns of one row with the same residue modulo s (iw0, iw0 + s, iw0 + 2s, iw0 + 3s), which read the same
+    /// taps; <c>n = </c><see cref="Conv2dGeometry.BackwardInputItems"/>(channelBlock). Needs w. Accumulates into
+    /// <paramref name="dInput"/>.
     /// </summary>
     [Kernel]
-    public static void BackwardInput(Index1D index, int n, int stride, Conv2dGeometry g,
+    public static void BackwardInput(Index1D index, int n, int stride, Conv2dGeometry g, int channelBlock,
         ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
     {
         int k = g.KernelSize, s = g.Stride, p = g.Padding;
@@ -166,19 +144,22 @@ public static class Conv2dKernels
         int cinG = g.InPerGroup, coutG = g.OutPerGroup;
         int kk = k * k, hw = h * w, howo = ho * wo;
         int colBlocks = g.BackwardInputColumnBlocks;
-        int ciBlocks = Conv2dGeometry.CeilDiv(cinG, Conv2dGeometry.ChannelBlock);
+        int ciBlocks = Conv2dGeometry.CeilDiv(cinG, channelBlock);
+        bool wide = channelBlock > 1;
         int wCo = cinG * kk;
         for (int item = index; item < n; item += stride)
         {
-            int t = item;
-            int cb = t % colBlocks; t /= colBlocks;
-            int ih = t % h; t /= h;
-            int ciL0 = t % ciBlocks * Conv2dGeometry.ChannelBlock; t /= ciBlocks;
-            int grp = t % g.Groups;
-            int b = t / g.Groups;
+            int t = item, q = t / colBlocks;
+            int cb = t - q * colBlocks;
+            t = q; q = t / h;
+            int ih = t - q * h;
+            t = q; q = t / ciBlocks;
+            int ciL0 = (t - q * ciBlocks) * channelBlock;
+            int b = q / g.Groups;
+            int grp = q - b * g.Groups;
             int iw0 = cb % s + cb / s * Conv2dGeometry.ColumnBlock * s;
             if (iw0 >= w) continue; // an empty block of a high residue
-            int lastSlot = cinG - 1 - ciL0;
+            int lastSlot = Min(channelBlock, cinG - ciL0) - 1;
             int o1 = Min(1, lastSlot) * kk, o2 = Min(2, lastSlot) * kk, o3 = Min(3, lastSlot) * kk;
 
             float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f;
@@ -209,11 +190,15 @@ public static class Conv2dKernels
                     {
                         float y0 = LoadOrZero(dOutput, dyRow, ow, wo);
                         int wi = wRow + kw;
-                        float w0 = weight[wi], w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
+                        float w0 = weight[wi];
                         a00 += w0 * y0; a01 += w0 * y1; a02 += w0 * y2; a03 += w0 * y3;
-                        a10 += w1 * y0; a11 += w1 * y1; a12 += w1 * y2; a13 += w1 * y3;
-                        a20 += w2 * y0; a21 += w2 * y1; a22 += w2 * y2; a23 += w2 * y3;
-                        a30 += w3 * y0; a31 += w3 * y1; a32 += w3 * y2; a33 += w3 * y3;
+                        if (wide)
+                        {
+                            float w1 = weight[wi + o1], w2 = weight[wi + o2], w3 = weight[wi + o3];
+                            a10 += w1 * y0; a11 += w1 * y1; a12 += w1 * y2; a13 += w1 * y3;
+                            a20 += w2 * y0; a21 += w2 * y1; a22 += w2 * y2; a23 += w2 * y3;
+                            a30 += w3 * y0; a31 += w3 * y1; a32 += w3 * y2; a33 += w3 * y3;
+                        }
                         y3 = y2; y2 = y1; y1 = y0;
                     }
                 }
@@ -229,72 +214,35 @@ public static class Conv2dKernels
     }
 
     /// <summary>
-    /// Input gradient, one input element per work item (<c>n = B·C_in·H·W</c>): the path for groups with one input
-    /// channel (depthwise), correct for every geometry. Same formula as <see cref="BackwardInput"/>. Needs w.
-    /// Accumulates into <paramref name="dInput"/>.
+    /// Weight gradient: <c>dWeight[co, ci_local, kh, kw] += Σ_{b, oh, ow} dOutput[b,co,oh,ow] · x[b, ci, oh·s − p + kh, ow·s − p + kw]</c>
+    /// over the positions whose tap lies inside the input. One work item owns one tap (kh, kw) of
+    /// <paramref name="outBlock"/> output × <paramref name="inBlock"/> input channels (each 1 to 4) of one group and
+    /// loops over the batch and the output positions in order;
+    /// <c>n = </c><see cref="Conv2dGeometry.BackwardWeightItems"/>(outBlock, inBlock). Needs x. Accumulates into
+    /// <paramref name="dWeight"/>.
     /// </summary>
     [Kernel]
-    public static void BackwardInputPerElement(Index1D index, int n, int stride, Conv2dGeometry g,
-        ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
-    {
-        int k = g.KernelSize, s = g.Stride, p = g.Padding;
-        int h = g.Height, w = g.Width, ho = g.OutHeight, wo = g.OutWidth;
-        int cinG = g.InPerGroup, coutG = g.OutPerGroup;
-        int kk = k * k, howo = ho * wo, wCo = cinG * kk;
-        for (int i = index; i < n; i += stride)
-        {
-            int t = i;
-            int iw = t % w; t /= w;
-            int ih = t % h; t /= h;
-            int ci = t % g.InChannels;
-            int b = t / g.InChannels;
-            int grp = ci / cinG;
-            int th = ih + p, u = iw + p;
-            int khLo = Max(th % s, th - (ho - 1) * s), khHi = Min(k - 1, th);
-            int kwLo = Max(u % s, u - (wo - 1) * s), kwHi = Min(k - 1, u);
-            int dyPlane = (b * g.OutChannels + grp * coutG) * howo;
-            int wPlane = grp * coutG * wCo + (ci - grp * cinG) * kk;
-            float acc = 0f;
-            for (int coL = 0; coL < coutG; coL++, dyPlane += howo, wPlane += wCo)
-            {
-                for (int kh = khLo; kh <= khHi; kh += s)
-                {
-                    int dyRow = dyPlane + (th - kh) / s * wo;
-                    int wRow = wPlane + kh * k;
-                    for (int kw = kwLo; kw <= kwHi; kw += s)
-                        acc += weight[wRow + kw] * dOutput[dyRow + (u - kw) / s];
-                }
-            }
-            dInput[i] += acc;
-        }
-    }
-
-    /// <summary>
-    /// Weight gradient, register-blocked: <c>dWeight[co, ci_local, kh, kw] += Σ_{b, oh, ow} dOutput[b,co,oh,ow] · x[b, ci, oh·s − p + kh, ow·s − p + kw]</c>
-    /// over the positions whose tap lies inside the input. One work item owns one tap (kh, kw) of 4 output
-    /// channels × 4 input channels of one group and loops over the batch and the output positions in order;
-    /// <c>n = </c><see cref="Conv2dGeometry.BackwardWeightItems"/>. Needs x. Accumulates into <paramref name="dWeight"/>.
-    /// </summary>
-    [Kernel]
-    public static void BackwardWeight(Index1D index, int n, int stride, Conv2dGeometry g,
+    public static void BackwardWeight(Index1D index, int n, int stride, Conv2dGeometry g, int outBlock, int inBlock,
         ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> dWeight)
     {
         int k = g.KernelSize, s = g.Stride, p = g.Padding;
         int h = g.Height, w = g.Width, ho = g.OutHeight, wo = g.OutWidth;
         int cinG = g.InPerGroup, coutG = g.OutPerGroup;
         int kk = k * k, hw = h * w, howo = ho * wo;
-        int coBlocks = Conv2dGeometry.CeilDiv(coutG, Conv2dGeometry.ChannelBlock);
-        int ciBlocks = Conv2dGeometry.CeilDiv(cinG, Conv2dGeometry.ChannelBlock);
+        int coBlocks = Conv2dGeometry.CeilDiv(coutG, outBlock);
+        int ciBlocks = Conv2dGeometry.CeilDiv(cinG, inBlock);
+        bool wideOut = outBlock > 1, wideIn = inBlock > 1;
         int xBatch = g.InChannels * hw, dyBatch = g.OutChannels * howo;
         for (int item = index; item < n; item += stride)
         {
-            int t = item;
-            int tap = t % kk; t /= kk;
-            int ciL0 = t % ciBlocks * Conv2dGeometry.ChannelBlock; t /= ciBlocks;
-            int coL0 = t % coBlocks * Conv2dGeometry.ChannelBlock;
-            int grp = t / coBlocks;
-            int kh = tap / k, kw = tap % k;
-            int lastCo = coutG - 1 - coL0, lastCi = cinG - 1 - ciL0;
+            int t = item, q = t / kk;
+            int tap = t - q * kk;
+            t = q; q = t / ciBlocks;
+            int ciL0 = (t - q * ciBlocks) * inBlock;
+            int grp = q / coBlocks;
+            int coL0 = (q - grp * coBlocks) * outBlock;
+            int kh = tap / k, kw = tap - kh * k;
+            int lastCo = Min(outBlock, coutG - coL0) - 1, lastCi = Min(inBlock, cinG - ciL0) - 1;
             int dy1 = Min(1, lastCo) * howo, dy2 = Min(2, lastCo) * howo, dy3 = Min(3, lastCo) * howo;
             int x1 = Min(1, lastCi) * hw, x2 = Min(2, lastCi) * hw, x3 = Min(3, lastCi) * hw;
 
@@ -316,63 +264,36 @@ public static class Conv2dKernels
                     for (int ow = owLo; ow < owHi; ow++)
                     {
                         int yi = dyRow + ow, xi = xRow + ow * s;
-                        float y0 = dOutput[yi], y1 = dOutput[yi + dy1], y2 = dOutput[yi + dy2], y3 = dOutput[yi + dy3];
-                        float v0 = input[xi], v1 = input[xi + x1], v2 = input[xi + x2], v3 = input[xi + x3];
-                        a00 += y0 * v0; a01 += y0 * v1; a02 += y0 * v2; a03 += y0 * v3;
-                        a10 += y1 * v0; a11 += y1 * v1; a12 += y1 * v2; a13 += y1 * v3;
-                        a20 += y2 * v0; a21 += y2 * v1; a22 += y2 * v2; a23 += y2 * v3;
-                        a30 += y3 * v0; a31 += y3 * v1; a32 += y3 * v2; a33 += y3 * v3;
+                        float y0 = dOutput[yi], v0 = input[xi];
+                        float v1 = 0f, v2 = 0f, v3 = 0f;
+                        a00 += y0 * v0;
+                        if (wideIn)
+                        {
+                            v1 = input[xi + x1]; v2 = input[xi + x2]; v3 = input[xi + x3];
+                            a01 += y0 * v1; a02 += y0 * v2; a03 += y0 * v3;
+                        }
+                        if (wideOut)
+                        {
+                            float y1 = dOutput[yi + dy1], y2 = dOutput[yi + dy2], y3 = dOutput[yi + dy3];
+                            a10 += y1 * v0; a20 += y2 * v0; a30 += y3 * v0;
+                            if (wideIn)
+                            {
+                                a11 += y1 * v1; a12 += y1 * v2; a13 += y1 * v3;
+                                a21 += y2 * v1; a22 += y2 * v2; a23 += y2 * v3;
+                                a31 += y3 * v1; a32 += y3 * v2; a33 += y3 * v3;
+                            }
+                        }
                     }
                 }
             }
 
-            int cols = Min(Conv2dGeometry.ChannelBlock, lastCi + 1);
+            int cols = lastCi + 1;
             int wCo = cinG * kk;
             int dw = ((grp * coutG + coL0) * cinG + ciL0) * kk + tap;
             Add4(dWeight, dw, kk, cols, a00, a01, a02, a03);
             if (lastCo >= 1) Add4(dWeight, dw + wCo, kk, cols, a10, a11, a12, a13);
             if (lastCo >= 2) Add4(dWeight, dw + 2 * wCo, kk, cols, a20, a21, a22, a23);
             if (lastCo >= 3) Add4(dWeight, dw + 3 * wCo, kk, cols, a30, a31, a32, a33);
-        }
-    }
-
-    /// <summary>
-    /// Weight gradient, one weight element per work item (<c>n = C_out·(C_in/groups)·K²</c>): the path for groups
-    /// with one channel (depthwise), correct for every geometry. Same formula as <see cref="BackwardWeight"/>.
-    /// Needs x. Accumulates into <paramref name="dWeight"/>.
-    /// </summary>
-    [Kernel]
-    public static void BackwardWeightPerElement(Index1D index, int n, int stride, Conv2dGeometry g,
-        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> dWeight)
-    {
-        int k = g.KernelSize, s = g.Stride, p = g.Padding;
-        int h = g.Height, w = g.Width, ho = g.OutHeight, wo = g.OutWidth;
-        int cinG = g.InPerGroup, coutG = g.OutPerGroup;
-        int kk = k * k, hw = h * w, howo = ho * wo;
-        int xBatch = g.InChannels * hw, dyBatch = g.OutChannels * howo;
-        for (int i = index; i < n; i += stride)
-        {
-            int t = i;
-            int kw = t % k; t /= k;
-            int kh = t % k; t /= k;
-            int ciL = t % cinG;
-            int co = t / cinG;
-            int ohLo = g.FirstOutputForTap(kh), ohHi = g.EndOutputForTap(kh, h, ho);
-            int owLo = g.FirstOutputForTap(kw), owHi = g.EndOutputForTap(kw, w, wo);
-            int dyPlane = co * howo;
-            int xPlane = (co / coutG * cinG + ciL) * hw + (kh - p) * w + kw - p;
-            float acc = 0f;
-            for (int b = 0; b < g.Batch; b++, dyPlane += dyBatch, xPlane += xBatch)
-            {
-                for (int oh = ohLo; oh < ohHi; oh++)
-                {
-                    int dyRow = dyPlane + oh * wo;
-                    int xRow = xPlane + oh * s * w;
-                    for (int ow = owLo; ow < owHi; ow++)
-                        acc += dOutput[dyRow + ow] * input[xRow + ow * s];
-                }
-            }
-            dWeight[i] += acc;
         }
     }
 

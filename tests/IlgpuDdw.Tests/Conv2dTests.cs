@@ -34,6 +34,7 @@ public sealed class Conv2dTests(DeviceFixture fx)
         new(2, 6, 5, 7, 4, 1, 2, 0, 2, true),   // 1×1, stride 2
         new(1, 16, 6, 5, 16, 3, 1, 0, 8, true), // 2 channels per group
         new(3, 5, 1, 1, 6, 3, 1, 1, 1, true),   // 1×1 input, padded
+        new(1, 3, 3, 4, 2, 1, 2, 2, 1, true),   // padding wider than the kernel: border outputs are the bias
     ];
 
     public static TheoryData<Case> AllCases()
@@ -180,12 +181,13 @@ public sealed class Conv2dTests(DeviceFixture fx)
     }
 
     /// <summary>
-    /// Both kernel variants, launched directly, at every geometry: the blocked kernels also at depthwise shapes
-    /// (their clamped slots) and the per-element kernels also at wide ones. Backward kernels accumulate onto a
-    /// non-zero gradient.
+    /// The kernels launched directly with every channel block at every geometry, not just the one the op picks:
+    /// 4-channel blocks at depthwise shapes (their repeated slots), 1-channel blocks at wide ones, 3 (a partial
+    /// block), and each (output, input) pair of the weight gradient. Backward kernels accumulate onto a non-zero
+    /// gradient.
     /// </summary>
     [Theory, MemberData(nameof(AllCases))]
-    public void BothKernelVariants_MatchReference(Case c)
+    public void EveryChannelBlock_MatchesReference(Case c)
     {
         var d = fx.Device;
         var ks = d.Kernels;
@@ -195,6 +197,8 @@ public sealed class Conv2dTests(DeviceFixture fx)
         var x0 = Check.ToFloat(Data(g.InputLength, 15));
         var w0 = Check.ToFloat(Data(g.WeightLength, 16));
         var b0 = Check.ToFloat(Data(g.OutChannels, 17));
+        var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
+        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
         using var tx = Tensor.FromArray(d, x, g.InputLength);
         using var tw = Tensor.FromArray(d, w, g.WeightLength);
         using var tb = Tensor.FromArray(d, b, g.OutChannels);
@@ -203,33 +207,26 @@ public sealed class Conv2dTests(DeviceFixture fx)
         using var tdx = Tensor.Empty(d, g.InputLength);
         using var tdw = Tensor.Empty(d, g.WeightLength);
         using var tdb = Tensor.FromArray(d, b0, g.OutChannels);
-        int hasBias = c.Bias ? 1 : 0;
-        foreach (bool blocked in new[] { true, false })
+        foreach (int block in new[] { 1, 3, 4 })
         {
-            string v = blocked ? "blocked" : "per-element";
+            int n = g.ForwardItems(block), ext = d.Extent(n);
+            ks.Conv2dForward(d.Stream, ext, n, ext, g, block, tx.View, tw.View, tb.View, c.Bias ? 1 : 0, ty.View);
+            Check.Close(e.Y, ty.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{c} block {block} y");
             tdx.CopyFrom(x0);
-            tdw.CopyFrom(w0);
-            if (blocked)
-            {
-                int e1 = d.Extent(g.ForwardItems), e2 = d.Extent(g.BackwardInputItems), e3 = d.Extent(g.BackwardWeightItems);
-                ks.Conv2dForward(d.Stream, e1, g.ForwardItems, e1, g, tx.View, tw.View, tb.View, hasBias, ty.View);
-                ks.Conv2dBackwardInput(d.Stream, e2, g.BackwardInputItems, e2, g, tdy.View, tw.View, tdx.View);
-                ks.Conv2dBackwardWeight(d.Stream, e3, g.BackwardWeightItems, e3, g, tdy.View, tx.View, tdw.View);
-            }
-            else
-            {
-                int e1 = d.Extent(g.OutputLength), e2 = d.Extent(g.InputLength), e3 = d.Extent(g.WeightLength);
-                ks.Conv2dForwardPerElement(d.Stream, e1, g.OutputLength, e1, g, tx.View, tw.View, tb.View, hasBias, ty.View);
-                ks.Conv2dBackwardInputPerElement(d.Stream, e2, g.InputLength, e2, g, tdy.View, tw.View, tdx.View);
-                ks.Conv2dBackwardWeightPerElement(d.Stream, e3, g.WeightLength, e3, g, tdy.View, tx.View, tdw.View);
-                int e4 = d.Extent(g.OutChannels);
-                ks.Conv2dBackwardBias(d.Stream, e4, g.OutChannels, e4, g, tdy.View, tdb.View);
-                Check.Close(e.DB.Zip(b0, (a, z) => a + z).ToArray(), tdb.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dBias");
-            }
-            Check.Close(e.Y, ty.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{c} {v} y");
-            Check.Close(e.DX.Zip(x0, (a, z) => a + z).ToArray(), tdx.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} {v} dInput");
-            Check.Close(e.DW.Zip(w0, (a, z) => a + z).ToArray(), tdw.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} {v} dWeight");
+            n = g.BackwardInputItems(block); ext = d.Extent(n);
+            ks.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, tdy.View, tw.View, tdx.View);
+            Check.Close(edx, tdx.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} block {block} dInput");
         }
+        foreach (var (outBlock, inBlock) in new[] { (1, 1), (4, 1), (1, 4), (4, 4), (3, 2) })
+        {
+            tdw.CopyFrom(w0);
+            int n = g.BackwardWeightItems(outBlock, inBlock), ext = d.Extent(n);
+            ks.Conv2dBackwardWeight(d.Stream, ext, n, ext, g, outBlock, inBlock, tdy.View, tx.View, tdw.View);
+            Check.Close(edw, tdw.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} blocks {outBlock}×{inBlock} dWeight");
+        }
+        int eb = d.Extent(g.OutChannels);
+        ks.Conv2dBackwardBias(d.Stream, eb, g.OutChannels, eb, g, tdy.View, tdb.View);
+        Check.Close(e.DB.Zip(b0, (a, z) => a + z).ToArray(), tdb.ToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{c} dBias");
     }
 
     [Fact]
@@ -265,6 +262,14 @@ public sealed class Conv2dTests(DeviceFixture fx)
             Assert.False(y.RequiresGrad);
         }
         Assert.Equal(0, tape.Count);
+    }
+
+    [Fact]
+    public void VerifySuite_Passes()
+    {
+        var results = new IlgpuDdw.Verification.Conv2dVerifySuite().Run(fx.Device).ToArray();
+        Assert.Equal(6 * 3 + 5, results.Length); // forward, dInput, dWeight per case; dBias for the 5 with a bias
+        Assert.All(results, r => Assert.True(r.Pass, $"{r.Op} {r.Shape}: max abs error {r.MaxAbsError:E3}"));
     }
 
     // ---- bad inputs: ArgumentException naming the values, nothing allocated or launched ------------------

@@ -15,14 +15,13 @@ public static partial class Ops
     /// <exception cref="ArgumentException">A shape or value is invalid; the message names it.</exception>
     public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1)
     {
-        if (bias is null) RequireSameDevice("Conv2d", tape, input, weight);
-        else RequireSameDevice("Conv2d", tape, input, weight, bias);
+        Tensor[] operands = bias is null ? [input, weight] : [input, weight, bias];
+        RequireSameDevice("Conv2d", tape, operands);
         var g = Conv2dGeometryOf(input, weight, bias, stride, padding, groups);
         var d = tape.Device;
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
         Conv2dForward(d, g, input.View, weight.View, bias?.View, y.View);
-        bool needs = bias is null ? tape.NeedsGrad(input, weight) : tape.NeedsGrad(input, weight, bias);
-        if (needs)
+        if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
                 if (input.RequiresGrad) Conv2dBackwardInput(d, g, y.Grad.View, weight.View, input.Grad.View);
@@ -65,53 +64,29 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// Launches the forward (overwrites <paramref name="output"/>): the register-blocked kernel when a group has
-    /// at least 2 output channels, the per-element kernel otherwise (depthwise).
+    /// Launches the forward (overwrites <paramref name="output"/>) with the geometry's channel block (4 output
+    /// channels per work item, 1 for depthwise).
     /// </summary>
     internal static void Conv2dForward(Device d, Conv2dGeometry g, ArrayView<float> input, ArrayView<float> weight, ArrayView<float>? bias, ArrayView<float> output)
     {
-        int hasBias = bias is null ? 0 : 1;
-        var b = bias ?? weight; // not read without a bias
-        if (g.OutPerGroup >= 2)
-        {
-            int ext = d.Extent(g.ForwardItems);
-            d.Kernels.Conv2dForward(d.Stream, ext, g.ForwardItems, ext, g, input, weight, b, hasBias, output);
-        }
-        else
-        {
-            int ext = d.Extent(g.OutputLength);
-            d.Kernels.Conv2dForwardPerElement(d.Stream, ext, g.OutputLength, ext, g, input, weight, b, hasBias, output);
-        }
+        int block = g.OutChannelBlock, n = g.ForwardItems(block), ext = d.Extent(n);
+        // without a bias the kernel reads no bias element: any view will do
+        d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, block, input, weight, bias ?? weight, bias is null ? 0 : 1, output);
     }
 
-    /// <summary>Accumulates the input gradient: blocked when a group has at least 2 input channels, else per element.</summary>
+    /// <summary>Accumulates the input gradient.</summary>
     internal static void Conv2dBackwardInput(Device d, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
     {
-        if (g.InPerGroup >= 2)
-        {
-            int ext = d.Extent(g.BackwardInputItems);
-            d.Kernels.Conv2dBackwardInput(d.Stream, ext, g.BackwardInputItems, ext, g, dOutput, weight, dInput);
-        }
-        else
-        {
-            int ext = d.Extent(g.InputLength);
-            d.Kernels.Conv2dBackwardInputPerElement(d.Stream, ext, g.InputLength, ext, g, dOutput, weight, dInput);
-        }
+        int block = g.InChannelBlock, n = g.BackwardInputItems(block), ext = d.Extent(n);
+        d.Kernels.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, dOutput, weight, dInput);
     }
 
-    /// <summary>Accumulates the weight gradient: blocked when a group has at least 2 input and 2 output channels, else per element.</summary>
+    /// <summary>Accumulates the weight gradient.</summary>
     internal static void Conv2dBackwardWeight(Device d, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> dWeight)
     {
-        if (g.InPerGroup >= 2 && g.OutPerGroup >= 2)
-        {
-            int ext = d.Extent(g.BackwardWeightItems);
-            d.Kernels.Conv2dBackwardWeight(d.Stream, ext, g.BackwardWeightItems, ext, g, dOutput, input, dWeight);
-        }
-        else
-        {
-            int ext = d.Extent(g.WeightLength);
-            d.Kernels.Conv2dBackwardWeightPerElement(d.Stream, ext, g.WeightLength, ext, g, dOutput, input, dWeight);
-        }
+        int outBlock = g.OutChannelBlock, inBlock = g.InChannelBlock;
+        int n = g.BackwardWeightItems(outBlock, inBlock), ext = d.Extent(n);
+        d.Kernels.Conv2dBackwardWeight(d.Stream, ext, n, ext, g, outBlock, inBlock, dOutput, input, dWeight);
     }
 
     /// <summary>Accumulates the bias gradient (one work item per output channel).</summary>
