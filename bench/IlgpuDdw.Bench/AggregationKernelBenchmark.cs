@@ -12,7 +12,7 @@ namespace IlgpuDdw.Bench;
 /// against the same masked sums in scalar C# (<see cref="AggregationReference"/>, cut edges skipped) in the
 /// same run (the baseline of each keep rate).
 /// </summary>
-[MemoryDiagnoser(false)]
+[MemoryDiagnoser(false), Config(typeof(DdwBenchConfig))]
 public class AggregationKernelBenchmark
 {
     /// <summary>Device spec (see <see cref="BenchDevices"/>).</summary>

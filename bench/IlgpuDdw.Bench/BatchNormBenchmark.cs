@@ -10,7 +10,7 @@ namespace IlgpuDdw.Bench;
 /// gamma/beta gradients, input gradient), synchronised inside each timed call, against the scalar C# reference
 /// (<see cref="BatchNormReference"/>) of the same forward + backward in the same run (the baseline).
 /// </summary>
-[MemoryDiagnoser(false)]
+[MemoryDiagnoser(false), Config(typeof(DdwBenchConfig))]
 public class BatchNormBenchmark
 {
     private const int Batch = 16, Channels = 32, Side = 28, Spatial = Side * Side, N = Batch * Channels * Spatial;

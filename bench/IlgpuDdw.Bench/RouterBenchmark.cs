@@ -13,7 +13,7 @@ namespace IlgpuDdw.Bench;
 /// dA [32, 5] to y and to every router parameter), synchronised inside each timed call, against the scalar
 /// C# reference (<see cref="RouterReference"/>) of the same forward + backward in the same run (the baseline).
 /// </summary>
-[MemoryDiagnoser(false)]
+[MemoryDiagnoser(false), Config(typeof(DdwBenchConfig))]
 public class RouterBenchmark
 {
     private const int Batch = 32, Channels = 32, Side = 16, Spatial = Side * Side, Reduction = 4, OutDegree = 5;

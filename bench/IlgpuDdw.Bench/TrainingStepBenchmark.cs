@@ -13,7 +13,7 @@ namespace IlgpuDdw.Bench;
 /// same model and device). Models: <c>resnet_mini</c> at 28×28, batch 16, and <c>resnet18</c> at 32×32, batch 4.
 /// Two warm-up steps (kernel compilation, buffer pool) run in the setup.
 /// </summary>
-[MemoryDiagnoser(false)]
+[MemoryDiagnoser(false), Config(typeof(DdwBenchConfig))]
 public class TrainingStepBenchmark
 {
     private static readonly Dictionary<string, (int InputSize, int Batch)> Shapes = new()
