@@ -28,11 +28,13 @@ switch ($Target) {
         Invoke-Dotnet (@('run', '-c', 'Release', '--project', 'bench/IlgpuDdw.Bench', '--') + $filter)
     }
     'publish' {
-        # Self-contained single-file ddw for linux-x64: runs on a GPU machine without .NET installed.
+        # Self-contained single-file ddw for linux-x64: runs on a GPU machine without .NET installed (the .pdb files
+        # beside it only add line numbers to stack traces). bench/gpu-check.sh runs it there.
         $out = Join-Path $PSScriptRoot 'publish/linux-x64'
         Invoke-Dotnet (@('publish', 'src/IlgpuDdw.Cli', '-c', 'Release', '-r', 'linux-x64', '--self-contained',
                 '-p:PublishSingleFile=true', '-p:EnableCompressionInSingleFile=true',
-                '-p:IncludeNativeLibrariesForSelfExtract=true', '-o', $out) + $Rest)
+                '-p:IncludeNativeLibrariesForSelfExtract=true', '-p:PublishDocumentationFile=false',
+                '-p:PublishReferencesDocumentationFiles=false', '-o', $out) + $Rest)
         Write-Host "published: $(Join-Path $out 'ddw')"
     }
 }

@@ -23,7 +23,7 @@ public static class AggregationReference
             }
     }
 
-    /// <summary><c>dYs[i][b] += A[b, i, target] · dX[b]</c> for every i &lt; target with a non-null dYs[i].</summary>
+    /// <summary><c>dYs[i][b] += A[b, i, target] · dX[b]</c> for every i &lt; target with a non-null dYs[i] (cut edges skipped).</summary>
     public static void BackwardSources<T>(ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dX, int batch, int nodes, int target, IReadOnlyList<T[]?> dYs)
         where T : IFloatingPointIeee754<T>
     {
@@ -35,6 +35,7 @@ public static class AggregationReference
             for (int b = 0; b < batch; b++)
             {
                 T a = adjacency[GateReference.Index(nodes, b, i, target)];
+                if (a == T.Zero) continue; // a cut edge adds nothing
                 for (int e = b * sample; e < (b + 1) * sample; e++) dY[e] += a * dX[e];
             }
         }

@@ -32,52 +32,28 @@ public static class StepBenchmark
         ArgumentNullException.ThrowIfNull(spec);
         if (batch < 1) throw new ArgumentException($"Batch must be at least 1; got {batch}.", nameof(batch));
         if (repetitions < 1) throw new ArgumentException($"Repetitions must be at least 1; got {repetitions}.", nameof(repetitions));
-        using var net = new DdwNet(device, spec, wiring, seed);
-        var rng = new Random(seed);
-        int sample = spec.InputChannels * spec.InputSize * spec.InputSize;
-        var images = new float[batch * sample];
-        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
-        var labelValues = new int[batch];
-        for (int i = 0; i < batch; i++) labelValues[i] = rng.Next(spec.NumClasses);
-        using var x = Tensor.FromArray(device, images, batch, spec.InputChannels, spec.InputSize, spec.InputSize);
-        using var labels = IntTensor.FromArray(device, labelValues);
-        using var opt = new Sgd(net.Parameters(), 0.01f, momentum: 0.9f, weightDecay: 5e-4f);
-        using var tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
-        double keep = 1;
-        void Step()
-        {
-            opt.ZeroGrad();
-            var loss = tape.CrossEntropy(net.Forward(tape, x), labels);
-            keep = KeepRate(net); // before the backward frees the adjacency
-            tape.Backward(loss);
-            opt.Step();
-            tape.Clear();
-            device.Synchronize();
-        }
-        for (int i = 0; i < warmup; i++) Step();
+        using var workload = new TrainingStepWorkload(device, spec, wiring, batch, seed);
+        for (int i = 0; i < warmup; i++) workload.Step();
         device.ResetPeak();
         var times = new double[repetitions];
         for (int i = 0; i < repetitions; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            Step();
+            workload.Step();
             times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
         long peak = device.PeakBytes;
-        net.Eval();
         var evalTimes = new double[repetitions];
         for (int i = 0; i < repetitions + 1; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            using (tape.NoGrad()) net.Forward(tape, x);
-            tape.Clear();
-            device.Synchronize();
+            workload.EvalForward();
             if (i > 0) evalTimes[i - 1] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
         Array.Sort(times);
         Array.Sort(evalTimes);
         double median = Median(times);
-        return new StepBenchmarkRow(wiring.Kind, batch, median, times[^1] - times[0], batch / (median / 1000.0), keep, peak, Median(evalTimes));
+        return new StepBenchmarkRow(wiring.Kind, batch, median, times[^1] - times[0], batch / (median / 1000.0), workload.LastKeepRate, peak, Median(evalTimes));
     }
 
     /// <summary>Mean keep rate over the wired stages' last adjacencies (1 when there are none).</summary>
@@ -92,4 +68,85 @@ public static class StepBenchmark
 
     private static double Median(double[] sorted) =>
         sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+}
+
+/// <summary>
+/// The work <see cref="StepBenchmark"/> times, reusable by other harnesses: a <see cref="DdwNet"/> built from a
+/// spec and wiring, one seeded random batch (uniform images in [−1, 1), uniform labels), SGD (lr 0.01, momentum
+/// 0.9, weight decay 5e-4) and a tape that frees gradients and activations eagerly. Owns all of it.
+/// </summary>
+public sealed class TrainingStepWorkload : IDisposable
+{
+    private readonly Device _device;
+    private readonly Tensor _x;
+    private readonly IntTensor _labels;
+    private readonly Sgd _optimizer;
+    private readonly Tape _tape;
+
+    /// <summary>Builds the network (initialised from <paramref name="seed"/>), the batch, the optimizer and the tape.</summary>
+    /// <exception cref="ArgumentException">Batch below 1.</exception>
+    public TrainingStepWorkload(Device device, ModelSpec spec, WiringConfig wiring, int batch, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(wiring);
+        if (batch < 1) throw new ArgumentException($"Batch must be at least 1; got {batch}.", nameof(batch));
+        _device = device;
+        Batch = batch;
+        Net = new DdwNet(device, spec, wiring, seed);
+        var rng = new Random(seed);
+        int sample = spec.InputChannels * spec.InputSize * spec.InputSize;
+        var images = new float[batch * sample];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 2 - 1);
+        var labelValues = new int[batch];
+        for (int i = 0; i < batch; i++) labelValues[i] = rng.Next(spec.NumClasses);
+        _x = Tensor.FromArray(device, images, batch, spec.InputChannels, spec.InputSize, spec.InputSize);
+        _labels = IntTensor.FromArray(device, labelValues);
+        _optimizer = new Sgd(Net.Parameters(), 0.01f, momentum: 0.9f, weightDecay: 5e-4f);
+        _tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
+    }
+
+    /// <summary>The network.</summary>
+    public DdwNet Net { get; }
+
+    /// <summary>Samples per step.</summary>
+    public int Batch { get; }
+
+    /// <summary>Mean keep rate of the last <see cref="Step"/> (see <see cref="StepBenchmark.KeepRate"/>; 1 before any step).</summary>
+    public double LastKeepRate { get; private set; } = 1;
+
+    /// <summary>
+    /// One training step in training mode: zero the gradients, forward, cross-entropy loss, backward, SGD update,
+    /// clear the tape, <see cref="Device.Synchronize"/>.
+    /// </summary>
+    public void Step()
+    {
+        Net.Train();
+        _optimizer.ZeroGrad();
+        var loss = _tape.CrossEntropy(Net.Forward(_tape, _x), _labels);
+        LastKeepRate = StepBenchmark.KeepRate(Net); // before the backward frees the adjacency
+        _tape.Backward(loss);
+        _optimizer.Step();
+        _tape.Clear();
+        _device.Synchronize();
+    }
+
+    /// <summary>One no-grad forward pass of the batch in evaluation mode, synchronised.</summary>
+    public void EvalForward()
+    {
+        Net.Eval();
+        using (_tape.NoGrad()) Net.Forward(_tape, _x);
+        _tape.Clear();
+        _device.Synchronize();
+    }
+
+    /// <summary>Disposes the tape, optimizer state, batch and network.</summary>
+    public void Dispose()
+    {
+        _tape.Dispose();
+        _optimizer.Dispose();
+        _labels.Dispose();
+        _x.Dispose();
+        Net.Dispose();
+    }
 }

@@ -42,54 +42,25 @@ public static class AggregationBenchmark
             if (!(r > 0 && r <= 1)) throw new ArgumentException($"Keep rate {r} is outside (0, 1].", nameof(keepRates));
         if (keepRates.Count == 0) throw new ArgumentException("No keep rates given.", nameof(keepRates));
 
-        int sample = channels * height * width;
-        var shape = new[] { batch, channels, height, width };
-        var rng = new Random(seed);
-        Tensor Random() => Tensor.FromArray(device, Enumerable.Range(0, batch * sample).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape);
-        var ys = Enumerable.Range(0, nodes).Select(_ => Random()).ToArray();
-        var dXs = Enumerable.Range(0, nodes).Select(_ => Random()).ToArray();
-        var xs = Enumerable.Range(0, nodes).Select(_ => Tensor.Empty(device, shape)).ToArray();
-        var dYs = Enumerable.Range(0, nodes).Select(_ => (Tensor?)Tensor.Zeros(device, shape)).ToArray();
-        using var adjacency = new Adjacency(device, nodes, batch);
-        using var dA = Tensor.Zeros(device, batch, nodes + 1, nodes + 1);
-        try
+        using var workload = new AggregationWorkload(device, batch, nodes, channels, height, width, seed);
+        var rows = new List<AggregationBenchmarkRow>();
+        foreach (var rate in keepRates)
         {
-            void Step()
+            var a = workload.SetKeepRate(rate);
+            workload.Step(); // warm-up: compiles the kernels, fills the pool
+            var times = new double[repetitions];
+            for (int r = 0; r < repetitions; r++)
             {
-                for (int j = 1; j <= nodes; j++)
-                    AggregationLaunch.Forward(adjacency, j, ys[..j], xs[j - 1]);
-                for (int j = nodes; j >= 1; j--)
-                {
-                    AggregationLaunch.BackwardSources(adjacency, j, ys[..j], dXs[j - 1], dYs[..j]);
-                    AggregationLaunch.BackwardAdjacency(adjacency, j, ys[..j], dXs[j - 1], dA);
-                }
-                device.Synchronize();
+                long t0 = Stopwatch.GetTimestamp();
+                workload.Step();
+                times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             }
-
-            var rows = new List<AggregationBenchmarkRow>();
-            foreach (var rate in keepRates)
-            {
-                var a = RandomAdjacency(batch, nodes, rate, seed);
-                adjacency.Write(a);
-                Step(); // warm-up: compiles the kernels, fills the pool
-                var times = new double[repetitions];
-                for (int r = 0; r < repetitions; r++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    Step();
-                    times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                }
-                Array.Sort(times);
-                double median = repetitions % 2 == 1 ? times[repetitions / 2] : (times[repetitions / 2 - 1] + times[repetitions / 2]) / 2;
-                double ratio = rows.Count == 0 ? 1 : median / rows[0].MedianMs;
-                rows.Add(new AggregationBenchmarkRow(Adjacency.KeepRate(a), median, times[^1] - times[0], ratio, BytesPerSample(a, sample)));
-            }
-            return rows;
+            Array.Sort(times);
+            double median = repetitions % 2 == 1 ? times[repetitions / 2] : (times[repetitions / 2 - 1] + times[repetitions / 2]) / 2;
+            double ratio = rows.Count == 0 ? 1 : median / rows[0].MedianMs;
+            rows.Add(new AggregationBenchmarkRow(Adjacency.KeepRate(a), median, times[^1] - times[0], ratio, BytesPerSample(a, workload.SampleSize)));
         }
-        finally
-        {
-            foreach (var t in ys.Concat(dXs).Concat(xs).Concat(dYs!)) t!.Dispose();
-        }
+        return rows;
     }
 
     /// <summary>
@@ -126,5 +97,95 @@ public static class AggregationBenchmark
                 vectors += 1 + (kept > 0 ? 1 : 0) + 5L * kept;
             }
         return (double)vectors * sampleSize * sizeof(float) / batch;
+    }
+}
+
+/// <summary>
+/// The work <see cref="AggregationBenchmark"/> times, reusable by other harnesses: one stage's node outputs
+/// y_0..y_{n−1} and upstream gradients dX_1..dX_n (seeded uniform values in [−1, 1), on the device and as host
+/// copies), an adjacency set per keep rate by <see cref="SetKeepRate"/>, and <see cref="Step"/>: the forward of
+/// every target 1..n, then its backward to the node outputs and to A, targets in reverse order (as the tape runs
+/// them), ended by <see cref="Device.Synchronize"/>. Owns its tensors.
+/// </summary>
+public sealed class AggregationWorkload : IDisposable
+{
+    private readonly Device _device;
+    private readonly Tensor[] _ys, _dXs, _xs, _dYs;
+    private readonly Adjacency _adjacency;
+    private readonly Tensor _dA;
+    private readonly int _seed;
+
+    /// <summary>Allocates and fills the tensors (node outputs first, then the upstream gradients, from one seeded generator).</summary>
+    /// <exception cref="ArgumentException">A size below 1 or nodes below 2.</exception>
+    public AggregationWorkload(Device device, int batch = 32, int nodes = 6, int channels = 32, int height = 16, int width = 16, int seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (batch < 1 || channels < 1 || height < 1 || width < 1)
+            throw new ArgumentException($"Aggregation workload sizes must be at least 1: batch {batch}, channels {channels}, {height}×{width}.");
+        if (nodes < 2) throw new ArgumentException($"A stage needs at least 2 nodes; got {nodes}.", nameof(nodes));
+        _device = device;
+        _seed = seed;
+        SampleSize = channels * height * width;
+        var shape = new[] { batch, channels, height, width };
+        var rng = new Random(seed);
+        float[] Random() => Enumerable.Range(0, batch * SampleSize).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        HostNodeOutputs = Enumerable.Range(0, nodes).Select(_ => Random()).ToArray();
+        HostOutputGradients = Enumerable.Range(0, nodes).Select(_ => Random()).ToArray();
+        _ys = HostNodeOutputs.Select(h => Tensor.FromArray(device, h, shape)).ToArray();
+        _dXs = HostOutputGradients.Select(h => Tensor.FromArray(device, h, shape)).ToArray();
+        _xs = Enumerable.Range(0, nodes).Select(_ => Tensor.Empty(device, shape)).ToArray();
+        _dYs = Enumerable.Range(0, nodes).Select(_ => Tensor.Zeros(device, shape)).ToArray();
+        _adjacency = new Adjacency(device, nodes, batch);
+        _dA = Tensor.Zeros(device, batch, nodes + 1, nodes + 1);
+    }
+
+    /// <summary>Samples B.</summary>
+    public int Batch => _adjacency.Batch;
+
+    /// <summary>Nodes n (the output node has index n).</summary>
+    public int Nodes => _adjacency.Nodes;
+
+    /// <summary>Elements per sample of one node output (C·H·W).</summary>
+    public int SampleSize { get; }
+
+    /// <summary>Host copies of the node outputs y_0..y_{n−1}, each <c>[B·C·H·W]</c>.</summary>
+    public IReadOnlyList<float[]> HostNodeOutputs { get; }
+
+    /// <summary>Host copies of the upstream gradients dX_1..dX_n (index j − 1 for target j), each <c>[B·C·H·W]</c>.</summary>
+    public IReadOnlyList<float[]> HostOutputGradients { get; }
+
+    /// <summary>
+    /// Writes <see cref="AggregationBenchmark.RandomAdjacency"/> at <paramref name="rate"/> (seeded by this
+    /// workload's seed) and returns it as <c>[b, i, j]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A keep rate outside (0, 1].</exception>
+    public float[,,] SetKeepRate(double rate)
+    {
+        if (!(rate > 0 && rate <= 1)) throw new ArgumentException($"Keep rate {rate} is outside (0, 1].", nameof(rate));
+        var a = AggregationBenchmark.RandomAdjacency(Batch, Nodes, rate, _seed);
+        _adjacency.Write(a);
+        return a;
+    }
+
+    /// <summary>One forward + backward of every aggregation of the stage, synchronised (gradients accumulate).</summary>
+    public void Step()
+    {
+        int n = Nodes;
+        for (int j = 1; j <= n; j++)
+            AggregationLaunch.Forward(_adjacency, j, _ys[..j], _xs[j - 1]);
+        for (int j = n; j >= 1; j--)
+        {
+            AggregationLaunch.BackwardSources(_adjacency, j, _ys[..j], _dXs[j - 1], _dYs[..j]);
+            AggregationLaunch.BackwardAdjacency(_adjacency, j, _ys[..j], _dXs[j - 1], _dA);
+        }
+        _device.Synchronize();
+    }
+
+    /// <summary>Disposes every tensor.</summary>
+    public void Dispose()
+    {
+        foreach (var t in _ys.Concat(_dXs).Concat(_xs).Concat(_dYs)) t.Dispose();
+        _adjacency.Dispose();
+        _dA.Dispose();
     }
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# GPU check for a machine without .NET: runs the self-contained ddw bundle (built here with
+# `dotnet tool restore && dotnet pwsh build.ps1 publish`) and, when `python3 -c 'import torch'` works, the
+# PyTorch eager peer (bench/peers/pytorch_ddw.py) on the same models, wirings and batches; writes every output
+# under $OUT (default ./gpu-results) and prints ours vs PyTorch per row.
+#
+#   bench/gpu-check.sh [BUNDLE_DIR]          # BUNDLE_DIR defaults to publish/linux-x64
+#
+# Environment (defaults in brackets):
+#   DDW_CHECK_DEVICE [cuda]        device for ddw --device and the peer's --device (cpu to try the script here)
+#   DDW_CHECK_MINI_BATCHES [32 128] resnet_mini (28x28) batch sizes
+#   DDW_CHECK_R18_BATCH [32]        resnet18 batch size
+#   DDW_CHECK_R18_SIZE [64]         resnet18 input side
+#   DDW_CHECK_REPETITIONS [5]       timed steps per ddw row
+#   DDW_CHECK_PEER_STEPS [10]       timed steps per peer row
+#   DDW_CHECK_TIMEOUT_SCALE [1]     multiplies every step's time limit (e.g. 10 on a slow CPU)
+#   DDW_CHECK_PYTHON [python3]      interpreter for the peer and the summary table
+# Exit status: 0 when every step succeeded (a missing torch is not a failure), else 1.
+set -euo pipefail
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bundle=${1:-publish/linux-x64}
+device=${DDW_CHECK_DEVICE:-cuda}
+read -r -a mini_batches <<< "${DDW_CHECK_MINI_BATCHES:-32 128}"
+r18_batch=${DDW_CHECK_R18_BATCH:-32}
+r18_size=${DDW_CHECK_R18_SIZE:-64}
+reps=${DDW_CHECK_REPETITIONS:-5}
+peer_steps=${DDW_CHECK_PEER_STEPS:-10}
+scale=${DDW_CHECK_TIMEOUT_SCALE:-1}
+python=${DDW_CHECK_PYTHON:-python3}
+out=${OUT:-./gpu-results}
+ddw="$bundle/ddw"
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+if [[ ! -f "$ddw" ]]; then
+    echo "error: no ddw in '$bundle' (build it with: dotnet tool restore && dotnet pwsh build.ps1 publish)" >&2
+    exit 2
+fi
+chmod +x "$ddw" 2>/dev/null || true
+# Where a single-file bundle would unpack native libraries (none today): keep it out of $HOME and out of $out.
+export DOTNET_BUNDLE_EXTRACT_BASE_DIR=${DOTNET_BUNDLE_EXTRACT_BASE_DIR:-${TMPDIR:-/tmp}/ddw-bundle}
+
+start=$SECONDS
+failed=0
+summary="$out/steps.txt"
+: > "$summary"
+have_timeout=0
+command -v timeout > /dev/null && have_timeout=1
+
+# step NAME LIMIT_SECONDS COMMAND...: stdout to $out/NAME.out (or .json), stderr to $out/NAME.err; never aborts.
+step() {
+    local name=$1 limit=$2 ext=out rc=0
+    shift 2
+    [[ $name == bench-* || $name == peer-* ]] && ext=json
+    limit=$(awk -v l="$limit" -v s="$scale" 'BEGIN { v = int(l * s); print (v < 1 ? 1 : v) }')
+    local t0=$SECONDS
+    printf '[%4ds] %-22s %s\n' $((SECONDS - start)) "$name" "$*"
+    if ((have_timeout)); then
+        timeout --kill-after=10 "$limit" "$@" > "$out/$name.$ext" 2> "$out/$name.err" || rc=$?
+    else
+        "$@" > "$out/$name.$ext" 2> "$out/$name.err" || rc=$?
+    fi
+    local status=ok
+    ((rc == 124 || rc == 137)) && status="TIMED OUT after ${limit}s"
+    ((rc != 0)) && [[ $status == ok ]] && status="FAILED (exit $rc)"
+    if ((rc != 0)); then
+        failed=1
+        tail -n 5 "$out/$name.err" | sed 's/^/         /' >&2 || true
+    fi
+    printf '%-22s %-24s %4ds  %s\n' "$name" "$status" $((SECONDS - t0)) "$*" >> "$summary"
+    printf '         %s in %ds\n' "$status" $((SECONDS - t0))
+    return 0
+}
+
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit: $(git -C "$script_dir" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "host: $(uname -srm), $(nproc) cores"
+    echo "device: $device; resnet_mini batches ${mini_batches[*]}; resnet18 ${r18_size}x${r18_size} batch $r18_batch"
+    command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+} > "$out/environment.txt" 2>&1 || true
+cat "$out/environment.txt"
+
+step info 60 "$ddw" info --device "$device"
+step verify 150 "$ddw" verify --device "$device"
+step bench-resnet_mini 120 "$ddw" bench --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --repetitions "$reps" --json
+step bench-resnet18 90 "$ddw" bench --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --repetitions "$reps" --json
+step bench-aggregation 45 "$ddw" bench aggregation --device "$device" --json
+
+peer="$script_dir/peers/pytorch_ddw.py"
+if command -v "$python" > /dev/null && "$python" -c 'import torch' > /dev/null 2>&1; then
+    "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' \
+        >> "$out/environment.txt" 2>&1 || true
+    step peer-resnet_mini 60 "$python" "$peer" --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --steps "$peer_steps" --json
+    step peer-resnet18 45 "$python" "$peer" --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --steps "$peer_steps" --json
+else
+    echo "PyTorch peer skipped: '$python -c \"import torch\"' failed" | tee -a "$summary"
+fi
+
+echo
+echo "steps (outputs in $out):"
+cat "$summary"
+echo
+
+if command -v "$python" > /dev/null; then
+    "$python" - "$out" <<'PY' | tee "$out/summary.txt" || true
+import json, os, sys
+out = sys.argv[1]
+
+def load(name):
+    path = os.path.join(out, name)
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass
+    return rows
+
+ours, device = {}, "?"
+for model in ("resnet_mini", "resnet18"):
+    for doc in load(f"bench-{model}.json"):
+        device = doc.get("device", device)
+        for r in doc.get("rows", []):
+            ours[(doc["model"], doc["inputSize"], r["batch"], r["wiring"])] = r
+peer = {}
+for model in ("resnet_mini", "resnet18"):
+    for r in load(f"peer-{model}.json"):
+        peer[(r["model"], r["inputSize"], r["batch"], r["wiring"])] = r
+name = next(iter(peer.values()), {}).get("deviceName", "no PyTorch run")
+print(f"training step (forward + loss + backward + SGD), median ms; ours: ddw on {device}; PyTorch eager: {name}")
+head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch ms':>10} {'ours/PyTorch':>12} {'ours/dense':>10} {'PyTorch/dense':>13} {'keep':>6} {'PT keep':>7}"
+print(head)
+print("-" * len(head))
+for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k[2], ["dense", "chain", "dynamic"].index(k[3]))):
+    o, p = ours.get(key), peer.get(key)
+    od = ours.get(key[:3] + ("dense",))
+    pd = peer.get(key[:3] + ("dense",))
+    f = lambda v, spec: format(v, spec) if v is not None else "-"
+    om = o["medianStepMs"] if o else None
+    pm = p["medianStepMs"] if p else None
+    print(f"{key[0]:12} {key[1]:>5} {key[2]:>5} {key[3]:8} {f(om, '>9.2f'):>9} {f(pm, '>10.2f'):>10} "
+          f"{f(om / pm if om and pm else None, '>12.2f'):>12} {f(om / od['medianStepMs'] if om and od else None, '>10.3f'):>10} "
+          f"{f(pm / pd['medianStepMs'] if pm and pd else None, '>13.3f'):>13} {f(o['keepRate'] if o else None, '>6.1%'):>6} {f(p['keepRate'] if p else None, '>7.1%'):>7}")
+for doc in load("bench-aggregation.json"):
+    rates = ", ".join(f"{r['keepRate']:.0%}: {r['medianMs']:.3f} ms (x{r['ratioToFull']:.2f})" for r in doc.get("rows", []))
+    print(f"aggregation fwd+bwd (batch 32, 6 nodes, 32 ch, 16x16) on {doc.get('device')}: {rates}")
+PY
+else
+    echo "no $python: read the JSON files in $out"
+fi
+
+echo "total ${SECONDS}s; $([[ $failed == 0 ]] && echo 'all steps ok' || echo 'SOME STEPS FAILED (see steps.txt and the .err files)')"
+exit "$failed"
