@@ -141,10 +141,13 @@ public sealed class Device : IDisposable
     }
 
     /// <summary>
-    /// The CPU accelerator's simulated device: warps of 4 threads, 4 warps per multiprocessor (groups of up
-    /// to 16 threads for the tiled kernels' small tiles), one multiprocessor per core.
+    /// The CPU accelerator's simulated device: warps of 2 threads (the smallest ILGPU allows), one warp per
+    /// multiprocessor, one multiprocessor per core. Every simulated thread is an OS thread that each launch wakes
+    /// and joins, so few threads is what makes launches cheap: measured on a 2-core machine, a tiny launch takes
+    /// 56 µs with this configuration against 474 µs–3.9 ms with 4 warps of 4 threads, and a 1M-element ReLU 1.0 ms
+    /// against 9.7 ms (a plain C# loop: 1.9 ms).
     /// </summary>
-    private static CPUDevice CpuDeviceConfig() => new(4, 4, Math.Max(1, Environment.ProcessorCount));
+    private static CPUDevice CpuDeviceConfig() => new(2, 1, Math.Max(1, Environment.ProcessorCount));
 
     private static Device CreateCpu()
     {
