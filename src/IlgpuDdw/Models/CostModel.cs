@@ -18,6 +18,9 @@ public enum DeadNodeRule
     /// cannot be known before the node has run; it measures how much computed work ends up unused.
     /// </summary>
     NoPathToOutput,
+
+    /// <summary>Every node is computed for every sample (dead-node skipping off).</summary>
+    None,
 }
 
 /// <summary>
@@ -230,7 +233,8 @@ public static class CostModel
         {
             var a = adjacency.AsSpan(b * m * m, m * m);
             if (rule == DeadNodeRule.InputCut) ComputedNodes(a, n, live);
-            else LiveNodes(a, n, live);
+            else if (rule == DeadNodeRule.NoPathToOutput) LiveNodes(a, n, live);
+            else live.Fill(true);
             for (int i = 0; i < n; i++)
             {
                 for (int j = i + 1; j <= n; j++)
@@ -245,7 +249,7 @@ public static class CostModel
                     computedNodes++;
                     macs += st.NodeMacs[i];
                 }
-                if (routed && (computed || rule == DeadNodeRule.InputCut))
+                if (routed && (computed || rule != DeadNodeRule.NoPathToOutput))
                 {
                     routerMacs += RouterMacCount(st.Width, n, i, reduction);
                     poolAdds += elements;

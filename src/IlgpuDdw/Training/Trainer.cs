@@ -366,7 +366,8 @@ public static class Evaluator
             correct += batchCorrect;
             lossSum += (double)lossValue * batch.Count;
             seen += batch.Count;
-            var cost = CostModel.Effective(model.Spec, model.Wiring.Kind, model.Wiring.Kind == WiringKind.Chain ? null : adjacency, model.Wiring.Reduction);
+            var rule = model.Stages.All(s => s.SkipDeadNodes) ? DeadNodeRule.InputCut : DeadNodeRule.None;
+            var cost = CostModel.Effective(model.Spec, model.Wiring.Kind, model.Wiring.Kind == WiringKind.Chain ? null : adjacency, model.Wiring.Reduction, rule);
             macsSum += cost.TotalMacs * batch.Count;
             for (int s = 0; s < stages; s++)
             {
