@@ -234,7 +234,7 @@ public static class CostModel
             var a = adjacency.AsSpan(b * m * m, m * m);
             if (rule == DeadNodeRule.InputCut) ComputedNodes(a, n, live);
             else if (rule == DeadNodeRule.NoPathToOutput) LiveNodes(a, n, live);
-            else live.Fill(true);
+            else Array.Fill(live, true);
             for (int i = 0; i < n; i++)
             {
                 for (int j = i + 1; j <= n; j++)
