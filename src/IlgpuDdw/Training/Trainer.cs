@@ -373,7 +373,7 @@ public static class Evaluator
             {
                 if (adjacency[s] is not { } a) continue;
                 int m = model.Stages[s].Nodes.Count + 1;
-                keepSum += KeepRate(a, m);
+                keepSum += cost.Stages[s].EdgeKeepRate;
                 keepBatches++;
                 for (int b = 0; b < batch.Count; b++)
                 {
@@ -398,20 +398,5 @@ public static class Evaluator
         return new EvalResult(lossSum / seen, (double)correct / seen, seen / Math.Max(seconds, 1e-9),
             keepBatches == 0 ? 1 : keepSum / keepBatches, macsSum / seen, classMean.Select(c => (double[][]?)c).ToArray(),
             edgeKeep.Select(e => (double[]?)e).ToArray(), classCount);
-    }
-
-    /// <summary>Kept-edge fraction of a flat [B, m, m] adjacency (edges i &lt; j only).</summary>
-    public static double KeepRate(float[] a, int m)
-    {
-        int batch = a.Length / (m * m);
-        long kept = 0, total = 0;
-        for (int b = 0; b < batch; b++)
-            for (int i = 0; i < m; i++)
-                for (int j = i + 1; j < m; j++)
-                {
-                    total++;
-                    if (a[b * m * m + i * m + j] > 0) kept++;
-                }
-        return total == 0 ? 1 : (double)kept / total;
     }
 }
