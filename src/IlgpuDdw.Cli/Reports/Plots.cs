@@ -66,7 +66,7 @@ internal static class Plots
         var data = new double[perClass.Count, edges.Count];
         for (int c = 0; c < perClass.Count; c++)
             for (int e = 0; e < edges.Count; e++)
-                data[perClass.Count - 1 - c, e] = perClass[c][edges[e].I * m + edges[e].J];
+                data[c, e] = perClass[c][edges[e].I * m + edges[e].J]; // row 0 is drawn at the top
         var plot = new Plot();
         var heat = plot.Add.Heatmap(data);
         heat.Colormap = new ScottPlot.Colormaps.Viridis();
@@ -92,7 +92,7 @@ internal static class Plots
             int m = nodes + 1;
             var data = new double[m, m];
             for (int i = 0; i < m; i++)
-                for (int j = 0; j < m; j++) data[m - 1 - i, j] = a[i, j];
+                for (int j = 0; j < m; j++) data[i, j] = a[i, j]; // row 0 is drawn at the top
             var plot = multi.GetPlot(s);
             var heat = plot.Add.Heatmap(data);
             heat.Colormap = new ScottPlot.Colormaps.Viridis();
