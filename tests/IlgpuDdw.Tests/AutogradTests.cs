@@ -132,10 +132,15 @@ public sealed class AutogradTests(DeviceFixture fx)
         Assert.Contains("[3, 2]", e.Message);
         e = Assert.Throws<ArgumentException>(() => tape.Multiply(a, b));
         Assert.Contains("[2, 3]", e.Message);
+        Assert.Contains("[3, 2]", e.Message);
         Assert.Equal(0, tape.OwnedCount); // nothing was allocated or launched
-        Assert.Throws<ArgumentException>(() => a.Reshape(4, 2));
-        Assert.Throws<ArgumentException>(() => Tensor.FromArray(d, [1f, 2f], 3));
-        Assert.Throws<ArgumentException>(() => Tensor.Zeros(d, 2, 0));
+        e = Assert.Throws<ArgumentException>(() => a.Reshape(4, 2));
+        Assert.Contains("[4, 2] (8 elements)", e.Message);
+        Assert.Contains("(6 elements)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Tensor.FromArray(d, [1f, 2f], 3));
+        Assert.Contains("2 elements but shape [3] needs 3", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Tensor.Zeros(d, 2, 0));
+        Assert.Contains("[2, 0]", e.Message);
     }
 
     [Fact]

@@ -260,6 +260,9 @@ public sealed class Conv2dTests(DeviceFixture fx)
         {
             var y = tape.Conv2d(tx, tw, null, padding: 1);
             Assert.False(y.RequiresGrad);
+            var ey = new float[4 * 9];
+            R.Forward<float>(new Conv2dGeometry(1, 2, 3, 3, 4, 3, 1, 1, 1), tx.ToArray(), tw.ToArray(), [], ey);
+            Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "no-grad y");
         }
         Assert.Equal(0, tape.Count);
     }

@@ -226,16 +226,16 @@ public sealed class ModelSpecTests
     public void InvalidSpecs_Throw()
     {
         Assert.Contains("groups = 3", Assert.Throws<ArgumentException>(() => new ConvSpec(8, 8, 3, groups: 3)).Message);
-        Assert.Throws<ArgumentException>(() => new ConvSpec(8, 8, 0));
-        Assert.Throws<ArgumentException>(() => new MaxPoolSpec(3, 2, 2));
-        Assert.Throws<ArgumentException>(() => new ActivationSpec(ActivationKind.None));
-        Assert.Throws<ArgumentException>(() => new BlockSpec(BlockKind.Basic, 8, 16, 1, 8, 1));
+        Assert.Contains("got 0", Assert.Throws<ArgumentException>(() => new ConvSpec(8, 8, 0)).Message);
+        Assert.Contains("padding = 2 must be at most half the kernel (3)", Assert.Throws<ArgumentException>(() => new MaxPoolSpec(3, 2, 2)).Message);
+        Assert.Contains("got None", Assert.Throws<ArgumentException>(() => new ActivationSpec(ActivationKind.None)).Message);
+        Assert.Contains("midChannels = 8, outChannels = 16", Assert.Throws<ArgumentException>(() => new BlockSpec(BlockKind.Basic, 8, 16, 1, 8, 1)).Message);
         Assert.Throws<ArgumentException>(() => new BlockSpec(BlockKind.InvertedResidual, 8, 16, 1, 48, 1));
-        Assert.Throws<ArgumentException>(() => BlockSpec.RegNetX(16, 40, 2, 16));
+        Assert.Contains("groupWidth = 16 must be positive and divide the bottleneck width 40", Assert.Throws<ArgumentException>(() => BlockSpec.RegNetX(16, 40, 2, 16)).Message);
         var wrongStride = Assert.Throws<ArgumentException>(() => new StageSpec("s", [BlockSpec.Basic(8, 16, 2), BlockSpec.Basic(16, 16, 2)]));
         Assert.Contains("stride 2", wrongStride.Message);
-        Assert.Throws<ArgumentException>(() => new StageSpec("s", [BlockSpec.Basic(8, 16, 2), BlockSpec.Bottleneck(16, 16, 1, 4)]));
-        Assert.Throws<ArgumentException>(() => new StageSpec("s", Array.Empty<BlockSpec>()));
+        Assert.Contains("node 1 is Bottleneck but node 0 is Basic", Assert.Throws<ArgumentException>(() => new StageSpec("s", [BlockSpec.Basic(8, 16, 2), BlockSpec.Bottleneck(16, 16, 1, 4)])).Message);
+        Assert.Contains("'s' has no nodes", Assert.Throws<ArgumentException>(() => new StageSpec("s", Array.Empty<BlockSpec>())).Message);
 
         LayerSpec[] stem = [ConvSpec.Conv3x3(1, 8)];
         StageSpec[] stages = [StageSpec.Repeat("s", 2, 8, 16, 2, BlockSpec.Basic)];
@@ -243,9 +243,9 @@ public sealed class ModelSpecTests
         Assert.Equal(2, new ModelSpec("m", 1, 8, 10, stem, stages, head).MinimumInputSize);
         var channels = Assert.Throws<ArgumentException>(() => new ModelSpec("m", 3, 8, 10, stem, stages, head));
         Assert.Contains("expects 1 input channels but receives 3", channels.Message);
-        Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 10, [ConvSpec.Conv3x3(1, 4)], stages, head));
-        Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 5, stem, stages, head));
-        Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 10, stem, stages, [new LinearSpec(16, 10)]));
+        Assert.Contains("expects 8 input channels but receives 4", Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 10, [ConvSpec.Conv3x3(1, 4)], stages, head)).Message);
+        Assert.Contains("10 outputs but numClasses is 5", Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 5, stem, stages, head)).Message);
+        Assert.Contains("the head must be", Assert.Throws<ArgumentException>(() => new ModelSpec("m", 1, 8, 10, stem, stages, [new LinearSpec(16, 10)])).Message);
     }
 
     // ---- wiring costs --------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ public sealed class ModelSpecTests
         // C = 16, h = 4, n = 3: node 0 out-degree 3, node 2 out-degree 1.
         Assert.Equal(16 * 4 + 4 + 4 * 3 + 3, CostModel.RouterParameterCount(16, 3, 0));
         Assert.Equal(16 * 4 + 4 * 1, CostModel.RouterMacCount(16, 3, 2));
-        Assert.Throws<ArgumentException>(() => CostModel.RouterMacCount(16, 3, 3));
+        Assert.Contains("[0, 3), got 3", Assert.Throws<ArgumentException>(() => CostModel.RouterMacCount(16, 3, 3)).Message);
         Assert.Equal(234, CostModel.Compute(ModelZoo.Get("resnet_mini"), WiringKind.Dynamic).Stages[0].RouterParameters);
     }
 
@@ -440,7 +440,7 @@ public sealed class ModelSpecTests
         a[2 * 5 + 4] = float.NaN; // NaN is not kept
         CostModel.LiveNodes(a, 4, live);
         Assert.False(live[2]);
-        Assert.Throws<ArgumentException>(() => CostModel.LiveNodes(new float[24], 4, live));
+        Assert.Contains("(25 entries), got 24", Assert.Throws<ArgumentException>(() => CostModel.LiveNodes(new float[24], 4, live)).Message);
     }
 
     [Fact]
@@ -448,11 +448,11 @@ public sealed class ModelSpecTests
     {
         var (spec, _) = Mini(WiringKind.Dense);
         float[]?[] ok = [AllKept(3), AllKept(3), AllKept(3)];
-        Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, ok[..2]));
+        Assert.Contains("3 stages but 2 adjacencies", Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, ok[..2])).Message);
         Assert.Contains("got 15", Assert.Throws<ArgumentException>(() =>
             CostModel.Effective(spec, WiringKind.Dense, [ok[0], new float[15], ok[2]])).Message);
-        Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, [ok[0], null, ok[2]]));
-        Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, [ok[0], AllKept(3, 2), ok[2]]));
+        Assert.Contains("needs an adjacency", Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, [ok[0], null, ok[2]])).Message);
+        Assert.Contains("for 2 samples", Assert.Throws<ArgumentException>(() => CostModel.Effective(spec, WiringKind.Dense, [ok[0], AllKept(3, 2), ok[2]])).Message);
 
         // single-node stages need no adjacency.
         var mb = ModelZoo.Get("mobilenet_v2", 64);

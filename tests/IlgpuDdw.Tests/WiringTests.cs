@@ -344,7 +344,8 @@ public sealed class WiringTests(DeviceFixture fx)
     {
         var d = fx.Device;
         using var tape = new Tape(d);
-        Throws(() => new Adjacency(tape, 1, 2), "1");
+        Throws(() => new Adjacency(tape, 1, 2), "at least 2 nodes; got 1");
+        Throws(() => new Adjacency(tape, 3, 0), "Batch 0");
         Throws(() => new StageWiring(d, new WiringConfig(), 1, 4), "at least 2 nodes; got 1");
         Throws(() => new StageWiring(d, new WiringConfig { Tau = 1f }, 3, 4), "tau = 1", "[0, 1)");
         Throws(() => new StageWiring(d, new WiringConfig { Tau = -0.1f }, 3, 4), "tau = -0.1");
@@ -369,6 +370,8 @@ public sealed class WiringTests(DeviceFixture fx)
         Throws(() => tape.Route(adj, 1, y4, wiring.Routers[0], 0.5f, GateGradient.KeptOnly), "3 outputs", "out-degree 2");
         Throws(() => tape.Route(adj, 0, yB, wiring.Routers[0], 0.5f, GateGradient.KeptOnly), "batch 3", "has 2");
         Throws(() => wiring.Route(tape, adj, 5, y4), "node 5");
+        Assert.Equal(records, tape.Count);
+        Assert.Equal(owned, tape.OwnedCount);
 
         wiring.Route(tape, adj, 0, y4);
         records = tape.Count; owned = tape.OwnedCount;
