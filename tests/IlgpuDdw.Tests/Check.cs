@@ -12,6 +12,7 @@ public static class Check
         for (int i = 0; i < expected.Length; i++)
         {
             double e = expected[i], a = actual[i];
+            Assert.False(double.IsNaN(e), $"{what}[{i}]: the expected value is NaN");
             Assert.False(double.IsNaN(a), $"{what}[{i}] is NaN");
             if (Math.Abs(e - a) > atol + rtol * Math.Abs(e))
                 Assert.Fail($"{what}[{i}]: got {a:R}, expected {e:R} (|diff| {Math.Abs(e - a):E3} > {atol} + {rtol}·|expected|)");
@@ -24,7 +25,7 @@ public static class Check
         for (int i = 0; i < expected.Length; i++)
         {
             double e = expected[i], a = actual[i];
-            if (double.IsNaN(a) || Math.Abs(e - a) > atol + rtol * Math.Abs(e))
+            if (double.IsNaN(e) || double.IsNaN(a) || Math.Abs(e - a) > atol + rtol * Math.Abs(e))
                 Assert.Fail($"{what}[{i}]: got {a:R}, expected {e:R}");
         }
     }
