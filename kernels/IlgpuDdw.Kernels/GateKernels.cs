@@ -27,12 +27,11 @@ public static class GateKernels
 
     /// <summary>
     /// Threshold gate of row <c>node</c> (dynamic wiring): for the n = Batch·outDegree router outputs
-    /// <c>a [Batch, outDegree]</c>, <c>A[b, node, node + 1 + o] = a[b, o] &gt; t ? a[b, o] : 0</c> with t = tau, except
-    /// t = outputTau for the edge into the stage output node (o = outDegree − 1; pass outputTau = tau for the plain
-    /// gate, a negative value to never cut output edges). Overwrites that row; the backward needs a.
+    /// <c>a [Batch, outDegree]</c>, <c>A[b, node, node + 1 + o] = a[b, o] &gt; tau ? a[b, o] : 0</c>. Overwrites
+    /// that row; the backward needs a.
     /// </summary>
     [Kernel]
-    public static void Forward(Index1D index, int n, int stride, int nodes, int node, float tau, float outputTau,
+    public static void Forward(Index1D index, int n, int stride, int nodes, int node, float tau,
         ArrayView<float> a, ArrayView<float> adjacency)
     {
         int outDegree = nodes - node;
@@ -42,29 +41,29 @@ public static class GateKernels
             int b = k / outDegree;
             int o = k - b * outDegree;
             float v = a[k];
-            float t = o == outDegree - 1 ? outputTau : tau;
-            adjacency[(b * size + node) * size + node + 1 + o] = v > t ? v : 0f;
+            adjacency[(b * size + node) * size + node + 1 + o] = v > tau ? v : 0f;
         }
     }
 
     /// <summary>
-    /// Backward of <see cref="Forward"/>: <c>dWeights[b, o] += (a[b, o] &gt; t || straightThrough ≠ 0) ?
-    /// dAdjacency[b, node, node + 1 + o] : 0</c> (t as in the forward). Kept-only (straightThrough = 0): a cut edge
-    /// passes no gradient; straight-through: every edge passes its gradient as if kept. Accumulates.
+    /// Backward of <see cref="Forward"/>: <c>dWeights[b, o] += (a[b, o] &gt; tau || straightThrough ≠ 0) ?
+    /// dAdjacency[b, node, node + 1 + o] : 0</c>. Kept-only (straightThrough = 0): a cut edge passes no
+    /// gradient; straight-through: every edge passes its gradient as if kept. Accumulates.
     /// </summary>
     [Kernel]
-    public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, float outputTau, int straightThrough,
+    public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, int straightThrough,
         ArrayView<float> a, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
         int outDegree = nodes - node;
         int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
-            int o = k - b * outDegree;
-            float t = o == outDegree - 1 ? outputTau : tau;
-            if (straightThrough != 0 || a[k] > t)
+            if (straightThrough != 0 || a[k] > tau)
+            {
+                int b = k / outDegree;
+                int o = k - b * outDegree;
                 dWeights[k] += dAdjacency[(b * size + node) * size + node + 1 + o];
+            }
         }
     }
 

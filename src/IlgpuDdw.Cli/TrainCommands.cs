@@ -50,7 +50,6 @@ internal static class TrainCommands
         public readonly Option<float> Tau = new("--tau") { Description = "Gate threshold τ in [0, 1).", DefaultValueFactory = _ => 0.5f };
         public readonly Option<int> Reduction = new("--router-reduction") { Description = "Router reduction r.", DefaultValueFactory = _ => 4 };
         public readonly Option<string> Gradient = new("--gate-gradient") { Description = "kept-only | straight-through", DefaultValueFactory = _ => "kept-only" };
-        public readonly Option<bool> KeepOutput = new("--keep-output-edges") { Description = "Never cut edges into a stage's output node (dynamic wiring)." };
         public readonly Option<string> Budget = new("--budget") { Description = "smoke | default | full", DefaultValueFactory = _ => "default" };
         public readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs (overrides the budget)." };
         public readonly Option<int?> Batch = new("--batch") { Description = "Batch size (overrides the budget)." };
@@ -69,7 +68,7 @@ internal static class TrainCommands
             c.Options.Add(Model);
             c.Options.Add(Data);
             if (!training) return;
-            foreach (var o in new Option[] { Tau, Reduction, Gradient, KeepOutput, Budget, Epochs, Batch, Lr, TrainLimit, TestLimit, Seed, Augment, Smoothing, Sparsity, TauWarmup, Out })
+            foreach (var o in new Option[] { Tau, Reduction, Gradient, Budget, Epochs, Batch, Lr, TrainLimit, TestLimit, Seed, Augment, Smoothing, Sparsity, TauWarmup, Out })
                 c.Options.Add(o);
         }
 
@@ -81,7 +80,7 @@ internal static class TrainCommands
                 "straight-through" or "straightthrough" => GateGradient.StraightThrough,
                 var other => throw new ArgumentException($"Unknown gate gradient '{other}'. Use kept-only or straight-through."),
             };
-            var w = new WiringConfig { Kind = kind, Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g, KeepOutputEdges = p.GetValue(KeepOutput) };
+            var w = new WiringConfig { Kind = kind, Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g };
             w.Validate();
             return w;
         }

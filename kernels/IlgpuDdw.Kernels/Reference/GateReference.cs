@@ -12,29 +12,19 @@ public static class GateReference
     public static int Index(int nodes, int b, int i, int j) => (b * (nodes + 1) + i) * (nodes + 1) + j;
 
     /// <summary><c>A[b, node, node + 1 + o] = a[b, o] &gt; tau ? a[b, o] : 0</c>.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T> =>
-        Forward(a, batch, nodes, node, tau, tau, adjacency);
-
-    /// <summary>As <see cref="Forward{T}(ReadOnlySpan{T}, int, int, int, T, Span{T})"/>, with threshold <paramref name="outputTau"/> for the edge into the output node.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, T outputTau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    public static void Forward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
     {
         int degree = nodes - node;
         for (int b = 0; b < batch; b++)
             for (int o = 0; o < degree; o++)
             {
                 T v = a[b * degree + o];
-                T t = o == degree - 1 ? outputTau : tau;
-                adjacency[Index(nodes, b, node, node + 1 + o)] = v > t ? v : T.Zero;
+                adjacency[Index(nodes, b, node, node + 1 + o)] = v > tau ? v : T.Zero;
             }
     }
 
     /// <summary><c>dA[b, o] += (a &gt; tau || straightThrough) ? dAdjacency[b, node, node + 1 + o] : 0</c>.</summary>
     public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, bool straightThrough, Span<T> dA)
-        where T : IFloatingPointIeee754<T> =>
-        Backward(a, dAdjacency, batch, nodes, node, tau, tau, straightThrough, dA);
-
-    /// <summary>As the other overload, with threshold <paramref name="outputTau"/> for the edge into the output node.</summary>
-    public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, T outputTau, bool straightThrough, Span<T> dA)
         where T : IFloatingPointIeee754<T>
     {
         int degree = nodes - node;
@@ -42,8 +32,7 @@ public static class GateReference
             for (int o = 0; o < degree; o++)
             {
                 int k = b * degree + o;
-                T t = o == degree - 1 ? outputTau : tau;
-                if (straightThrough || a[k] > t)
+                if (straightThrough || a[k] > tau)
                     dA[k] += dAdjacency[Index(nodes, b, node, node + 1 + o)];
             }
     }

@@ -38,16 +38,8 @@ public static partial class Ops
     /// <see cref="GateGradient.KeptOnly"/>, <c>dA</c> under <see cref="GateGradient.StraightThrough"/> (the router's
     /// sigmoid then multiplies by a(1 − a)). Saves nothing beyond a.
     /// </summary>
-    /// <param name="tape">The tape.</param>
-    /// <param name="adjacency">The stage's adjacency (row <paramref name="node"/> is written).</param>
-    /// <param name="node">The node whose out-edges the router outputs weight.</param>
-    /// <param name="weights">Router outputs a [B, n − node].</param>
-    /// <param name="tau">Threshold τ.</param>
-    /// <param name="gradient">Gate gradient mode.</param>
-    /// <param name="keepOutputEdges">When true the edge into the stage output node is never cut (it still carries
-    /// a): the stage output can then not become zero for a sample (see <see cref="WiringConfig.KeepOutputEdges"/>).</param>
     /// <exception cref="ArgumentException">τ outside [0, 1), node outside 0..n−1, or a not [B, n − node].</exception>
-    public static void Gate(this Tape tape, Adjacency adjacency, int node, Tensor weights, float tau, GateGradient gradient, bool keepOutputEdges = false)
+    public static void Gate(this Tape tape, Adjacency adjacency, int node, Tensor weights, float tau, GateGradient gradient)
     {
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(adjacency);
@@ -59,15 +51,14 @@ public static partial class Ops
             throw new ArgumentException($"Gate: router outputs {weights.Describe()} must be [{adjacency.Batch}, {degree}] (batch, out-degree of node {node} in a {adjacency.Nodes}-node stage).", nameof(weights));
         var d = tape.Device;
         int n = weights.Length, ext = d.Extent(n);
-        float outputTau = keepOutputEdges ? -1f : tau; // sigmoid outputs are > 0 > −1: never cut
-        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, outputTau, weights.View, adjacency.Tensor.View);
+        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
         adjacency.MarkRowWritten(node);
         bool straight = gradient == GateGradient.StraightThrough;
         adjacency.SetCutEdgeGradient(node, straight);
         if (!tape.NeedsGrad(weights)) return;
         var at = adjacency.Tensor;
         tape.Record("Gate", at, () =>
-            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, outputTau, straight ? 1 : 0, weights.View, at.Grad.View, weights.Grad.View));
+            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.Grad.View, weights.Grad.View));
     }
 
     /// <summary>
@@ -76,8 +67,7 @@ public static partial class Ops
     /// <c>a [B, n − node]</c> (e.g. for a sparsity loss <c>λ · mean(a)</c>).
     /// </summary>
     /// <exception cref="ArgumentException">Any invalid value (τ, node, shapes, router out-degree ≠ n − node).</exception>
-    public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, RouterParameters router, float tau, GateGradient gradient,
-        bool keepOutputEdges = false)
+    public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, RouterParameters router, float tau, GateGradient gradient)
     {
         ArgumentNullException.ThrowIfNull(adjacency);
         ArgumentNullException.ThrowIfNull(router);
@@ -88,7 +78,7 @@ public static partial class Ops
         if (nodeOutput.Rank < 1 || nodeOutput.Dim(0) != adjacency.Batch)
             throw new ArgumentException($"Route: node output {nodeOutput.Describe()} has batch {(nodeOutput.Rank < 1 ? 0 : nodeOutput.Dim(0))}; the adjacency has {adjacency.Batch}.", nameof(nodeOutput));
         var a = tape.Router(nodeOutput, router);
-        tape.Gate(adjacency, node, a, tau, gradient, keepOutputEdges);
+        tape.Gate(adjacency, node, a, tau, gradient);
         return a;
     }
 

@@ -9,12 +9,12 @@ public sealed partial class KernelSet
     // ---- Gate / adjacency writers -----------------------------------------------------------------------
 
     /// <summary><see cref="GateKernels.Forward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, int, int, float, float, ArrayView<float>, ArrayView<float>> GateForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, float, ArrayView<float>, ArrayView<float>>>(GateKernels.Forward);
+    public Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>> GateForward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>>>(GateKernels.Forward);
 
     /// <summary><see cref="GateKernels.Backward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, int, int, float, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> GateBackward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(GateKernels.Backward);
+    public Action<AcceleratorStream, Index1D, int, int, int, int, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> GateBackward =>
+        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(GateKernels.Backward);
 
     /// <summary><see cref="GateKernels.DenseForward"/>.</summary>
     public Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>> DenseEdgesForward =>

@@ -70,7 +70,6 @@ public static class Checkpoint
             ["tau"] = w.Tau.ToString("R", CultureInfo.InvariantCulture),
             ["router_reduction"] = w.Reduction.ToString(CultureInfo.InvariantCulture),
             ["gate_gradient"] = w.Gradient.ToString(),
-            ["keep_output_edges"] = w.KeepOutputEdges ? "true" : "false",
             ["initial_edge_logit"] = w.InitialEdgeLogit.ToString("R", CultureInfo.InvariantCulture),
             ["seed"] = model.Seed.ToString(CultureInfo.InvariantCulture),
             ["epoch"] = "0",
@@ -111,12 +110,7 @@ public static class Checkpoint
         };
         if (!Enum.TryParse<GateGradient>(Get("gate_gradient"), out var gradient))
             throw new InvalidDataException($"{path}: unknown gate gradient '{m["gate_gradient"]}'.");
-        bool keepOutput = m.TryGetValue("keep_output_edges", out var k) && k == "true";
-        var wiring = new WiringConfig
-        {
-            Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient,
-            InitialEdgeLogit = Float("initial_edge_logit"), KeepOutputEdges = keepOutput,
-        };
+        var wiring = new WiringConfig { Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit") };
         try { wiring.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
         return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"));

@@ -41,7 +41,6 @@ public sealed class StageWiring : IDisposable
         Reduction = config.Reduction;
         _tau = config.Tau;
         _gradient = config.Gradient;
-        KeepOutputEdges = config.KeepOutputEdges;
         _routers = Kind != WiringKind.Dynamic ? [] : Enumerable.Range(0, nodes)
             .Select(i => RouterParameters.Create(device, channels, nodes - i, config.Reduction, unchecked(seed * 1_000_003 + i), config.InitialEdgeLogit, $"{name}.router{i}"))
             .ToArray();
@@ -73,9 +72,6 @@ public sealed class StageWiring : IDisposable
         get => _tau;
         set { WiringConfig.ValidateTau(value); _tau = value; }
     }
-
-    /// <summary>Whether the gate never cuts edges into the stage output node (dynamic wiring; settable).</summary>
-    public bool KeepOutputEdges { get; set; }
 
     /// <summary>Gate gradient mode of this stage (settable).</summary>
     public GateGradient Gradient
@@ -119,7 +115,7 @@ public sealed class StageWiring : IDisposable
     public Tensor? Route(Tape tape, Adjacency adjacency, int node, Tensor nodeOutput)
     {
         CheckAdjacency(adjacency);
-        return Kind == WiringKind.Dynamic ? tape.Route(adjacency, node, nodeOutput, _routers[Math.Clamp(node, 0, Nodes - 1)], Tau, Gradient, KeepOutputEdges) : null;
+        return Kind == WiringKind.Dynamic ? tape.Route(adjacency, node, nodeOutput, _routers[Math.Clamp(node, 0, Nodes - 1)], Tau, Gradient) : null;
     }
 
     /// <summary>The input of node <paramref name="target"/> (1..n; n = stage output): see <see cref="Ops.Aggregate"/>.</summary>

@@ -42,14 +42,6 @@ public sealed record WiringConfig
     public GateGradient Gradient { get; init; } = GateGradient.KeptOnly;
 
     /// <summary>
-    /// When true (default false: the plain gate) edges into a stage's output node are never cut — they still carry
-    /// their router weight — so no sample's stage output can become zero. Measured on resnet_mini with a strong
-    /// sparsity loss, the plain gate cut every output edge of some samples and training collapsed to chance
-    /// (README, "Dead-node skipping"); internal edges are still cut, so nodes can still be skipped.
-    /// </summary>
-    public bool KeepOutputEdges { get; init; }
-
-    /// <summary>
     /// Initial edge logit (default <see cref="RouterParameters.DefaultOutputBias"/> = 3): the router's last bias in
     /// dynamic wiring and every edge logit in dense wiring, so both learned wirings start from the same edge
     /// weights (≈ 0.95) and every dynamic edge starts kept at τ = 0.5.
