@@ -2,6 +2,27 @@ using ILGPU;
 
 namespace IlgpuDdw.Kernels;
 
+/// <summary>One pooling window (see <see cref="Pool2dGeometry.Window"/>).</summary>
+public readonly struct PoolWindow(int plane, int outRow, int outColumn, int rowBegin, int rowEnd, int columnBegin, int columnEnd, int planeStart)
+{
+    /// <summary>The (batch, channel) plane.</summary>
+    public readonly int Plane = plane;
+    /// <summary>Output row.</summary>
+    public readonly int OutRow = outRow;
+    /// <summary>Output column.</summary>
+    public readonly int OutColumn = outColumn;
+    /// <summary>First in-bounds input row.</summary>
+    public readonly int RowBegin = rowBegin;
+    /// <summary>One past the last in-bounds input row.</summary>
+    public readonly int RowEnd = rowEnd;
+    /// <summary>First in-bounds input column.</summary>
+    public readonly int ColumnBegin = columnBegin;
+    /// <summary>One past the last in-bounds input column.</summary>
+    public readonly int ColumnEnd = columnEnd;
+    /// <summary>Offset of the plane's first input element.</summary>
+    public readonly int PlaneStart = planeStart;
+}
+
 /// <summary>
 /// Shape of a square-window 2-d pooling over NCHW planes (PyTorch semantics, floor mode): input
 /// [Planes = B·C, Height, Width], output [Planes, OutHeight, OutWidth] with
@@ -54,6 +75,20 @@ public readonly struct Pool2dGeometry
 
     /// <summary>Output elements (Planes · OutHeight · OutWidth).</summary>
     public int OutputLength => Planes * OutHeight * OutWidth;
+
+    /// <summary>
+    /// The window of output element <paramref name="o"/> (flat index over Planes · OutHeight · OutWidth): its
+    /// plane, output coordinates and clipped input ranges [RowBegin, RowEnd) × [ColumnBegin, ColumnEnd).
+    /// </summary>
+    public PoolWindow Window(int o)
+    {
+        int ow = o % OutWidth;
+        int t = o / OutWidth;
+        int oh = t % OutHeight;
+        int plane = t / OutHeight;
+        return new PoolWindow(plane, oh, ow, ClippedBegin(oh), ClippedEnd(oh, Height), ClippedBegin(ow), ClippedEnd(ow, Width),
+            plane * Height * Width);
+    }
 
     /// <summary>First in-bounds input coordinate of window <paramref name="o"/> along one axis.</summary>
     public int ClippedBegin(int o)
@@ -127,13 +162,9 @@ public static class PoolingKernels
     {
         for (int o = index; o < n; o += stride)
         {
-            int ow = o % g.OutWidth;
-            int t = o / g.OutWidth;
-            int oh = t % g.OutHeight;
-            int plane = t / g.OutHeight;
-            int hs = g.ClippedBegin(oh), he = g.ClippedEnd(oh, g.Height);
-            int ws = g.ClippedBegin(ow), we = g.ClippedEnd(ow, g.Width);
-            int planeStart = plane * g.Height * g.Width;
+            var win = g.Window(o);
+            int hs = win.RowBegin, he = win.RowEnd, ws = win.ColumnBegin, we = win.ColumnEnd;
+            int planeStart = win.PlaneStart;
             int best = hs * g.Width + ws;
             float bestValue = x[planeStart + best];
             for (int ih = hs; ih < he; ih++)
@@ -197,18 +228,14 @@ public static class PoolingKernels
     {
         for (int o = index; o < n; o += stride)
         {
-            int ow = o % g.OutWidth;
-            int t = o / g.OutWidth;
-            int oh = t % g.OutHeight;
-            int plane = t / g.OutHeight;
-            int hs = g.ClippedBegin(oh), he = g.ClippedEnd(oh, g.Height);
-            int ws = g.ClippedBegin(ow), we = g.ClippedEnd(ow, g.Width);
-            int planeStart = plane * g.Height * g.Width;
+            var win = g.Window(o);
+            int hs = win.RowBegin, he = win.RowEnd, ws = win.ColumnBegin, we = win.ColumnEnd;
+            int planeStart = win.PlaneStart;
             float sum = 0f;
             for (int ih = hs; ih < he; ih++)
                 for (int iw = ws; iw < we; iw++)
                     sum += x[planeStart + ih * g.Width + iw];
-            y[o] = sum / g.AvgDivisor(oh, ow, countIncludePad != 0);
+            y[o] = sum / g.AvgDivisor(win.OutRow, win.OutColumn, countIncludePad != 0);
         }
     }
 
