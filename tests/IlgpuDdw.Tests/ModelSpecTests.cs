@@ -1,5 +1,6 @@
 using System.Text.Json;
 using IlgpuDdw.Models;
+using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Tests;

@@ -1,6 +1,7 @@
 using IlgpuDdw.Kernels;
 using IlgpuDdw.Kernels.Reference;
 using IlgpuDdw.Models;
+using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Tests;

@@ -1,3 +1,4 @@
+using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Models;

@@ -1,3 +1,4 @@
+using IlgpuDdw.Nn;
 namespace IlgpuDdw.Models;
 
 /// <summary>

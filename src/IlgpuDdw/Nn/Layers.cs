@@ -1,5 +1,4 @@
 using IlgpuDdw.Autograd;
-using IlgpuDdw.Models;
 using IlgpuDdw.Runtime;
 
 namespace IlgpuDdw.Nn;

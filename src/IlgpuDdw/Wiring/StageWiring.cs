@@ -118,7 +118,7 @@ public sealed class StageWiring : IDisposable
         return Kind == WiringKind.Dynamic ? tape.Route(adjacency, node, nodeOutput, _routers[Math.Clamp(node, 0, Nodes - 1)], Tau, Gradient) : null;
     }
 
-    /// <summary>The input of node <paramref name="target"/> (1..n; n = stage output): see <see cref="Ops.Aggregate"/>.</summary>
+    /// <summary>The input of node <paramref name="target"/> (1..n; n = stage output): see <see cref="WiringOps.Aggregate"/>.</summary>
     public Tensor Aggregate(Tape tape, Adjacency adjacency, int target, IReadOnlyList<Tensor> nodeOutputs)
     {
         CheckAdjacency(adjacency);

@@ -1,15 +1,19 @@
+using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
-using IlgpuDdw.Wiring;
 
-namespace IlgpuDdw.Autograd;
+namespace IlgpuDdw.Wiring;
 
-public static partial class Ops
+/// <summary>
+/// The wiring ops of a DDW stage on the tape: router, gate, aggregation and dense edges. Each runs its forward kernel
+/// at once and records its backward.
+/// </summary>
+public static class WiringOps
 {
     /// <summary>
     /// The router of a node: <c>a = sigmoid(W2 · ReLU(W1 · GAP(y) + b1) + b2)</c> for a node output
     /// <c>y [B, C, H, W]</c>; returns <c>a [B, OutDegree]</c>. Composed of the ops it consists of, recorded one
-    /// by one: <see cref="GlobalAvgPool2d"/>, then <see cref="Linear"/> with the ReLU fused
-    /// (<see cref="LinearActivation.Relu"/>) and <see cref="Linear"/> with the sigmoid fused
+    /// by one: <see cref="Ops.GlobalAvgPool2d"/>, then <see cref="Ops.Linear"/> with the ReLU fused
+    /// (<see cref="LinearActivation.Relu"/>) and <see cref="Ops.Linear"/> with the sigmoid fused
     /// (<see cref="LinearActivation.Sigmoid"/>). Saves the pooled features <c>[B, C]</c> and the hidden
     /// activations <c>[B, Hidden]</c> (tape-owned; released at once in no-grad mode); the gradient flows to y
     /// and to every router parameter that requires one.
@@ -20,7 +24,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(nodeOutput);
         ArgumentNullException.ThrowIfNull(router);
-        RequireSameDevice("Router", tape, nodeOutput, router.W1, router.B1, router.W2, router.B2);
+        Ops.RequireSameDevice("Router", tape, nodeOutput, router.W1, router.B1, router.W2, router.B2);
         if (nodeOutput.Rank != 4 || nodeOutput.Dim(1) != router.Channels)
             throw new ArgumentException($"Router: node output {nodeOutput.Describe()} must be [B, {router.Channels}, H, W] for a router with {router.Channels} input channels.", nameof(nodeOutput));
         var pooled = tape.GlobalAvgPool2d(nodeOutput);
@@ -45,7 +49,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(adjacency);
         ArgumentNullException.ThrowIfNull(weights);
         ValidateGate("Gate", adjacency, node, tau, gradient);
-        RequireSameDevice("Gate", tape, adjacency.Tensor, weights);
+        Ops.RequireSameDevice("Gate", tape, adjacency.Tensor, weights);
         int degree = adjacency.OutDegree(node);
         if (weights.Rank != 2 || weights.Dim(0) != adjacency.Batch || weights.Dim(1) != degree)
             throw new ArgumentException($"Gate: router outputs {weights.Describe()} must be [{adjacency.Batch}, {degree}] (batch, out-degree of node {node} in a {adjacency.Nodes}-node stage).", nameof(weights));
@@ -96,7 +100,7 @@ public static partial class Ops
     {
         ArgumentNullException.ThrowIfNull(tape);
         var sources = AggregationLaunch.Sources("Aggregate", adjacency, target, nodeOutputs);
-        RequireSameDevice("Aggregate", tape, adjacency.Tensor);
+        Ops.RequireSameDevice("Aggregate", tape, adjacency.Tensor);
         var x = tape.NewTensor([.. sources[0].Shape]);
         AggregationLaunch.Forward(adjacency, target, sources, x);
         var at = adjacency.Tensor;
@@ -122,7 +126,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(adjacency);
         ArgumentNullException.ThrowIfNull(edgeLogits);
-        RequireSameDevice("DenseEdges", tape, adjacency.Tensor, edgeLogits);
+        Ops.RequireSameDevice("DenseEdges", tape, adjacency.Tensor, edgeLogits);
         int edges = adjacency.EdgeCount;
         if (edgeLogits.Rank != 1 || edgeLogits.Length != edges)
             throw new ArgumentException($"DenseEdges: edge logits {edgeLogits.Describe()} must be [{edges}] for a {adjacency.Nodes}-node stage.", nameof(edgeLogits));
