@@ -113,6 +113,18 @@ public readonly struct AggregationShape
     /// <summary>Adjacency-gradient work items: Batch · Count · Parts.</summary>
     public int PartItems => Batch * Count * Parts;
 
+    /// <summary>
+    /// The flat element range <c>[first, last)</c> of forward/source-gradient work item <paramref name="item"/>
+    /// (sample <paramref name="b"/>, one chunk of its SampleSize elements).
+    /// </summary>
+    public void ChunkRange(int item, out int b, out int first, out int last)
+    {
+        b = item / ChunksPerSample;
+        int start = (item - b * ChunksPerSample) * Chunk;
+        first = b * SampleSize + start;
+        last = b * SampleSize + Math.Min(start + Chunk, SampleSize);
+    }
+
     /// <summary>Offset of <c>A[b, FirstSource + s, Target]</c>.</summary>
     public int EdgeIndex(int b, int s) => (b * Size + FirstSource + s) * Size + Target;
 }
@@ -138,11 +150,7 @@ public static class AggregationKernels
     {
         for (int w = index; w < n; w += stride)
         {
-            int b = w / shape.ChunksPerSample;
-            int start = (w - b * shape.ChunksPerSample) * shape.Chunk;
-            int end = start + shape.Chunk;
-            if (end > shape.SampleSize) end = shape.SampleSize;
-            int bas = b * shape.SampleSize;
+            shape.ChunkRange(w, out int b, out int first, out int last);
             bool written = accumulate != 0;
             for (int s = 0; s < shape.Count; s++)
             {
@@ -151,19 +159,19 @@ public static class AggregationKernels
                 var y = ys.Get(s);
                 if (written)
                 {
-                    for (int e = bas + start; e < bas + end; e++)
+                    for (int e = first; e < last; e++)
                         x[e] += a * y[e];
                 }
                 else
                 {
-                    for (int e = bas + start; e < bas + end; e++)
+                    for (int e = first; e < last; e++)
                         x[e] = a * y[e];
                     written = true;
                 }
             }
             if (!written)
             {
-                for (int e = bas + start; e < bas + end; e++)
+                for (int e = first; e < last; e++)
                     x[e] = 0f;
             }
         }
@@ -179,18 +187,14 @@ public static class AggregationKernels
     {
         for (int w = index; w < n; w += stride)
         {
-            int b = w / shape.ChunksPerSample;
-            int start = (w - b * shape.ChunksPerSample) * shape.Chunk;
-            int end = start + shape.Chunk;
-            if (end > shape.SampleSize) end = shape.SampleSize;
-            int bas = b * shape.SampleSize;
+            shape.ChunkRange(w, out int b, out int first, out int last);
             for (int s = 0; s < shape.Count; s++)
             {
                 if (((gradMask >> s) & 1) == 0) continue;
                 float a = adjacency[shape.EdgeIndex(b, s)];
                 if (a == 0f) continue;
                 var dY = dYs.Get(s);
-                for (int e = bas + start; e < bas + end; e++)
+                for (int e = first; e < last; e++)
                     dY[e] += a * dX[e];
             }
         }

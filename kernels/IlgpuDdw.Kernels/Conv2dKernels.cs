@@ -74,6 +74,8 @@ public static class Conv2dKernels
                     b3 = bias[co0 + d3];
                 }
             }
+            // Deliberate unrolling: a 4 × 4 register tile (channels × columns) written out by hand (ILGPU 1.5.3 does not
+            // unroll loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float a00 = b0, a01 = b0, a02 = b0, a03 = b0;
             float a10 = b1, a11 = b1, a12 = b1, a13 = b1;
             float a20 = b2, a21 = b2, a22 = b2, a23 = b2;
@@ -162,6 +164,8 @@ public static class Conv2dKernels
             int lastSlot = Min(channelBlock, cinG - ciL0) - 1;
             int o1 = Min(1, lastSlot) * kk, o2 = Min(2, lastSlot) * kk, o3 = Min(3, lastSlot) * kk;
 
+            // Deliberate unrolling: a 4 × 4 register tile (channels × columns) written out by hand (ILGPU 1.5.3 does not
+            // unroll loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f;
             float a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
             float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f;
@@ -246,6 +250,8 @@ public static class Conv2dKernels
             int dy1 = Min(1, lastCo) * howo, dy2 = Min(2, lastCo) * howo, dy3 = Min(3, lastCo) * howo;
             int x1 = Min(1, lastCi) * hw, x2 = Min(2, lastCi) * hw, x3 = Min(3, lastCi) * hw;
 
+            // Deliberate unrolling: a 4 × 4 register tile (channels × columns) written out by hand (ILGPU 1.5.3 does not
+            // unroll loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f;
             float a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
             float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f;

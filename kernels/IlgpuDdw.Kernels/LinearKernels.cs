@@ -86,6 +86,8 @@ public static class LinearKernels
             int w2 = Math.Min(o0 + 2, last) * inFeatures;
             int w3 = Math.Min(o0 + 3, last) * inFeatures;
             int xr = b * inFeatures;
+            // Deliberate unrolling: a register tile of Block = 4 sums written out by hand (ILGPU 1.5.3 does not unroll
+            // loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             for (int i = 0; i < inFeatures; i++)
             {
@@ -120,6 +122,8 @@ public static class LinearKernels
             int last = inFeatures - 1;
             int i1 = Math.Min(i0 + 1, last), i2 = Math.Min(i0 + 2, last), i3 = Math.Min(i0 + 3, last);
             int gr = b * outFeatures;
+            // Deliberate unrolling: a register tile of Block = 4 sums written out by hand (ILGPU 1.5.3 does not unroll
+            // loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             for (int o = 0; o < outFeatures; o++)
             {
@@ -154,6 +158,8 @@ public static class LinearKernels
             int i0 = (t - o * tilesPerRow) * Block;
             int last = inFeatures - 1;
             int i1 = Math.Min(i0 + 1, last), i2 = Math.Min(i0 + 2, last), i3 = Math.Min(i0 + 3, last);
+            // Deliberate unrolling: a register tile of Block = 4 sums written out by hand (ILGPU 1.5.3 does not unroll
+            // loops, and a local array stays in registers only with constant indices); the other passes share the shape.
             float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             for (int b = 0; b < batch; b++)
             {

@@ -40,27 +40,35 @@ public static class LinearReference
 
     /// <summary><c>dInput[b, i] += Σ_o dZ[b, o] · W[o, i]</c>.</summary>
     public static void BackwardInput<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> weight, int batch, int inFeatures, int outFeatures,
-        LinearActivation activation, Span<T> dInput) where T : IFloatingPointIeee754<T>
-    {
-        for (int b = 0; b < batch; b++)
-            for (int i = 0; i < inFeatures; i++)
-            {
-                T s = T.Zero;
-                for (int o = 0; o < outFeatures; o++) s += OutputGradient(activation, y, dOutput, b * outFeatures + o) * weight[o * inFeatures + i];
-                dInput[b * inFeatures + i] += s;
-            }
-    }
+        LinearActivation activation, Span<T> dInput) where T : IFloatingPointIeee754<T> =>
+        AddProduct(OutputGradients(activation, y, dOutput), transposeA: false, weight, batch, outFeatures, inFeatures, dInput);
 
     /// <summary><c>dWeight[o, i] += Σ_b dZ[b, o] · x[b, i]</c>.</summary>
     public static void BackwardWeight<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> x, int batch, int inFeatures, int outFeatures,
-        LinearActivation activation, Span<T> dWeight) where T : IFloatingPointIeee754<T>
+        LinearActivation activation, Span<T> dWeight) where T : IFloatingPointIeee754<T> =>
+        AddProduct(OutputGradients(activation, y, dOutput), transposeA: true, x, outFeatures, batch, inFeatures, dWeight);
+
+    /// <summary>dZ for every element of dOutput.</summary>
+    private static T[] OutputGradients<T>(LinearActivation activation, ReadOnlySpan<T> y, ReadOnlySpan<T> dOutput) where T : IFloatingPointIeee754<T>
     {
-        for (int o = 0; o < outFeatures; o++)
-            for (int i = 0; i < inFeatures; i++)
+        var dz = new T[dOutput.Length];
+        for (int k = 0; k < dz.Length; k++) dz[k] = OutputGradient(activation, y, dOutput, k);
+        return dz;
+    }
+
+    /// <summary>
+    /// <c>c[r, j] += Σ_k op(a)[r, k] · b[k, j]</c> for c [rows, cols], b [inner, cols]; op(a) is a [rows, inner], or the
+    /// transpose of a stored as [inner, rows]. Each sum runs over k in order, starting from zero.
+    /// </summary>
+    private static void AddProduct<T>(ReadOnlySpan<T> a, bool transposeA, ReadOnlySpan<T> b, int rows, int inner, int cols, Span<T> c)
+        where T : IFloatingPointIeee754<T>
+    {
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < cols; j++)
             {
                 T s = T.Zero;
-                for (int b = 0; b < batch; b++) s += OutputGradient(activation, y, dOutput, b * outFeatures + o) * x[b * inFeatures + i];
-                dWeight[o * inFeatures + i] += s;
+                for (int k = 0; k < inner; k++) s += a[transposeA ? k * rows + r : r * inner + k] * b[k * cols + j];
+                c[r * cols + j] += s;
             }
     }
 
