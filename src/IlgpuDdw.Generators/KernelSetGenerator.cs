@@ -12,9 +12,7 @@ namespace IlgpuDdw.Generators;
 /// An implicitly grouped kernel <c>M(IndexND index, p1, ...)</c> becomes
 /// <c>Action&lt;AcceleratorStream, IndexND, p1, ...&gt;</c> loaded with <c>KernelSet.Load</c>; an explicitly grouped
 /// one <c>M(p1, ...)</c> becomes <c>Action&lt;AcceleratorStream, KernelConfig, p1, ...&gt;</c> loaded with
-/// <c>KernelSet.LoadExplicit</c>. The property is named <c>KernelAttribute.Launcher</c> when set; otherwise the method
-/// name, prefixed with the family (class name without "Kernels") when the name starts with Forward or Backward
-/// (<c>Conv2dKernels.BackwardInput</c> → <c>Conv2dBackwardInput</c>, <c>ElementwiseKernels.Fill</c> → <c>Fill</c>).
+/// <c>KernelSet.LoadExplicit</c>. The property is named as <c>KernelAttribute.Launcher</c> describes.
 /// </remarks>
 [Generator(LanguageNames.CSharp)]
 public sealed class KernelSetGenerator : IIncrementalGenerator
@@ -46,6 +44,11 @@ public sealed class KernelSetGenerator : IIncrementalGenerator
         var attribute = compilation.GetTypeByMetadataName(AttributeName);
         if (attribute is null || compilation.Assembly.GetTypeByMetadataName(KernelSetName) is null)
             return new Result("", []);
+        var stream = compilation.GetTypeByMetadataName("ILGPU.Runtime.AcceleratorStream");
+        var config = compilation.GetTypeByMetadataName("ILGPU.KernelConfig");
+        if (stream is null || config is null)
+            return new Result("", ["ILGPU.Runtime.AcceleratorStream or ILGPU.KernelConfig is not referenced"]);
+        var leading = (Stream: stream.ToDisplayString(TypeFormat), Config: config.ToDisplayString(TypeFormat));
 
         var kernels = attribute.ContainingAssembly.GlobalNamespace
             .GetNamespaceMembers().Where(n => n.Name == "IlgpuDdw")
@@ -70,7 +73,7 @@ public sealed class KernelSetGenerator : IIncrementalGenerator
         string? family = null;
         foreach (var kernel in kernels)
         {
-            var (launcher, problem) = Launcher(kernel);
+            var (launcher, problem) = Launcher(kernel, leading);
             string name = LauncherName(kernel);
             if (problem is null && names.TryGetValue(name, out var other))
                 problem = $"launcher name '{name}' is taken by {Display(other)}; set [Kernel(Launcher = \"...\")]";
@@ -105,7 +108,7 @@ public sealed class KernelSetGenerator : IIncrementalGenerator
         new[] { type }.Concat(type.GetTypeMembers().SelectMany(WithNested));
 
     /// <summary>The launcher's delegate type, or why the kernel cannot have one.</summary>
-    private static (string Launcher, string? Problem) Launcher(IMethodSymbol kernel)
+    private static (string Launcher, string? Problem) Launcher(IMethodSymbol kernel, (string Stream, string Config) leading)
     {
         if (!kernel.IsStatic || !kernel.ReturnsVoid)
             return ("", "a kernel must be static and return void");
@@ -118,9 +121,9 @@ public sealed class KernelSetGenerator : IIncrementalGenerator
         if (kernel.Parameters.Any(p => p.RefKind != RefKind.None))
             return ("", "kernel parameters are passed by value");
 
-        var arguments = new List<string> { "global::ILGPU.Runtime.AcceleratorStream" };
+        var arguments = new List<string> { leading.Stream };
         if (IsExplicit(kernel))
-            arguments.Add("global::ILGPU.Runtime.KernelConfig");
+            arguments.Add(leading.Config);
         else if (kernel.Parameters.Length == 0 || !IsIndex(kernel.Parameters[0].Type))
             return ("", "an implicitly grouped kernel's first parameter is Index1D, Index2D or Index3D (or set ExplicitlyGrouped = true)");
         arguments.AddRange(kernel.Parameters.Select(p => p.Type.ToDisplayString(TypeFormat)));

@@ -5,20 +5,15 @@ using IlgpuDdw.Kernels;
 namespace IlgpuDdw.Runtime;
 
 /// <summary>
-/// Every kernel of <c>IlgpuDdw.Kernels</c> as a typed launch delegate for one device. A kernel is compiled
-/// and loaded the first time its property is read and cached for the device's lifetime (so each is loaded
-/// once per device). Implicitly grouped kernels take <c>(stream, extent, ...)</c>; size the extent with
-/// <see cref="Device.Extent"/> and pass the same value as the kernel's <c>stride</c> argument. Explicitly grouped
-/// kernels take <c>(stream, KernelConfig, ...)</c>.
+/// Every kernel of <c>IlgpuDdw.Kernels</c> as a typed launch delegate for one device. The launcher properties are
+/// not written by hand: at build time the <c>IlgpuDdw.Generators</c> source generator emits one per
+/// <see cref="KernelAttribute"/> method, its delegate type taken from the kernel's parameters and its name as
+/// <see cref="KernelAttribute.Launcher"/> describes (<c>Conv2dKernels.BackwardInput</c> →
+/// <see cref="Conv2dBackwardInput"/>). A kernel is compiled and loaded the first time its property is read and
+/// cached for the device's lifetime (so each is loaded once per device). Implicitly grouped kernels take
+/// <c>(stream, extent, ...)</c>; size the extent with <see cref="Device.Extent"/> and pass the same value as the
+/// kernel's <c>stride</c> argument. Explicitly grouped kernels take <c>(stream, KernelConfig, ...)</c>.
 /// </summary>
-/// <remarks>
-/// The launcher properties are not written by hand: at build time the <c>IlgpuDdw.Generators</c> source generator
-/// reads every <see cref="KernelAttribute"/> method of the kernels assembly and emits one property per kernel, its
-/// delegate type taken from the kernel's parameters. The property is named <see cref="KernelAttribute.Launcher"/>
-/// when set, otherwise after the method, with the family prefixed when the method name starts with Forward or
-/// Backward (<c>Conv2dKernels.BackwardInput</c> → <see cref="Conv2dBackwardInput"/>,
-/// <c>ElementwiseKernels.Fill</c> → <see cref="Fill"/>).
-/// </remarks>
 public sealed partial class KernelSet
 {
     private readonly Device _device;
