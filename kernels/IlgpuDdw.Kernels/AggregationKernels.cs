@@ -241,7 +241,7 @@ public static class AggregationKernels
     /// Second pass of <see cref="BackwardAdjacency"/> when shape.Parts &gt; 1: <c>dAdjacency[b, FirstSource + s,
     /// Target] += Σ_p partial[(b · Count + s) · Parts + p]</c>, p in order; n = Batch·Count. Accumulates.
     /// </summary>
-    [Kernel]
+    [Kernel(Launcher = "AggregationReduceAdjacencyGradient")]
     public static void ReduceAdjacencyGradient(Index1D index, int n, int stride, AggregationShape shape,
         ArrayView<float> partial, ArrayView<float> dAdjacency)
     {

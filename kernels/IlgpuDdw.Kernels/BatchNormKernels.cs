@@ -58,7 +58,7 @@ public static class BatchNormKernels
     /// <c>invstd[c] = 1/√(runningVar[c] + eps)</c>. Overwrites mean and invstd (saved for the backward, so a later
     /// change to the running statistics does not alter this forward's gradient).
     /// </summary>
-    [Kernel]
+    [Kernel(Launcher = "BatchNormInferenceStatistics")]
     public static void InferenceStatistics(Index1D index, int channels, int stride, float eps,
         ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> mean, ArrayView<float> invstd)
     {

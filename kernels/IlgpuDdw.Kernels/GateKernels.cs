@@ -71,7 +71,7 @@ public static class GateKernels
     /// Dense (static) wiring: <c>A[b, i, j] = sigmoid(logits[e(i, j)])</c> for every edge and every sample;
     /// n = Batch·E items. Overwrites every edge entry; the backward needs the logits.
     /// </summary>
-    [Kernel]
+    [Kernel(Launcher = "DenseEdgesForward")]
     public static void DenseForward(Index1D index, int n, int stride, int nodes,
         ArrayView<float> logits, ArrayView<float> adjacency)
     {
@@ -89,7 +89,7 @@ public static class GateKernels
     /// Backward of <see cref="DenseForward"/>: <c>dLogits[e] += s(1 − s) · Σ_b dAdjacency[b, i, j]</c>,
     /// s = sigmoid(logits[e]), for the n = E edges (one thread per edge, b in order; deterministic). Accumulates.
     /// </summary>
-    [Kernel]
+    [Kernel(Launcher = "DenseEdgesBackward")]
     public static void DenseBackward(Index1D index, int n, int stride, int nodes, int batch,
         ArrayView<float> logits, ArrayView<float> dAdjacency, ArrayView<float> dLogits)
     {

@@ -1,15 +1,18 @@
 using System.Reflection;
-using ILGPU;
 using ILGPU.Runtime;
 using IlgpuDdw.Kernels;
 
 namespace IlgpuDdw.Runtime;
 
 /// <summary>
-/// Every kernel of <c>IlgpuDdw.Kernels</c> as a typed launch delegate for one device. A kernel is compiled
-/// and loaded the first time its property is read and cached for the device's lifetime (so each is loaded
-/// once per device). Implicitly grouped kernels take <c>(stream, extent, ...)</c>; size the extent with
-/// <see cref="Device.Extent"/> and pass the same value as the kernel's <c>stride</c> argument.
+/// Every kernel of <c>IlgpuDdw.Kernels</c> as a typed launch delegate for one device. The launcher properties are
+/// not written by hand: at build time the <c>IlgpuDdw.Generators</c> source generator emits one per
+/// <see cref="KernelAttribute"/> method, its delegate type taken from the kernel's parameters and its name as
+/// <see cref="KernelAttribute.Launcher"/> describes (<c>Conv2dKernels.BackwardInput</c> →
+/// <see cref="Conv2dBackwardInput"/>). A kernel is compiled and loaded the first time its property is read and
+/// cached for the device's lifetime (so each is loaded once per device). Implicitly grouped kernels take
+/// <c>(stream, extent, ...)</c>; size the extent with <see cref="Device.Extent"/> and pass the same value as the
+/// kernel's <c>stride</c> argument. Explicitly grouped kernels take <c>(stream, KernelConfig, ...)</c>.
 /// </summary>
 public sealed partial class KernelSet
 {
@@ -38,66 +41,28 @@ public sealed partial class KernelSet
     }
 
     /// <summary>
-    /// Loads a user's own implicitly grouped kernel (first parameter <c>Index1D</c>) as a launch delegate of type
+    /// Loads an implicitly grouped kernel (first parameter <c>Index1D</c>) as a launch delegate of type
     /// <typeparamref name="TLauncher"/> = <c>Action&lt;AcceleratorStream, Index1D, ...the kernel's other
     /// parameters&gt;</c>, cached per device. This is the extension point for custom ops (see README).
     /// </summary>
-    public TLauncher Load<TLauncher>(Delegate kernel) where TLauncher : Delegate
-    {
-        var method = kernel.Method;
-        if (_loaded.TryGetValue(method, out var cached))
-            return (TLauncher)cached;
-        var launcher = _device.Accelerator.LoadAutoGroupedKernel(method).CreateLauncherDelegate<TLauncher>();
-        _loaded[method] = launcher;
-        return launcher;
-    }
+    public TLauncher Load<TLauncher>(Delegate kernel) where TLauncher : Delegate =>
+        Cached<TLauncher>(kernel, m => _device.Accelerator.LoadAutoGroupedKernel(m));
 
     /// <summary>
-    /// Loads an explicitly grouped kernel as <c>Action&lt;AcceleratorStream, KernelConfig, ...&gt;</c>, cached per device.
+    /// Loads an explicitly grouped kernel (may use shared memory and barriers) as a launch delegate of type
+    /// <typeparamref name="TLauncher"/> = <c>Action&lt;AcceleratorStream, KernelConfig, ...the kernel's
+    /// parameters&gt;</c>, cached per device.
     /// </summary>
-    public TLauncher LoadExplicit<TLauncher>(Delegate kernel) where TLauncher : Delegate
+    public TLauncher LoadExplicit<TLauncher>(Delegate kernel) where TLauncher : Delegate =>
+        Cached<TLauncher>(kernel, m => _device.Accelerator.LoadKernel(m));
+
+    private TLauncher Cached<TLauncher>(Delegate kernel, Func<MethodInfo, Kernel> compile) where TLauncher : Delegate
     {
         var method = kernel.Method;
         if (_loaded.TryGetValue(method, out var cached))
             return (TLauncher)cached;
-        var launcher = _device.Accelerator.LoadKernel(method).CreateLauncherDelegate<TLauncher>();
+        var launcher = compile(method).CreateLauncherDelegate<TLauncher>();
         _loaded[method] = launcher;
         return launcher;
     }
-
-    // ---- Elementwise ----------------------------------------------------------------------------------
-
-    /// <summary><see cref="ElementwiseKernels.Fill"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>> Fill =>
-        Load<Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>>>(ElementwiseKernels.Fill);
-
-    /// <summary><see cref="ElementwiseKernels.Copy"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>> Copy =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.Copy);
-
-    /// <summary><see cref="ElementwiseKernels.Axpy"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>, ArrayView<float>> Axpy =>
-        Load<Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.Axpy);
-
-    /// <summary><see cref="ElementwiseKernels.AddForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> AddForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.AddForward);
-
-    /// <summary><see cref="ElementwiseKernels.MultiplyForward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> MultiplyForward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.MultiplyForward);
-
-    /// <summary><see cref="ElementwiseKernels.MultiplyBackward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> MultiplyBackward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(ElementwiseKernels.MultiplyBackward);
-
-    // ---- Reductions -----------------------------------------------------------------------------------
-
-    /// <summary><see cref="ReductionKernels.SumChunks"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>> SumChunks =>
-        Load<Action<AcceleratorStream, Index1D, int, int, int, int, float, ArrayView<float>, ArrayView<float>>>(ReductionKernels.SumChunks);
-
-    /// <summary><see cref="ReductionKernels.SumBackward"/>.</summary>
-    public Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>, ArrayView<float>> SumBackward =>
-        Load<Action<AcceleratorStream, Index1D, int, int, float, ArrayView<float>, ArrayView<float>>>(ReductionKernels.SumBackward);
 }
