@@ -1,10 +1,10 @@
 #!/usr/bin/env pwsh
 # IlgpuDdw build script. Run through the pinned PowerShell dotnet tool:
 #   dotnet tool restore
-#   dotnet pwsh build.ps1 <build|test|bench|publish> [extra arguments]
+#   dotnet pwsh build.ps1 <build|test|bench|publish|pack> [extra arguments]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'bench', 'publish')]
+    [ValidateSet('build', 'test', 'bench', 'publish', 'pack')]
     [string] $Target = 'build',
 
     [Parameter(Position = 1, ValueFromRemainingArguments = $true)]
@@ -36,5 +36,23 @@ switch ($Target) {
                 '-p:IncludeNativeLibrariesForSelfExtract=true', '-p:PublishDocumentationFile=false',
                 '-p:PublishReferencesDocumentationFiles=false', '-o', $out) + $Rest)
         Write-Host "published: $(Join-Path $out 'ddw')"
+    }
+    'pack' {
+        # IlgpuDdw, IlgpuDdw.Kernels and the ddw tool (with .snupkg symbols) into a folder feed. The version is fixed
+        # in Directory.Build.props, so copies of that version cached by an earlier restore would shadow the new
+        # packages: remove them from the global packages folder.
+        $out = Join-Path $PSScriptRoot 'artifacts/packages'
+        $version = (& dotnet msbuild src/IlgpuDdw/IlgpuDdw.csproj -getProperty:Version).Trim()
+        if ($LASTEXITCODE -ne 0) { throw "could not read Version from Directory.Build.props" }
+        Invoke-Dotnet (@('pack', 'IlgpuDdw.sln', '-c', 'Release', '-o', $out) + $Rest)
+        $cache = ((& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', '').Trim()
+        foreach ($id in 'ilgpuddw', 'ilgpuddw.kernels', 'ddw') {
+            $cached = Join-Path $cache "$id/$version"
+            if (Test-Path $cached) {
+                Write-Host "removing cached $cached"
+                Remove-Item -Recurse -Force $cached
+            }
+        }
+        Write-Host "packages: $out (version $version)"
     }
 }
