@@ -7,18 +7,6 @@ namespace IlgpuDdw.Tests;
 [Collection("cpu")]
 public sealed class ActivationTests(DeviceFixture fx)
 {
-    /// <summary>Values in ±[0.05, 8) with none within 0.05 of ReLU6's kink at 6.</summary>
-    private static double[] Inputs(int n, int seed)
-    {
-        var x = Seeded.AwayFromZero<double>(n, seed);
-        for (int i = 0; i < n; i++)
-        {
-            x[i] *= 8;
-            if (Math.Abs(x[i] - 6) < 0.05) x[i] = 5.9;
-        }
-        return x;
-    }
-
     // ---- layer 1 ----------------------------------------------------------------------------------------
 
     [Fact]
@@ -47,7 +35,7 @@ public sealed class ActivationTests(DeviceFixture fx)
     public void Relu6_Reference_FiniteDifference()
     {
         int n = 40;
-        var x = Inputs(n, 1); var g = Seeded.Uniform<double>(n, 2);
+        var x = ActivationCases.Inputs<double>(n, 1); var g = Seeded.Uniform<double>(n, 2);
         var y = new double[n]; var dx = new double[n];
         A.Relu6Backward<double>(x, g, dx);
         Check.FiniteDifference(() => { A.Relu6Forward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu6 dX");
@@ -57,12 +45,14 @@ public sealed class ActivationTests(DeviceFixture fx)
     public void Sigmoid_Reference_FiniteDifference()
     {
         int n = 40;
-        var x = Inputs(n, 3); var g = Seeded.Uniform<double>(n, 4);
+        var x = ActivationCases.Inputs<double>(n, 3); var g = Seeded.Uniform<double>(n, 4);
         var y = new double[n]; var dx = new double[n];
         A.SigmoidForward<double>(x, y);
         A.SigmoidBackward<double>(y, g, dx);
         Check.FiniteDifference(() => { A.SigmoidForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "sigmoid dX");
     }
+
+    // ---- layer 3 (kernels against the reference: VerificationTests) -------------------------------------
 
     [Fact]
     public void Sigmoid_SavesOutput_AndNoGradRecordsNothing()

@@ -86,7 +86,7 @@ public sealed class BatchNormTests(DeviceFixture fx)
         Check.FiniteDifference(Loss, beta, dBeta, $"batchnorm {mode} dBeta");
     }
 
-    // ---- layer 3 (the rest: VerificationTests): running statistics over steps, saved tensors, no-grad ---
+    // ---- layer 3 (kernels against the reference: VerificationTests): statistics over steps, saved tensors
 
     [Fact]
     public void RunningStatistics_TwoSteps_MatchReference_DefaultsFromPyTorch()

@@ -104,7 +104,7 @@ public sealed class Conv2dTests(DeviceFixture fx)
         Check.FiniteDifference(Loss, b, db, $"conv {c} dBias");
     }
 
-    // ---- layer 3 (kernels against the reference: VerificationTests): determinism, gradients, no-grad -------
+    // ---- layer 3 (kernels against the reference: VerificationTests): determinism, gradients, no-grad ----
 
     [Fact]
     public void Gradients_AreDeterministic_AndOnlyForTensorsThatRequireThem()

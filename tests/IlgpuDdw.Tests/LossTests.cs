@@ -10,12 +10,6 @@ namespace IlgpuDdw.Tests;
 [Collection("cpu")]
 public sealed class LossTests(DeviceFixture fx)
 {
-    private static int[] Labels(int batch, int classes, int seed)
-    {
-        var r = new Random(seed);
-        return Enumerable.Range(0, batch).Select(_ => r.Next(classes)).ToArray();
-    }
-
     // ---- layer 1 ----------------------------------------------------------------------------------------
 
     [Fact]
@@ -45,7 +39,7 @@ public sealed class LossTests(DeviceFixture fx)
     public void Reference_FiniteDifference(int batch, int classes, double smoothing)
     {
         var logits = Seeded.Uniform<double>(batch * classes, 1, -3, 3);
-        var labels = Labels(batch, classes, 2);
+        var labels = LossCases.Labels(batch, classes, 2);
         const double upstream = 0.7;
         var dl = new double[logits.Length];
         C.CrossEntropyBackward(logits, labels, smoothing, upstream, dl);

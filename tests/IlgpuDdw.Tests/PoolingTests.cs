@@ -123,7 +123,7 @@ public sealed class PoolingTests(DeviceFixture fx)
         }
     }
 
-    // ---- layer 3 (kernels against the reference: VerificationTests): ties, NaN, saved argmax -------------
+    // ---- layer 3 (kernels against the reference: VerificationTests): ties, NaN, saved argmax ------------
 
     [Fact]
     public void MaxPool_Kernel_TiesPickFirst_NaNPropagates_GradientAccumulates()

@@ -1,3 +1,4 @@
+using System.Numerics;
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Runtime;
 using A = IlgpuDdw.Kernels.Reference.ActivationReference;
@@ -31,19 +32,23 @@ internal static class ActivationCases
         return new(Family, $"{op} {desc}", [$"{op}.Forward", $"{op}.Backward"], d => Run(d, op, shape, accumulate, desc));
     }
 
-    /// <summary>Seeded values in ±[0.4, 8), none within 0.05 of 6.</summary>
-    private static float[] Inputs(int n)
+    /// <summary>Seeded values in ±[0.4, 8), none within 0.05 of 6 (ReLU6's upper kink).</summary>
+    internal static T[] Inputs<T>(int n, int seed) where T : IFloatingPointIeee754<T>
     {
-        var x = Seeded.AwayFromZero<float>(n, 11);
-        for (int i = 0; i < n; i++) x[i] *= 8f;
-        for (int i = 0; i < n; i++) if (MathF.Abs(x[i] - 6f) < 0.05f) x[i] = 5.9f;
+        var x = Seeded.AwayFromZero<T>(n, seed);
+        T eight = T.CreateChecked(8), six = T.CreateChecked(6), margin = T.CreateChecked(0.05), inside = T.CreateChecked(5.9);
+        for (int i = 0; i < n; i++)
+        {
+            x[i] *= eight;
+            if (T.Abs(x[i] - six) < margin) x[i] = inside;
+        }
         return x;
     }
 
     private static IEnumerable<VerifyResult> Run(Device device, string op, int[] shape, bool accumulate, string desc)
     {
         int n = shape.Aggregate(1, (p, s) => p * s);
-        var x = Inputs(n);
+        var x = Inputs<float>(n, 11);
         var g = Seeded.Uniform<float>(n, 12);
         using var tx = Tensor.FromArray(device, x, shape); tx.RequiresGrad = true;
         if (accumulate) tx.Grad.CopyFrom(Seeded.Uniform<float>(n, 13)); // the backward adds onto this

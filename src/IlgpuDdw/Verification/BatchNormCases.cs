@@ -5,12 +5,13 @@ using R = IlgpuDdw.Kernels.Reference.BatchNormReference;
 namespace IlgpuDdw.Verification;
 
 /// <summary>
-/// BatchNorm2d in training and eval mode: output, running-statistics update, and the gradients of the input,
-/// gamma and beta, at batch 1, odd sizes, H·W = 1, C = 1 and a larger layer.
+/// BatchNorm2d in training and eval mode with the default momentum and eps (PyTorch's 0.1 and 1e-5): output,
+/// running-statistics update, and the gradients of the input, gamma and beta, at batch 1, odd sizes, H·W = 1,
+/// C = 1 and a larger layer.
 /// </summary>
 internal static class BatchNormCases
 {
-    private const float Momentum = 0.1f, Eps = 1e-5f;
+    private const float Momentum = 0.1f, Eps = 1e-5f; // the reference's, and the op's defaults
 
     private static readonly string[] Passes =
     [
@@ -41,7 +42,7 @@ internal static class BatchNormCases
         using var tMean = Tensor.FromArray(device, runningMean, c);
         using var tVar = Tensor.FromArray(device, runningVar, c);
         using var tape = new Tape(device);
-        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training, Momentum, Eps);
+        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training);
         tape.Backward(y, g);
 
         var ey = new float[n]; var mean = new float[c]; var invstd = new float[c];

@@ -31,8 +31,7 @@ internal static class LossCases
     private static IEnumerable<VerifyResult> Run(Device device, int batch, int classes, float smoothing, bool accumulate, string shape)
     {
         var logits = Seeded.Uniform<float>(batch * classes, 31, -4, 4);
-        var rng = new Random(32);
-        var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(classes)).ToArray();
+        var labels = Labels(batch, classes, 32);
         const float upstream = 0.75f;
         using var tl = Tensor.FromArray(device, logits, batch, classes); tl.RequiresGrad = true;
         if (accumulate) tl.Grad.CopyFrom(Seeded.Uniform<float>(logits.Length, 33)); // the backward adds onto this
@@ -49,6 +48,13 @@ internal static class LossCases
         var argmax = Array.ConvertAll(Ops.Argmax(tl), v => (float)v);
         var expected = Array.ConvertAll(C.ArgmaxRows<float>(logits, classes), v => (float)v);
         yield return VerifyResult.Compare("ArgmaxRows", shape, expected, argmax, Tolerance.Exact);
+    }
+
+    /// <summary>Seeded labels in [0, classes).</summary>
+    internal static int[] Labels(int batch, int classes, int seed)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, batch).Select(_ => r.Next(classes)).ToArray();
     }
 
     private const string LargeLogitsShape = "B3 K3 eps0.1 logits ±1000";
