@@ -25,7 +25,6 @@ internal sealed class WiringCase
     private WiringCase(WiringKind kind, int nodes, int batch, int channels, int height, int width, float tau, GateGradient gradient, int reduction,
         (int Chunk, int Parts)? geometry)
     {
-        Geometry = geometry;
         Kind = kind;
         Nodes = nodes;
         Batch = batch;
@@ -35,6 +34,7 @@ internal sealed class WiringCase
         Tau = tau;
         Gradient = gradient;
         Reduction = reduction;
+        Geometry = geometry;
     }
 
     public WiringKind Kind { get; }
