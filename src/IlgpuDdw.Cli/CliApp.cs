@@ -109,17 +109,23 @@ public static class CliApp
 
     private static Command VerifyCommand()
     {
-        var filter = new Option<string?>("--op") { Description = "Only suites whose name contains this text (e.g. Conv2d)." };
+        var filter = new Option<string?>("--op") { Description = "Only ops or passes whose name contains this text, any case (e.g. Relu, Conv2d.BackwardWeight, Pooling)." };
         var cmd = new Command("verify", "Run every kernel on the device against its CPU reference at several shapes; exit code 0 only if all pass.");
         cmd.Options.Add(filter);
         cmd.SetAction(parse =>
         {
+            string? op = parse.GetValue(filter);
+            if (Verification.VerificationCases.Matching(op).Count == 0)
+            {
+                Console.Error.WriteLine($"No op matches --op {op}; ops: {string.Join(", ", Verification.VerificationCases.OpNames)}.");
+                return 1;
+            }
             using var device = OpenDevice(parse);
             Console.WriteLine($"device: {device}");
             var table = new Table().AddColumns("op", "shape", "max abs error", "max rel error", "pass");
             int total = 0, failed = 0;
             var results = new List<Verification.VerifyResult>();
-            foreach (var r in Verification.Verifier.RunAll(device, parse.GetValue(filter)))
+            foreach (var r in Verification.VerificationCases.Run(device, op))
             {
                 total++;
                 if (!r.Pass) failed++;

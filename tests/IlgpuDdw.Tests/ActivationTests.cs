@@ -1,27 +1,12 @@
 using IlgpuDdw.Autograd;
-using IlgpuDdw.Verification;
 using A = IlgpuDdw.Kernels.Reference.ActivationReference;
 
 namespace IlgpuDdw.Tests;
 
-/// <summary>ReLU6 and sigmoid: reference, finite differences, kernel versus reference (ReLU: ElementwiseOpTests).</summary>
+/// <summary>ReLU6 and sigmoid: reference, finite differences, tape behaviour (kernel versus reference: <see cref="ActivationCases"/>).</summary>
 [Collection("cpu")]
 public sealed class ActivationTests(DeviceFixture fx)
 {
-    public static TheoryData<int[]> OddShapes => new() { new[] { 1 }, new[] { 7 }, new[] { 3, 5 }, new[] { 2, 3, 5, 7 }, new[] { 1031 } };
-
-    /// <summary>Values in ±[0.05, 8) with none within 0.05 of ReLU6's kink at 6.</summary>
-    private static double[] Inputs(int n, int seed)
-    {
-        var x = Check.AwayFromZero(n, seed);
-        for (int i = 0; i < n; i++)
-        {
-            x[i] *= 8;
-            if (Math.Abs(x[i] - 6) < 0.05) x[i] = 5.9;
-        }
-        return x;
-    }
-
     // ---- layer 1 ----------------------------------------------------------------------------------------
 
     [Fact]
@@ -50,7 +35,7 @@ public sealed class ActivationTests(DeviceFixture fx)
     public void Relu6_Reference_FiniteDifference()
     {
         int n = 40;
-        var x = Inputs(n, 1); var g = Check.Uniform(n, 2);
+        var x = ActivationCases.Inputs<double>(n, 1); var g = Seeded.Uniform<double>(n, 2);
         var y = new double[n]; var dx = new double[n];
         A.Relu6Backward<double>(x, g, dx);
         Check.FiniteDifference(() => { A.Relu6Forward<double>(x, y); return Check.Dot(g, y); }, x, dx, "relu6 dX");
@@ -60,42 +45,14 @@ public sealed class ActivationTests(DeviceFixture fx)
     public void Sigmoid_Reference_FiniteDifference()
     {
         int n = 40;
-        var x = Inputs(n, 3); var g = Check.Uniform(n, 4);
+        var x = ActivationCases.Inputs<double>(n, 3); var g = Seeded.Uniform<double>(n, 4);
         var y = new double[n]; var dx = new double[n];
         A.SigmoidForward<double>(x, y);
         A.SigmoidBackward<double>(y, g, dx);
         Check.FiniteDifference(() => { A.SigmoidForward<double>(x, y); return Check.Dot(g, y); }, x, dx, "sigmoid dX");
     }
 
-    // ---- layer 3 ----------------------------------------------------------------------------------------
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void Relu6_Kernel_MatchesReference(int[] shape) => KernelMatchesReference(shape, 10, (t, x) => t.Relu6(x),
-        (x, y) => A.Relu6Forward<float>(x, y), (x, y, g, dx) => A.Relu6Backward<float>(x, g, dx));
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void Sigmoid_Kernel_MatchesReference(int[] shape) => KernelMatchesReference(shape, 20, (t, x) => t.Sigmoid(x),
-        (x, y) => A.SigmoidForward<float>(x, y), (x, y, g, dx) => A.SigmoidBackward<float>(y, g, dx));
-
-    private void KernelMatchesReference(int[] shape, int seed, Func<Tape, Tensor, Tensor> op,
-        Action<float[], float[]> forward, Action<float[], float[], float[], float[]> backward)
-    {
-        var d = fx.Device;
-        int n = shape.Aggregate(1, (p, s) => p * s);
-        var x = Check.ToFloat(Inputs(n, seed)); var g = Check.ToFloat(Check.Uniform(n, seed + 1));
-        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-        tx.Grad.CopyFrom(Check.ToFloat(Check.Uniform(n, seed + 2))); // backward must accumulate onto this
-        var edx = tx.GradToArray();
-        using var tape = new Tape(d);
-        var y = op(tape, tx);
-        Assert.Equal(shape, y.Shape);
-        tape.Backward(y, g);
-        var ey = new float[n];
-        forward(x, ey);
-        backward(x, ey, g, edx);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "y");
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dX");
-    }
+    // ---- layer 3 (kernels against the reference: VerificationTests) -------------------------------------
 
     [Fact]
     public void Sigmoid_SavesOutput_AndNoGradRecordsNothing()
@@ -124,12 +81,5 @@ public sealed class ActivationTests(DeviceFixture fx)
         Assert.Throws<ObjectDisposedException>(() => tape.Relu6(x));
         Assert.Throws<ObjectDisposedException>(() => tape.Sigmoid(x));
         Assert.Equal(0, tape.OwnedCount);
-    }
-
-    [Fact]
-    public void VerifySuite_Passes()
-    {
-        var failed = new ActivationVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
-        Assert.True(failed.Length == 0, string.Join("; ", failed.Select(r => $"{r.Op} {r.Shape} abs {r.MaxAbsError:E2}")));
     }
 }

@@ -72,6 +72,34 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void VerifyOp_SelectsOpAndPassNames_IgnoringCase()
+    {
+        var (code, output, err) = Run("verify", "--device", "cpu", "--op", "conv2d.backwardWEIGHT");
+        Assert.True(code == 0, err);
+        Assert.Contains("Conv2d.BackwardWeight", output);
+        Assert.Contains("Conv2d.BackwardWeight blocks 4×1", output);
+        Assert.DoesNotContain("Conv2d.Forward", output);
+        Assert.DoesNotContain("Conv2d.BackwardInput", output);
+        (code, output, err) = Run("verify", "--device", "cpu", "--op", "Relu");
+        Assert.True(code == 0, err);
+        foreach (var op in new[] { "Relu.Forward", "Relu.Backward", "Relu6.Forward", "Relu6.Backward", "Multiply+Relu.Backward dA" })
+            Assert.Contains(op, output);
+        foreach (var op in new[] { "Add.Forward", "Sigmoid.Forward", "Linear.Forward", "Multiply.Backward dB" })
+            Assert.DoesNotContain(op, output);
+    }
+
+    [Fact]
+    public void VerifyOp_MatchingNothing_ListsTheOpNamesOnOneLine_AndExits1()
+    {
+        var (code, output, err) = Run("verify", "--device", "cpu", "--op", "Softmax2d");
+        Assert.Equal(1, code);
+        Assert.Equal("", output); // nothing ran
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        foreach (var name in new[] { "Softmax2d", "Relu", "Relu6", "Conv2d", "BatchNorm2d", "Aggregate", "Sgd" })
+            Assert.Contains(name, line);
+    }
+
+    [Fact]
     public void MissingData_NamesTheInstallCommand()
     {
         using var dir = new TempDirectory();

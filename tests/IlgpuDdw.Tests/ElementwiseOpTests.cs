@@ -5,12 +5,10 @@ using R = IlgpuDdw.Kernels.Reference.ElementwiseReference;
 
 namespace IlgpuDdw.Tests;
 
-/// <summary>Add, multiply, ReLU, sum and mean: reference, finite differences, kernel versus reference.</summary>
+/// <summary>Add, multiply, ReLU, sum and mean: reference, finite differences, reshape (kernels versus reference: <see cref="ElementwiseCases"/>).</summary>
 [Collection("cpu")]
 public sealed class ElementwiseOpTests(DeviceFixture fx)
 {
-    public static TheoryData<int[]> OddShapes => new() { new[] { 1 }, new[] { 7 }, new[] { 3, 5 }, new[] { 2, 3, 5, 7 }, new[] { 1, 13, 1, 3 }, new[] { 1031 } };
-
     // ---- layer 1: references against hand-computed cases ------------------------------------------------
 
     [Fact]
@@ -40,7 +38,7 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
     public void Add_And_Multiply_Reference_FiniteDifference()
     {
         int n = 11;
-        var a = Check.Uniform(n, 1); var b = Check.Uniform(n, 2); var g = Check.Uniform(n, 3);
+        var a = Seeded.Uniform<double>(n, 1); var b = Seeded.Uniform<double>(n, 2); var g = Seeded.Uniform<double>(n, 3);
         var y = new double[n];
         double AddLoss() { R.AddForward<double>(a, b, y); return Check.Dot(g, y); }
         double MulLoss() { R.MultiplyForward<double>(a, b, y); return Check.Dot(g, y); }
@@ -58,7 +56,7 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
     public void Relu_Reference_FiniteDifference()
     {
         int n = 17;
-        var x = Check.AwayFromZero(n, 4); var g = Check.Uniform(n, 5);
+        var x = Seeded.AwayFromZero<double>(n, 4); var g = Seeded.Uniform<double>(n, 5);
         var y = new double[n];
         var dx = new double[n];
         A.ReluBackward<double>(x, g, dx);
@@ -69,7 +67,7 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
     public void SumMean_Reference_FiniteDifference()
     {
         int n = 9;
-        var x = Check.Uniform(n, 6);
+        var x = Seeded.Uniform<double>(n, 6);
         var ds = new double[n]; var dm = new double[n];
         R.SumBackward(0.7, 1.0, ds);
         R.SumBackward(0.7, 1.0 / n, dm);
@@ -77,83 +75,7 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
         Check.FiniteDifference(() => 0.7 * R.Mean<double>(x), x, dm, "mean dX");
     }
 
-    // ---- layer 3: kernels on the CPU accelerator against the float reference ---------------------------
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void Add_Kernel_MatchesReference(int[] shape)
-    {
-        var d = fx.Device;
-        int n = shape.Aggregate(1, (p, s) => p * s);
-        var a = Check.ToFloat(Check.Uniform(n, 10)); var b = Check.ToFloat(Check.Uniform(n, 11)); var g = Check.ToFloat(Check.Uniform(n, 12));
-        using var ta = Tensor.FromArray(d, a, shape); ta.RequiresGrad = true;
-        using var tb = Tensor.FromArray(d, b, shape); tb.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var y = tape.Add(ta, tb);
-        tape.Backward(y, g);
-        var ey = new float[n]; var eda = new float[n]; var edb = new float[n];
-        R.AddForward<float>(a, b, ey);
-        R.AddBackward<float>(g, eda, edb);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "add y");
-        Check.Close(eda, ta.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "add dA");
-        Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "add dB");
-    }
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void Multiply_Kernel_MatchesReference(int[] shape)
-    {
-        var d = fx.Device;
-        int n = shape.Aggregate(1, (p, s) => p * s);
-        var a = Check.ToFloat(Check.Uniform(n, 20)); var b = Check.ToFloat(Check.Uniform(n, 21)); var g = Check.ToFloat(Check.Uniform(n, 22));
-        using var ta = Tensor.FromArray(d, a, shape); ta.RequiresGrad = true;
-        using var tb = Tensor.FromArray(d, b, shape); tb.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var y = tape.Multiply(ta, tb);
-        tape.Backward(y, g);
-        var ey = new float[n]; var eda = new float[n]; var edb = new float[n];
-        R.MultiplyForward<float>(a, b, ey);
-        R.MultiplyBackward<float>(a, b, g, eda, edb);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "mul y");
-        Check.Close(eda, ta.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "mul dA");
-        Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "mul dB");
-    }
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void Relu_Kernel_MatchesReference(int[] shape)
-    {
-        var d = fx.Device;
-        int n = shape.Aggregate(1, (p, s) => p * s);
-        var x = Check.ToFloat(Check.AwayFromZero(n, 30)); var g = Check.ToFloat(Check.Uniform(n, 31));
-        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var y = tape.Relu(tx);
-        tape.Backward(y, g);
-        var ey = new float[n]; var edx = new float[n];
-        A.ReluForward<float>(x, ey);
-        A.ReluBackward<float>(x, g, edx);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "relu y");
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "relu dX");
-    }
-
-    [Theory, MemberData(nameof(OddShapes))]
-    public void SumMean_Kernels_MatchReference(int[] shape)
-    {
-        var d = fx.Device;
-        int n = shape.Aggregate(1, (p, s) => p * s);
-        var x = Check.ToFloat(Check.Uniform(n, 40));
-        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var s = tape.Sum(tx);
-        var m = tape.Mean(tx);
-        var total = tape.Add(s, m);
-        tape.Backward(total);
-        // sum: atol grows with n for float accumulation order differences
-        Check.Close([R.Sum<float>(x)], s.ToArray(), 1e-5 * Math.Sqrt(n), Check.ForwardRtol, "sum");
-        Check.Close([R.Mean<float>(x)], m.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "mean");
-        var edx = new float[n];
-        R.SumBackward(1f, 1f, edx);
-        R.SumBackward(1f, 1f / n, edx);
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "sum+mean dX");
-    }
+    // ---- layer 3 (kernels against the reference: VerificationTests) -------------------------------------
 
     [Fact]
     public void Reshape_IsAView_AndPassesGradient()

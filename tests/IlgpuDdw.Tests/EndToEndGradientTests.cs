@@ -87,14 +87,14 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
         using var labels = IntTensor.FromArray(d, Labels);
         using var tape = new Tape(d);
         var logits = net.Forward(tape, x);
-        Check.Close(Check.ToFloat(reference.Logits), logits.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{c}: logits");
+        Check.Close(Check.ToFloat(reference.Logits), logits.ToArray(), Tolerance.Forward, $"{c}: logits");
         for (int s = 0; s < net.Stages.Count; s++)
         {
             var adjacency = net.Stages[s].LastAdjacency;
             if (adjacency is null) continue;
             var expected = reference.Adjacencies[s]!;
             var actual = adjacency.Tensor.ToArray();
-            Check.Close(Check.ToFloat(expected), actual, Check.ForwardAtol, Check.ForwardRtol, $"{c}: adjacency of stage {s}");
+            Check.Close(Check.ToFloat(expected), actual, Tolerance.Forward, $"{c}: adjacency of stage {s}");
             for (int e = 0; e < expected.Length; e++)
                 Assert.True((expected[e] == 0) == (actual[e] == 0), $"{c}: stage {s} adjacency entry {e} is {actual[e]} on the device, {expected[e]} in the reference.");
         }
@@ -107,9 +107,9 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
         foreach (var (name, p) in net.NamedParameters())
         {
             var actual = p.GradToArray();
-            Check.Close(Check.ToFloat(gradients[name]), actual, Check.BackwardAtol, Check.BackwardRtol, $"{c}: d loss / d {name}");
+            Check.Close(Check.ToFloat(gradients[name]), actual, Tolerance.Backward, $"{c}: d loss / d {name}");
             for (int i = 0; i < actual.Length; i++)
-                worst = Math.Max(worst, Math.Abs(actual[i] - gradients[name][i]) / (Check.BackwardAtol + Check.BackwardRtol * Math.Abs(gradients[name][i])));
+                worst = Math.Max(worst, Math.Abs(actual[i] - gradients[name][i]) / (Tolerance.Backward.Atol + Tolerance.Backward.Rtol * Math.Abs(gradients[name][i])));
         }
         output.WriteLine($"{c}: loss {actualLoss:R} (reference {expectedLoss:R}); worst gradient error {worst:F3} of the tolerance");
         tape.Clear();
@@ -131,22 +131,22 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
         };
         var spec = TinySpec();
         var net = new DdwNet(fx.Device, spec, wiring, NetSeed);
-        images = Check.ToDouble(Check.ToFloat(Check.Uniform(Batch * spec.InputChannels * spec.InputSize * spec.InputSize, ImageSeed)));
+        images = Check.ToDouble(Check.ToFloat(Seeded.Uniform<double>(Batch * spec.InputChannels * spec.InputSize * spec.InputSize, ImageSeed)));
         int seed = PerturbSeed;
         foreach (var (_, m) in net.NamedModules())
             if (m is BatchNorm2d bn)
             {
-                bn.Weight.CopyFrom(Check.ToFloat(Check.Uniform(bn.Weight.Length, seed++, 0.6, 1.4)));
-                bn.Bias.CopyFrom(Check.ToFloat(Check.Uniform(bn.Bias.Length, seed++, -0.3, 0.3)));
+                bn.Weight.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(bn.Weight.Length, seed++, 0.6, 1.4)));
+                bn.Bias.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(bn.Bias.Length, seed++, -0.3, 0.3)));
             }
         foreach (var stage in net.Stages)
         {
             if (stage.Wiring?.EdgeLogits is { } logits)
-                logits.CopyFrom(Check.ToFloat(Check.Uniform(logits.Length, seed++, -2, 2)));
+                logits.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(logits.Length, seed++, -2, 2)));
             foreach (var r in stage.Wiring?.Routers ?? [])
             {
                 if (c == Case.DynamicAllKept)
-                    r.B2.CopyFrom(Check.ToFloat(Check.Uniform(r.B2.Length, seed++, 0, 3)));
+                    r.B2.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r.B2.Length, seed++, 0, 3)));
                 else // spread W2·h across samples (at initialisation it differs by only ~0.01–0.1) so edges can split
                     r.W2.CopyFrom(r.W2.ToArray().Select(v => v * RouterSpread).ToArray());
             }

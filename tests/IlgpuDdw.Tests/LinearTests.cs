@@ -1,13 +1,12 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
-using IlgpuDdw.Verification;
 using L = IlgpuDdw.Kernels.Reference.LinearReference;
 
 namespace IlgpuDdw.Tests;
 
 /// <summary>
 /// Linear (without an activation and with the fused ReLU / sigmoid): reference, finite differences for
-/// input/weight/bias, kernels versus reference, bad inputs.
+/// input/weight/bias, fused versus separate activation, bad inputs (kernels versus reference: <see cref="LinearCases"/>).
 /// </summary>
 [Collection("cpu")]
 public sealed class LinearTests(DeviceFixture fx)
@@ -81,8 +80,8 @@ public sealed class LinearTests(DeviceFixture fx)
     [InlineData(3, 7, 2, LinearActivation.Sigmoid)]
     public void Reference_FiniteDifference(int batch, int inF, int outF, LinearActivation activation)
     {
-        var x = Check.Uniform(batch * inF, 1); var w = Check.Uniform(outF * inF, 2); var b = Check.Uniform(outF, 3);
-        var g = Check.Uniform(batch * outF, 4);
+        var x = Seeded.Uniform<double>(batch * inF, 1); var w = Seeded.Uniform<double>(outF * inF, 2); var b = Seeded.Uniform<double>(outF, 3);
+        var g = Seeded.Uniform<double>(batch * outF, 4);
         var y = new double[batch * outF];
         double Loss() { L.Forward<double>(x, w, b, batch, inF, outF, activation, y); return Check.Dot(g, y); }
         Loss();
@@ -105,54 +104,7 @@ public sealed class LinearTests(DeviceFixture fx)
         Check.FiniteDifference(Loss, b, db, $"linear {activation} dB");
     }
 
-    // ---- layer 3 ----------------------------------------------------------------------------------------
-
-    public static TheoryData<int, int, int, bool, LinearActivation> Shapes => new()
-    {
-        { 1, 1, 1, true, LinearActivation.None }, { 1, 5, 3, true, LinearActivation.None }, { 3, 7, 5, true, LinearActivation.None },
-        { 4, 6, 9, false, LinearActivation.None }, { 2, 13, 2, true, LinearActivation.None }, { 5, 3, 8, true, LinearActivation.None },
-        { 2, 33, 10, false, LinearActivation.None }, { 7, 4, 4, true, LinearActivation.None },
-        { 1, 1, 1, true, LinearActivation.Relu }, { 3, 7, 5, true, LinearActivation.Relu }, { 4, 6, 9, false, LinearActivation.Relu },
-        { 5, 13, 2, true, LinearActivation.Relu },
-        { 1, 1, 1, true, LinearActivation.Sigmoid }, { 3, 7, 5, true, LinearActivation.Sigmoid }, { 4, 6, 9, false, LinearActivation.Sigmoid },
-        { 2, 33, 3, true, LinearActivation.Sigmoid },
-    };
-
-    [Theory, MemberData(nameof(Shapes))]
-    public void Kernels_MatchReference(int batch, int inF, int outF, bool hasBias, LinearActivation activation)
-    {
-        var d = fx.Device;
-        var x = Check.ToFloat(Check.Uniform(batch * inF, 10)); var w = Check.ToFloat(Check.Uniform(outF * inF, 11));
-        var b = hasBias ? Check.ToFloat(Check.Uniform(outF, 12)) : [];
-        var g = Check.ToFloat(Check.Uniform(batch * outF, 13));
-        using var tx = Tensor.FromArray(d, x, batch, inF); tx.RequiresGrad = true;
-        using var tw = Tensor.FromArray(d, w, outF, inF); tw.RequiresGrad = true;
-        using var tb = hasBias ? Tensor.FromArray(d, b, outF) : null;
-        if (tb is not null) tb.RequiresGrad = true;
-        // Pre-existing gradients: the backward must accumulate onto them.
-        tx.Grad.CopyFrom(Check.ToFloat(Check.Uniform(x.Length, 14)));
-        tw.Grad.CopyFrom(Check.ToFloat(Check.Uniform(w.Length, 15)));
-        tb?.Grad.CopyFrom(Check.ToFloat(Check.Uniform(outF, 16)));
-        var edx = tx.GradToArray(); var edw = tw.GradToArray(); var edb = tb?.GradToArray() ?? [];
-
-        using var tape = new Tape(d);
-        var y = tape.Linear(tx, tw, tb, activation);
-        Assert.Equal([batch, outF], y.Shape);
-        tape.Backward(y, g);
-
-        var ey = new float[batch * outF];
-        L.Forward<float>(x, w, b, batch, inF, outF, activation, ey);
-        L.BackwardInput<float>(g, ey, w, batch, inF, outF, activation, edx);
-        L.BackwardWeight<float>(g, ey, x, batch, inF, outF, activation, edw);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "y");
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dX");
-        Check.Close(edw, tw.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dW");
-        if (tb is not null)
-        {
-            L.BackwardBias<float>(g, ey, batch, outF, activation, edb);
-            Check.Close(edb, tb.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dB");
-        }
-    }
+    // ---- layer 3 (kernels against the reference: VerificationTests) -------------------------------------
 
     [Fact]
     public void FusedActivation_EqualsLinearThenActivation()
@@ -164,19 +116,19 @@ public sealed class LinearTests(DeviceFixture fx)
         {
             float[][] Run(bool fused)
             {
-                using var x = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(3 * 5, 40)), 3, 5); x.RequiresGrad = true;
-                using var w = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(6 * 5, 41)), 6, 5); w.RequiresGrad = true;
-                using var b = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(6, 42)), 6); b.RequiresGrad = true;
+                using var x = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(3 * 5, 40)), 3, 5); x.RequiresGrad = true;
+                using var w = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(6 * 5, 41)), 6, 5); w.RequiresGrad = true;
+                using var b = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(6, 42)), 6); b.RequiresGrad = true;
                 using var tape = new Tape(d);
                 var y = fused ? tape.Linear(x, w, b, activation)
                     : activation == LinearActivation.Relu ? tape.Relu(tape.Linear(x, w, b)) : tape.Sigmoid(tape.Linear(x, w, b));
-                tape.Backward(y, Check.ToFloat(Check.Uniform(18, 43)));
+                tape.Backward(y, Check.ToFloat(Seeded.Uniform<double>(18, 43)));
                 return [y.ToArray(), x.GradToArray(), w.GradToArray(), b.GradToArray()];
             }
             var (f, s) = (Run(true), Run(false));
-            Check.Close(s[0], f[0], Check.ForwardAtol, Check.ForwardRtol, $"{activation} y");
+            Check.Close(s[0], f[0], Tolerance.Forward, $"{activation} y");
             for (int i = 1; i < 4; i++)
-                Check.Close(s[i], f[i], Check.BackwardAtol, Check.BackwardRtol, $"{activation} gradient {i}");
+                Check.Close(s[i], f[i], Tolerance.Backward, $"{activation} gradient {i}");
         }
     }
 
@@ -184,8 +136,8 @@ public sealed class LinearTests(DeviceFixture fx)
     public void OnlyInputsThatRequireGrad_GetGradients()
     {
         var d = fx.Device;
-        using var x = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(6, 20)), 2, 3);
-        using var w = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(12, 21)), 4, 3); w.RequiresGrad = true;
+        using var x = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(6, 20)), 2, 3);
+        using var w = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(12, 21)), 4, 3); w.RequiresGrad = true;
         using var b = Tensor.FromArray(d, new float[4], 4);
         using var tape = new Tape(d);
         tape.Backward(tape.Sum(tape.Linear(x, w, b)));
@@ -196,23 +148,23 @@ public sealed class LinearTests(DeviceFixture fx)
         var edw = new float[12];
         for (int o = 0; o < 4; o++)
             for (int i = 0; i < 3; i++) edw[o * 3 + i] = xs[i] + xs[3 + i];
-        Check.Close(edw, w.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dW");
+        Check.Close(edw, w.GradToArray(), Tolerance.Backward, "dW");
     }
 
     [Fact]
     public void FlattenedFeatureMap_Works()
     {
         var d = fx.Device;
-        var data = Check.ToFloat(Check.Uniform(2 * 3 * 2 * 2, 30));
+        var data = Check.ToFloat(Seeded.Uniform<double>(2 * 3 * 2 * 2, 30));
         using var map = Tensor.FromArray(d, data, 2, 3, 2, 2); map.RequiresGrad = true;
-        using var w = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(5 * 12, 31)), 5, 12);
+        using var w = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(5 * 12, 31)), 5, 12);
         using var tape = new Tape(d);
         var y = tape.Linear(tape.Reshape(map, 2, 12), w, null);
         tape.Backward(tape.Sum(y));
         Assert.Equal([2, 5], y.Shape);
         var edx = new float[24];
         L.BackwardInput<float>(Enumerable.Repeat(1f, 10).ToArray(), [], w.ToArray(), 2, 12, 5, LinearActivation.None, edx);
-        Check.Close(edx, map.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dMap");
+        Check.Close(edx, map.GradToArray(), Tolerance.Backward, "dMap");
     }
 
     // ---- bad inputs -------------------------------------------------------------------------------------
@@ -245,12 +197,5 @@ public sealed class LinearTests(DeviceFixture fx)
         e = Assert.Throws<ArgumentException>(() => tape.Linear(x, w3, null, (LinearActivation)7));
         Assert.Contains("activation 7", e.Message);
         Assert.Equal(0, tape.OwnedCount);
-    }
-
-    [Fact]
-    public void VerifySuite_Passes()
-    {
-        var failed = new LinearVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
-        Assert.True(failed.Length == 0, string.Join("; ", failed.Select(r => $"{r.Op} {r.Shape} abs {r.MaxAbsError:E2}")));
     }
 }

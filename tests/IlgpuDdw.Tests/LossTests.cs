@@ -1,19 +1,15 @@
 using IlgpuDdw.Autograd;
-using IlgpuDdw.Verification;
 using C = IlgpuDdw.Kernels.Reference.LossReference;
 
 namespace IlgpuDdw.Tests;
 
-/// <summary>Softmax cross-entropy (with label smoothing) and argmax: reference, finite differences, kernels, bad inputs.</summary>
+/// <summary>
+/// Softmax cross-entropy (with label smoothing) and argmax: reference, finite differences, saved gradient, bad
+/// inputs (kernels versus reference: <see cref="LossCases"/>).
+/// </summary>
 [Collection("cpu")]
 public sealed class LossTests(DeviceFixture fx)
 {
-    private static int[] Labels(int batch, int classes, int seed)
-    {
-        var r = new Random(seed);
-        return Enumerable.Range(0, batch).Select(_ => r.Next(classes)).ToArray();
-    }
-
     // ---- layer 1 ----------------------------------------------------------------------------------------
 
     [Fact]
@@ -42,64 +38,21 @@ public sealed class LossTests(DeviceFixture fx)
     [InlineData(2, 3, 0.9)]
     public void Reference_FiniteDifference(int batch, int classes, double smoothing)
     {
-        var logits = Check.Uniform(batch * classes, 1, -3, 3);
-        var labels = Labels(batch, classes, 2);
+        var logits = Seeded.Uniform<double>(batch * classes, 1, -3, 3);
+        var labels = LossCases.Labels(batch, classes, 2);
         const double upstream = 0.7;
         var dl = new double[logits.Length];
         C.CrossEntropyBackward(logits, labels, smoothing, upstream, dl);
         Check.FiniteDifference(() => upstream * C.CrossEntropy<double>(logits, labels, smoothing), logits, dl, "cross-entropy dLogits");
     }
 
-    // ---- layer 3 ----------------------------------------------------------------------------------------
-
-    public static TheoryData<int, int, float> Shapes => new()
-    {
-        { 1, 1, 0f }, { 1, 10, 0f }, { 3, 5, 0.1f }, { 8, 3, 0f }, { 17, 10, 0.2f }, { 4, 33, 0.05f },
-    };
-
-    [Theory, MemberData(nameof(Shapes))]
-    public void Kernels_MatchReference(int batch, int classes, float smoothing)
-    {
-        var d = fx.Device;
-        var logits = Check.ToFloat(Check.Uniform(batch * classes, 10, -5, 5));
-        var labels = Labels(batch, classes, 11);
-        const float upstream = 1.3f;
-        using var tl = Tensor.FromArray(d, logits, batch, classes); tl.RequiresGrad = true;
-        tl.Grad.CopyFrom(Check.ToFloat(Check.Uniform(logits.Length, 12))); // the backward accumulates onto this
-        var edl = tl.GradToArray();
-        using var tlabels = IntTensor.FromArray(d, labels);
-        using var tape = new Tape(d);
-        var loss = tape.CrossEntropy(tl, tlabels, smoothing);
-        Assert.Equal([1], loss.Shape);
-        tape.Backward(loss, [upstream]);
-        C.CrossEntropyBackward<float>(logits, labels, smoothing, upstream, edl);
-        Check.Close([C.CrossEntropy<float>(logits, labels, smoothing)], loss.ToArray(), Check.ForwardAtol, Check.ForwardRtol, "loss");
-        Check.Close(edl, tl.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dLogits");
-        Assert.Equal(C.ArgmaxRows<float>(logits, classes), Ops.Argmax(tl));
-    }
-
-    [Fact]
-    public void LargeLogits_StayFinite()
-    {
-        var d = fx.Device;
-        double[] logits = [1000, -1000, 0, -1000, 1000, 999.5, 88, 89, 90];
-        int[] labels = [1, 2, 0];
-        using var tl = Tensor.FromArray(d, Check.ToFloat(logits), 3, 3); tl.RequiresGrad = true;
-        using var tlabels = IntTensor.FromArray(d, labels);
-        using var tape = new Tape(d);
-        var loss = tape.CrossEntropy(tl, tlabels, 0.1f);
-        tape.Backward(loss);
-        var expectedGrad = new double[9];
-        C.CrossEntropyBackward(logits, labels, 0.1, 1.0, expectedGrad);
-        Check.Close([(float)C.CrossEntropy<double>(logits, labels, 0.1)], loss.ToArray(), 1e-3, 1e-5, "loss"); // ≈ 1000: float ulp is 6e-5
-        Check.Close(Check.ToFloat(expectedGrad), tl.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, "dLogits");
-    }
+    // ---- layer 3 (kernels against the reference, large logits too: VerificationTests) -------------------
 
     [Fact]
     public void NoGrad_KeepsNoSavedGradient()
     {
         var d = fx.Device;
-        using var tl = Tensor.FromArray(d, Check.ToFloat(Check.Uniform(12, 20)), 4, 3); tl.RequiresGrad = true;
+        using var tl = Tensor.FromArray(d, Check.ToFloat(Seeded.Uniform<double>(12, 20)), 4, 3); tl.RequiresGrad = true;
         using var tlabels = IntTensor.FromArray(d, [0, 1, 2, 0]);
         using var tape = new Tape(d);
         int live = d.LiveBuffers;
@@ -169,12 +122,5 @@ public sealed class LossTests(DeviceFixture fx)
         gone.Dispose();
         Assert.Throws<ObjectDisposedException>(() => tape.CrossEntropy(logits, gone));
         Assert.Throws<ObjectDisposedException>(() => gone.View);
-    }
-
-    [Fact]
-    public void VerifySuite_Passes()
-    {
-        var failed = new LossVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
-        Assert.True(failed.Length == 0, string.Join("; ", failed.Select(r => $"{r.Op} {r.Shape} abs {r.MaxAbsError:E2}")));
     }
 }

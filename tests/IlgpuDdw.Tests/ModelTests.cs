@@ -12,7 +12,7 @@ public sealed class ModelTests(DeviceFixture fx)
     private static WiringConfig W(WiringKind kind, float tau = 0.5f) => new() { Kind = kind, Tau = tau };
 
     private static float[] Images(int batch, ModelSpec spec, int seed) =>
-        Check.ToFloat(Check.Uniform(batch * spec.InputChannels * spec.InputSize * spec.InputSize, seed));
+        Check.ToFloat(Seeded.Uniform<double>(batch * spec.InputChannels * spec.InputSize * spec.InputSize, seed));
 
     public static TheoryData<string> ZooNames()
     {
@@ -178,7 +178,7 @@ public sealed class ModelTests(DeviceFixture fx)
         using var net = new DdwNet(d, spec, W(WiringKind.Dynamic, tau: 0.5f), seed: 4);
         // Spread router 0's outputs in stage 1 so that its edge into node 1 varies across samples.
         var r0 = net.Stages[1].Wiring!.Routers[0];
-        r0.W2.CopyFrom(Check.ToFloat(Check.Uniform(r0.W2.Length, 3, -4, 4)));
+        r0.W2.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r0.W2.Length, 3, -4, 4)));
         r0.B2.Fill(0f);
         net.Eval();
         int batch = 8;

@@ -2,32 +2,15 @@ using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
 using R = IlgpuDdw.Kernels.Reference.PoolingReference;
 
-using IlgpuDdw.Verification;
-
 namespace IlgpuDdw.Tests;
 
-/// <summary>GlobalAvgPool2d, MaxPool2d, AvgPool2d: reference, finite differences, kernels versus reference, bad inputs.</summary>
+/// <summary>
+/// GlobalAvgPool2d, MaxPool2d, AvgPool2d: reference, finite differences, ties and NaN, bad inputs (kernels versus
+/// reference: <see cref="PoolingCases"/>).
+/// </summary>
 [Collection("cpu")]
 public sealed class PoolingTests(DeviceFixture fx)
 {
-    /// <summary>Odd, non-square shapes, batch 1 and &gt; 1.</summary>
-    private static readonly int[][] Shapes = [[1, 3, 7, 5], [3, 2, 5, 7], [2, 1, 4, 4]];
-
-    /// <summary>(kernel, stride, padding): the ResNet stem 3×3 s2 p1, non-overlapping 2×2 s2, same-size 3×3 s1 p1,
-    /// gaps between windows (2×2 s3), 1×1, 5×5 s2 p2 and a window that can hold a single input (2×2 s1 p1).</summary>
-    private static readonly (int K, int S, int P)[] Windows = [(3, 2, 1), (2, 2, 0), (3, 1, 1), (2, 3, 0), (1, 1, 0), (5, 2, 2), (2, 1, 1)];
-
-    public static TheoryData<int[], int, int, int> ShapesAndWindows()
-    {
-        var data = new TheoryData<int[], int, int, int>();
-        foreach (var shape in Shapes)
-            foreach (var (k, s, p) in Windows)
-                data.Add(shape, k, s, p);
-        return data;
-    }
-
-    public static TheoryData<int[]> GlobalShapes() => new() { new[] { 1, 3, 7, 5 }, new[] { 3, 5, 5, 7 }, new[] { 2, 4, 1, 1 }, new[] { 1, 1, 1, 9 } };
-
     private static Pool2dGeometry Geometry(int[] shape, int k, int s, int p) => new(shape[0] * shape[1], shape[2], shape[3], k, s, p);
 
     /// <summary>Distinct values spaced 0.1 apart in a seeded random order: no ties within 2·(FD step).</summary>
@@ -106,7 +89,7 @@ public sealed class PoolingTests(DeviceFixture fx)
     public void GlobalAvgPool_Reference_FiniteDifference()
     {
         int planes = 6, spatial = 35;
-        var x = Check.Uniform(planes * spatial, 1); var g = Check.Uniform(planes, 2);
+        var x = Seeded.Uniform<double>(planes * spatial, 1); var g = Seeded.Uniform<double>(planes, 2);
         var y = new double[planes];
         var dx = new double[x.Length];
         R.GlobalAvgPoolBackward<double>(g, spatial, dx);
@@ -124,7 +107,7 @@ public sealed class PoolingTests(DeviceFixture fx)
     {
         int[] shape = [2, 3, 7, 5];
         var geo = Geometry(shape, k, s, p);
-        var x = DistinctSpaced(geo.InputLength, 3); var g = Check.Uniform(geo.OutputLength, 4);
+        var x = DistinctSpaced(geo.InputLength, 3); var g = Seeded.Uniform<double>(geo.OutputLength, 4);
         var y = new double[geo.OutputLength]; var argmax = new int[geo.OutputLength];
         double MaxLoss() { R.MaxPoolForward<double>(x, geo, y, argmax); return Check.Dot(g, y); }
         MaxLoss();
@@ -140,66 +123,7 @@ public sealed class PoolingTests(DeviceFixture fx)
         }
     }
 
-    // ---- layer 3: kernels on the CPU accelerator against the float reference ---------------------------
-
-    [Theory, MemberData(nameof(GlobalShapes))]
-    public void GlobalAvgPool_Kernels_MatchReference(int[] shape)
-    {
-        var d = fx.Device;
-        int planes = shape[0] * shape[1], spatial = shape[2] * shape[3];
-        var x = Check.ToFloat(Check.Uniform(planes * spatial, 10)); var g = Check.ToFloat(Check.Uniform(planes, 11));
-        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var y = tape.GlobalAvgPool2d(tx);
-        Assert.Equal(new[] { shape[0], shape[1] }, y.Shape);
-        tape.Backward(y, g);
-        var ey = new float[planes]; var edx = new float[x.Length];
-        R.GlobalAvgPoolForward<float>(x, spatial, ey);
-        R.GlobalAvgPoolBackward<float>(g, spatial, edx);
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{Tensor.Format(shape)} global avg pool y");
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{Tensor.Format(shape)} global avg pool dX");
-    }
-
-    [Theory, MemberData(nameof(ShapesAndWindows))]
-    public void MaxPool_Kernels_MatchReference(int[] shape, int k, int s, int p)
-    {
-        var d = fx.Device;
-        var geo = Geometry(shape, k, s, p);
-        var x = Check.ToFloat(DistinctSpaced(geo.InputLength, 20)); var g = Check.ToFloat(Check.Uniform(geo.OutputLength, 21));
-        using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-        using var tape = new Tape(d);
-        var y = tape.MaxPool2d(tx, k, s, p);
-        Assert.Equal(new[] { shape[0], shape[1], geo.OutHeight, geo.OutWidth }, y.Shape);
-        tape.Backward(y, g);
-        var ey = new float[geo.OutputLength]; var argmax = new int[geo.OutputLength]; var edx = new float[x.Length];
-        R.MaxPoolForward<float>(x, geo, ey, argmax);
-        R.MaxPoolBackward<float>(argmax, g, geo, edx);
-        string what = $"{Tensor.Format(shape)} max pool k{k} s{s} p{p}";
-        Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{what} y");
-        Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{what} dX");
-    }
-
-    [Theory, MemberData(nameof(ShapesAndWindows))]
-    public void AvgPool_Kernels_MatchReference(int[] shape, int k, int s, int p)
-    {
-        var d = fx.Device;
-        var geo = Geometry(shape, k, s, p);
-        var x = Check.ToFloat(Check.Uniform(geo.InputLength, 30)); var g = Check.ToFloat(Check.Uniform(geo.OutputLength, 31));
-        foreach (bool includePad in new[] { true, false })
-        {
-            using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
-            using var tape = new Tape(d);
-            var y = tape.AvgPool2d(tx, k, s, p, includePad);
-            Assert.Equal(new[] { shape[0], shape[1], geo.OutHeight, geo.OutWidth }, y.Shape);
-            tape.Backward(y, g);
-            var ey = new float[geo.OutputLength]; var edx = new float[x.Length];
-            R.AvgPoolForward<float>(x, geo, includePad, ey);
-            R.AvgPoolBackward<float>(g, geo, includePad, edx);
-            string what = $"{Tensor.Format(shape)} avg pool k{k} s{s} p{p} includePad {includePad}";
-            Check.Close(ey, y.ToArray(), Check.ForwardAtol, Check.ForwardRtol, $"{what} y");
-            Check.Close(edx, tx.GradToArray(), Check.BackwardAtol, Check.BackwardRtol, $"{what} dX");
-        }
-    }
+    // ---- layer 3 (kernels against the reference: VerificationTests): ties, NaN, saved argmax ------------
 
     [Fact]
     public void MaxPool_Kernel_TiesPickFirst_NaNPropagates_GradientAccumulates()
@@ -289,14 +213,5 @@ public sealed class PoolingTests(DeviceFixture fx)
         Assert.Equal(new[] { 1, 1, 2, 3 }, y.Shape);
         Assert.Equal([7f, 9, 11, 19, 21, 23], y.ToArray());
         Assert.Equal([3.5f, 5.5f, 7.5f, 15.5f, 17.5f, 19.5f], tape.AvgPool2d(x, 2).ToArray());
-    }
-
-    [Fact]
-    public void VerifySuite_PassesOnCpu()
-    {
-        var results = new PoolingVerifySuite().Run(fx.Device).ToArray();
-        Assert.NotEmpty(results);
-        var failed = results.Where(r => !r.Pass).Select(r => $"{r.Op} {r.Shape}: max abs {r.MaxAbsError:E2}").ToArray();
-        Assert.True(failed.Length == 0, string.Join("; ", failed));
     }
 }

@@ -111,7 +111,7 @@ public sealed class WiringReferenceTests
         var c = WiringCase.Create(WiringKind.Dynamic, 3, 2, 5, 2, 3, seed: 21);
         var p = c.Reference<double>().Routers![0];   // out-degree 3
         var y = c.YsAs<double>()[0];
-        var g = Check.Uniform(2 * p.OutDegree, 22);
+        var g = Seeded.Uniform<double>(2 * p.OutDegree, 22);
         double Loss() => Check.Dot(g, RouterReference.Forward<double>(y, 2, p, 6).Output);
         var state = RouterReference.Forward<double>(y, 2, p, 6);
         var dY = new double[y.Length];
@@ -131,7 +131,7 @@ public sealed class WiringReferenceTests
         const int batch = 3, nodes = 4, node = 1;
         var r = new Random(31);
         var a = Enumerable.Range(0, batch * 3).Select(_ => r.Next(2) == 0 ? 0.1 + 0.3 * r.NextDouble() : 0.6 + 0.35 * r.NextDouble()).ToArray();
-        var g = Check.Uniform(batch * 25, 32);
+        var g = Seeded.Uniform<double>(batch * 25, 32);
         var adj = new double[batch * 25];
         double Loss() { GateReference.Forward<double>(a, batch, nodes, node, 0.5, adj); return Check.Dot(g, adj); }
         var da = new double[a.Length];
@@ -145,8 +145,8 @@ public sealed class WiringReferenceTests
     public void DenseEdges_Reference_FiniteDifference()
     {
         const int batch = 3, nodes = 4;
-        var w = Check.Uniform(10, 41, -2, 2);
-        var g = Check.Uniform(batch * 25, 42);
+        var w = Seeded.Uniform<double>(10, 41, -2, 2);
+        var g = Seeded.Uniform<double>(batch * 25, 42);
         var adj = new double[batch * 25];
         double Loss() { GateReference.DenseForward<double>(w, batch, nodes, adj); return Check.Dot(g, adj); }
         var dw = new double[10];
@@ -158,7 +158,7 @@ public sealed class WiringReferenceTests
     public void Aggregation_Reference_FiniteDifference_EveryNodeOutput_AndA()
     {
         const int batch = 3, nodes = 5, sample = 7;
-        var ys = Enumerable.Range(0, nodes).Select(i => Check.Uniform(batch * sample, 50 + i)).ToArray();
+        var ys = Enumerable.Range(0, nodes).Select(i => Seeded.Uniform<double>(batch * sample, 50 + i)).ToArray();
         var adj = new double[batch * 36];
         var r = new Random(57);
         for (int b = 0; b < batch; b++)
@@ -168,7 +168,7 @@ public sealed class WiringReferenceTests
         var allRows = Enumerable.Repeat(true, nodes).ToArray();
         for (int target = 1; target <= nodes; target++)
         {
-            var g = Check.Uniform(batch * sample, 60 + target);
+            var g = Seeded.Uniform<double>(batch * sample, 60 + target);
             var x = new double[batch * sample];
             double Loss() { AggregationReference.Forward<double>(adj, ys, batch, nodes, target, x); return Check.Dot(g, x); }
             var dys = Enumerable.Range(0, nodes).Select(_ => new double[batch * sample]).ToArray();

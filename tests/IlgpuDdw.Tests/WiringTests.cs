@@ -6,52 +6,19 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>
-/// The wiring ops on the CPU accelerator: kernels against the float reference (layer 3) through a stage's
-/// wiring, dynamic-equals-dense, cut samples under both gate gradients, determinism, adjacency reading, the
-/// aggregation benchmark, and bad inputs.
+/// The wiring ops on the CPU accelerator: dynamic-equals-dense, cut samples under both gate gradients,
+/// determinism, adjacency reading, the aggregation benchmark, and bad inputs (kernels against the float reference
+/// through a stage's wiring: <see cref="WiringCases"/>).
 /// </summary>
 [Collection("cpu")]
 public sealed class WiringTests(DeviceFixture fx)
 {
-    public static TheoryData<WiringKind, int, int, int, int, int, GateGradient, int, int> KernelCases => new()
-    {
-        // kind, nodes, batch, channels, height, width, gate gradient, forced chunk, forced parts (0: device policy)
-        { WiringKind.Dynamic, 2, 1, 3, 3, 2, GateGradient.KeptOnly, 0, 0 },
-        { WiringKind.Dynamic, 2, 3, 5, 2, 3, GateGradient.StraightThrough, 0, 0 },
-        { WiringKind.Dynamic, 3, 1, 7, 1, 3, GateGradient.StraightThrough, 0, 0 },
-        { WiringKind.Dynamic, 3, 3, 5, 3, 2, GateGradient.KeptOnly, 4, 3 },
-        { WiringKind.Dynamic, 5, 1, 3, 2, 3, GateGradient.KeptOnly, 0, 0 },
-        { WiringKind.Dynamic, 5, 3, 9, 3, 1, GateGradient.StraightThrough, 5, 2 },
-        { WiringKind.Dynamic, 9, 2, 3, 1, 3, GateGradient.KeptOnly, 2, 4 },
-        { WiringKind.Dense, 3, 3, 5, 2, 3, GateGradient.KeptOnly, 0, 0 },
-        { WiringKind.Dense, 5, 1, 3, 3, 3, GateGradient.KeptOnly, 7, 5 },
-        { WiringKind.Chain, 2, 1, 3, 3, 2, GateGradient.KeptOnly, 0, 0 },
-        { WiringKind.Chain, 5, 3, 5, 2, 3, GateGradient.KeptOnly, 0, 0 },
-    };
-
-    // ---- layer 3: the ops on the CPU accelerator against the float reference -----------------------------
-
-    [Theory, MemberData(nameof(KernelCases))]
-    public void Stage_Kernels_MatchReference(WiringKind kind, int nodes, int batch, int channels, int height, int width,
-        GateGradient gradient, int chunk, int parts)
-    {
-        var c = WiringCase.Create(kind, nodes, batch, channels, height, width, gradient, seed: nodes * 100 + batch * 10 + channels);
-        AggregationLaunch.GeometryOverride = chunk > 0 ? (chunk, parts) : null;
-        try
-        {
-            var failures = c.Compare(c.RunOnDevice(fx.Device)).Where(r => !r.Pass).ToArray();
-            Assert.True(failures.Length == 0, string.Join("\n", failures.Select(f => $"{f.Op} {f.Shape}: max abs {f.MaxAbsError:E3}")));
-        }
-        finally
-        {
-            AggregationLaunch.GeometryOverride = null;
-        }
-    }
+    // ---- layer 3 (kernels against the reference: VerificationTests) -------------------------------------
 
     [Fact]
     public void Stage_Kernels_CutAndKeepEdges()
     {
-        // the dynamic cases above really exercise both kinds of edges
+        // the dynamic verification cases really exercise both kinds of edges
         var c = WiringCase.Create(WiringKind.Dynamic, 5, 3, 9, 3, 1, GateGradient.KeptOnly, seed: 1);
         var r = c.RunOnDevice(fx.Device);
         int size = 6, kept = 0, cut = 0;
@@ -60,13 +27,6 @@ public sealed class WiringTests(DeviceFixture fx)
                 for (int j = i + 1; j <= 5; j++)
                     if (r.Adjacency[(b * size + i) * size + j] != 0) kept++; else cut++;
         Assert.True(kept > 5 && cut > 5, $"kept {kept}, cut {cut}");
-    }
-
-    [Fact]
-    public void VerifySuite_Passes()
-    {
-        var failures = new WiringVerifySuite().Run(fx.Device).Where(r => !r.Pass).ToArray();
-        Assert.True(failures.Length == 0, string.Join("\n", failures.Select(f => $"{f.Op} {f.Shape}: max abs {f.MaxAbsError:E3}")));
     }
 
     // ---- dynamic with a constant router equals dense -----------------------------------------------------

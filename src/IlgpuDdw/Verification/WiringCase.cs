@@ -22,7 +22,8 @@ internal sealed class WiringCase
     /// <summary>Least |pre-activation| of the routers' hidden layer in a drawn dynamic case.</summary>
     public const double ReluMargin = 1e-3;
 
-    private WiringCase(WiringKind kind, int nodes, int batch, int channels, int height, int width, float tau, GateGradient gradient, int reduction)
+    private WiringCase(WiringKind kind, int nodes, int batch, int channels, int height, int width, float tau, GateGradient gradient, int reduction,
+        (int Chunk, int Parts)? geometry)
     {
         Kind = kind;
         Nodes = nodes;
@@ -33,6 +34,7 @@ internal sealed class WiringCase
         Tau = tau;
         Gradient = gradient;
         Reduction = reduction;
+        Geometry = geometry;
     }
 
     public WiringKind Kind { get; }
@@ -44,6 +46,8 @@ internal sealed class WiringCase
     public float Tau { get; }
     public GateGradient Gradient { get; }
     public int Reduction { get; }
+    /// <summary>A fixed aggregation launch geometry instead of the device's policy (null: the policy).</summary>
+    public (int Chunk, int Parts)? Geometry { get; }
     public int Sample => Channels * Height * Width;
     public int[] NodeShape => [Batch, Channels, Height, Width];
 
@@ -57,13 +61,14 @@ internal sealed class WiringCase
     public float[]? Logits { get; private set; }
 
     public override string ToString() =>
-        $"{Kind} n={Nodes} B={Batch} C={Channels} {Height}x{Width}" + (Kind == WiringKind.Dynamic ? $" tau={Tau} {Gradient}" : "");
+        $"{Kind} n={Nodes} B={Batch} C={Channels} {Height}x{Width}" + (Kind == WiringKind.Dynamic ? $" tau={Tau} {Gradient}" : "") +
+        (Geometry is { } g ? $" chunk={g.Chunk} parts={g.Parts}" : "");
 
     /// <summary>Draws a case from <paramref name="seed"/> (dynamic: retries seeds until the margins hold).</summary>
     public static WiringCase Create(WiringKind kind, int nodes, int batch, int channels, int height, int width,
-        GateGradient gradient = GateGradient.KeptOnly, float tau = 0.5f, int reduction = 4, int seed = 1)
+        GateGradient gradient = GateGradient.KeptOnly, float tau = 0.5f, int reduction = 4, int seed = 1, (int Chunk, int Parts)? geometry = null)
     {
-        var c = new WiringCase(kind, nodes, batch, channels, height, width, tau, gradient, reduction);
+        var c = new WiringCase(kind, nodes, batch, channels, height, width, tau, gradient, reduction, geometry);
         for (int attempt = 0; ; attempt++)
         {
             var rng = new Random(seed + 7919 * attempt);
@@ -121,9 +126,25 @@ internal sealed class WiringCase
 
     /// <summary>
     /// Runs the stage through <see cref="StageWiring"/> and the ops on <paramref name="device"/> (parameters
-    /// copied from the case), then backward from L; returns every forward value and gradient on the host.
+    /// copied from the case, the aggregation launched with <see cref="Geometry"/> if set), then backward from L;
+    /// returns every forward value and gradient on the host.
     /// </summary>
     public WiringDeviceResult RunOnDevice(Device device)
+    {
+        if (Geometry is null) return Run(device);
+        var saved = AggregationLaunch.GeometryOverride;
+        AggregationLaunch.GeometryOverride = Geometry;
+        try
+        {
+            return Run(device);
+        }
+        finally
+        {
+            AggregationLaunch.GeometryOverride = saved;
+        }
+    }
+
+    private WiringDeviceResult Run(Device device)
     {
         var config = new WiringConfig { Kind = Kind, Tau = Tau, Gradient = Gradient, Reduction = Reduction };
         using var wiring = new StageWiring(device, config, Nodes, Channels);
@@ -168,9 +189,17 @@ internal sealed class WiringCase
         }
     }
 
+    /// <summary>Every pass <see cref="Compare"/> reports for a wiring of <paramref name="kind"/>.</summary>
+    public static string[] Passes(WiringKind kind) => kind switch
+    {
+        WiringKind.Dynamic => ["Router+Gate.Forward", "Aggregate.Forward", "Router.Forward", "Aggregate.BackwardAdjacency", "Aggregate+Router.Backward", "Gate+Router.Backward"],
+        WiringKind.Dense => ["DenseEdges.Forward", "Aggregate.Forward", "Aggregate.BackwardAdjacency", "Aggregate.BackwardSources", "DenseEdges.Backward"],
+        _ => ["ChainFill.Forward", "Aggregate.Forward", "Aggregate.BackwardAdjacency", "Aggregate.BackwardSources"],
+    };
+
     /// <summary>
-    /// Compares a device run with the float reference pass by pass (forward atol 1e-5 + rtol 1e-4, backward
-    /// 1e-4 + 1e-3; sums over up to C·H·W terms stay well inside these at the verified sizes).
+    /// Compares a device run with the float reference pass by pass (<see cref="Tolerance.Forward"/> and
+    /// <see cref="Tolerance.Backward"/>; sums over up to C·H·W terms stay well inside these at the verified sizes).
     /// </summary>
     public IEnumerable<VerifyResult> Compare(WiringDeviceResult d)
     {
@@ -179,28 +208,28 @@ internal sealed class WiringCase
         var ys = YsAs<float>();
         r.Forward(ys);
         var g = r.Backward(ys, GsAs<float>());
-        const double fa = Verifier.ForwardAtol, fr = Verifier.ForwardRtol, ba = Verifier.BackwardAtol, br = Verifier.BackwardRtol;
+        var (fw, bw) = (Tolerance.Forward, Tolerance.Backward);
         string writer = Kind switch { WiringKind.Dynamic => "Router+Gate", WiringKind.Dense => "DenseEdges", _ => "ChainFill" };
-        yield return VerifyResult.Compare($"{writer}.Forward A", shape, r.Adjacency, d.Adjacency, fa, fr);
+        yield return VerifyResult.Compare($"{writer}.Forward A", shape, r.Adjacency, d.Adjacency, fw);
         for (int j = 1; j <= Nodes; j++)
-            yield return VerifyResult.Compare($"Aggregate.Forward x{j}", shape, r.Aggregates[j], d.Aggregates[j], fa, fr);
+            yield return VerifyResult.Compare($"Aggregate.Forward x{j}", shape, r.Aggregates[j], d.Aggregates[j], fw);
         if (Kind == WiringKind.Dynamic)
             for (int i = 0; i < Nodes; i++)
-                yield return VerifyResult.Compare($"Router.Forward a{i}", shape, r.RouterStates[i].Output, d.RouterOutputs[i], fa, fr);
-        yield return VerifyResult.Compare("Aggregate.BackwardAdjacency dA", shape, g.Adjacency, d.DAdjacency, ba, br);
+                yield return VerifyResult.Compare($"Router.Forward a{i}", shape, r.RouterStates[i].Output, d.RouterOutputs[i], fw);
+        yield return VerifyResult.Compare("Aggregate.BackwardAdjacency dA", shape, g.Adjacency, d.DAdjacency, bw);
         for (int i = 0; i < Nodes; i++)
-            yield return VerifyResult.Compare(Kind == WiringKind.Dynamic ? $"Aggregate+Router.Backward dY{i}" : $"Aggregate.BackwardSources dY{i}", shape, g.NodeOutputs[i], d.NodeOutputGrads[i], ba, br);
+            yield return VerifyResult.Compare(Kind == WiringKind.Dynamic ? $"Aggregate+Router.Backward dY{i}" : $"Aggregate.BackwardSources dY{i}", shape, g.NodeOutputs[i], d.NodeOutputGrads[i], bw);
         if (g.Routers is not null)
             for (int i = 0; i < Nodes; i++)
             {
                 var (e, a) = (g.Routers[i], d.RouterGrads![i]);
-                yield return VerifyResult.Compare($"Gate+Router.Backward dW1[{i}]", shape, e.W1, a.W1, ba, br);
-                yield return VerifyResult.Compare($"Gate+Router.Backward db1[{i}]", shape, e.B1, a.B1, ba, br);
-                yield return VerifyResult.Compare($"Gate+Router.Backward dW2[{i}]", shape, e.W2, a.W2, ba, br);
-                yield return VerifyResult.Compare($"Gate+Router.Backward db2[{i}]", shape, e.B2, a.B2, ba, br);
+                yield return VerifyResult.Compare($"Gate+Router.Backward dW1[{i}]", shape, e.W1, a.W1, bw);
+                yield return VerifyResult.Compare($"Gate+Router.Backward db1[{i}]", shape, e.B1, a.B1, bw);
+                yield return VerifyResult.Compare($"Gate+Router.Backward dW2[{i}]", shape, e.W2, a.W2, bw);
+                yield return VerifyResult.Compare($"Gate+Router.Backward db2[{i}]", shape, e.B2, a.B2, bw);
             }
         if (g.DenseLogits is not null)
-            yield return VerifyResult.Compare("DenseEdges.Backward dLogits", shape, g.DenseLogits, d.DLogits, ba, br);
+            yield return VerifyResult.Compare("DenseEdges.Backward dLogits", shape, g.DenseLogits, d.DLogits, bw);
     }
 }
 

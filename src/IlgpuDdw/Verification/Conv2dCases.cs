@@ -1,0 +1,137 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels;
+using IlgpuDdw.Runtime;
+using R = IlgpuDdw.Kernels.Reference.Conv2dReference;
+
+namespace IlgpuDdw.Verification;
+
+/// <summary>
+/// Conv2d (forward, input, weight and bias gradients) at odd, non-square shapes: batch 1 to 3, C_in ≠ C_out,
+/// kernels 1/3/5/7, strides 1 to 3, padding 0 to 3 (wider than the kernel too), dense, grouped (1, 2 and 4
+/// channels per group) and depthwise, with and without bias. Each geometry runs twice: through the tape (the
+/// channel block the op picks), and with the kernels launched directly at every channel block (1, 3: a partial
+/// block, 4: repeated slots at depthwise shapes) and several (output, input) weight-gradient blocks, each
+/// backward accumulating onto a non-zero gradient.
+/// </summary>
+internal static class Conv2dCases
+{
+    private const string Family = "Conv2d";
+
+    private static readonly (Conv2dGeometry Geometry, bool Bias)[] Geometries =
+    [
+        (new(2, 3, 7, 5, 4, 3, 1, 1, 1), true),
+        (new(1, 4, 9, 6, 6, 5, 2, 2, 2), true),
+        (new(3, 6, 8, 7, 6, 3, 2, 1, 6), false),
+        (new(2, 8, 6, 5, 4, 1, 1, 0, 1), true),
+        (new(1, 2, 4, 5, 3, 7, 1, 3, 1), true),   // 7×7, padding 3
+        (new(2, 16, 7, 9, 16, 3, 1, 1, 8), true),
+        (new(1, 3, 7, 5, 4, 3, 1, 1, 1), true),
+        (new(3, 2, 7, 5, 5, 3, 2, 0, 1), true),
+        (new(2, 4, 6, 9, 6, 1, 1, 0, 2), true),
+        (new(1, 6, 9, 7, 6, 3, 2, 1, 6), true),   // depthwise, stride 2
+        (new(2, 3, 5, 6, 3, 5, 1, 2, 3), false),  // depthwise 5×5
+        (new(3, 8, 7, 5, 8, 3, 1, 1, 2), false),  // 4 channels per group
+        (new(1, 5, 8, 11, 7, 5, 2, 2, 1), true),
+        (new(2, 4, 7, 7, 8, 3, 3, 2, 4), true),   // stride 3, 1 → 2 channels per group
+        (new(1, 1, 9, 6, 16, 3, 1, 1, 1), true),  // a first layer: one input channel
+        (new(2, 6, 5, 7, 4, 1, 2, 0, 2), true),   // 1×1, stride 2
+        (new(1, 16, 6, 5, 16, 3, 1, 0, 8), true), // 2 channels per group
+        (new(3, 5, 1, 1, 6, 3, 1, 1, 1), true),   // 1×1 input, padded
+        (new(1, 3, 3, 4, 2, 1, 2, 2, 1), true),   // padding wider than the kernel: border outputs are the bias
+    ];
+
+    private static readonly string[] Passes = ["Conv2d.Forward", "Conv2d.BackwardInput", "Conv2d.BackwardWeight", "Conv2d.BackwardBias"];
+
+    public static IEnumerable<VerifyCase> All()
+    {
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, shape, Passes, d => ThroughTape(d, g, bias, shape));
+        }
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, $"every block, {shape}", Passes, d => EveryBlock(d, g, bias, shape));
+        }
+    }
+
+    private static string Describe(Conv2dGeometry g, bool bias) =>
+        $"x [{g.Batch}, {g.InChannels}, {g.Height}, {g.Width}] w [{g.OutChannels}, {g.InPerGroup}, {g.KernelSize}, {g.KernelSize}] " +
+        $"s={g.Stride} p={g.Padding} groups={g.Groups}{(bias ? " +bias" : "")}";
+
+    private sealed record Data(float[] X, float[] W, float[] B, float[] DY, float[] Y, float[] DX, float[] DW, float[] DB);
+
+    /// <summary>Seeded inputs and the float reference's output and gradients (from zero gradients).</summary>
+    private static Data Reference(Conv2dGeometry g, bool bias)
+    {
+        var x = Seeded.Uniform<float>(g.InputLength, 1);
+        var w = Seeded.Uniform<float>(g.WeightLength, 2);
+        var b = Seeded.Uniform<float>(g.OutChannels, 3);
+        var dy = Seeded.Uniform<float>(g.OutputLength, 4);
+        var y = new float[g.OutputLength];
+        R.Forward<float>(g, x, w, bias ? b : [], y);
+        var dx = new float[x.Length]; var dw = new float[w.Length]; var db = new float[b.Length];
+        R.BackwardInput<float>(g, dy, w, dx);
+        R.BackwardWeight<float>(g, dy, x, dw);
+        R.BackwardBias<float>(g, dy, db);
+        return new Data(x, w, b, dy, y, dx, dw, db);
+    }
+
+    private static IEnumerable<VerifyResult> ThroughTape(Device device, Conv2dGeometry g, bool hasBias, string shape)
+    {
+        var e = Reference(g, hasBias);
+        using var tx = Tensor.FromArray(device, e.X, g.Batch, g.InChannels, g.Height, g.Width); tx.RequiresGrad = true;
+        using var tw = Tensor.FromArray(device, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize); tw.RequiresGrad = true;
+        using var tb = Tensor.FromArray(device, e.B, g.OutChannels); tb.RequiresGrad = true;
+        using var tape = new Tape(device);
+        var y = tape.Conv2d(tx, tw, hasBias ? tb : null, g.Stride, g.Padding, g.Groups);
+        tape.Backward(y, e.DY);
+        yield return VerifyResult.Compare("Conv2d.Forward", shape, e.Y, y.ToArray(), Tolerance.Forward)
+            .RequireShape(y.Shape, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);
+        yield return VerifyResult.Compare("Conv2d.BackwardInput", shape, e.DX, tx.GradToArray(), Tolerance.Backward);
+        yield return VerifyResult.Compare("Conv2d.BackwardWeight", shape, e.DW, tw.GradToArray(), Tolerance.Backward);
+        yield return hasBias
+            ? VerifyResult.Compare("Conv2d.BackwardBias", shape, e.DB, tb.GradToArray(), Tolerance.Backward)
+            : VerifyResult.Condition("Conv2d.BackwardBias none", shape, tb.GradOrNull is null, ": a bias left out of the op got a gradient");
+    }
+
+    private static IEnumerable<VerifyResult> EveryBlock(Device d, Conv2dGeometry g, bool hasBias, string shape)
+    {
+        var ks = d.Kernels;
+        var e = Reference(g, hasBias);
+        var x0 = Seeded.Uniform<float>(g.InputLength, 5);
+        var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
+        var b0 = Seeded.Uniform<float>(g.OutChannels, 7);
+        var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
+        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        using var tx = Tensor.FromArray(d, e.X, g.InputLength);
+        using var tw = Tensor.FromArray(d, e.W, g.WeightLength);
+        using var tb = Tensor.FromArray(d, e.B, g.OutChannels);
+        using var tdy = Tensor.FromArray(d, e.DY, g.OutputLength);
+        using var ty = Tensor.Empty(d, g.OutputLength);
+        using var tdx = Tensor.Empty(d, g.InputLength);
+        using var tdw = Tensor.Empty(d, g.WeightLength);
+        using var tdb = Tensor.FromArray(d, b0, g.OutChannels);
+        foreach (int block in new[] { 1, 3, 4 })
+        {
+            int n = g.ForwardItems(block), ext = d.Extent(n);
+            ks.Conv2dForward(d.Stream, ext, n, ext, g, block, tx.View, tw.View, tb.View, hasBias ? 1 : 0, ty.View);
+            yield return VerifyResult.Compare($"Conv2d.Forward block {block}", shape, e.Y, ty.ToArray(), Tolerance.Forward);
+            tdx.CopyFrom(x0);
+            n = g.BackwardInputItems(block); ext = d.Extent(n);
+            ks.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, tdy.View, tw.View, tdx.View);
+            yield return VerifyResult.Compare($"Conv2d.BackwardInput block {block}", shape, edx, tdx.ToArray(), Tolerance.Backward);
+        }
+        foreach (var (outBlock, inBlock) in new[] { (1, 1), (4, 1), (1, 4), (4, 4), (3, 2) })
+        {
+            tdw.CopyFrom(w0);
+            int n = g.BackwardWeightItems(outBlock, inBlock), ext = d.Extent(n);
+            ks.Conv2dBackwardWeight(d.Stream, ext, n, ext, g, outBlock, inBlock, tdy.View, tx.View, tdw.View);
+            yield return VerifyResult.Compare($"Conv2d.BackwardWeight blocks {outBlock}×{inBlock}", shape, edw, tdw.ToArray(), Tolerance.Backward);
+        }
+        int eb = d.Extent(g.OutChannels);
+        ks.Conv2dBackwardBias(d.Stream, eb, g.OutChannels, eb, g, tdy.View, tdb.View);
+        yield return VerifyResult.Compare("Conv2d.BackwardBias direct", shape, e.DB.Zip(b0, (a, z) => a + z).ToArray(), tdb.ToArray(), Tolerance.Backward);
+    }
+}

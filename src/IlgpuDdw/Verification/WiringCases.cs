@@ -1,0 +1,42 @@
+using IlgpuDdw.Wiring;
+
+namespace IlgpuDdw.Verification;
+
+/// <summary>
+/// The wiring kernels (router, gate, dense edges, chain fill, adjacency-masked aggregation, forward and every
+/// backward) through a stage's wiring with given node outputs, against <c>StageReference&lt;float&gt;</c>: odd
+/// channel counts, non-square maps, batch 1 and 3, 2 to 9 nodes (9: the output node reads its sources in two
+/// launches), both gate gradients, and fixed aggregation launch geometries (chunk length, parts per sample)
+/// besides the device's own.
+/// </summary>
+internal static class WiringCases
+{
+    public static IEnumerable<VerifyCase> All()
+    {
+        const GateGradient kept = GateGradient.KeptOnly, straight = GateGradient.StraightThrough;
+        WiringCase[] cases =
+        [
+            WiringCase.Create(WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, seed: 11),
+            WiringCase.Create(WiringKind.Dynamic, 5, 1, 3, 2, 3, straight, seed: 12),
+            WiringCase.Create(WiringKind.Dynamic, 9, 2, 3, 1, 3, straight, tau: 0.3f, seed: 13),
+            WiringCase.Create(WiringKind.Dense, 4, 3, 7, 2, 3, seed: 14),
+            WiringCase.Create(WiringKind.Chain, 3, 2, 5, 3, 1, seed: 15),
+            .. new (WiringKind Kind, int Nodes, int Batch, int Channels, int Height, int Width, GateGradient Gradient, (int, int)? Geometry)[]
+            {
+                (WiringKind.Dynamic, 2, 1, 3, 3, 2, kept, null),
+                (WiringKind.Dynamic, 2, 3, 5, 2, 3, straight, null),
+                (WiringKind.Dynamic, 3, 1, 7, 1, 3, straight, null),
+                (WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, (4, 3)),
+                (WiringKind.Dynamic, 5, 1, 3, 2, 3, kept, null),
+                (WiringKind.Dynamic, 5, 3, 9, 3, 1, straight, (5, 2)),
+                (WiringKind.Dynamic, 9, 2, 3, 1, 3, kept, (2, 4)),
+                (WiringKind.Dense, 3, 3, 5, 2, 3, kept, null),
+                (WiringKind.Dense, 5, 1, 3, 3, 3, kept, (7, 5)),
+                (WiringKind.Chain, 2, 1, 3, 3, 2, kept, null),
+                (WiringKind.Chain, 5, 3, 5, 2, 3, kept, null),
+            }.Select(s => WiringCase.Create(s.Kind, s.Nodes, s.Batch, s.Channels, s.Height, s.Width, s.Gradient,
+                seed: s.Nodes * 100 + s.Batch * 10 + s.Channels, geometry: s.Geometry)),
+        ];
+        return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))));
+    }
+}
