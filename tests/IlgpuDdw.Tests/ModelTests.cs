@@ -171,6 +171,28 @@ public sealed class ModelTests(DeviceFixture fx)
     }
 
     [Fact]
+    public void NoGradForward_FreesEveryIntermediate_ButTheLogitsAdjacenciesAndRouterOutputs()
+    {
+        var d = fx.Device;
+        var spec = ModelZoo.Get("resnet_mini", 8);
+        using var net = new DdwNet(d, spec, W(WiringKind.Dynamic), seed: 2);
+        net.Eval();
+        using var x = Tensor.FromArray(d, Images(2, spec, 3), 2, 1, 8, 8);
+        using var tape = new Tape(d);
+        int before = d.LiveBuffers;
+        Tensor logits;
+        using (tape.NoGrad()) logits = net.Forward(tape, x);
+        int kept = 1 + spec.Stages.Sum(s => 1 + s.Nodes.Count);   // logits; per stage its adjacency and n router outputs
+        Assert.Equal(kept, tape.OwnedCount);
+        Assert.Equal(before + kept, d.LiveBuffers);
+        Assert.All(net.Stages, s => Assert.NotNull(s.LastAdjacency));
+        Assert.All(net.LastRouterOutputs(), a => Assert.False(a.IsDisposed));
+        Assert.False(logits.IsDisposed);
+        tape.Clear();
+        Assert.Equal(before, d.LiveBuffers);
+    }
+
+    [Fact]
     public void DeadNodeSkipping_MatchesFullComputation()
     {
         var d = fx.Device;

@@ -16,8 +16,10 @@ namespace IlgpuDdw.Models;
 /// <remarks>
 /// Memory: in training the aggregate x_j is needed by node j's backward (its first convolution's weight
 /// gradient and the shortcut), but it is a pure function of A and the node outputs, which are kept anyway. So
-/// the stage releases x_j's storage as soon as node j's forward has consumed it and recomputes it from A just
-/// before node j's backward runs (one activation alive at a time instead of n − 1 per stage).
+/// the stage drops x_j's storage as soon as node j's forward has consumed it and recomputes it from A just
+/// before node j's backward runs (<see cref="Tape.Recompute"/>: one aggregate alive at a time instead of n − 1 per
+/// stage). In no-grad mode every intermediate is freed once read (<see cref="Tape.Scope"/>); the adjacency and the
+/// router outputs stay until the tape is cleared.
 /// Dead-node skipping (evaluation, dynamic wiring, <see cref="SkipDeadNodes"/>): a node j ≥ 1 all of whose
 /// in-edges are cut for a sample receives x_j = 0, so its output is the constant f_j(0); the stage computes
 /// that constant once per batch and runs the block only on the samples that have a kept in-edge.
