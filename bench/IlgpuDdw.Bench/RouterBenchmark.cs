@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels.Reference;
+using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
 using DdwDevice = IlgpuDdw.Runtime.Device;
 
@@ -28,7 +29,7 @@ public class RouterBenchmark
     private DdwDevice _device = null!;
     private Tape _tape = null!;
     private Tensor _y = null!;
-    private RouterParameters _router = null!;
+    private Router _router = null!;
     private float[] _hy = null!, _hdA = null!, _hdY = null!;
     private RouterWeights<float> _hp = null!, _hdp = null!;
 
@@ -42,9 +43,9 @@ public class RouterBenchmark
         _hdY = new float[_hy.Length];
         _y = Tensor.FromArray(_device, _hy, Batch, Channels, Side, Side);
         _y.RequiresGrad = true;
-        _router = RouterParameters.Create(_device, Channels, OutDegree, Reduction, seed: 3);
-        _hp = new RouterWeights<float>(Channels, _router.Hidden, OutDegree, _router.W1.ToArray(), _router.B1.ToArray(),
-            _router.W2.ToArray(), _router.B2.ToArray());
+        _router = new Router(_device, Channels, OutDegree, Reduction, new SeedSequence(3));
+        _hp = new RouterWeights<float>(Channels, _router.Hidden, OutDegree, _router.Fc1.Weight.ToArray(), _router.Fc1.Bias!.ToArray(),
+            _router.Fc2.Weight.ToArray(), _router.Fc2.Bias!.ToArray());
         _hdp = RouterWeights<float>.Zeros(Channels, _router.Hidden, OutDegree);
         Kernels(); // compile every kernel and fill the buffer pool outside the timing
     }
@@ -59,7 +60,7 @@ public class RouterBenchmark
     [Benchmark(Description = "Router op forward+backward")]
     public void Kernels()
     {
-        var a = _tape.Router(_y, _router);
+        var a = _router.Forward(_tape, _y);
         _tape.Backward(a, _hdA);
         _tape.Clear();
         _device.Synchronize();

@@ -81,7 +81,7 @@ public sealed class Tensor : IDisposable
     /// <summary>Number of elements.</summary>
     public int Length { get; }
 
-    /// <summary>Optional name (parameters carry their dotted names).</summary>
+    /// <summary>Optional name, shown in error messages.</summary>
     public string? Name { get; set; }
 
     /// <summary>Whether ops recorded on a tape propagate a gradient to this tensor.</summary>
@@ -95,9 +95,8 @@ public sealed class Tensor : IDisposable
     {
         get
         {
-            if (IsStorageReleased)
-                throw new InvalidOperationException($"Tensor {Describe()} has released its storage (recomputed activation) and was read before Rematerialize.");
-            var buffer = _storage?.Buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
+            var storage = _storage ?? throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
+            var buffer = storage.Buffer ?? throw new InvalidOperationException($"Tensor {Describe()} was read while its storage is dropped for recomputation (Tape.Recompute).");
             return buffer.View.SubView(0, Length);
         }
     }
@@ -171,31 +170,16 @@ public sealed class Tensor : IDisposable
         return new Tensor(Device, _storage, s) { RequiresGrad = RequiresGrad };
     }
 
-    /// <summary>Whether the storage is currently released by <see cref="ReleaseStorage"/>.</summary>
-    public bool IsStorageReleased { get; private set; }
-
     /// <summary>
-    /// Returns the storage to the device while keeping the tensor (and its gradient) alive, for activations that
-    /// are recomputed before they are read again (the DDW aggregates). <see cref="View"/> throws until
-    /// <see cref="Rematerialize"/> gives the tensor a fresh (uninitialised) buffer. Not for views.
+    /// Puts <paramref name="buffer"/> (or none) under this tensor and its views and returns the previous one: the
+    /// tape's mechanism for <c>Tape.Recompute</c>, which drops an activation's buffer and later gives it a new one.
     /// </summary>
-    public void ReleaseStorage()
+    internal MemoryBuffer1D<float, Stride1D.Dense>? SwapBuffer(MemoryBuffer1D<float, Stride1D.Dense>? buffer)
     {
         ThrowIfDisposed();
-        if (IsStorageReleased) return;
-        if (_storage!.References != 1)
-            throw new InvalidOperationException($"Tensor {Describe()} shares its storage with a view; it cannot be released.");
-        _storage.Release();
-        IsStorageReleased = true;
-    }
-
-    /// <summary>Gives a tensor released by <see cref="ReleaseStorage"/> a fresh, uninitialised buffer.</summary>
-    public void Rematerialize()
-    {
-        ThrowIfDisposed();
-        if (!IsStorageReleased) return;
-        _storage = new Storage(Device, Device.Rent(Length));
-        IsStorageReleased = false;
+        var old = _storage!.Buffer;
+        _storage.Buffer = buffer;
+        return old;
     }
 
     /// <summary>Whether two tensors have the same shape.</summary>
@@ -243,7 +227,7 @@ public sealed class Tensor : IDisposable
     {
         _grad?.Dispose();
         _grad = null;
-        if (!IsStorageReleased) _storage?.Release();
+        _storage?.Release();
         _storage = null;
     }
 }

@@ -90,7 +90,7 @@ public sealed class AutogradTests(DeviceFixture fx)
     }
 
     [Fact]
-    public void Release_InNoGrad_FreesEarly()
+    public void Scope_InNoGrad_FreesWhatItMade_ExceptWhatItKeeps()
     {
         var d = fx.Device;
         using var x = Tensor.FromArray(d, [1f, 2f], 2);
@@ -98,13 +98,172 @@ public sealed class AutogradTests(DeviceFixture fx)
         using (tape.NoGrad())
         {
             int before = d.LiveBuffers;
-            var y = tape.Relu(x);
+            Tensor a, b, kept;
+            using (var s = tape.Scope())
+            {
+                a = tape.Relu(x);
+                b = tape.Relu(a);
+                kept = s.Keep(tape.Relu(b));
+                Assert.Same(x, s.Keep(x)); // not made here: returned as it is
+                Assert.Equal(before + 3, d.LiveBuffers);
+            }
             Assert.Equal(before + 1, d.LiveBuffers);
-            tape.Release(y);
+            Assert.True(a.IsDisposed);
+            Assert.True(b.IsDisposed);
+            Assert.False(x.IsDisposed);
+            Assert.Equal([1f, 2f], kept.ToArray());
+            Assert.Equal(1, tape.OwnedCount);
+            tape.Clear();
+            Assert.True(kept.IsDisposed);
             Assert.Equal(before, d.LiveBuffers);
-            Assert.True(y.IsDisposed);
         }
     }
+
+    [Fact]
+    public void Scope_FreeExcept_FreesThePreviousStepOfAChain()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [1f, -2f], 2);
+        using var tape = new Tape(d);
+        using (tape.NoGrad())
+        {
+            int before = d.LiveBuffers;
+            using var s = tape.Scope();
+            var y = x;
+            var steps = new List<Tensor>();
+            for (int i = 0; i < 4; i++)
+            {
+                y = s.FreeExcept(tape.Relu(y));
+                steps.Add(y);
+                Assert.Equal(before + 1, d.LiveBuffers); // only the current step is alive
+            }
+            Assert.All(steps[..^1], t => Assert.True(t.IsDisposed));
+            Assert.Same(y, s.FreeExcept(y));
+            Assert.Equal([1f, 0f], y.ToArray());
+        }
+    }
+
+    [Fact]
+    public void NestedScopes_HandKeptTensorsToTheEnclosingScope()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [3f], 1);
+        using var tape = new Tape(d);
+        using (tape.NoGrad())
+        {
+            int before = d.LiveBuffers;
+            Tensor inner, outer, retained;
+            using (var s = tape.Scope())
+            {
+                using (var t = tape.Scope())
+                {
+                    inner = t.Keep(tape.Relu(x));
+                    retained = tape.Retain(tape.Relu(x));
+                    tape.Relu(x);
+                }
+                Assert.Equal(before + 2, d.LiveBuffers); // the unkept one is freed
+                Assert.False(inner.IsDisposed);
+                outer = s.Keep(tape.Relu(inner));
+                var first = tape.Scope();
+                var second = tape.Scope();
+                Assert.Contains("reverse order", Assert.Throws<InvalidOperationException>(first.Dispose).Message); // not the innermost
+                second.Dispose();
+                first.Dispose();
+            }
+            Assert.True(inner.IsDisposed); // made by the inner scope, kept there, then owned and freed by the outer one
+            Assert.False(outer.IsDisposed);
+            Assert.False(retained.IsDisposed); // out of every scope: lives until Clear
+            Assert.Equal(before + 2, d.LiveBuffers);
+        }
+    }
+
+    [Fact]
+    public void Scope_WhileRecording_FreesNothingABackwardCanRead()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, [1.5f, -2f], 2); x.RequiresGrad = true;
+        using var constant = Tensor.FromArray(d, [1f, 2f], 2);
+        using var tape = new Tape(d);
+        int before = d.LiveBuffers;
+        Tensor y, unused;
+        using (var s = tape.Scope())
+        {
+            var sq = tape.Multiply(x, x);
+            y = s.Keep(tape.Multiply(sq, x));
+            unused = tape.Relu(x);
+            s.FreeExcept(y);
+        }
+        Assert.Equal(before + 3, d.LiveBuffers); // sq is read by y's backward
+        Assert.False(unused.IsDisposed);
+        tape.Backward(tape.Sum(y));
+        Assert.Equal([3 * 1.5f * 1.5f, 3 * 4f], x.GradToArray());
+
+        // Recording, but nothing needs a gradient: nothing was recorded, so the scope frees.
+        tape.Clear();
+        before = d.LiveBuffers;
+        using (var s = tape.Scope())
+        {
+            s.Keep(tape.Relu(tape.Relu(constant)));
+            Assert.Equal(0, tape.Count);
+        }
+        Assert.Equal(before + 1, d.LiveBuffers);
+    }
+
+    [Fact]
+    public void Recompute_GivesTheSameGradients_WithALowerPeak()
+    {
+        var d = fx.Device;
+        float[] xs = Check.ToFloat(Seeded.Uniform<double>(4096, 3, 0.9, 1.1));
+        (float[] Grad, long Peak, List<string> Ops) Run(bool recompute)
+        {
+            using var x = Tensor.FromArray(d, xs, xs.Length); x.RequiresGrad = true;
+            using var tape = new Tape(d) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
+            d.ResetPeak();
+            var y = x;
+            for (int i = 0; i < 6; i++)
+            {
+                var square = tape.Multiply(y, y);
+                var next = tape.Multiply(square, x);   // reads square (and its gradient flows back through it)
+                if (recompute)
+                {
+                    var source = y;
+                    tape.Recompute(square, t => t.CopyFrom(Square(source.ToArray())));
+                }
+                y = next;
+            }
+            var ops = tape.OpNames.ToList();
+            tape.Backward(tape.Mean(y));
+            long peak = d.PeakBytes;
+            var grad = x.GradToArray();
+            tape.Clear();
+            return (grad, peak, ops);
+        }
+        var plain = Run(false);
+        var dropped = Run(true);
+        Assert.Equal(plain.Grad, dropped.Grad);
+        Assert.True(dropped.Peak < plain.Peak, $"peak with recompute {dropped.Peak} B, without {plain.Peak} B");
+        Assert.Equal(6, dropped.Ops.Count(o => o == "Recompute"));
+        Assert.Equal(plain.Ops, dropped.Ops.Where(o => o != "Recompute"));
+
+        // Reading a dropped tensor before the backward rebuilds it names the cause; not recording, Recompute does nothing.
+        using var z = Tensor.FromArray(d, [2f], 1); z.RequiresGrad = true;
+        using var tape2 = new Tape(d);
+        var sq = tape2.Multiply(z, z);
+        var cube = tape2.Multiply(sq, z);
+        tape2.Recompute(sq, t => t.CopyFrom([4f]));
+        Assert.Contains("dropped for recomputation", Assert.Throws<InvalidOperationException>(() => sq.ToArray()).Message);
+        tape2.Backward(tape2.Sum(cube));
+        Assert.Equal([4f], sq.ToArray());
+        Assert.Equal([12f], z.GradToArray());
+        using (tape2.NoGrad())
+        {
+            var r = tape2.Relu(z);
+            tape2.Recompute(r, _ => throw new InvalidOperationException("not called"));
+            Assert.Equal([2f], r.ToArray());
+        }
+    }
+
+    private static float[] Square(float[] v) => Array.ConvertAll(v, a => a * a);
 
     [Fact]
     public void DisposedTensor_Throws()
@@ -197,16 +356,21 @@ public sealed class AutogradTests(DeviceFixture fx)
     }
 
     [Fact]
-    public void RecordAction_RunsInReverseOrder()
+    public void Recompute_RunsJustBeforeTheBackwardsRecordedBeforeIt()
     {
         var d = fx.Device;
         using var x = Tensor.FromArray(d, [1f], 1); x.RequiresGrad = true;
         using var tape = new Tape(d);
         var order = new List<string>();
-        tape.RecordAction("first", () => order.Add("first"));
-        var y = tape.Multiply(x, x);
-        tape.RecordAction("second", () => order.Add("second"));
-        tape.Backward(tape.Sum(y));
+        var first = tape.Multiply(x, x);
+        var a = tape.Multiply(first, x);
+        tape.Recompute(first, t => { order.Add("first"); t.CopyFrom([1f]); });
+        var second = tape.Multiply(x, x);
+        var b = tape.Multiply(second, x);
+        tape.Recompute(second, t => { order.Add("second"); t.CopyFrom([1f]); });
+        tape.Backward(tape.Sum(tape.Add(a, b)));
         Assert.Equal(["second", "first"], order);
+        Assert.Equal(["Multiply", "Multiply", "Recompute", "Multiply", "Multiply", "Recompute", "Add", "Sum"], tape.OpNames);
+        Assert.Equal([6f], x.GradToArray());
     }
 }

@@ -146,9 +146,9 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
             foreach (var r in stage.Wiring?.Routers ?? [])
             {
                 if (c == Case.DynamicAllKept)
-                    r.B2.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r.B2.Length, seed++, 0, 3)));
+                    r.Fc2.Bias!.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r.Fc2.Bias!.Length, seed++, 0, 3)));
                 else // spread W2·h across samples (at initialisation it differs by only ~0.01–0.1) so edges can split
-                    r.W2.CopyFrom(r.W2.ToArray().Select(v => v * RouterSpread).ToArray());
+                    r.Fc2.Weight.CopyFrom(r.Fc2.Weight.ToArray().Select(v => v * RouterSpread).ToArray());
             }
         }
         if (c == Case.DynamicSomeCut) PlaceRouterOutputs(net, wiring, images);
@@ -178,7 +178,7 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
                 var p = routers[i];
                 int degree = p.OutDegree;
                 var z = new double[Batch * degree];
-                LinearReference.Forward<double>(state.Hidden, Check.ToDouble(p.W2.ToArray()), [], Batch, p.Hidden, degree, LinearActivation.None, z);
+                LinearReference.Forward<double>(state.Hidden, Check.ToDouble(p.Fc2.Weight.ToArray()), [], Batch, p.Hidden, degree, LinearActivation.None, z);
                 var b2 = new float[degree];
                 for (int o = 0; o < degree; o++)
                 {
@@ -190,7 +190,7 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
                         : Logit(tau - GatePlacement) - logits[^1];
                     b2[o] = (float)bias;
                 }
-                p.B2.CopyFrom(b2);
+                p.Fc2.Bias!.CopyFrom(b2);
                 output.WriteLine($"stage {s} router {i}: W2·h = [{string.Join(", ", z.Select(v => v.ToString("F3")))}], b2 = [{string.Join(", ", b2)}]");
             }
         }

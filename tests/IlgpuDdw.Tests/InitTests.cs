@@ -1,4 +1,6 @@
+using IlgpuDdw.Kernels;
 using IlgpuDdw.Nn;
+using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Tests;
 
@@ -99,6 +101,39 @@ public sealed class InitTests(DeviceFixture fx)
         using var one = Tensor.Empty(d, 1);
         Init.Uniform(one, 0f, 1f, 0);
         Assert.Equal((float)((0xE220A8397B1DCDAFUL >> 11) / 9007199254740992.0), one.ToArray()[0]);
+    }
+
+    [Fact]
+    public void UniformFromAGenerator_ContinuesItsStream()
+    {
+        var d = fx.Device;
+        using var a = Tensor.Empty(d, 3, 2);
+        using var b = Tensor.Empty(d, 4);
+        var generator = new Random(12);
+        Init.Uniform(a, 0.5, generator);
+        Init.Uniform(b, 2.0, generator);
+        var expected = new Random(12);
+        Assert.Equal(Enumerable.Range(0, 6).Select(_ => (float)((expected.NextDouble() * 2 - 1) * 0.5)), a.ToArray());
+        Assert.Equal(Enumerable.Range(0, 4).Select(_ => (float)((expected.NextDouble() * 2 - 1) * 2.0)), b.ToArray());
+        Assert.Contains("bound > 0; got 0", Assert.Throws<ArgumentException>(() => Init.Uniform(a, 0, generator)).Message);
+    }
+
+    [Fact]
+    public void Router_DrawsBothLayersFromOneGenerator_ThenSetsTheOutputBias()
+    {
+        // The routers' initial values since they were introduced: W1, b1 ~ U(±1/√C), then W2 ~ U(±1/√h), drawn in
+        // this order as (2u − 1)·bound from System.Random seeded by the router's seed; b2 = 3.
+        var d = fx.Device;
+        using var router = new Router(d, 8, 3, 4, new SeedSequence(5));
+        var rng = new Random(5 * 1_000_003);
+        float[] Draw(int n, double bound) => Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * bound)).ToArray();
+        Assert.Equal((8, 4, 3), (router.Channels, router.Hidden, router.OutDegree));
+        Assert.Equal(Draw(4 * 8, 1 / Math.Sqrt(8)), router.Fc1.Weight.ToArray());
+        Assert.Equal(Draw(4, 1 / Math.Sqrt(8)), router.Fc1.Bias!.ToArray());
+        Assert.Equal(Draw(3 * 4, 1 / Math.Sqrt(4)), router.Fc2.Weight.ToArray());
+        Assert.Equal([3f, 3f, 3f], router.Fc2.Bias!.ToArray());
+        Assert.Equal((LinearActivation.Relu, LinearActivation.Sigmoid), (router.Fc1.Activation, router.Fc2.Activation));
+        Assert.Equal(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], router.NamedParameters().Select(p => p.Name));
     }
 
     [Fact]

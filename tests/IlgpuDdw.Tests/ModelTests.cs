@@ -114,8 +114,8 @@ public sealed class ModelTests(DeviceFixture fx)
             var routers = dyn.Stages[s].Wiring!.Routers;
             for (int i = 0; i < n; i++)
             {
-                routers[i].W2.Fill(0f);
-                routers[i].B2.CopyFrom(Enumerable.Range(i + 1, n - i).Select(j => logits[Adjacency.EdgeIndex(n, i, j)]).ToArray());
+                routers[i].Fc2.Weight.Fill(0f);
+                routers[i].Fc2.Bias!.CopyFrom(Enumerable.Range(i + 1, n - i).Select(j => logits[Adjacency.EdgeIndex(n, i, j)]).ToArray());
             }
         }
         int batch = 3;
@@ -171,6 +171,28 @@ public sealed class ModelTests(DeviceFixture fx)
     }
 
     [Fact]
+    public void NoGradForward_FreesEveryIntermediate_ButTheLogitsAdjacenciesAndRouterOutputs()
+    {
+        var d = fx.Device;
+        var spec = ModelZoo.Get("resnet_mini", 8);
+        using var net = new DdwNet(d, spec, W(WiringKind.Dynamic), seed: 2);
+        net.Eval();
+        using var x = Tensor.FromArray(d, Images(2, spec, 3), 2, 1, 8, 8);
+        using var tape = new Tape(d);
+        int before = d.LiveBuffers;
+        Tensor logits;
+        using (tape.NoGrad()) logits = net.Forward(tape, x);
+        int kept = 1 + spec.Stages.Sum(s => 1 + s.Nodes.Count);   // logits; per stage its adjacency and n router outputs
+        Assert.Equal(kept, tape.OwnedCount);
+        Assert.Equal(before + kept, d.LiveBuffers);
+        Assert.All(net.Stages, s => Assert.NotNull(s.LastAdjacency));
+        Assert.All(net.LastRouterOutputs(), a => Assert.False(a.IsDisposed));
+        Assert.False(logits.IsDisposed);
+        tape.Clear();
+        Assert.Equal(before, d.LiveBuffers);
+    }
+
+    [Fact]
     public void DeadNodeSkipping_MatchesFullComputation()
     {
         var d = fx.Device;
@@ -178,8 +200,8 @@ public sealed class ModelTests(DeviceFixture fx)
         using var net = new DdwNet(d, spec, W(WiringKind.Dynamic, tau: 0.5f), seed: 4);
         // Spread router 0's outputs in stage 1 so that its edge into node 1 varies across samples.
         var r0 = net.Stages[1].Wiring!.Routers[0];
-        r0.W2.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r0.W2.Length, 3, -4, 4)));
-        r0.B2.Fill(0f);
+        r0.Fc2.Weight.CopyFrom(Check.ToFloat(Seeded.Uniform<double>(r0.Fc2.Weight.Length, 3, -4, 4)));
+        r0.Fc2.Bias!.Fill(0f);
         net.Eval();
         int batch = 8;
         using var x = Tensor.FromArray(d, Images(batch, spec, 6), batch, 1, 8, 8);

@@ -1,5 +1,6 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels.Reference;
+using IlgpuDdw.Nn;
 using IlgpuDdw.Verification;
 using IlgpuDdw.Wiring;
 
@@ -44,8 +45,8 @@ public sealed class WiringTests(DeviceFixture fx)
         for (int i = 0; i < nodes; i++)
         {
             var p = dynamic.Routers[i];
-            p.W2.Fill(0f);   // a = sigmoid(b2): a constant router
-            p.B2.CopyFrom(logits.AsSpan(Adjacency.EdgeIndex(nodes, i, i + 1), nodes - i));
+            p.Fc2.Weight.Fill(0f);   // a = sigmoid(b2): a constant router
+            p.Fc2.Bias!.CopyFrom(logits.AsSpan(Adjacency.EdgeIndex(nodes, i, i + 1), nodes - i));
         }
         var (denseA, denseX, denseDy) = RunStage(dense, c);
         var (dynA, dynX, dynDy) = RunStage(dynamic, c);
@@ -102,7 +103,7 @@ public sealed class WiringTests(DeviceFixture fx)
         using var wiring = new StageWiring(d, new WiringConfig { Tau = 0.5f, Gradient = gradient }, nodes, channels);
         foreach (var p in wiring.Routers)
         {
-            p.W1.Fill(0.5f); p.B1.Fill(0f); p.W2.Fill(2f); p.B2.Fill(-1f);
+            p.Fc1.Weight.Fill(0.5f); p.Fc1.Bias!.Fill(0f); p.Fc2.Weight.Fill(2f); p.Fc2.Bias!.Fill(-1f);
         }
         using var ty0 = Tensor.FromArray(d, y0, batch, channels, 2, 2);
         using var ty1 = Tensor.FromArray(d, y1, batch, channels, 2, 2);
@@ -146,7 +147,7 @@ public sealed class WiringTests(DeviceFixture fx)
         var d = fx.Device;
         var c = WiringCase.Create(WiringKind.Chain, 3, 1, 3, 2, 2, seed: 3);
         using var wiring = new StageWiring(d, new WiringConfig { Tau = 0.9f, Gradient = gradient }, 3, 3);
-        foreach (var p in wiring.Routers) p.B2.Fill(-3f);   // sigmoid(−3 + small) ≈ 0.05 < 0.9: every edge cut
+        foreach (var p in wiring.Routers) p.Fc2.Bias!.Fill(-3f);   // sigmoid(−3 + small) ≈ 0.05 < 0.9: every edge cut
         var ys = c.Ys.Select(y => Tensor.FromArray(d, y, c.NodeShape)).ToArray();
         try
         {
@@ -195,9 +196,9 @@ public sealed class WiringTests(DeviceFixture fx)
             Assert.Equal(r1.RouterGrads[i].B2, r2.RouterGrads[i].B2);
         }
         // the seeded initialisation too
-        using var w1 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, seed: 42);
-        using var w2 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, seed: 42);
-        using var w3 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, seed: 43);
+        using var w1 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, new SeedSequence(42));
+        using var w2 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, new SeedSequence(42));
+        using var w3 = new StageWiring(fx.Device, new WiringConfig(), 3, 5, new SeedSequence(43));
         Assert.Equal(w1.Parameters().SelectMany(p => p.ToArray()), w2.Parameters().SelectMany(p => p.ToArray()));
         Assert.NotEqual(w1.Parameters().SelectMany(p => p.ToArray()), w3.Parameters().SelectMany(p => p.ToArray()));
     }
@@ -232,7 +233,7 @@ public sealed class WiringTests(DeviceFixture fx)
     {
         var d = fx.Device;
         var c = WiringCase.Create(WiringKind.Chain, 5, 3, 8, 3, 3, seed: 8);
-        using var wiring = new StageWiring(d, new WiringConfig(), 5, 8, seed: 8);
+        using var wiring = new StageWiring(d, new WiringConfig(), 5, 8, new SeedSequence(8));
         var ys = c.Ys.Select(y => Tensor.FromArray(d, y, c.NodeShape)).ToArray();
         try
         {
@@ -326,7 +327,7 @@ public sealed class WiringTests(DeviceFixture fx)
         Throws(() => tape.Gate(adj, 0, a2, 0.5f, GateGradient.KeptOnly), "[2, 2]", "[2, 3]");
         Throws(() => tape.Gate(adj, 3, a2, 0.5f, GateGradient.KeptOnly), "node 3", "0..2");
         Throws(() => tape.Gate(adj, 1, a2, 0.5f, (GateGradient)7), "7");
-        Throws(() => tape.Router(y5, wiring.Routers[0]), "[2, 5, 3, 3]", "4 input channels");
+        Throws(() => wiring.Routers[0].Forward(tape, y5), "[2, 5, 3, 3]", "4 input channels");
         Throws(() => tape.Route(adj, 1, y4, wiring.Routers[0], 0.5f, GateGradient.KeptOnly), "3 outputs", "out-degree 2");
         Throws(() => tape.Route(adj, 0, yB, wiring.Routers[0], 0.5f, GateGradient.KeptOnly), "batch 3", "has 2");
         Throws(() => wiring.Route(tape, adj, 5, y4), "node 5");
@@ -347,15 +348,10 @@ public sealed class WiringTests(DeviceFixture fx)
         Assert.Equal(records, tape.Count);
         Assert.Equal(owned, tape.OwnedCount);
 
-        using var w1 = Tensor.Zeros(d, 4, 8);
-        using var b1 = Tensor.Zeros(d, 4);
-        using var w2 = Tensor.Zeros(d, 3, 5);
-        using var b2 = Tensor.Zeros(d, 3);
-        Throws(() => new RouterParameters(w1, b1, w2, b2), "W1 [4, 8]", "W2 [3, 5]");
-        using var w2ok = Tensor.Zeros(d, 3, 4);
-        using var b2bad = Tensor.Zeros(d, 2);
-        Throws(() => new RouterParameters(w1, b1, w2ok, b2bad), "b2 [2]");
-        Throws(() => RouterParameters.Create(d, 4, 0), "out-degree 0");
+        Throws(() => new Router(d, 4, 0, 4, new SeedSequence(0)), "out-degree 0");
+        Throws(() => new Router(d, 0, 2, 4, new SeedSequence(0)), "channels 0");
+        Throws(() => new Router(d, 4, 2, 0, new SeedSequence(0)), "r = 0");
+        Throws(() => new Router(d, 4, 2, 4, new SeedSequence(0), float.NaN), "bias NaN");
 
         var values = new float[2, 4, 4];
         values[0, 2, 1] = 1f;

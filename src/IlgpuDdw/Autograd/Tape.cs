@@ -7,15 +7,16 @@ namespace IlgpuDdw.Autograd;
 /// through <see cref="NewTensor"/> (the tape owns them), and, while recording, append their backward to the
 /// tape. <see cref="Backward(Tensor)"/> seeds the loss gradient with 1 and runs the recorded backwards in reverse
 /// order; every backward kernel accumulates into its inputs' gradients, so a tensor read by several ops
-/// (fan-out) receives the sum. <see cref="Clear"/> disposes every intermediate the tape owns.
+/// (fan-out) receives the sum. <see cref="Clear"/> disposes every intermediate the tape owns; a
+/// <see cref="Scope"/> disposes the ones made inside it earlier, when no recorded backward can read them.
 /// </summary>
 public sealed class Tape : IDisposable
 {
     private readonly record struct Entry(string Name, Tensor? Output, Action Backward);
 
     private readonly List<Entry> _entries = new();
-    private readonly List<Tensor> _owned = new();
-    private readonly HashSet<Tensor> _ownedSet = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<Tensor> _owned = new(ReferenceEqualityComparer.Instance);
+    private readonly List<TapeScope> _scopes = new();
     private int _noGradDepth;
 
     /// <summary>Creates a tape for ops on <paramref name="device"/>.</summary>
@@ -40,10 +41,10 @@ public sealed class Tape : IDisposable
     public IDisposable NoGrad()
     {
         _noGradDepth++;
-        return new Scope(this);
+        return new NoGradScope(this);
     }
 
-    private sealed class Scope(Tape tape) : IDisposable
+    private sealed class NoGradScope(Tape tape) : IDisposable
     {
         private bool _done;
         public void Dispose()
@@ -54,30 +55,87 @@ public sealed class Tape : IDisposable
         }
     }
 
-    /// <summary>Allocates an intermediate owned by the tape (disposed by <see cref="Clear"/>).</summary>
+    /// <summary>
+    /// Opens a scope over part of a forward pass: the intermediates the tape makes until it ends
+    /// (<see cref="NewTensor"/>, <see cref="Own"/>) belong to it, and it disposes them when it ends, except those it
+    /// keeps (<see cref="TapeScope.Keep"/>, handed to the enclosing scope). While recording, a scope during which a
+    /// backward was recorded frees nothing (that backward may read its tensors; they stay until <see cref="Clear"/>
+    /// or the eager freeing of <see cref="Backward(Tensor)"/>). Typical use:
+    /// <code>
+    /// using var s = tape.Scope();
+    /// var h = s.FreeExcept(Layer1(tape, x));   // frees what Layer1 made besides h
+    /// return s.Keep(Layer2(tape, h));          // h is freed when the scope ends
+    /// </code>
+    /// Scopes nest and must end in reverse order of opening.
+    /// </summary>
+    public TapeScope Scope()
+    {
+        var scope = new TapeScope(this, _scopes.Count > 0 ? _scopes[^1] : null);
+        _scopes.Add(scope);
+        return scope;
+    }
+
+    internal void EndScope(TapeScope scope)
+    {
+        if (_scopes.Count == 0 || !ReferenceEquals(_scopes[^1], scope))
+            throw new InvalidOperationException("Tape scopes must end in reverse order of opening.");
+        _scopes.RemoveAt(_scopes.Count - 1);
+    }
+
+    /// <summary>Disposes <paramref name="tensor"/> if the tape owns it (a scope's unkept intermediate).</summary>
+    internal void Free(Tensor tensor)
+    {
+        if (_owned.Remove(tensor)) tensor.Dispose();
+    }
+
+    /// <summary>Allocates an intermediate owned by the tape (disposed by <see cref="Clear"/> or the current <see cref="Scope"/>).</summary>
     public Tensor NewTensor(params int[] shape) => Own(Tensor.Empty(Device, shape));
 
-    /// <summary>Hands ownership of <paramref name="tensor"/> to the tape; returns it.</summary>
+    /// <summary>Hands ownership of <paramref name="tensor"/> to the tape (and to the current <see cref="Scope"/>); returns it.</summary>
     public Tensor Own(Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(tensor);
-        _owned.Add(tensor);
-        _ownedSet.Add(tensor);
+        if (_owned.Add(tensor) && _scopes.Count > 0) _scopes[^1].Add(tensor);
         return tensor;
     }
 
     /// <summary>
-    /// Disposes an intermediate the tape owns before <see cref="Clear"/>, when nothing recorded needs it
-    /// (e.g. in no-grad inference once the next layer has consumed it). Does nothing while recording.
+    /// Takes <paramref name="tensor"/> out of every open <see cref="Scope"/>: the tape still owns it, and it stays
+    /// readable until <see cref="Clear"/> (for results a module exposes after its forward pass, such as a stage's
+    /// adjacency). Returns it.
     /// </summary>
-    public void Release(Tensor tensor)
+    public Tensor Retain(Tensor tensor)
     {
-        if (IsRecording) return;
-        if (_ownedSet.Remove(tensor))
+        ArgumentNullException.ThrowIfNull(tensor);
+        foreach (var s in _scopes) s.Remove(tensor);
+        return tensor;
+    }
+
+    /// <summary>The number of backwards recorded so far (a scope frees nothing once it changed).</summary>
+    internal int RecordedCount => _entries.Count;
+
+    /// <summary>
+    /// Drops the storage of <paramref name="tensor"/>, an activation whose readers in the forward pass have all run,
+    /// and rebuilds it in the backward pass: while recording, its buffer returns to the device now and, in
+    /// <see cref="Backward(Tensor)"/>, just before the backwards recorded so far run (those that read it), the
+    /// tensor gets a fresh buffer and <paramref name="rebuild"/> refills it. For activations that are cheap to
+    /// recompute from tensors kept anyway (a DDW stage's aggregates). Does nothing while not recording.
+    /// </summary>
+    public void Recompute(Tensor tensor, Action<Tensor> rebuild)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        ArgumentNullException.ThrowIfNull(rebuild);
+        tensor.ThrowIfDisposed();
+        if (!IsRecording) return;
+        var dropped = tensor.SwapBuffer(null);
+        if (dropped is null) throw new InvalidOperationException($"Tensor {tensor.Describe()} is already dropped for recomputation.");
+        Device.Return(dropped);
+        _entries.Add(new Entry("Recompute", null, () =>
         {
-            _owned.Remove(tensor);
-            tensor.Dispose();
-        }
+            // A second backward pass of this tape finds the buffer from the first one.
+            tensor.SwapBuffer(tensor.SwapBuffer(null) ?? Device.Rent(tensor.Length));
+            rebuild(tensor);
+        }));
     }
 
     /// <summary>
@@ -148,21 +206,16 @@ public sealed class Tape : IDisposable
             var e = _entries[i];
             if (e.Output is null)
             {
-                e.Backward(); // an action recorded with RecordAction always runs
+                e.Backward(); // a recomputation always runs
                 continue;
             }
             if (e.Output.GradOrNull is null) continue; // no gradient reached this op
             e.Backward();
             // Every reader of this output was recorded later, so its gradient is complete and now consumed.
-            if (FreeGradsEagerly && _ownedSet.Contains(e.Output)) e.Output.DropGrad();
-            if (FreeActivationsEagerly && --_producers[e.Output] == 0 && _ownedSet.Contains(e.Output) && !ReferenceEquals(e.Output, _keep))
-            {
-                // Its readers (recorded later) and its producers have all run: nothing reads it any more.
-                _ownedSet.Remove(e.Output);
-                e.Output.Dispose();
-            }
+            if (FreeGradsEagerly && _owned.Contains(e.Output)) e.Output.DropGrad();
+            if (FreeActivationsEagerly && --_producers[e.Output] == 0 && !ReferenceEquals(e.Output, _keep))
+                Free(e.Output); // its readers (recorded later) and its producers have all run: nothing reads it any more
         }
-        if (FreeActivationsEagerly) _owned.RemoveAll(t => t.IsDisposed);
     }
 
     /// <summary>
@@ -185,17 +238,6 @@ public sealed class Tape : IDisposable
     /// </summary>
     public bool FreeGradsEagerly { get; set; }
 
-    /// <summary>
-    /// Records a step that runs during the backward pass at this point of the reverse order whatever gradients
-    /// exist (e.g. recomputing a released activation just before the backwards that read it).
-    /// </summary>
-    public void RecordAction(string name, Action action)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        if (!IsRecording) return;
-        _entries.Add(new Entry(name, null, action));
-    }
-
     /// <summary>Forgets the recorded ops and disposes every intermediate the tape owns (and their gradients).</summary>
     public void Clear()
     {
@@ -204,7 +246,7 @@ public sealed class Tape : IDisposable
         _keep = null;
         foreach (var t in _owned) t.Dispose();
         _owned.Clear();
-        _ownedSet.Clear();
+        foreach (var scope in _scopes) scope.Clear();
     }
 
     /// <summary>Same as <see cref="Clear"/>.</summary>

@@ -13,7 +13,7 @@ namespace IlgpuDdw.Models;
 public sealed class DdwNet : Module
 {
     private readonly Sequential _stem;
-    private readonly DdwStage[] _stages;
+    private readonly ModuleList<DdwStage> _stages;
     private readonly Sequential _head;
 
     /// <summary>Builds the network; every parameter is initialised from <paramref name="seed"/>.</summary>
@@ -25,13 +25,7 @@ public sealed class DdwNet : Module
         Seed = seed;
         var seeds = new SeedSequence(seed);
         _stem = RegisterModule("stem", LayerFactory.Sequence(device, spec.Stem, seeds));
-        var stages = RegisterModule("stages", new ParameterHolder(device));
-        _stages = new DdwStage[spec.Stages.Count];
-        for (int i = 0; i < _stages.Length; i++)
-        {
-            _stages[i] = new DdwStage(device, spec.Stages[i], wiring, seeds);
-            stages.AddChild(i.ToString(System.Globalization.CultureInfo.InvariantCulture), _stages[i]);
-        }
+        _stages = RegisterModule("stages", new ModuleList<DdwStage>(device, spec.Stages.Select(s => new DdwStage(device, s, wiring, seeds))));
         _head = RegisterModule("head", LayerFactory.Sequence(device, spec.Head, seeds));
     }
 
@@ -82,15 +76,9 @@ public sealed class DdwNet : Module
         if (input.Rank != 4 || input.Dim(1) != Spec.InputChannels || input.Dim(2) != Spec.InputSize || input.Dim(3) != Spec.InputSize)
             throw new ArgumentException(
                 $"{Spec.Name} expects input [B, {Spec.InputChannels}, {Spec.InputSize}, {Spec.InputSize}]; got {input.ShapeString}.", nameof(input));
+        using var scope = tape.Scope();
         var x = _stem.Forward(tape, input);
-        foreach (var s in _stages)
-        {
-            var next = s.Forward(tape, x);
-            if (!ReferenceEquals(x, input)) tape.Release(x);
-            x = next;
-        }
-        var logits = _head.Forward(tape, x);
-        tape.Release(x);
-        return logits;
+        foreach (var s in _stages) x = scope.FreeExcept(s.Forward(tape, x));
+        return scope.Keep(_head.Forward(tape, x));
     }
 }

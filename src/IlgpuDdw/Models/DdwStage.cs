@@ -5,16 +5,6 @@ using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Models;
 
-/// <summary>A module that only holds named parameters and children (no forward of its own).</summary>
-internal sealed class ParameterHolder(Device device) : Module(device)
-{
-    public void AddParameter(string name, Tensor t) => RegisterParameter(name, t);
-
-    public void AddChild(string name, Module m) => RegisterModule(name, m);
-
-    public override Tensor Forward(Tape tape, Tensor input) => throw new NotSupportedException("This module only holds parameters.");
-}
-
 /// <summary>
 /// One DDW stage: n node blocks at one resolution and width (node 0 carries the stride and channel change), wired
 /// by <see cref="WiringKind"/>:
@@ -26,15 +16,17 @@ internal sealed class ParameterHolder(Device device) : Module(device)
 /// <remarks>
 /// Memory: in training the aggregate x_j is needed by node j's backward (its first convolution's weight
 /// gradient and the shortcut), but it is a pure function of A and the node outputs, which are kept anyway. So
-/// the stage releases x_j's storage as soon as node j's forward has consumed it and recomputes it from A just
-/// before node j's backward runs (one activation alive at a time instead of n − 1 per stage).
+/// the stage drops x_j's storage as soon as node j's forward has consumed it and recomputes it from A just
+/// before node j's backward runs (<see cref="Tape.Recompute"/>: one aggregate alive at a time instead of n − 1 per
+/// stage). In no-grad mode every intermediate is freed once read (<see cref="Tape.Scope"/>); the adjacency and the
+/// router outputs stay until the tape is cleared.
 /// Dead-node skipping (evaluation, dynamic wiring, <see cref="SkipDeadNodes"/>): a node j ≥ 1 all of whose
 /// in-edges are cut for a sample receives x_j = 0, so its output is the constant f_j(0); the stage computes
 /// that constant once per batch and runs the block only on the samples that have a kept in-edge.
 /// </remarks>
 public sealed class DdwStage : Module
 {
-    private readonly NodeBlock[] _nodes;
+    private readonly ModuleList<NodeBlock> _nodes;
     private Adjacency? _last;
 
     /// <summary>Builds the stage's nodes and wiring.</summary>
@@ -42,38 +34,12 @@ public sealed class DdwStage : Module
     {
         Spec = spec ?? throw new ArgumentNullException(nameof(spec));
         ArgumentNullException.ThrowIfNull(wiring);
+        ArgumentNullException.ThrowIfNull(seeds);
         wiring.Validate();
-        var nodes = RegisterModule("nodes", new ParameterHolder(device));
-        _nodes = new NodeBlock[spec.Nodes.Count];
-        for (int i = 0; i < _nodes.Length; i++)
-        {
-            _nodes[i] = new NodeBlock(device, spec.Nodes[i], seeds);
-            nodes.AddChild(i.ToString(System.Globalization.CultureInfo.InvariantCulture), _nodes[i]);
-        }
-        Kind = _nodes.Length >= 2 ? wiring.Kind : WiringKind.Chain;
+        _nodes = RegisterModule("nodes", new ModuleList<NodeBlock>(device, spec.Nodes.Select(b => new NodeBlock(device, b, seeds))));
+        Kind = _nodes.Count >= 2 ? wiring.Kind : WiringKind.Chain;
         if (Kind != WiringKind.Chain)
-        {
-            Wiring = new StageWiring(device, wiring, _nodes.Length, spec.OutChannels, seeds.Next(), spec.Name);
-            var holder = RegisterModule("wiring", new ParameterHolder(device));
-            if (Wiring.EdgeLogits is not null) holder.AddParameter("edge_logits", Wiring.EdgeLogits);
-            if (Wiring.Routers.Count > 0)
-            {
-                var routers = new ParameterHolder(device);
-                holder.AddChild("routers", routers);
-                for (int i = 0; i < Wiring.Routers.Count; i++)
-                {
-                    var r = Wiring.Routers[i];
-                    var router = new ParameterHolder(device);
-                    routers.AddChild(i.ToString(System.Globalization.CultureInfo.InvariantCulture), router);
-                    var fc1 = new ParameterHolder(device);
-                    var fc2 = new ParameterHolder(device);
-                    router.AddChild("fc1", fc1);
-                    router.AddChild("fc2", fc2);
-                    fc1.AddParameter("weight", r.W1); fc1.AddParameter("bias", r.B1);
-                    fc2.AddParameter("weight", r.W2); fc2.AddParameter("bias", r.B2);
-                }
-            }
-        }
+            Wiring = RegisterModule("wiring", new StageWiring(device, wiring, _nodes.Count, spec.OutChannels, seeds.Spawn()));
     }
 
     /// <summary>The stage's definition.</summary>
@@ -108,23 +74,24 @@ public sealed class DdwStage : Module
     /// <inheritdoc/>
     public override Tensor Forward(Tape tape, Tensor input)
     {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(input);
         _routerOutputs.Clear();
         _computed.Clear();
         int batch = input.Dim(0);
+        using var scope = tape.Scope();
         var y0 = _nodes[0].Forward(tape, input);
         _computed.Add(batch);
         if (Kind == WiringKind.Chain)
         {
             _last = null;
             var y = y0;
-            for (int j = 1; j < _nodes.Length; j++)
+            for (int j = 1; j < _nodes.Count; j++)
             {
-                var next = _nodes[j].Forward(tape, y);
-                tape.Release(y);
-                y = next;
+                y = scope.FreeExcept(_nodes[j].Forward(tape, y));
                 _computed.Add(batch);
             }
-            return y;
+            return scope.Keep(y);
         }
 
         var wiring = Wiring!;
@@ -132,48 +99,37 @@ public sealed class DdwStage : Module
         _last = adjacency;
         var ys = new List<Tensor> { y0 };
         Route(tape, adjacency, 0, y0);
-        for (int j = 1; j < _nodes.Length; j++)
+        for (int j = 1; j < _nodes.Count; j++)
         {
-            var x = wiring.Aggregate(tape, adjacency, j, ys);
             Tensor yj;
-            if (!tape.IsRecording && !Training && Kind == WiringKind.Dynamic && SkipDeadNodes)
+            using (var node = tape.Scope())
             {
-                yj = ForwardSkippingDead(tape, adjacency, j, x);
-            }
-            else
-            {
-                yj = _nodes[j].Forward(tape, x);
-                _computed.Add(batch);
-            }
-            if (tape.IsRecording)
-            {
+                var x = wiring.Aggregate(tape, adjacency, j, ys);
+                if (!tape.IsRecording && !Training && Kind == WiringKind.Dynamic && SkipDeadNodes)
+                {
+                    yj = ForwardSkippingDead(tape, adjacency, j, x);
+                }
+                else
+                {
+                    yj = _nodes[j].Forward(tape, x);
+                    _computed.Add(batch);
+                }
                 // Keep A and the node outputs; rebuild x_j just before node j's backward needs it.
                 int target = j;
                 var sources = ys.ToArray();
-                x.ReleaseStorage();
-                tape.RecordAction($"Recompute aggregate {Spec.Name}.{target}", () =>
-                {
-                    x.Rematerialize();
-                    adjacency.AggregateInto(target, sources, x);
-                });
-            }
-            else
-            {
-                tape.Release(x);
+                tape.Recompute(x, t => adjacency.AggregateInto(target, sources, t));
+                node.Keep(yj);
             }
             ys.Add(yj);
             Route(tape, adjacency, j, yj);
         }
-        var output = wiring.Aggregate(tape, adjacency, _nodes.Length, ys);
-        if (!tape.IsRecording)
-            foreach (var y in ys) tape.Release(y);
-        return output;
+        return scope.Keep(wiring.Aggregate(tape, adjacency, _nodes.Count, ys));
     }
 
     private void Route(Tape tape, Adjacency adjacency, int node, Tensor y)
     {
         var a = Wiring!.Route(tape, adjacency, node, y);
-        if (a is not null) _routerOutputs.Add(a);
+        if (a is not null) _routerOutputs.Add(tape.Retain(a));
     }
 
     private Tensor ForwardSkippingDead(Tape tape, Adjacency adjacency, int j, Tensor x)
@@ -195,20 +151,21 @@ public sealed class DdwStage : Module
         }
         var d = tape.Device;
         int[] sampleShape = [.. x.Shape.Skip(1)];
+        using var scope = tape.Scope();
         using var zero = Tensor.Zeros(d, [1, .. sampleShape]);
         var constant = _nodes[j].Forward(tape, zero);
         var y = tape.NewTensor([batch, .. constant.Shape.Skip(1)]);
         RowCopy.Copy(constant, new int[dead.Count], y, [.. dead]);
-        tape.Release(constant);
+        scope.FreeExcept(y);
         if (live.Count > 0)
         {
             using var xl = Tensor.Empty(d, [live.Count, .. sampleShape]);
             RowCopy.Copy(x, [.. live], xl, [.. Enumerable.Range(0, live.Count)]);
             var yl = _nodes[j].Forward(tape, xl);
             RowCopy.Copy(yl, [.. Enumerable.Range(0, live.Count)], y, [.. live]);
-            tape.Release(yl);
+            scope.FreeExcept(y);
         }
         _computed.Add(live.Count);
-        return y;
+        return scope.Keep(y);
     }
 }

@@ -31,31 +31,19 @@ public sealed class NodeBlock : Module
     /// <inheritdoc/>
     public override Tensor Forward(Tape tape, Tensor input)
     {
+        using var scope = tape.Scope();
         var main = _main.Forward(tape, input);
-        Tensor sum;
-        switch (Spec.Shortcut)
+        var sum = scope.FreeExcept(Spec.Shortcut switch
         {
-            case ShortcutKind.Identity:
-                sum = tape.Add(main, input);
-                tape.Release(main);
-                break;
-            case ShortcutKind.Projection:
-                var proj = _shortcut!.Forward(tape, input);
-                sum = tape.Add(main, proj);
-                tape.Release(main);
-                tape.Release(proj);
-                break;
-            default:
-                sum = main;
-                break;
-        }
-        var y = Spec.OutputActivation switch
+            ShortcutKind.Identity => tape.Add(main, input),
+            ShortcutKind.Projection => tape.Add(main, _shortcut!.Forward(tape, input)),
+            _ => main,
+        });
+        return scope.Keep(Spec.OutputActivation switch
         {
             ActivationKind.Relu => tape.Relu(sum),
             ActivationKind.Relu6 => tape.Relu6(sum),
             _ => sum,
-        };
-        if (!ReferenceEquals(y, sum)) tape.Release(sum);
-        return y;
+        });
     }
 }

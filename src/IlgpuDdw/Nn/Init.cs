@@ -29,7 +29,8 @@ public enum Nonlinearity
 /// host and copied to the device: each call draws from its own generator seeded by <c>seed</c> (SplitMix64;
 /// normals by Box–Muller in double), so the values are a pure function of (seed, shape, arguments) —
 /// identical on every machine, device and run — and not PyTorch's stream of numbers. Give each parameter its
-/// own seed (e.g. a base seed plus the parameter's index).
+/// own seed (e.g. from a <see cref="SeedSequence"/>). <see cref="Uniform(Tensor, double, Random)"/> instead continues
+/// a caller's <see cref="Random"/> stream across tensors (the routers' initialisation).
 /// </summary>
 public static class Init
 {
@@ -97,6 +98,23 @@ public static class Init
         double width = (double)high - low;
         for (int i = 0; i < values.Length; i++)
             values[i] = Math.Min((float)(low + width * rng.NextDouble()), MathF.BitDecrement(high));
+        tensor.CopyFrom(values);
+    }
+
+    /// <summary>
+    /// Uniform values in [−<paramref name="bound"/>, <paramref name="bound"/>) drawn from <paramref name="generator"/>
+    /// as <c>(2u − 1) · bound</c> in double, continuing its stream: tensors filled from one generator in turn share one
+    /// sequence of numbers (as PyTorch's global generator), so their values depend on the order of the calls.
+    /// </summary>
+    /// <exception cref="ArgumentException">The bound is not finite and positive.</exception>
+    public static void Uniform(Tensor tensor, double bound, Random generator)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        ArgumentNullException.ThrowIfNull(generator);
+        if (!double.IsFinite(bound) || !(bound > 0))
+            throw new ArgumentException($"Uniform: need a finite bound > 0; got {bound}.", nameof(bound));
+        var values = new float[tensor.Length];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)((generator.NextDouble() * 2 - 1) * bound);
         tensor.CopyFrom(values);
     }
 

@@ -1,4 +1,5 @@
 using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels;
 using IlgpuDdw.Runtime;
 
 namespace IlgpuDdw.Nn;
@@ -16,6 +17,12 @@ public sealed class SeedSequence(int baseSeed)
 
     /// <summary>The next parameter's seed.</summary>
     public int Next() => unchecked(BaseSeed * 1_000_003 + _next++);
+
+    /// <summary>
+    /// A sequence of its own, based on <see cref="Next"/>: a part whose parameter count depends on its settings (a
+    /// stage's wiring) takes one seed from the model's sequence, so the seeds after it do not shift.
+    /// </summary>
+    public SeedSequence Spawn() => new(Next());
 }
 
 /// <summary>2-D convolution layer: weight [Cout, Cin/groups, K, K] (Kaiming normal, fan_out, ReLU gain, as torchvision's CNNs), optional bias (zeros).</summary>
@@ -114,25 +121,57 @@ public sealed class GlobalAvgPool2d(Device device) : Module(device)
     public override Tensor Forward(Tape tape, Tensor input) => tape.GlobalAvgPool2d(input);
 }
 
-/// <summary>Fully connected layer: weight [Out, In] and bias [Out], PyTorch's default init (uniform ±1/√In).</summary>
+/// <summary>
+/// Fully connected layer <c>y = act(x · weightᵀ + bias)</c>: weight [Out, In] and bias [Out], PyTorch's default init
+/// (uniform ±1/√In), an optional activation fused into the kernels (<see cref="LinearActivation"/>).
+/// </summary>
 public sealed class Linear : Module
 {
-    /// <summary>Creates the layer from its spec.</summary>
-    public Linear(Device device, LinearSpec spec, SeedSequence seeds) : base(device)
+    /// <summary>
+    /// Creates the layer from its spec: weight Kaiming-uniform (a = √5, so U(±1/√In)) and bias U(±1/√In), each from
+    /// its own seed of <paramref name="seeds"/> (see <see cref="Init"/>).
+    /// </summary>
+    public Linear(Device device, LinearSpec spec, SeedSequence seeds, LinearActivation activation = LinearActivation.None)
+        : this(device, spec, activation)
     {
-        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
-        Weight = RegisterParameter("weight", Tensor.Empty(device, spec.OutFeatures, spec.InFeatures));
+        ArgumentNullException.ThrowIfNull(seeds);
         Init.KaimingUniform(Weight, seeds.Next(), FanMode.FanIn, Nonlinearity.LeakyRelu, MathF.Sqrt(5f));
-        if (spec.Bias)
+        if (Bias is not null)
         {
-            Bias = RegisterParameter("bias", Tensor.Empty(device, spec.OutFeatures));
             float bound = 1f / MathF.Sqrt(spec.InFeatures);
             Init.Uniform(Bias, -bound, bound, seeds.Next());
         }
     }
 
+    /// <summary>
+    /// Creates the layer from its spec with weight and bias U(±1/√In) drawn in turn from one stream,
+    /// <paramref name="generator"/> (see <see cref="Init.Uniform(Tensor, double, Random)"/>), as PyTorch draws from its
+    /// global generator; the routers use this, one generator for both of their layers.
+    /// </summary>
+    public Linear(Device device, LinearSpec spec, Random generator, LinearActivation activation = LinearActivation.None)
+        : this(device, spec, activation)
+    {
+        ArgumentNullException.ThrowIfNull(generator);
+        double bound = 1 / Math.Sqrt(spec.InFeatures);
+        Init.Uniform(Weight, bound, generator);
+        if (Bias is not null) Init.Uniform(Bias, bound, generator);
+    }
+
+    private Linear(Device device, LinearSpec spec, LinearActivation activation) : base(device)
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        if (!Enum.IsDefined(activation))
+            throw new ArgumentException($"Linear activation {(int)activation} is not one of None, Relu, Sigmoid.", nameof(activation));
+        Activation = activation;
+        Weight = RegisterParameter("weight", Tensor.Empty(device, spec.OutFeatures, spec.InFeatures));
+        if (spec.Bias) Bias = RegisterParameter("bias", Tensor.Empty(device, spec.OutFeatures));
+    }
+
     /// <summary>The layer's sizes.</summary>
     public LinearSpec Spec { get; }
+
+    /// <summary>The activation fused into the layer (none by default).</summary>
+    public LinearActivation Activation { get; }
 
     /// <summary>[Out, In].</summary>
     public Tensor Weight { get; }
@@ -141,7 +180,7 @@ public sealed class Linear : Module
     public Tensor? Bias { get; }
 
     /// <inheritdoc/>
-    public override Tensor Forward(Tape tape, Tensor input) => tape.Linear(input, Weight, Bias);
+    public override Tensor Forward(Tape tape, Tensor input) => tape.Linear(input, Weight, Bias, Activation);
 }
 
 /// <summary>Builds layer modules from layer specs.</summary>

@@ -59,8 +59,12 @@ public abstract class Module : IDisposable
     /// <summary>True in training mode (the default), false after <see cref="Eval"/>.</summary>
     public bool Training { get; private set; } = true;
 
-    /// <summary>Runs the module on <paramref name="input"/>, recording on <paramref name="tape"/>.</summary>
-    public abstract Tensor Forward(Tape tape, Tensor input);
+    /// <summary>
+    /// Runs the module on <paramref name="input"/>, recording on <paramref name="tape"/>. Containers without a
+    /// forward of their own (<see cref="ModuleList{T}"/>, a stage's wiring) throw <see cref="NotSupportedException"/>.
+    /// </summary>
+    public virtual Tensor Forward(Tape tape, Tensor input) =>
+        throw new NotSupportedException($"{GetType().Name} has no forward of its own; call its children.");
 
     /// <summary>Registers a parameter (marked as requiring a gradient) under <paramref name="name"/>.</summary>
     protected Tensor RegisterParameter(string name, Tensor tensor)
@@ -221,17 +225,45 @@ public sealed class Sequential : Module
     /// <summary>The layers.</summary>
     public IReadOnlyList<Module> Layers => _layers;
 
-    /// <inheritdoc/>
+    /// <summary>Runs the layers in order; each intermediate is freed once the next layer has read it (see <see cref="Tape.Scope"/>).</summary>
     public override Tensor Forward(Tape tape, Tensor input)
     {
+        ArgumentNullException.ThrowIfNull(tape);
+        using var scope = tape.Scope();
         var x = input;
-        foreach (var l in _layers)
-        {
-            var next = l.Forward(tape, x);
-            // In no-grad mode an intermediate is dead once the next layer has read it.
-            if (!ReferenceEquals(x, input) && !ReferenceEquals(next, x)) tape.Release(x);
-            x = next;
-        }
-        return x;
+        foreach (var l in _layers) x = scope.FreeExcept(l.Forward(tape, x));
+        return scope.Keep(x);
     }
+}
+
+/// <summary>Holds child modules in a list, named 0, 1, 2, ... (PyTorch's nn.ModuleList); it has no forward of its own.</summary>
+public sealed class ModuleList<T> : Module, IReadOnlyList<T> where T : Module
+{
+    private readonly List<T> _modules = new();
+
+    /// <summary>Creates a list of <paramref name="modules"/> (none by default).</summary>
+    public ModuleList(Device device, IEnumerable<T>? modules = null) : base(device)
+    {
+        foreach (var m in modules ?? []) Add(m);
+    }
+
+    /// <summary>Appends a module (named by its index); returns this list.</summary>
+    public ModuleList<T> Add(T module)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        RegisterModule(_modules.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), module);
+        _modules.Add(module);
+        return this;
+    }
+
+    /// <summary>The module at <paramref name="index"/>.</summary>
+    public T this[int index] => _modules[index];
+
+    /// <summary>Number of modules.</summary>
+    public int Count => _modules.Count;
+
+    /// <inheritdoc/>
+    public IEnumerator<T> GetEnumerator() => _modules.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

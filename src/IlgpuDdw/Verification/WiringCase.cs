@@ -77,7 +77,7 @@ internal sealed class WiringCase
             c.Gs = Enumerable.Range(0, nodes).Select(_ => U(batch * c.Sample, -1, 1)).ToArray();
             if (kind == WiringKind.Dense) c.Logits = U(Adjacency.EdgeCountOf(nodes), -2, 2);
             if (kind != WiringKind.Dynamic) return c;
-            int hidden = RouterParameters.HiddenSize(channels, reduction);
+            int hidden = Router.HiddenSize(channels, reduction);
             c.Routers = Enumerable.Range(0, nodes).Select(i => new RouterWeights<float>(channels, hidden, nodes - i,
                 U(hidden * channels, -1, 1), U(hidden, -0.5, 0.5), U((nodes - i) * hidden, -1, 1), U(nodes - i, -2, 2))).ToArray();
             if (c.MarginsHold()) return c;
@@ -151,7 +151,7 @@ internal sealed class WiringCase
         for (int i = 0; i < wiring.Routers.Count; i++)
         {
             var (p, q) = (wiring.Routers[i], Routers![i]);
-            p.W1.CopyFrom(q.W1); p.B1.CopyFrom(q.B1); p.W2.CopyFrom(q.W2); p.B2.CopyFrom(q.B2);
+            p.Fc1.Weight.CopyFrom(q.W1); p.Fc1.Bias!.CopyFrom(q.B1); p.Fc2.Weight.CopyFrom(q.W2); p.Fc2.Bias!.CopyFrom(q.B2);
         }
         wiring.EdgeLogits?.CopyFrom(Logits);
         var ys = Ys.Select(y => Tensor.FromArray(device, y, NodeShape)).ToArray();
@@ -179,7 +179,7 @@ internal sealed class WiringCase
                 adjacencyValues, aggregates, outputs,
                 ys.Select(y => y.GradToArray()).ToArray(),
                 Kind == WiringKind.Dynamic ? wiring.Routers.Select(p => new RouterWeights<float>(p.Channels, p.Hidden, p.OutDegree,
-                    p.W1.GradToArray(), p.B1.GradToArray(), p.W2.GradToArray(), p.B2.GradToArray())).ToArray() : null,
+                    p.Fc1.Weight.GradToArray(), p.Fc1.Bias!.GradToArray(), p.Fc2.Weight.GradToArray(), p.Fc2.Bias!.GradToArray())).ToArray() : null,
                 wiring.EdgeLogits?.GradToArray(),
                 adjacency.Tensor.GradToArray());
         }

@@ -18,8 +18,8 @@ public sealed class Adjacency : IDisposable
     private readonly bool[] _cutEdgeGradient;
 
     /// <summary>
-    /// A zeroed adjacency owned by <paramref name="tape"/> (disposed by <see cref="Tape.Clear"/>, so the backward
-    /// can read it and users can read it until then).
+    /// A zeroed adjacency owned by <paramref name="tape"/> and outside its scopes (disposed by <see cref="Tape.Clear"/>,
+    /// so the backward can read it and users can read it until then).
     /// </summary>
     /// <exception cref="ArgumentException">nodes &lt; 2 or batch &lt; 1.</exception>
     public Adjacency(Tape tape, int nodes, int batch)
@@ -40,7 +40,7 @@ public sealed class Adjacency : IDisposable
         Batch = batch;
         var t = Tensor.Zeros(device, batch, nodes + 1, nodes + 1);
         t.Name = "adjacency";
-        Tensor = tape is null ? t : tape.Own(t);
+        Tensor = tape is null ? t : tape.Retain(tape.Own(t));
         _rowWritten = new bool[nodes];
         _cutEdgeGradient = new bool[nodes];
     }

@@ -1,4 +1,5 @@
 using IlgpuDdw.Autograd;
+using IlgpuDdw.Nn;
 using IlgpuDdw.Runtime;
 
 namespace IlgpuDdw.Wiring;
@@ -14,23 +15,21 @@ namespace IlgpuDdw.Wiring;
 ///     ys.Add(nodeJ(wiring.Aggregate(tape, adj, j, ys))); wiring.Route(tape, adj, j, ys[j]);
 /// output = wiring.Aggregate(tape, adj, n, ys);
 /// </code>
-/// Owns its parameter tensors.
+/// As a module it holds <c>edge_logits</c> (dense) or <c>routers.{i}.fc1/fc2</c> (dynamic) and has no forward of its own.
 /// </summary>
-public sealed class StageWiring : IDisposable
+public sealed class StageWiring : Module
 {
-    private readonly RouterParameters[] _routers;
+    private readonly ModuleList<Router>? _routers;
     private float _tau;
     private GateGradient _gradient;
 
     /// <summary>
     /// Creates the wiring of a stage with <paramref name="nodes"/> nodes of <paramref name="channels"/> channels.
-    /// Router i (out-degree n − i) is seeded from <paramref name="seed"/> and i; parameters are named
-    /// <c>{name}.router{i}.fc1.weight</c>, ..., <c>{name}.edge_logits</c>.
+    /// Router i (out-degree n − i) takes the i-th seed of <paramref name="seeds"/> (default: a sequence based on 0).
     /// </summary>
     /// <exception cref="ArgumentException">Invalid config, nodes &lt; 2 or channels &lt; 1.</exception>
-    public StageWiring(Device device, WiringConfig config, int nodes, int channels, int seed = 0, string name = "wiring")
+    public StageWiring(Device device, WiringConfig config, int nodes, int channels, SeedSequence? seeds = null) : base(device)
     {
-        ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         if (nodes < 2) throw new ArgumentException($"A stage needs at least 2 nodes; got {nodes}.", nameof(nodes));
@@ -41,15 +40,16 @@ public sealed class StageWiring : IDisposable
         Reduction = config.Reduction;
         _tau = config.Tau;
         _gradient = config.Gradient;
-        _routers = Kind != WiringKind.Dynamic ? [] : Enumerable.Range(0, nodes)
-            .Select(i => RouterParameters.Create(device, channels, nodes - i, config.Reduction, unchecked(seed * 1_000_003 + i), config.InitialEdgeLogit, $"{name}.router{i}"))
-            .ToArray();
         if (Kind == WiringKind.Dense)
         {
-            int edges = Adjacency.EdgeCountOf(nodes);
-            EdgeLogits = Tensor.FromArray(device, Enumerable.Repeat(config.InitialEdgeLogit, edges).ToArray(), edges);
-            EdgeLogits.Name = $"{name}.edge_logits";
-            EdgeLogits.RequiresGrad = true;
+            EdgeLogits = RegisterParameter("edge_logits", Tensor.Empty(device, Adjacency.EdgeCountOf(nodes)));
+            Init.Constant(EdgeLogits, config.InitialEdgeLogit);
+        }
+        else if (Kind == WiringKind.Dynamic)
+        {
+            seeds ??= new SeedSequence(0);
+            _routers = RegisterModule("routers", new ModuleList<Router>(device,
+                Enumerable.Range(0, nodes).Select(i => new Router(device, channels, nodes - i, config.Reduction, seeds, config.InitialEdgeLogit))));
         }
     }
 
@@ -85,14 +85,10 @@ public sealed class StageWiring : IDisposable
     }
 
     /// <summary>Router i of each node (dynamic wiring), else empty.</summary>
-    public IReadOnlyList<RouterParameters> Routers => _routers;
+    public IReadOnlyList<Router> Routers => (IReadOnlyList<Router>?)_routers ?? [];
 
     /// <summary>The E edge logits (dense wiring), else null.</summary>
     public Tensor? EdgeLogits { get; }
-
-    /// <summary>Every trainable tensor of the wiring.</summary>
-    public IEnumerable<Tensor> Parameters() =>
-        _routers.SelectMany(r => r.Parameters).Concat(EdgeLogits is null ? [] : [EdgeLogits]);
 
     /// <summary>
     /// Starts a forward pass: a zeroed, tape-owned adjacency for <paramref name="batch"/> samples; chain wiring
@@ -115,7 +111,7 @@ public sealed class StageWiring : IDisposable
     public Tensor? Route(Tape tape, Adjacency adjacency, int node, Tensor nodeOutput)
     {
         CheckAdjacency(adjacency);
-        return Kind == WiringKind.Dynamic ? tape.Route(adjacency, node, nodeOutput, _routers[Math.Clamp(node, 0, Nodes - 1)], Tau, Gradient) : null;
+        return Kind == WiringKind.Dynamic ? tape.Route(adjacency, node, nodeOutput, _routers![Math.Clamp(node, 0, Nodes - 1)], Tau, Gradient) : null;
     }
 
     /// <summary>The input of node <paramref name="target"/> (1..n; n = stage output): see <see cref="WiringOps.Aggregate"/>.</summary>
@@ -132,10 +128,4 @@ public sealed class StageWiring : IDisposable
             throw new ArgumentException($"The adjacency has {adjacency.Nodes} nodes; this stage wiring has {Nodes}.", nameof(adjacency));
     }
 
-    /// <summary>Disposes the parameter tensors.</summary>
-    public void Dispose()
-    {
-        foreach (var r in _routers) r.Dispose();
-        EdgeLogits?.Dispose();
-    }
 }

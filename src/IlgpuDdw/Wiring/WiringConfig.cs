@@ -42,11 +42,11 @@ public sealed record WiringConfig
     public GateGradient Gradient { get; init; } = GateGradient.KeptOnly;
 
     /// <summary>
-    /// Initial edge logit (default <see cref="RouterParameters.DefaultOutputBias"/> = 3): the router's last bias in
+    /// Initial edge logit (default <see cref="Router.DefaultOutputBias"/> = 3): the router's last bias in
     /// dynamic wiring and every edge logit in dense wiring, so both learned wirings start from the same edge
     /// weights (≈ 0.95) and every dynamic edge starts kept at τ = 0.5.
     /// </summary>
-    public float InitialEdgeLogit { get; init; } = RouterParameters.DefaultOutputBias;
+    public float InitialEdgeLogit { get; init; } = Router.DefaultOutputBias;
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
     public void Validate()

@@ -4,37 +4,11 @@ using IlgpuDdw.Kernels;
 namespace IlgpuDdw.Wiring;
 
 /// <summary>
-/// The wiring ops of a DDW stage on the tape: router, gate, aggregation and dense edges. Each runs its forward kernel
+/// The wiring ops of a DDW stage on the tape: gate (after a <see cref="Wiring.Router"/>), aggregation and dense edges. Each runs its forward kernel
 /// at once and records its backward.
 /// </summary>
 public static class WiringOps
 {
-    /// <summary>
-    /// The router of a node: <c>a = sigmoid(W2 · ReLU(W1 · GAP(y) + b1) + b2)</c> for a node output
-    /// <c>y [B, C, H, W]</c>; returns <c>a [B, OutDegree]</c>. Composed of the ops it consists of, recorded one
-    /// by one: <see cref="Ops.GlobalAvgPool2d"/>, then <see cref="Ops.Linear"/> with the ReLU fused
-    /// (<see cref="LinearActivation.Relu"/>) and <see cref="Ops.Linear"/> with the sigmoid fused
-    /// (<see cref="LinearActivation.Sigmoid"/>). Saves the pooled features <c>[B, C]</c> and the hidden
-    /// activations <c>[B, Hidden]</c> (tape-owned; released at once in no-grad mode); the gradient flows to y
-    /// and to every router parameter that requires one.
-    /// </summary>
-    /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
-    public static Tensor Router(this Tape tape, Tensor nodeOutput, RouterParameters router)
-    {
-        ArgumentNullException.ThrowIfNull(tape);
-        ArgumentNullException.ThrowIfNull(nodeOutput);
-        ArgumentNullException.ThrowIfNull(router);
-        Ops.RequireSameDevice("Router", tape, nodeOutput, router.W1, router.B1, router.W2, router.B2);
-        if (nodeOutput.Rank != 4 || nodeOutput.Dim(1) != router.Channels)
-            throw new ArgumentException($"Router: node output {nodeOutput.Describe()} must be [B, {router.Channels}, H, W] for a router with {router.Channels} input channels.", nameof(nodeOutput));
-        var pooled = tape.GlobalAvgPool2d(nodeOutput);
-        var hidden = tape.Linear(pooled, router.W1, router.B1, LinearActivation.Relu);
-        tape.Release(pooled);
-        var a = tape.Linear(hidden, router.W2, router.B2, LinearActivation.Sigmoid);
-        tape.Release(hidden);
-        return a;
-    }
-
     /// <summary>
     /// The threshold gate of node <paramref name="node"/>: writes row <c>node</c> of the adjacency for every sample,
     /// <c>A[b, node, node + 1 + o] = a[b, o] &gt; τ ? a[b, o] : 0</c>, from the router outputs
@@ -66,12 +40,12 @@ public static class WiringOps
     }
 
     /// <summary>
-    /// The distribution step of node <paramref name="node"/>: <see cref="Router"/> on its output, then
+    /// The distribution step of node <paramref name="node"/>: the <see cref="Wiring.Router"/> on its output, then
     /// <see cref="Gate"/> writes row <c>node</c> of the adjacency. Returns the router outputs
     /// <c>a [B, n − node]</c> (e.g. for a sparsity loss <c>λ · mean(a)</c>).
     /// </summary>
     /// <exception cref="ArgumentException">Any invalid value (τ, node, shapes, router out-degree ≠ n − node).</exception>
-    public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, RouterParameters router, float tau, GateGradient gradient)
+    public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, Router router, float tau, GateGradient gradient)
     {
         ArgumentNullException.ThrowIfNull(adjacency);
         ArgumentNullException.ThrowIfNull(router);
@@ -81,7 +55,7 @@ public static class WiringOps
             throw new ArgumentException($"Route: router of node {node} has {router.OutDegree} outputs but node {node} of a {adjacency.Nodes}-node stage has out-degree {adjacency.OutDegree(node)}.", nameof(router));
         if (nodeOutput.Rank < 1 || nodeOutput.Dim(0) != adjacency.Batch)
             throw new ArgumentException($"Route: node output {nodeOutput.Describe()} has batch {(nodeOutput.Rank < 1 ? 0 : nodeOutput.Dim(0))}; the adjacency has {adjacency.Batch}.", nameof(nodeOutput));
-        var a = tape.Router(nodeOutput, router);
+        var a = router.Forward(tape, nodeOutput);
         tape.Gate(adjacency, node, a, tau, gradient);
         return a;
     }

@@ -1,0 +1,81 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels;
+using IlgpuDdw.Nn;
+using IlgpuDdw.Runtime;
+
+namespace IlgpuDdw.Wiring;
+
+/// <summary>
+/// The router of one node, <c>a = sigmoid(fc2(ReLU(fc1(GAP(y)))))</c>: two <see cref="Linear"/> layers,
+/// <c>fc1 [Hidden, Channels]</c> with the ReLU fused and <c>fc2 [OutDegree, Hidden]</c> with the sigmoid fused,
+/// Hidden = <see cref="HiddenSize"/>. Its outputs weigh the node's out-edges for each sample.
+/// </summary>
+public sealed class Router : Module
+{
+    /// <summary>
+    /// Initial value of every entry of fc2's bias (the router's last bias): 3, so an edge starts at
+    /// <c>a = sigmoid(3 + W2 · h) ≈ 0.95</c>, kept at the default τ = 0.5. With W2 ~ U(±1/√Hidden) the term
+    /// <c>W2 · h</c> has a standard deviation of about <c>rms(h)/√3</c>, so an edge would start cut only when
+    /// the hidden activations' rms exceeds ≈ 5 (far above what normalised feature maps give). Larger values
+    /// keep edges more surely but shrink the sigmoid slope (0.045 at 3), slowing the routers' first steps.
+    /// </summary>
+    public const float DefaultOutputBias = 3f;
+
+    /// <summary>
+    /// Creates a router for a node with <paramref name="channels"/> channels and <paramref name="outDegree"/>
+    /// out-edges. Both layers draw PyTorch's <c>Linear</c> default, U(±1/√In), in turn from one generator seeded by
+    /// <paramref name="seeds"/> (fc1's weight and bias, then fc2's weight); fc2's bias is then set to
+    /// <paramref name="outputBias"/> (see <see cref="DefaultOutputBias"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">Channels or out-degree below 1, an invalid reduction, or a non-finite bias.</exception>
+    public Router(Device device, int channels, int outDegree, int reduction, SeedSequence seeds, float outputBias = DefaultOutputBias)
+        : base(device)
+    {
+        ArgumentNullException.ThrowIfNull(seeds);
+        if (channels < 1) throw new ArgumentException($"Router channels {channels} must be at least 1.", nameof(channels));
+        if (outDegree < 1) throw new ArgumentException($"Router out-degree {outDegree} must be at least 1.", nameof(outDegree));
+        WiringConfig.ValidateReduction(reduction);
+        if (!float.IsFinite(outputBias)) throw new ArgumentException($"Router output bias {outputBias} must be finite.", nameof(outputBias));
+        int hidden = HiddenSize(channels, reduction);
+        var generator = new Random(seeds.Next());
+        Fc1 = RegisterModule("fc1", new Linear(device, new LinearSpec(channels, hidden), generator, LinearActivation.Relu));
+        Fc2 = RegisterModule("fc2", new Linear(device, new LinearSpec(hidden, outDegree), generator, LinearActivation.Sigmoid));
+        Init.Constant(Fc2.Bias!, outputBias);
+    }
+
+    /// <summary>Hidden width of a router: <c>max(channels / reduction, 4)</c> (integer division).</summary>
+    public static int HiddenSize(int channels, int reduction) => Math.Max(channels / reduction, 4);
+
+    /// <summary>First layer, Channels → Hidden, ReLU fused.</summary>
+    public Linear Fc1 { get; }
+
+    /// <summary>Second layer, Hidden → OutDegree, sigmoid fused.</summary>
+    public Linear Fc2 { get; }
+
+    /// <summary>Input channels C.</summary>
+    public int Channels => Fc1.Spec.InFeatures;
+
+    /// <summary>Hidden width h.</summary>
+    public int Hidden => Fc1.Spec.OutFeatures;
+
+    /// <summary>Out-degree of the node (router outputs per sample).</summary>
+    public int OutDegree => Fc2.Spec.OutFeatures;
+
+    /// <summary>
+    /// The router outputs <c>a [B, OutDegree]</c> for a node output <c>y [B, C, H, W]</c>: global average pooling,
+    /// then the two layers, recorded op by op. The pooled features <c>[B, C]</c> and hidden activations
+    /// <c>[B, Hidden]</c> are freed at once in no-grad mode.
+    /// </summary>
+    /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
+    public override Tensor Forward(Tape tape, Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(input);
+        Ops.RequireSameDevice("Router", tape, [input, .. Parameters()]);
+        if (input.Rank != 4 || input.Dim(1) != Channels)
+            throw new ArgumentException($"Router: node output {input.Describe()} must be [B, {Channels}, H, W] for a router with {Channels} input channels.", nameof(input));
+        using var scope = tape.Scope();
+        var hidden = scope.FreeExcept(Fc1.Forward(tape, tape.GlobalAvgPool2d(input)));
+        return scope.Keep(Fc2.Forward(tape, hidden));
+    }
+}
