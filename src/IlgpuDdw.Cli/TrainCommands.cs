@@ -352,12 +352,12 @@ internal static class TrainCommands
                 outDir = Path.GetFullPath(parse.GetValue(c.Out) ?? Path.Combine("runs", $"train-{model.Spec.Name}-{Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
             }
             Directory.CreateDirectory(outDir);
-            using var model_ = trainer.Model;
+            using var model_ = (DdwNet)trainer.Model;
             using var t = trainer;
             using var metrics = new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"));
             trainer.Metrics = metrics;
             trainer.CheckpointPath = Path.Combine(outDir, "checkpoint.safetensors");
-            Console.WriteLine($"training {trainer.Model.Spec.Name} ({Name(trainer.Model.Wiring.Kind)}) on {device}: {train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
+            Console.WriteLine($"training {model_.Spec.Name} ({Name(model_.Wiring.Kind)}) on {device}: {train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
             WithProgress("train", p => { trainer.Progress = p; return trainer.Run(); });
             var table = new Table().AddColumns("epoch", "train loss", "train acc", "test loss", "test acc", "keep rate", "MACs / sample", "train img/s", "eval img/s");
             foreach (var h in trainer.History)
