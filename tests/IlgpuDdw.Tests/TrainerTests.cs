@@ -8,7 +8,7 @@ namespace IlgpuDdw.Tests;
 [Collection("cpu")]
 public sealed class TrainerTests(DeviceFixture fx)
 {
-    private static ImageDataset Synthetic(int count, int seed, int size = 8)
+    internal static ImageDataset Synthetic(int count, int seed, int size = 8)
     {
         // Class-dependent patterns that survive the flip/crop augmentation, so that the task is learnable.
         var r = new Random(seed);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using IlgpuDdw.Training.Experiments;
 
 namespace IlgpuDdw.Cli.Reports;
 
@@ -7,9 +8,9 @@ namespace IlgpuDdw.Cli.Reports;
 internal static class WiringDot
 {
     /// <param name="title">Graph label.</param>
-    /// <param name="stages">Per stage: name, node count, the mean adjacency over the test set ((n+1)² row-major) and the
-    /// fraction of test samples keeping each edge (same layout), or null when every edge is always on.</param>
-    public static string Build(string title, IReadOnlyList<(string Name, int Nodes, double[] Mean, double[]? Keep)> stages)
+    /// <param name="stages">Per stage: the mean adjacency over the test set and the fraction of test samples keeping each
+    /// edge (null when every edge is always on).</param>
+    public static string Build(string title, IReadOnlyList<StageAdjacency> stages)
     {
         var sb = new StringBuilder();
         var ci = CultureInfo.InvariantCulture;
@@ -18,7 +19,7 @@ internal static class WiringDot
         sb.AppendLine(ci, $"  label=\"{Escape(title)}\"; labelloc=t;");
         for (int s = 0; s < stages.Count; s++)
         {
-            var (name, n, mean, keep) = stages[s];
+            var (name, n, _, mean, keep) = stages[s];
             int m = n + 1;
             sb.AppendLine(ci, $"  subgraph cluster_{s} {{");
             sb.AppendLine(ci, $"    label=\"{Escape(name)}\";");

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Models;
@@ -104,7 +105,7 @@ public sealed record ModelCost(string Model, WiringKind Wiring, int InputSize, i
     }
 
     /// <summary>The cost as JSON (integers as numbers, the wiring as a string).</summary>
-    public string ToJson(bool indented = true) => CostFormat.Json(this, indented);
+    public string ToJson(bool indented = true) => CostFormat.Json(this, indented, CostJsonContext.Default.ModelCost);
 
     private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 }
@@ -143,23 +144,17 @@ public sealed record EffectiveCost(string Model, WiringKind Wiring, int Batch, l
     public double Ratio => TotalMacs / StaticTotalMacs;
 
     /// <summary>The cost as JSON.</summary>
-    public string ToJson(bool indented = true) => CostFormat.Json(this, indented);
+    public string ToJson(bool indented = true) => CostFormat.Json(this, indented, CostJsonContext.Default.EffectiveCost);
 }
 
 /// <summary>Text and JSON formatting shared by the cost reports.</summary>
 internal static class CostFormat
 {
-    private static readonly JsonSerializerOptions Indented = Options(true);
-    private static readonly JsonSerializerOptions Compact = Options(false);
+    private static readonly JsonSerializerOptions Compact = new(CostJsonContext.Default.Options) { WriteIndented = false };
 
-    private static JsonSerializerOptions Options(bool indented) => new()
-    {
-        WriteIndented = indented,
-        Converters = { new JsonStringEnumConverter() },
-    };
-
-    /// <summary>Serializes <paramref name="value"/> with enums as strings.</summary>
-    public static string Json<T>(T value, bool indented) => JsonSerializer.Serialize(value, indented ? Indented : Compact);
+    /// <summary>Serializes <paramref name="value"/> (enums as strings), indented as <paramref name="info"/> or compact.</summary>
+    public static string Json<T>(T value, bool indented, JsonTypeInfo<T> info) =>
+        indented ? JsonSerializer.Serialize(value, info) : JsonSerializer.Serialize(value, (JsonTypeInfo<T>)Compact.GetTypeInfo(typeof(T)));
 
     /// <summary>Right-aligned columns (the first left-aligned), a rule under the header row.</summary>
     public static string Table(IReadOnlyList<string[]> rows)
@@ -176,3 +171,9 @@ internal static class CostFormat
         return sb.ToString();
     }
 }
+
+/// <summary>JSON of the cost reports: indented, C# property names, enums as strings.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(ModelCost))]
+[JsonSerializable(typeof(EffectiveCost))]
+internal sealed partial class CostJsonContext : JsonSerializerContext;

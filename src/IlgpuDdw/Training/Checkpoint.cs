@@ -30,27 +30,28 @@ public static class Checkpoint
     /// <summary>The value of the <c>format</c> metadata key.</summary>
     public const string Format = "ilgpuddw-checkpoint-1";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
     /// <summary>The library version written into checkpoints.</summary>
     public static string LibraryVersion => typeof(Checkpoint).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     /// <summary>Saves a trainer's model, optimizer and progress.</summary>
+    /// <exception cref="InvalidOperationException">The trainer's model is not a <see cref="DdwNet"/>.</exception>
     public static void Save(string path, Trainer trainer)
     {
         ArgumentNullException.ThrowIfNull(trainer);
+        var model = trainer.Model as DdwNet
+            ?? throw new InvalidOperationException($"Checkpoints hold DdwNet models; the trainer's model is a {trainer.Model.GetType().Name}.");
         var extra = new Dictionary<string, string>
         {
             ["epoch"] = trainer.Epoch.ToString(CultureInfo.InvariantCulture),
             ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture),
-            ["options"] = JsonSerializer.Serialize(trainer.Options, Json),
-            ["history"] = JsonSerializer.Serialize(trainer.History, Json),
-            ["step_losses"] = JsonSerializer.Serialize(trainer.StepLosses, Json),
+            ["options"] = JsonSerializer.Serialize(trainer.Options, CheckpointJsonContext.Default.TrainerOptions),
+            ["history"] = JsonSerializer.Serialize(trainer.History, CheckpointJsonContext.Default.IReadOnlyListEpochResult),
+            ["step_losses"] = JsonSerializer.Serialize(trainer.StepLosses, CheckpointJsonContext.Default.ListSingle),
         };
         var tensors = new List<KeyValuePair<string, SafeTensor>>();
         foreach (var (key, value) in trainer.Optimizer.StateDict())
             tensors.Add(new("optimizer." + key, SafeTensor.FromFloat32([value.Length], value)));
-        Save(path, trainer.Model, extra, tensors);
+        Save(path, model, extra, tensors);
     }
 
     /// <summary>Saves a model (parameters and buffers) with optional extra metadata and tensors.</summary>
@@ -149,23 +150,30 @@ public static class Checkpoint
     /// the epoch and step counters and the history. Training then continues exactly as if it had not stopped (the
     /// shuffling, augmentation, learning rate and τ depend only on the seed, the epoch and the step).
     /// </summary>
-    public static Trainer Resume(Device device, string path, ImageDataset train, ImageDataset test, int? epochs = null)
+    /// <param name="device">Device of the rebuilt model.</param>
+    /// <param name="path">The checkpoint.</param>
+    /// <param name="train">Training data.</param>
+    /// <param name="test">Test data.</param>
+    /// <param name="epochs">When set, the run's new total epoch count.</param>
+    /// <param name="terms">The objective, when the run used other terms than its options describe.</param>
+    public static Trainer Resume(Device device, string path, ImageDataset train, ImageDataset test, int? epochs = null,
+        IEnumerable<IObjectiveTerm>? terms = null)
     {
         var model = LoadModel(device, path, out var file);
         try
         {
             var m = file.Metadata;
-            var options = JsonSerializer.Deserialize<TrainerOptions>(m.TryGetValue("options", out var o) ? o
-                : throw new InvalidDataException($"{path}: a model-only checkpoint cannot be resumed (no training options)."), Json)
+            var options = JsonSerializer.Deserialize(m.TryGetValue("options", out var o) ? o
+                : throw new InvalidDataException($"{path}: a model-only checkpoint cannot be resumed (no training options)."), CheckpointJsonContext.Default.TrainerOptions)
                 ?? throw new InvalidDataException($"{path}: empty training options.");
             if (epochs is int e) options = options with { Epochs = e };
             var info = Info(path, file);
-            var trainer = new Trainer(model, train, test, options);
+            var trainer = new Trainer(model, train, test, options, terms);
             var optimizerState = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))
                 .ToDictionary(t => t.Key["optimizer.".Length..], t => t.Value.ToFloat32());
             trainer.Optimizer.LoadStateDict(optimizerState);
-            var history = JsonSerializer.Deserialize<List<EpochResult>>(m.GetValueOrDefault("history", "[]"), Json) ?? [];
-            var losses = JsonSerializer.Deserialize<List<float>>(m.GetValueOrDefault("step_losses", "[]"), Json) ?? [];
+            var history = JsonSerializer.Deserialize(m.GetValueOrDefault("history", "[]"), CheckpointJsonContext.Default.ListEpochResult) ?? [];
+            var losses = JsonSerializer.Deserialize(m.GetValueOrDefault("step_losses", "[]"), CheckpointJsonContext.Default.ListSingle) ?? [];
             trainer.Restore(info.Epoch, info.Step, history, losses);
             return trainer;
         }

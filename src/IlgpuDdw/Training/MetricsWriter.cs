@@ -5,7 +5,6 @@ namespace IlgpuDdw.Training;
 /// <summary>Appends one JSON object per line (JSON lines) to a file; flushed after every record.</summary>
 public sealed class MetricsWriter : IDisposable
 {
-    private static readonly JsonSerializerOptions Options = new() { WriteIndented = false, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private readonly StreamWriter _writer;
 
     /// <summary>Opens (appending to) <paramref name="path"/>, creating its directory.</summary>
@@ -20,9 +19,9 @@ public sealed class MetricsWriter : IDisposable
     public string Path { get; }
 
     /// <summary>Writes one record.</summary>
-    public void Write(IReadOnlyDictionary<string, object?> record)
+    public void Write(EpochMetrics record)
     {
-        _writer.WriteLine(JsonSerializer.Serialize(record, Options));
+        _writer.WriteLine(JsonSerializer.Serialize(record, MetricsJsonContext.Default.EpochMetrics));
         _writer.Flush();
     }
 

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuDdw.Cli.Options;
+using IlgpuDdw.Cli.Reports;
+using IlgpuDdw.Data;
+using IlgpuDdw.Models;
+using IlgpuDdw.Training.Experiments;
+using Spectre.Console;
+
+namespace IlgpuDdw.Cli;
+
+/// <summary><c>ddw compare</c>: runs a <see cref="CompareExperiment"/> and renders it (table, curves, heatmaps, wiring graphs).</summary>
+internal static class CompareCommand
+{
+    public static Command Build()
+    {
+        var training = new TrainingOptionBlock();
+        var seeds = new Option<int>("--seeds") { Description = "Train each wiring with K seeds (seed, seed+1, ...) and report mean and spread.", DefaultValueFactory = _ => 1 };
+        var json = CommonOptions.Json("Print one JSON object (with a runs array) instead of the table.");
+        var cmd = new Command("compare", "Train chain, dense and dynamic wiring of one model on Fashion-MNIST with the same seed and budget; print accuracy, cost and speed side by side.")
+            .With([.. training.Options, seeds, json]);
+        cmd.SetAction(parse =>
+        {
+            int k = parse.GetValue(seeds);
+            if (k < 1) throw new ArgumentException($"--seeds must be at least 1; got {k}.");
+            var t = training.Bind(parse);
+            var spec = ModelZoo.Get(t.Model);
+            string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{spec.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            var (train, test) = training.Data.Load(parse, t.Budget);
+            bool quiet = parse.GetValue(json);
+            var options = new CompareExperimentOptions { Model = spec, Wiring = t.Wiring, Training = t.Trainer, Seeds = k, Budget = t.Budget.Name, OutputDirectory = outDir };
+            using var device = CliApp.OpenDevice(parse);
+            using var experiment = new CompareExperiment(device, options, train, test);
+            if (!quiet)
+                Console.WriteLine($"compare {spec.Name} on {device}: budget {t.Budget.Name} ({train.Count} training images × {t.Trainer.Epochs} epoch(s), {test.Count} test images, batch {t.Trainer.BatchSize}), {k} seed(s) from {t.Trainer.Seed}; output {outDir}");
+            foreach (var run in experiment.Runs)
+            {
+                var r = quiet ? experiment.Execute(run) : ProgressDisplay.Run(run.Label, p => experiment.Execute(run, p));
+                if (run.SeedIndex == 0) WriteWiringFigures(outDir, spec, r);
+                if (!quiet)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{run.Label}: test accuracy {100 * r.Record.TestAccuracy:F2}%, keep rate {100 * r.Record.KeepRate:F1}%, {r.Record.Seconds:F0} s"));
+            }
+            Plots.Curves(Path.Combine(outDir, "curves.png"),
+                experiment.Results.Select(r => (r.Run.Label, r.StepLosses, (IReadOnlyList<double>)r.Record.Epochs.Select(h => h.TestAccuracy).ToArray())).ToList());
+            var result = experiment.Finish();
+            if (quiet)
+            {
+                Console.WriteLine(result.ToJson());
+                return 0;
+            }
+            PrintTable(result);
+            Console.WriteLine($"wrote {Path.Combine(outDir, "results.json")}, curves-loss.png, curves-accuracy.png, adjacency-*.png, wiring-*.dot, metrics.jsonl, checkpoints");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void PrintTable(CompareResult result)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var table = new Table().AddColumns("wiring", "params", "MACs static", "MACs effective / sample", "router MACs", "edge keep rate",
+            "test accuracy", "train images/s", "eval images/s", "peak device memory");
+        foreach (var s in result.Summary)
+        {
+            var r = result.Runs.Where(x => x.Wiring == s.Wiring).ToArray();
+            string accuracy = result.Seeds == 1 ? $"{100 * r[0].TestAccuracy:F2}%" : $"{100 * s.TestAccuracyMean:F2} ± {100 * s.TestAccuracyStd:F2}%";
+            table.AddRow(CommonOptions.Name(s.Wiring), r[0].Params.ToString("N0", ci), r[0].Macs.ToString("N0", ci), s.EffectiveMacsMean.ToString("N0", ci),
+                r[0].RouterMacs.ToString("N0", ci), $"{100 * s.KeepRateMean:F1}%", accuracy, s.TrainImagesPerSecondMean.ToString("F1", ci),
+                s.EvalImagesPerSecondMean.ToString("F1", ci), $"{r.Max(x => x.PeakBytes) / (1024.0 * 1024):F1} MiB");
+        }
+        Console.WriteLine($"{result.Model} on Fashion-MNIST, {result.Device}, budget {result.Budget}" + (result.Seeds > 1 ? $", mean ± std over {result.Seeds} seeds" : ""));
+        AnsiConsole.Write(table);
+    }
+
+    private static void WriteWiringFigures(string outDir, ModelSpec spec, CompareRunResult run)
+    {
+        string wiring = CommonOptions.Name(run.Run.Wiring.Kind);
+        foreach (var stage in run.Adjacency)
+            if (stage.PerClass is { } perClass)
+                Plots.AdjacencyHeatmap(Path.Combine(outDir, $"adjacency-{wiring}-{stage.Stage}.png"),
+                    $"{spec.Name} {wiring} {stage.Stage}: mean edge weight per class", stage.Nodes, perClass, FashionMnist.ClassNames);
+        File.WriteAllText(Path.Combine(outDir, $"wiring-{wiring}.dot"), WiringDot.Build($"{spec.Name} {wiring} wiring (mean weight, keep %)", run.Adjacency));
+    }
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using IlgpuDdw.Cli.Options;
+using IlgpuDdw.Cli.Reports;
+using IlgpuDdw.Models;
+using IlgpuDdw.Runtime;
+using IlgpuDdw.Wiring;
+using Spectre.Console;
+
+namespace IlgpuDdw.Cli;
+
+/// <summary><c>ddw info</c>: devices and versions, or a model's parameters and MACs per stage.</summary>
+internal static class InfoCommand
+{
+    public static Command Build()
+    {
+        var model = CommonOptions.OptionalModel();
+        var wiring = CommonOptions.Wiring("chain");
+        var size = CommonOptions.InputSize();
+        var reduction = CommonOptions.RouterReduction();
+        var json = CommonOptions.Json();
+        var cmd = new Command("info", "Print the available devices and versions, or with --model a model's parameters and MACs per stage.")
+            .With([model, wiring, size, reduction, json]);
+        cmd.SetAction(parse =>
+        {
+            if (parse.GetValue(model) is { } name)
+                return ModelInfo(name, CommonOptions.ParseWiring(parse.GetValue(wiring)!), parse.GetValue(size), parse.GetValue(reduction), parse.GetValue(json));
+            var table = new Table().AddColumns("device", "name", "memory", "warp size", "multiprocessors");
+            foreach (var d in Device.ListDevices())
+                table.AddRow(d.Spec, Markup.Escape(d.Name), d.MemoryBytes >= 1L << 50 ? "host memory" : $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB",
+                    d.WarpSize.ToString(), d.Multiprocessors.ToString());
+            AnsiConsole.Write(table);
+            if (parse.GetValue(CliApp.DeviceOption) is { } requested)
+            {
+                using var selected = Device.Create(requested);
+                Console.WriteLine($"selected: {selected} (grid-stride launch: up to {selected.MaxThreads} threads)");
+            }
+            string ilgpu = typeof(ILGPU.Context).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+                ?? typeof(ILGPU.Context).Assembly.GetName().Version?.ToString() ?? "?";
+            Console.WriteLine($"ILGPU {ilgpu.Split('+')[0]}, .NET {Environment.Version}, IlgpuDdw {typeof(Device).Assembly.GetName().Version}");
+            string? env = Environment.GetEnvironmentVariable(Device.EnvironmentVariable);
+            Console.WriteLine($"{Device.EnvironmentVariable}={(string.IsNullOrEmpty(env) ? "(unset)" : env)}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static int ModelInfo(string name, WiringKind wiring, int? inputSize, int reduction, bool json)
+    {
+        WiringConfig.ValidateReduction(reduction);
+        var spec = inputSize is int s ? ModelZoo.Get(name, s) : ModelZoo.Get(name);
+        var cost = CostModel.Compute(spec, wiring, reduction);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(ModelInfoReport.From(spec, CommonOptions.Name(wiring), reduction, cost), CliJsonContext.Default.ModelInfoReport));
+            return 0;
+        }
+        var table = new Table().AddColumns("stage", "nodes", "width", "resolution", "params", "MACs", "edge params", "router params", "router MACs", "aggregation MACs");
+        static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+        table.AddRow("stem", "", "", "", N(cost.StemParameters), N(cost.StemMacs), "", "", "", "");
+        foreach (var x in cost.Stages)
+            table.AddRow(x.Name, x.Nodes.ToString(), x.Width.ToString(), $"{x.Resolution}×{x.Resolution}", N(x.Parameters), N(x.Macs),
+                N(x.EdgeParameters), N(x.RouterParameters), N(x.RouterMacs), N(x.AggregationMacs));
+        table.AddRow("head", "", "", "", N(cost.HeadParameters), N(cost.HeadMacs), "", "", "", "");
+        table.AddRow("[bold]total[/]", cost.Stages.Sum(x => x.Nodes).ToString(), "", "", $"[bold]{N(cost.TotalParameters)}[/]", $"[bold]{N(cost.TotalMacs)}[/]",
+            N(cost.EdgeParameters), N(cost.RouterParameters), N(cost.Stages.Sum(x => x.RouterMacs)), N(cost.Stages.Sum(x => x.AggregationMacs)));
+        Console.WriteLine($"{spec.Name}, {CommonOptions.Name(wiring)} wiring, input {spec.InputChannels}×{spec.InputSize}×{spec.InputSize}, {spec.NumClasses} classes (MACs per sample; router r = {reduction})");
+        AnsiConsole.Write(table);
+        return 0;
+    }
+}

@@ -1,0 +1,164 @@
+using System.CommandLine;
+using IlgpuDdw.Data;
+using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
+
+namespace IlgpuDdw.Cli.Options;
+
+/// <summary>How much a command trains: images, epochs and batch sizes.</summary>
+/// <param name="Name">smoke | default | full.</param>
+/// <param name="TrainImages">Training images used (the first N of the training split; null = all).</param>
+/// <param name="TestImages">Test images used (null = all).</param>
+/// <param name="Epochs">Epochs.</param>
+/// <param name="BatchSize">Training batch size.</param>
+/// <param name="LearningRate">Peak learning rate.</param>
+internal sealed record Budget(string Name, int? TrainImages, int? TestImages, int Epochs, int BatchSize, float LearningRate)
+{
+    public static Budget Get(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        // CI: seconds per wiring.
+        "smoke" => new("smoke", 256, 128, 1, 32, 0.02f),
+        // A 2-core machine without a GPU: the three wirings of resnet_mini in about ten minutes.
+        "default" => new("default", 2560, 1000, 1, 32, 0.02f),
+        // A GPU: the whole data set.
+        "full" => new("full", null, null, 15, 128, 0.05f),
+        _ => throw new ArgumentException($"Unknown budget '{name}'. Use smoke, default or full."),
+    };
+}
+
+/// <summary>A group of options several commands share, declared once; a command adds <see cref="Options"/> and binds them after parsing.</summary>
+internal abstract class OptionBlock
+{
+    /// <summary>The options in help order.</summary>
+    public abstract IEnumerable<Option> Options { get; }
+}
+
+/// <summary><c>--data</c>: where Fashion-MNIST is read from.</summary>
+internal sealed class DataOptionBlock : OptionBlock
+{
+    public readonly Option<string?> Data = new("--data") { Description = $"Fashion-MNIST directory (default {FashionMnist.DefaultDirectory})." };
+
+    public override IEnumerable<Option> Options => [Data];
+
+    public FashionMnistOptions Bind(ParseResult p) => new() { Directory = p.GetValue(Data) };
+
+    /// <summary>The first <paramref name="testImages"/> test images (null = all).</summary>
+    public ImageDataset LoadTest(ParseResult p, int? testImages)
+    {
+        var test = FashionMnist.Load(DatasetSplit.Test, Bind(p));
+        return testImages is int n && n < test.Count ? test.Subset(n) : test;
+    }
+
+    /// <summary>The budget's training and test images.</summary>
+    public (ImageDataset Train, ImageDataset Test) Load(ParseResult p, Budget budget)
+    {
+        var test = LoadTest(p, budget.TestImages);
+        var train = FashionMnist.Load(DatasetSplit.Train, Bind(p));
+        if (budget.TrainImages is int n && n < train.Count) train = train.Subset(n);
+        return (train, test);
+    }
+}
+
+/// <summary><c>--tau --router-reduction --gate-gradient</c>: the wiring settings beyond its kind.</summary>
+internal sealed class GateOptionBlock : OptionBlock
+{
+    public readonly Option<float> Tau = new("--tau") { Description = "Gate threshold τ in [0, 1).", DefaultValueFactory = _ => 0.5f };
+    public readonly Option<int> Reduction = CommonOptions.RouterReduction();
+    public readonly Option<string> Gradient = new("--gate-gradient") { Description = "kept-only | straight-through", DefaultValueFactory = _ => "kept-only" };
+
+    public override IEnumerable<Option> Options => [Tau, Reduction, Gradient];
+
+    /// <summary>The settings (validated), with the default kind.</summary>
+    public WiringConfig Bind(ParseResult p)
+    {
+        var g = p.GetValue(Gradient)!.Trim().ToLowerInvariant() switch
+        {
+            "kept-only" or "keptonly" => GateGradient.KeptOnly,
+            "straight-through" or "straightthrough" => GateGradient.StraightThrough,
+            var other => throw new ArgumentException($"Unknown gate gradient '{other}'. Use kept-only or straight-through."),
+        };
+        var w = new WiringConfig { Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g };
+        w.Validate();
+        return w;
+    }
+}
+
+/// <summary><c>--budget --epochs --batch --lr --train-images --test-images</c>: a budget with its overrides.</summary>
+internal sealed class BudgetOptionBlock : OptionBlock
+{
+    public readonly Option<string> Preset = new("--budget") { Description = "smoke | default | full", DefaultValueFactory = _ => "default" };
+    public readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs (overrides the budget)." };
+    public readonly Option<int?> Batch = new("--batch") { Description = "Batch size (overrides the budget)." };
+    public readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate (overrides the budget)." };
+    public readonly Option<int?> TrainImages = new("--train-images") { Description = "Use the first N training images (overrides the budget; 0 = all)." };
+    public readonly Option<int?> TestImages = CommonOptions.TestImages();
+
+    public override IEnumerable<Option> Options => [Preset, Epochs, Batch, Lr, TrainImages, TestImages];
+
+    public Budget Bind(ParseResult p)
+    {
+        var b = Budget.Get(p.GetValue(Preset)!);
+        b = b with
+        {
+            Epochs = p.GetValue(Epochs) ?? b.Epochs,
+            BatchSize = p.GetValue(Batch) ?? b.BatchSize,
+            LearningRate = p.GetValue(Lr) ?? b.LearningRate,
+            TrainImages = p.GetValue(TrainImages) is int t ? (t == 0 ? null : t) : b.TrainImages,
+            TestImages = p.GetValue(TestImages) is int v ? (v == 0 ? null : v) : b.TestImages,
+        };
+        if (b.TrainImages is < 1 || b.TestImages is < 1) throw new ArgumentException("--train-images and --test-images must be positive (0 = all).");
+        return b;
+    }
+}
+
+/// <summary><c>--seed --augment --label-smoothing --sparsity --tau-warmup</c>: the trainer settings a budget leaves open.</summary>
+internal sealed class TrainerOptionBlock : OptionBlock
+{
+    public readonly Option<int> Seed = new("--seed") { Description = "Seed of initialisation, shuffling and augmentation.", DefaultValueFactory = _ => 0 };
+    public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip." };
+    public readonly Option<float> Smoothing = new("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0f };
+    public readonly Option<float> Sparsity = new("--sparsity") { Description = "Sparsity loss weight λ (λ·mean of the router outputs).", DefaultValueFactory = _ => 0f };
+    public readonly Option<float> TauWarmup = new("--tau-warmup") { Description = "Fraction of training over which τ rises from 0 to its value.", DefaultValueFactory = _ => 0f };
+
+    public override IEnumerable<Option> Options => [Seed, Augment, Smoothing, Sparsity, TauWarmup];
+
+    /// <summary>The trainer options (validated) for <paramref name="budget"/>.</summary>
+    public TrainerOptions Bind(ParseResult p, Budget budget)
+    {
+        var o = new TrainerOptions
+        {
+            Epochs = budget.Epochs, BatchSize = budget.BatchSize, LearningRate = budget.LearningRate, Seed = p.GetValue(Seed), Augment = p.GetValue(Augment),
+            LabelSmoothing = p.GetValue(Smoothing), SparsityWeight = p.GetValue(Sparsity), TauWarmupFraction = p.GetValue(TauWarmup),
+        };
+        o.Validate();
+        return o;
+    }
+}
+
+/// <summary>What <c>compare</c> and <c>train</c> were asked to train.</summary>
+/// <param name="Model">Model name.</param>
+/// <param name="Budget">Budget with its overrides.</param>
+/// <param name="Wiring">τ, router reduction and gate gradient (the kind is the default).</param>
+/// <param name="Trainer">Trainer options.</param>
+/// <param name="Out">Output directory, when given.</param>
+internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out);
+
+/// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
+internal sealed class TrainingOptionBlock : OptionBlock
+{
+    public readonly Option<string> Model = CommonOptions.Model();
+    public readonly DataOptionBlock Data = new();
+    public readonly GateOptionBlock Gate = new();
+    public readonly BudgetOptionBlock Budget = new();
+    public readonly TrainerOptionBlock Trainer = new();
+    public readonly Option<string?> Out = CommonOptions.Out();
+
+    public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out];
+
+    public TrainingSettings Bind(ParseResult p)
+    {
+        var budget = Budget.Bind(p);
+        var trainer = Trainer.Bind(p, budget);
+        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out));
+    }
+}

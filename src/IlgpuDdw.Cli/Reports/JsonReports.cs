@@ -1,0 +1,52 @@
+using System.Text.Json.Serialization;
+using IlgpuDdw.Models;
+
+namespace IlgpuDdw.Cli.Reports;
+
+/// <summary><c>info --model M --json</c>: a model's parameters and MACs per sample.</summary>
+internal sealed record ModelInfoReport(string Model, string Wiring, int InputSize, int InputChannels, int Classes, int RouterReduction,
+    long Params, long Macs, long BackboneParams, long BackboneMacs, long EdgeParams, long RouterParams, long RouterMacs, long AggregationMacs,
+    IReadOnlyList<StageInfoReport> Stages)
+{
+    public static ModelInfoReport From(ModelSpec spec, string wiring, int reduction, ModelCost cost) => new(
+        spec.Name, wiring, spec.InputSize, spec.InputChannels, spec.NumClasses, reduction, cost.TotalParameters, cost.TotalMacs,
+        cost.BackboneParameters, cost.BackboneMacs, cost.EdgeParameters, cost.RouterParameters, cost.Stages.Sum(x => x.RouterMacs),
+        cost.Stages.Sum(x => x.AggregationMacs),
+        cost.Stages.Select(x => new StageInfoReport(x.Name, x.Nodes, x.Width, x.Resolution, x.TotalParameters, x.TotalMacs, x.Parameters, x.Macs,
+            x.EdgeParameters, x.RouterParameters, x.RouterMacs, x.AggregationMacs)).ToArray());
+}
+
+/// <summary>One stage of <see cref="ModelInfoReport"/>.</summary>
+internal sealed record StageInfoReport(string Name, int Nodes, int Width, int Resolution, long Params, long Macs, long BackboneParams,
+    long BackboneMacs, long EdgeParams, long RouterParams, long RouterMacs, long AggregationMacs);
+
+/// <summary><c>bench --json</c>.</summary>
+internal sealed record StepBenchmarkReport(string Device, string Model, int InputSize, int Repetitions, IReadOnlyList<StepBenchmarkReportRow> Rows);
+
+/// <summary>One row of <see cref="StepBenchmarkReport"/>.</summary>
+internal sealed record StepBenchmarkReportRow(string Wiring, int Batch, double MedianStepMs, double SpreadMs, double ImagesPerSecond,
+    double RatioToDense, double KeepRate, long PeakBytes, double EvalMedianMs);
+
+/// <summary><c>bench aggregation --json</c>.</summary>
+internal sealed record AggregationBenchmarkReport(string Device, int Batch, int Nodes, int Channels, int Height, int Width, int Repetitions,
+    IReadOnlyList<AggregationBenchmarkReportRow> Rows);
+
+/// <summary>One row of <see cref="AggregationBenchmarkReport"/>.</summary>
+internal sealed record AggregationBenchmarkReportRow(double KeepRate, double MedianMs, double SpreadMs, double RatioToFull, double BytesPerSample);
+
+/// <summary><c>eval --json</c>.</summary>
+internal sealed record EvalReport(string Checkpoint, string Model, string Wiring, int Epoch, string Device, int Images, double TestAccuracy,
+    double TestLoss, double KeepRate, long Params, long Macs, double EffectiveMacs, double ImagesPerSecond);
+
+/// <summary>JSON of <c>info</c> and <c>bench</c>: compact, camelCase.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(ModelInfoReport))]
+[JsonSerializable(typeof(StepBenchmarkReport))]
+[JsonSerializable(typeof(AggregationBenchmarkReport))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
+
+/// <summary>JSON of <c>eval</c>: indented, camelCase, NaN and ±Infinity as strings.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(EvalReport))]
+internal sealed partial class EvalJsonContext : JsonSerializerContext;

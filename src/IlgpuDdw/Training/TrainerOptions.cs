@@ -1,0 +1,60 @@
+namespace IlgpuDdw.Training;
+
+/// <summary>Training settings. Defaults suit the small Fashion-MNIST configurations.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>Epochs to train.</summary>
+    public int Epochs { get; init; } = 1;
+
+    /// <summary>Training batch size.</summary>
+    public int BatchSize { get; init; } = 64;
+
+    /// <summary>Evaluation batch size.</summary>
+    public int EvalBatchSize { get; init; } = 256;
+
+    /// <summary>Peak learning rate (cosine decay to 0 after the warm-up).</summary>
+    public float LearningRate { get; init; } = 0.1f;
+
+    /// <summary>Linear learning-rate warm-up, as a fraction of all steps.</summary>
+    public float WarmupFraction { get; init; } = 0.05f;
+
+    /// <summary>SGD momentum.</summary>
+    public float Momentum { get; init; } = 0.9f;
+
+    /// <summary>Nesterov momentum.</summary>
+    public bool Nesterov { get; init; }
+
+    /// <summary>Weight decay.</summary>
+    public float WeightDecay { get; init; } = 5e-4f;
+
+    /// <summary>Decoupled (SGDW) instead of L2 weight decay.</summary>
+    public bool DecoupledWeightDecay { get; init; }
+
+    /// <summary>Label smoothing ε of the cross-entropy.</summary>
+    public float LabelSmoothing { get; init; }
+
+    /// <summary>Random crop (padding 2) and horizontal flip of training images.</summary>
+    public bool Augment { get; init; }
+
+    /// <summary>Seed of shuffling and augmentation (the model has its own init seed).</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Sparsity loss weight λ: adds λ·mean(a) over every router output (dynamic wiring).</summary>
+    public float SparsityWeight { get; init; }
+
+    /// <summary>τ warm-up: τ rises linearly from 0 to the model's τ over this fraction of all steps (0 = off).</summary>
+    public float TauWarmupFraction { get; init; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ArgumentException($"Epochs must be at least 1; got {Epochs}.");
+        if (BatchSize < 1) throw new ArgumentException($"Batch size must be at least 1; got {BatchSize}.");
+        if (EvalBatchSize < 1) throw new ArgumentException($"Evaluation batch size must be at least 1; got {EvalBatchSize}.");
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"Learning rate must be positive; got {LearningRate}.");
+        if (WarmupFraction is < 0 or > 1) throw new ArgumentException($"Warm-up fraction must be in [0, 1]; got {WarmupFraction}.");
+        if (TauWarmupFraction is < 0 or > 1) throw new ArgumentException($"τ warm-up fraction must be in [0, 1]; got {TauWarmupFraction}.");
+        if (SparsityWeight < 0 || !float.IsFinite(SparsityWeight)) throw new ArgumentException($"Sparsity weight must be ≥ 0; got {SparsityWeight}.");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"Label smoothing must be in [0, 1); got {LabelSmoothing}.");
+    }
+}
