@@ -71,7 +71,6 @@ public struct NodeViews
 /// </summary>
 public readonly struct AggregationShape
 {
-    /// <summary>Samples.</summary>
     public readonly int Batch;
     /// <summary>Elements per sample of every node output (C·H·W).</summary>
     public readonly int SampleSize;

@@ -7,9 +7,7 @@ public readonly struct PoolWindow(int plane, int outRow, int outColumn, int rowB
 {
     /// <summary>The (batch, channel) plane.</summary>
     public readonly int Plane = plane;
-    /// <summary>Output row.</summary>
     public readonly int OutRow = outRow;
-    /// <summary>Output column.</summary>
     public readonly int OutColumn = outColumn;
     /// <summary>First in-bounds input row.</summary>
     public readonly int RowBegin = rowBegin;
@@ -35,17 +33,11 @@ public readonly struct Pool2dGeometry
 {
     /// <summary>Number of planes (batch · channels).</summary>
     public readonly int Planes;
-    /// <summary>Input height.</summary>
     public readonly int Height;
-    /// <summary>Input width.</summary>
     public readonly int Width;
-    /// <summary>Output height.</summary>
     public readonly int OutHeight;
-    /// <summary>Output width.</summary>
     public readonly int OutWidth;
-    /// <summary>Window side.</summary>
     public readonly int Kernel;
-    /// <summary>Window step.</summary>
     public readonly int Stride;
     /// <summary>Implicit padding on every side.</summary>
     public readonly int Padding;

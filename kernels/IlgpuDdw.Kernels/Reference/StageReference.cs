@@ -26,7 +26,6 @@ public sealed class StageReference<T> where T : IFloatingPointIeee754<T>
 
     /// <summary>Nodes n (the output node is n).</summary>
     public int Nodes { get; }
-    /// <summary>Samples.</summary>
     public int Batch { get; }
     /// <summary>Channels of every node output.</summary>
     public int Channels { get; }

@@ -1,5 +1,7 @@
 using ILGPU;
+using ILGPU.Runtime;
 using IlgpuDdw.Runtime;
+using Device = IlgpuDdw.Runtime.Device;
 
 namespace IlgpuDdw.Autograd;
 
@@ -37,37 +39,37 @@ public static partial class Ops
     }
 
     /// <summary><c>y = a + b</c> (same shapes).</summary>
-    public static Tensor Add(this Tape tape, Tensor a, Tensor b)
-    {
-        RequireSameDevice("Add", tape, a, b);
-        RequireSameShape("Add", a, b);
-        var d = tape.Device;
-        var y = tape.NewTensor([.. a.Shape]);
-        int ext = d.Extent(y.Length);
-        d.Kernels.AddForward(d.Stream, ext, y.Length, ext, a.View, b.View, y.View);
-        if (tape.NeedsGrad(a, b))
-            tape.Record("Add", y, () =>
-            {
-                if (a.RequiresGrad) Accumulate(y.Grad, a.Grad);
-                if (b.RequiresGrad) Accumulate(y.Grad, b.Grad);
-            });
-        return y;
-    }
+    public static Tensor Add(this Tape tape, Tensor a, Tensor b) =>
+        Binary(tape, "Add", a, b, tape.Device.Kernels.AddForward, (dY, _, dX) => Accumulate(dY, dX));
 
     /// <summary><c>y = a · b</c> elementwise (same shapes).</summary>
-    public static Tensor Multiply(this Tape tape, Tensor a, Tensor b)
+    public static Tensor Multiply(this Tape tape, Tensor a, Tensor b) =>
+        Binary(tape, "Multiply", a, b, tape.Device.Kernels.MultiplyForward, (dY, other, dX) =>
+        {
+            var d = dY.Device;
+            int ext = d.Extent(dY.Length);
+            d.Kernels.MultiplyBackward(d.Stream, ext, dY.Length, ext, dY.View, other.View, dX.View);
+        });
+
+    /// <summary>
+    /// A same-shape binary elementwise op: <paramref name="forward"/> writes y from (a, b); <paramref name="backward"/>
+    /// (dY, the other operand, dOperand) accumulates one operand's gradient and runs once per operand that needs it.
+    /// </summary>
+    private static Tensor Binary(Tape tape, string name, Tensor a, Tensor b,
+        Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> forward,
+        Action<Tensor, Tensor, Tensor> backward)
     {
-        RequireSameDevice("Multiply", tape, a, b);
-        RequireSameShape("Multiply", a, b);
+        RequireSameDevice(name, tape, a, b);
+        RequireSameShape(name, a, b);
         var d = tape.Device;
         var y = tape.NewTensor([.. a.Shape]);
         int ext = d.Extent(y.Length);
-        d.Kernels.MultiplyForward(d.Stream, ext, y.Length, ext, a.View, b.View, y.View);
+        forward(d.Stream, ext, y.Length, ext, a.View, b.View, y.View);
         if (tape.NeedsGrad(a, b))
-            tape.Record("Multiply", y, () =>
+            tape.Record(name, y, () =>
             {
-                if (a.RequiresGrad) d.Kernels.MultiplyBackward(d.Stream, ext, y.Length, ext, y.Grad.View, b.View, a.Grad.View);
-                if (b.RequiresGrad) d.Kernels.MultiplyBackward(d.Stream, ext, y.Length, ext, y.Grad.View, a.View, b.Grad.View);
+                if (a.RequiresGrad) backward(y.Grad, b, a.Grad);
+                if (b.RequiresGrad) backward(y.Grad, a, b.Grad);
             });
         return y;
     }

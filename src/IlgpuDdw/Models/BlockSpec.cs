@@ -99,13 +99,10 @@ public sealed record BlockSpec
         OutputActivation = kind == BlockKind.InvertedResidual ? ActivationKind.None : ActivationKind.Relu;
     }
 
-    /// <summary>Block family.</summary>
     public BlockKind Kind { get; }
 
-    /// <summary>Input channels.</summary>
     public int InChannels { get; }
 
-    /// <summary>Output channels.</summary>
     public int OutChannels { get; }
 
     /// <summary>Stride (1 or 2 in the zoo).</summary>

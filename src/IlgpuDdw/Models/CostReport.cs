@@ -62,10 +62,8 @@ public sealed record ModelCost(string Model, WiringKind Wiring, int InputSize, i
     /// <summary>Dense edge parameters.</summary>
     public long EdgeParameters => Stages.Sum(s => s.EdgeParameters);
 
-    /// <summary>Router parameters.</summary>
     public long RouterParameters => Stages.Sum(s => s.RouterParameters);
 
-    /// <summary>All parameters.</summary>
     public long TotalParameters => BackboneParameters + EdgeParameters + RouterParameters;
 
     /// <summary>Convolution and linear MACs of the backbone.</summary>

@@ -36,7 +36,6 @@ public sealed class DdwNet : Module
         return new DdwNet(device, spec, wiring, seed);
     }
 
-    /// <summary>The architecture.</summary>
     public ModelSpec Spec { get; }
 
     /// <summary>The wiring settings.</summary>
@@ -45,7 +44,6 @@ public sealed class DdwNet : Module
     /// <summary>The initialisation seed.</summary>
     public int Seed { get; }
 
-    /// <summary>The stages.</summary>
     public IReadOnlyList<DdwStage> Stages => _stages;
 
     /// <summary>Sets the gate threshold τ of every wired stage (e.g. for a τ warm-up).</summary>

@@ -47,7 +47,6 @@ public sealed record ModelSpec
     /// <summary>Model name (the zoo's key).</summary>
     public string Name { get; }
 
-    /// <summary>Image channels.</summary>
     public int InputChannels { get; }
 
     /// <summary>Image side (square images).</summary>

@@ -90,10 +90,8 @@ public sealed record ConvSpec : LayerSpec
         Bias = bias;
     }
 
-    /// <summary>Input channels.</summary>
     public int InChannels { get; }
 
-    /// <summary>Output channels.</summary>
     public int OutChannels { get; }
 
     /// <summary>Kernel side K.</summary>
@@ -170,7 +168,6 @@ public sealed record BatchNormSpec : LayerSpec
         Momentum = momentum;
     }
 
-    /// <summary>Channels.</summary>
     public int Channels { get; }
 
     /// <summary>Epsilon added to the variance.</summary>
@@ -205,7 +202,6 @@ public sealed record ActivationSpec : LayerSpec
         Kind = kind;
     }
 
-    /// <summary>The activation.</summary>
     public ActivationKind Kind { get; }
 
     /// <inheritdoc/>
@@ -232,7 +228,6 @@ public sealed record MaxPoolSpec : LayerSpec
             throw new ArgumentException($"padding = {padding} must be at most half the kernel ({kernel}).", nameof(padding));
     }
 
-    /// <summary>Window side.</summary>
     public int Kernel { get; }
 
     /// <inheritdoc/>
@@ -277,10 +272,8 @@ public sealed record LinearSpec : LayerSpec
         Bias = bias;
     }
 
-    /// <summary>Input features.</summary>
     public int InFeatures { get; }
 
-    /// <summary>Output features.</summary>
     public int OutFeatures { get; }
 
     /// <summary>Whether the layer has a bias.</summary>

@@ -92,7 +92,6 @@ public sealed class BatchNorm2d : Module
 /// <summary>Pointwise activation (ReLU or ReLU6; None passes the input through).</summary>
 public sealed class Activation(Device device, ActivationKind kind) : Module(device)
 {
-    /// <summary>The activation.</summary>
     public ActivationKind Kind { get; } = kind;
 
     /// <inheritdoc/>
@@ -107,7 +106,6 @@ public sealed class Activation(Device device, ActivationKind kind) : Module(devi
 /// <summary>Max pooling.</summary>
 public sealed class MaxPool2d(Device device, MaxPoolSpec spec) : Module(device)
 {
-    /// <summary>The window.</summary>
     public MaxPoolSpec Spec { get; } = spec;
 
     /// <inheritdoc/>

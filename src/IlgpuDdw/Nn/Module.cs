@@ -222,7 +222,6 @@ public sealed class Sequential : Module
         return this;
     }
 
-    /// <summary>The layers.</summary>
     public IReadOnlyList<Module> Layers => _layers;
 
     /// <summary>Runs the layers in order; each intermediate is freed once the next layer has read it (see <see cref="Tape.Scope"/>).</summary>

@@ -106,7 +106,6 @@ public sealed class TrainingStepWorkload : IDisposable
         _tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
     }
 
-    /// <summary>The network.</summary>
     public DdwNet Net { get; }
 
     /// <summary>Samples per step.</summary>

@@ -72,25 +72,20 @@ public sealed class Trainer : IDisposable
         if (data.Count == 0) throw new ArgumentException($"The {what} data is empty.");
     }
 
-    /// <summary>The model.</summary>
     public Module Model { get; }
 
     /// <summary>The objective's terms (summed); the first is the reported training loss.</summary>
     public IReadOnlyList<IObjectiveTerm> Terms { get; }
 
-    /// <summary>Training data.</summary>
     public ImageDataset Train { get; }
 
-    /// <summary>Test data.</summary>
     public ImageDataset Test { get; }
 
     /// <summary>The optimizer (its momentum buffers are saved in checkpoints).</summary>
     public Sgd Optimizer { get; }
 
-    /// <summary>The options.</summary>
     public TrainerOptions Options => _options;
 
-    /// <summary>Epochs completed.</summary>
     public int Epoch { get; private set; }
 
     /// <summary>Training steps completed.</summary>

@@ -21,10 +21,8 @@ public sealed record TrainerOptions
     /// <summary>SGD momentum.</summary>
     public float Momentum { get; init; } = 0.9f;
 
-    /// <summary>Nesterov momentum.</summary>
     public bool Nesterov { get; init; }
 
-    /// <summary>Weight decay.</summary>
     public float WeightDecay { get; init; } = 5e-4f;
 
     /// <summary>Decoupled (SGDW) instead of L2 weight decay.</summary>

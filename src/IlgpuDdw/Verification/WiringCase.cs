@@ -13,8 +13,10 @@ namespace IlgpuDdw.Verification;
 /// (<see cref="RunOnDevice"/>) and through <see cref="StageReference{T}"/>. Dynamic cases draw router weights
 /// (b2 in ±2) so that some edges are cut and every router output is at least <see cref="GateMargin"/> from τ,
 /// every hidden pre-activation at least <see cref="ReluMargin"/> from 0 (away from the gate and ReLU kinks).
+/// <see cref="Geometry"/> fixes the aggregation launch geometry instead of the device's policy (null: the policy).
 /// </summary>
-internal sealed class WiringCase
+internal sealed record WiringCase(WiringKind Kind, int Nodes, int Batch, int Channels, int Height, int Width, float Tau,
+    GateGradient Gradient, int Reduction, (int Chunk, int Parts)? Geometry)
 {
     /// <summary>Least |a − τ| of a drawn dynamic case.</summary>
     public const double GateMargin = 0.02;
@@ -22,32 +24,6 @@ internal sealed class WiringCase
     /// <summary>Least |pre-activation| of the routers' hidden layer in a drawn dynamic case.</summary>
     public const double ReluMargin = 1e-3;
 
-    private WiringCase(WiringKind kind, int nodes, int batch, int channels, int height, int width, float tau, GateGradient gradient, int reduction,
-        (int Chunk, int Parts)? geometry)
-    {
-        Kind = kind;
-        Nodes = nodes;
-        Batch = batch;
-        Channels = channels;
-        Height = height;
-        Width = width;
-        Tau = tau;
-        Gradient = gradient;
-        Reduction = reduction;
-        Geometry = geometry;
-    }
-
-    public WiringKind Kind { get; }
-    public int Nodes { get; }
-    public int Batch { get; }
-    public int Channels { get; }
-    public int Height { get; }
-    public int Width { get; }
-    public float Tau { get; }
-    public GateGradient Gradient { get; }
-    public int Reduction { get; }
-    /// <summary>A fixed aggregation launch geometry instead of the device's policy (null: the policy).</summary>
-    public (int Chunk, int Parts)? Geometry { get; }
     public int Sample => Channels * Height * Width;
     public int[] NodeShape => [Batch, Channels, Height, Width];
 

@@ -59,7 +59,6 @@ public sealed class Adjacency : IDisposable
     /// <summary>Matrix side N = n + 1.</summary>
     public int Size => Nodes + 1;
 
-    /// <summary>Samples.</summary>
     public int Batch { get; }
 
     /// <summary>Edges per sample, E = n(n+1)/2.</summary>
@@ -68,7 +67,6 @@ public sealed class Adjacency : IDisposable
     /// <summary>The device tensor <c>[Batch, N, N]</c>.</summary>
     public Tensor Tensor { get; }
 
-    /// <summary>The device.</summary>
     public Device Device => Tensor.Device;
 
     /// <summary>Edges of a stage with <paramref name="nodes"/> nodes: n(n+1)/2.</summary>

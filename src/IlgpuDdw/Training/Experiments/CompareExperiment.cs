@@ -46,7 +46,6 @@ public sealed class CompareExperiment : IDisposable
         }
     }
 
-    /// <summary>The settings.</summary>
     public CompareExperimentOptions Options { get; }
 
     /// <summary>The planned runs: every wiring, each with every seed.</summary>

@@ -6,7 +6,6 @@ namespace IlgpuDdw.Training.Experiments;
 /// <summary>What <see cref="CompareExperiment"/> trains: one model under several wirings, each with several seeds.</summary>
 public sealed record CompareExperimentOptions
 {
-    /// <summary>The architecture.</summary>
     public required ModelSpec Model { get; init; }
 
     /// <summary>The wirings to train, in order (default chain, dense, dynamic).</summary>
