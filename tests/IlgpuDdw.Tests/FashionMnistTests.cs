@@ -73,12 +73,18 @@ public sealed class FashionMnistTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void Checksums_Verified_By_Default()
     {
-        WriteSplit(DatasetSplit.Train);
-        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Train, Custom with { VerifyChecksums = true }));
-        string images = _dir.File("train-images-idx3-ubyte");
+        // Structurally a published test split (10,000 images of 28×28), but not its bytes.
+        const int n = 10_000, size = 28 * 28;
+        string images = _dir.File("t10k-images-idx3-ubyte"), labels = _dir.File("t10k-labels-idx1-ubyte");
+        Idx.Write(images, [n, 28, 28], Pixels(n * size));
+        Idx.Write(labels, [n], Enumerable.Range(0, n).Select(i => (byte)(i % 10)).ToArray());
+        var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, Custom with { VerifyChecksums = true }));
         Assert.Contains(images, e.Message);
-        Assert.Contains(FashionMnist.Sha256["train-images-idx3-ubyte"], e.Message);
+        Assert.Contains(FashionMnist.Sha256["t10k-images-idx3-ubyte"], e.Message);
         Assert.Contains(Idx.Sha256Hex(File.ReadAllBytes(images)), e.Message);
+        Assert.Equal($"{images}: structure is valid but SHA-256 differs from the published Fashion-MNIST file t10k-images-idx3-ubyte: " +
+            $"expected {FashionMnist.Sha256["t10k-images-idx3-ubyte"]}, got {Idx.Sha256Hex(File.ReadAllBytes(images))}", e.Message);
+        Assert.Equal(n, FashionMnist.Load(DatasetSplit.Test, Custom).Count);
     }
 
     [Fact]
@@ -88,11 +94,107 @@ public sealed class FashionMnistTests(ITestOutputHelper output) : IDisposable
         var e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Train, Custom));
         Assert.Contains("5 images", e.Message);
         Assert.Contains("4 labels", e.Message);
+        Assert.Equal($"image/label count mismatch: {_dir.File("train-images-idx3-ubyte")} holds 5 images but " +
+            $"{_dir.File("train-labels-idx1-ubyte.gz")} holds 4 labels", e.Message);
 
         WriteSplit(DatasetSplit.Test, lastLabel: 10);
         e = Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, Custom));
         Assert.Contains("t10k-labels-idx1-ubyte.gz", e.Message);
-        Assert.Contains("= 10", e.Message);
+        Assert.Contains("label 10 at index 4", e.Message);
+        Assert.Equal($"{_dir.File("t10k-labels-idx1-ubyte.gz")}: label 10 at index 4 is out of range (classes 0–9)", e.Message);
+
+        WriteSplit(DatasetSplit.Test, images: 3500, labels: 3500);
+        Idx.Write(_dir.File("t10k-labels-idx1-ubyte.gz"), [3500],
+            Enumerable.Range(0, 3500).Select(i => i == 3452 ? (byte)11 : (byte)(i % 10)).ToArray(), gzip: true);
+        Assert.Equal($"{_dir.File("t10k-labels-idx1-ubyte.gz")}: label 11 at index 3,452 is out of range (classes 0–9)",
+            Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, Custom)).Message);
+    }
+
+    [Fact]
+    public void Published_Dimensions_And_Counts_Checked_Before_Checksums()
+    {
+        string images = _dir.File("t10k-images-idx3-ubyte");
+        Idx.Write(images, [5, 32, 32], Pixels(5 * 32 * 32));
+        Idx.Write(_dir.File("t10k-labels-idx1-ubyte"), [5], [0, 1, 2, 3, 4]);
+        var verified = Custom with { VerifyChecksums = true };
+        Assert.Equal($"{images}: wrong dimensions 32×32, expected 28×28 (Fashion-MNIST images)",
+            Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, verified)).Message);
+        Assert.Equal(32, FashionMnist.Load(DatasetSplit.Test, Custom).Height); // custom data: any size
+
+        Idx.Write(images, [5, 28, 28], Pixels(5 * 28 * 28));
+        Assert.Equal($"{images}: header says 5 images, the published Fashion-MNIST test split has 10,000",
+            Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, verified)).Message);
+
+        // The pair and label checks also come before the checksums.
+        Idx.Write(_dir.File("t10k-labels-idx1-ubyte"), [5], [0, 1, 2, 3, 12]);
+        Assert.Contains("label 12 at index 4 is out of range",
+            Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, verified)).Message);
+    }
+
+    /// <summary>Copies the real test split into the temp directory as raw IDX files, each changed by its edit.</summary>
+    private (string Images, string Labels) CorruptedRealSplit(Func<byte[], byte[]>? images = null, Func<byte[], byte[]>? labels = null)
+    {
+        string i = _dir.File("t10k-images-idx3-ubyte"), l = _dir.File("t10k-labels-idx1-ubyte");
+        var raw = Idx.ReadAllBytes(Path.Combine(FashionMnist.DefaultDirectory, "t10k-images-idx3-ubyte.gz"));
+        File.WriteAllBytes(i, images?.Invoke(raw) ?? raw);
+        raw = Idx.ReadAllBytes(Path.Combine(FashionMnist.DefaultDirectory, "t10k-labels-idx1-ubyte.gz"));
+        File.WriteAllBytes(l, labels?.Invoke(raw) ?? raw);
+        return (i, l);
+    }
+
+    private static byte[] Flip(byte[] bytes, int index, byte mask)
+    {
+        bytes[index] ^= mask;
+        return bytes;
+    }
+
+    private string LoadFails() =>
+        Assert.Throws<InvalidDataException>(() => FashionMnist.Load(DatasetSplit.Test, new() { Directory = _dir.Path })).Message;
+
+    [Fact]
+    public void Corrupted_Real_Files_Say_What_Is_Wrong()
+    {
+        // Flipped magic byte: the checksum also fails, but the message names the magic.
+        var (images, labels) = CorruptedRealSplit(images: b => Flip(b, 3, 0x02));
+        Assert.Equal($"{images}: wrong magic 0x00000801, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "this is an IDX file of unsigned-byte labels, rank 1 (images and labels files swapped?)", LoadFails());
+
+        // Cut at the end (an interrupted download).
+        CorruptedRealSplit(images: b => b[..^1000]);
+        Assert.Equal($"{images}: truncated file: header says 10,000 items of 28×28, file has 7,839,016 bytes, expected 7,840,016", LoadFails());
+
+        // Images and labels of different splits.
+        CorruptedRealSplit(labels: _ => Idx.ReadAllBytes(Path.Combine(FashionMnist.DefaultDirectory, "train-labels-idx1-ubyte.gz")));
+        Assert.Equal($"image/label count mismatch: {images} holds 10,000 images but {labels} holds 60,000 labels", LoadFails());
+
+        // A label byte beyond the classes.
+        CorruptedRealSplit(labels: b => { b[8 + 3452] = 11; return b; });
+        Assert.Equal($"{labels}: label 11 at index 3,452 is out of range (classes 0–9)", LoadFails());
+
+        // One flipped pixel bit: structure intact, so the checksum has the last word.
+        CorruptedRealSplit(images: b => Flip(b, 16 + 12345, 0x10));
+        string message = LoadFails();
+        Assert.StartsWith($"{images}: structure is valid but SHA-256 differs from the published Fashion-MNIST file t10k-images-idx3-ubyte: " +
+            $"expected {FashionMnist.Sha256["t10k-images-idx3-ubyte"]}, got ", message);
+        Assert.Equal(Idx.Sha256Hex(File.ReadAllBytes(images)), message[^64..]);
+
+        // The intact copy loads.
+        CorruptedRealSplit();
+        Assert.Equal(10_000, FashionMnist.Load(DatasetSplit.Test, new() { Directory = _dir.Path }).Count);
+    }
+
+    [Fact]
+    public void Count_Option_Takes_First_And_Rejects_More_Than_The_Split()
+    {
+        WriteSplit(DatasetSplit.Test);
+        var ds = FashionMnist.Load(DatasetSplit.Test, Custom with { Count = 2 });
+        Assert.Equal([2, 1, H, W], ds.Shape);
+        Assert.Equal([0, 3], ds.Labels);
+        Assert.Equal(FashionMnist.Load(DatasetSplit.Test, Custom).Images[..(2 * H * W)], ds.Images);
+        Assert.Equal(N, FashionMnist.Load(DatasetSplit.Test, Custom with { Count = N }).Count);
+        var e = Assert.Throws<ArgumentException>(() => FashionMnist.Load(DatasetSplit.Test, Custom with { Count = 100_000 }));
+        Assert.Equal($"requested 100,000 images but the test split ({_dir.File("t10k-images-idx3-ubyte")}) holds 5 (Parameter 'options')", e.Message);
+        Assert.Throws<ArgumentException>(() => FashionMnist.Load(DatasetSplit.Test, Custom with { Count = -1 }));
     }
 
     [Fact]
@@ -116,6 +218,9 @@ public sealed class FashionMnistTests(ITestOutputHelper output) : IDisposable
         Assert.NotEqual(42f, ds.Images[0]);
         Assert.Equal(ds.Image(1).ToArray(), sub.Image(1).ToArray());
         Assert.Throws<ArgumentOutOfRangeException>(() => ds.Subset(N + 1));
+        Assert.Equal("requested 100,000 images but the dataset holds 5 (Parameter 'count')",
+            Assert.Throws<ArgumentOutOfRangeException>(() => ds.Subset(100_000)).Message);
+        Assert.Equal(N, ds.Subset(N).Count);
         Assert.Equal(0, ds.Subset(0).Count);
     }
 

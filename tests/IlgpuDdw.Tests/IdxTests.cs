@@ -80,6 +80,29 @@ public sealed class IdxTests : IDisposable
         Assert.Contains(gz, e.Message);
         Assert.Contains(hash, e.Message);
         Assert.Contains(wrong, e.Message);
+        Assert.Equal($"{gz}: structure is valid but SHA-256 differs from the expected file: expected {wrong}, got {hash}", e.Message);
+        Assert.Equal(hash, Idx.Read(gz, Idx.LabelsMagic).Sha256());
+    }
+
+    [Fact]
+    public void Structure_Checked_Before_Checksum()
+    {
+        // A flipped magic byte also changes the hash: the message must say what is wrong, not only that the hash differs.
+        string path = _dir.File("labels");
+        Idx.Write(path, [3], [1, 2, 3]);
+        string hash = Idx.Sha256Hex(File.ReadAllBytes(path));
+        var bytes = File.ReadAllBytes(path);
+        bytes[2] ^= 0x01; // 0x0801 -> 0x0901 (signed bytes)
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => Idx.Read(path, Idx.LabelsMagic, hash));
+        Assert.Equal($"{path}: wrong magic 0x00000901, expected 0x00000801 (unsigned-byte labels, rank 1): " +
+            "this is an IDX file of element type 0x09, rank 1", e.Message);
+        Assert.DoesNotContain("SHA-256", e.Message);
+        // A dropped last byte: truncated, not a checksum mismatch.
+        Idx.Write(path, [3], [1, 2, 3]);
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..^1]);
+        e = Assert.Throws<InvalidDataException>(() => Idx.Read(path, Idx.LabelsMagic, hash));
+        Assert.Equal($"{path}: truncated file: header says 3 items, file has 10 bytes, expected 11", e.Message);
     }
 
     [Fact]
@@ -94,12 +117,32 @@ public sealed class IdxTests : IDisposable
         var e = Rejects(labels, Idx.ImagesMagic);
         Assert.Contains("0x00000801", e.Message);
         Assert.Contains("0x00000803", e.Message);
+        Assert.Equal($"{labels}: wrong magic 0x00000801, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "this is an IDX file of unsigned-byte labels, rank 1 (images and labels files swapped?)", e.Message);
         // Another element type (0x0D = float) with rank 3.
-        Rejects(RawFile("float", 0x00000D03, [1, 1, 1], new byte[4]));
+        string floats = RawFile("float", 0x00000D03, [1, 1, 1], new byte[4]);
+        Assert.Equal($"{floats}: wrong magic 0x00000D03, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "this is an IDX file of element type 0x0D, rank 3", Rejects(floats).Message);
         // Not an IDX file at all.
         string text = _dir.File("text");
         File.WriteAllText(text, "hello, world");
-        Rejects(text);
+        Assert.Equal($"{text}: wrong magic 0x68656C6C, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "not an IDX file (nor gzip-compressed)", Rejects(text).Message);
+    }
+
+    [Fact]
+    public void Not_Gzip_Although_Named_Gz_Rejected()
+    {
+        string path = _dir.File("train-images-idx3-ubyte.gz");
+        File.WriteAllText(path, "<html>404 Not Found</html>");
+        Assert.Equal($"{path}: wrong magic 0x3C68746D, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "not an IDX file, and not gzip-compressed although named .gz (no 1F 8B signature)", Rejects(path).Message);
+        // Valid gzip around something else.
+        string inner = _dir.File("inner.gz");
+        using (var gz = new GZipStream(File.Create(inner), CompressionLevel.Fastest))
+            gz.Write("hello, world"u8);
+        Assert.Equal($"{inner}: wrong magic 0x68656C6C, expected 0x00000803 (unsigned-byte images, rank 3): " +
+            "the decompressed data is not an IDX file", Rejects(inner).Message);
     }
 
     [Fact]
@@ -108,19 +151,28 @@ public sealed class IdxTests : IDisposable
         string empty = _dir.File("empty");
         File.WriteAllBytes(empty, []);
         Assert.Contains("too short", Rejects(empty).Message);
+        Assert.Equal($"{empty}: truncated file: file has 0 bytes, too short for an IDX header", Rejects(empty).Message);
         string partial = _dir.File("partial");
         File.WriteAllBytes(partial, [0, 0, 8, 3, 0, 0, 0, 2, 0]);
         Assert.Contains("truncated", Rejects(partial).Message);
+        Assert.Equal($"{partial}: truncated file: file has 9 bytes, too short for the 16-byte header of a rank-3 IDX file", Rejects(partial).Message);
     }
 
     [Fact]
     public void Truncated_Data_And_Trailing_Bytes_Rejected()
     {
-        var short_ = Rejects(RawFile("short", Idx.ImagesMagic, [3, 4, 5], Pixels(59)));
-        Assert.Contains("3×4×5", short_.Message);
+        string shortFile = RawFile("short", Idx.ImagesMagic, [3, 4, 5], Pixels(59));
+        var short_ = Rejects(shortFile);
+        Assert.Contains("3 items of 4×5", short_.Message);
         Assert.Contains("truncated", short_.Message);
-        var long_ = Rejects(RawFile("long", Idx.ImagesMagic, [3, 4, 5], Pixels(61)));
-        Assert.Contains("60 data bytes but 61", long_.Message);
+        Assert.Equal($"{shortFile}: truncated file: header says 3 items of 4×5, file has 75 bytes, expected 76", short_.Message);
+        string longFile = RawFile("long", Idx.ImagesMagic, [3, 4, 5], Pixels(61));
+        var long_ = Rejects(longFile);
+        Assert.Contains("file has 77 bytes, expected 76", long_.Message);
+        Assert.Equal($"{longFile}: trailing bytes or corrupt header: header says 3 items of 4×5, file has 77 bytes, expected 76", long_.Message);
+        // Thousands separators on real sizes.
+        string big = RawFile("big", Idx.ImagesMagic, [60000, 28, 28], Pixels(40000));
+        Assert.Equal($"{big}: truncated file: header says 60,000 items of 28×28, file has 40,016 bytes, expected 47,040,016", Rejects(big).Message);
     }
 
     [Fact]
@@ -143,7 +195,13 @@ public sealed class IdxTests : IDisposable
         var bytes = File.ReadAllBytes(path);
         for (int i = 20; i < bytes.Length - 8; i += 3) bytes[i] ^= 0x5A;
         File.WriteAllBytes(path, bytes);
-        Rejects(path);
+        Assert.Equal($"{path}: corrupt gzip stream (bad compressed data or CRC)", Rejects(path).Message);
+        // One flipped bit in the CRC trailer.
+        Idx.Write(path, [50, 20, 20], Pixels(50 * 20 * 20), gzip: true);
+        bytes = File.ReadAllBytes(path);
+        bytes[^6] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+        Assert.Equal($"{path}: corrupt gzip stream (bad compressed data or CRC)", Rejects(path).Message);
     }
 
     [Fact]
@@ -153,7 +211,16 @@ public sealed class IdxTests : IDisposable
         Idx.Write(path, [50, 20, 20], Pixels(50 * 20 * 20), gzip: true);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
-        Rejects(path);
+        Assert.Matches(@"^.*: truncated file: header says 50 items of 20×20, decompressed file has [0-9,]+ bytes, expected 20,016 " +
+            @"\(the gzip stream ends early: truncated \.gz file\)$", Rejects(path).Message);
+        // A complete gzip stream around a short IDX file: no gzip hint.
+        string inner = _dir.File("inner.gz");
+        using (var gz = new GZipStream(File.Create(inner), CompressionLevel.Fastest))
+        {
+            gz.Write(Idx.Header([50, 20, 20]));
+            gz.Write(Pixels(100));
+        }
+        Assert.Equal($"{inner}: truncated file: header says 50 items of 20×20, decompressed file has 116 bytes, expected 20,016", Rejects(inner).Message);
     }
 
     [Fact]

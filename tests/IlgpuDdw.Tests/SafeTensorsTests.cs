@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
+using IlgpuDdw.Data;
 using IlgpuDdw.IO;
 
 namespace IlgpuDdw.Tests;
@@ -102,8 +103,11 @@ public sealed class SafeTensorsTests : IDisposable
     {
         string path = _dir.File("nometa.safetensors");
         SafeTensors.Save(path, [T("x", F32([2]))]);
-        Assert.DoesNotContain("__metadata__", File.ReadAllText(path));
+        // The only metadata written is the checksum map, which Load consumes.
+        Assert.Equal([SafeTensors.ChecksumKey], Header(path).GetProperty("__metadata__").EnumerateObject().Select(p => p.Name));
         Assert.Empty(SafeTensors.Load(path).Metadata);
+        SafeTensors.Save(path, []);
+        Assert.DoesNotContain("__metadata__", File.ReadAllText(path));
         SafeTensors.Save(path, [T("x", F32([2]))], new Dictionary<string, string>());
         Assert.Empty(SafeTensors.Load(path).Metadata);
         // No tensors at all is a valid file too.
@@ -134,6 +138,84 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Equal(3, bf.Tensors["h"].ElementCount);
     }
 
+    /// <summary>The parsed JSON header of a file (a clone, valid after the document is gone).</summary>
+    private static JsonElement Header(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        using var doc = JsonDocument.Parse(bytes.AsMemory(8, (int)BinaryPrimitives.ReadUInt64LittleEndian(bytes)));
+        return doc.RootElement.Clone();
+    }
+
+    // ---- checksums ---------------------------------------------------------------------------------------
+
+    [Fact]
+    public void Checksums_Written_As_Sha256_Of_Each_Tensors_Bytes()
+    {
+        string path = _dir.File("sums.safetensors");
+        var a = F32([2, 3]);
+        var b = SafeTensor.FromInt64([2], [5, -6]);
+        SafeTensors.Save(path, [T("a", a), T("b.weight", b)], new Dictionary<string, string> { ["epoch"] = "4" });
+        var meta = Header(path).GetProperty("__metadata__");
+        Assert.Equal("4", meta.GetProperty("epoch").GetString());
+        using var map = JsonDocument.Parse(meta.GetProperty(SafeTensors.ChecksumKey).GetString()!);
+        Assert.Equal(["a", "b.weight"], map.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(Idx.Sha256Hex(a.Data), map.RootElement.GetProperty("a").GetString());
+        Assert.Equal(Idx.Sha256Hex(b.Data), map.RootElement.GetProperty("b.weight").GetString());
+
+        var file = SafeTensors.Load(path);
+        Assert.True(file.ChecksumsVerified);
+        Assert.Equal(new Dictionary<string, string> { ["epoch"] = "4" }, file.Metadata);
+        Assert.Contains("reserved", Assert.Throws<ArgumentException>(() =>
+            SafeTensors.Save(path, [T("a", a)], new Dictionary<string, string> { [SafeTensors.ChecksumKey] = "{}" })).Message);
+    }
+
+    [Fact]
+    public void Flipped_Data_Byte_Fails_The_Tensors_Checksum()
+    {
+        string path = _dir.File("flip.safetensors");
+        SafeTensors.Save(path, [T("stem.0.weight", F32([2, 3])), T("stem.1.bias", F32([3]))]);
+        string recorded = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(F32([3]).Data));
+        var bytes = File.ReadAllBytes(path);
+        bytes[^5] ^= 0x04; // inside stem.1.bias, data_offsets [24, 36]
+        File.WriteAllBytes(path, bytes);
+        string actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes.AsSpan(bytes.Length - 12)));
+        Assert.Equal($"{path}: tensor 'stem.1.bias': checksum mismatch (file corrupted?): SHA-256 of its 12 bytes at data_offsets [24, 36] " +
+            $"is {actual}, the header records {recorded}", Rejects(path, "stem.1.bias", "checksum mismatch (file corrupted?)"));
+    }
+
+    [Fact]
+    public void Files_Without_Checksums_Load_Unverified()
+    {
+        // As PyTorch writes them: no metadata, or metadata without the checksum map.
+        var buffer = new byte[8];
+        BinaryPrimitives.WriteSingleLittleEndian(buffer, 1.5f);
+        BinaryPrimitives.WriteSingleLittleEndian(buffer.AsSpan(4), -2f);
+        var plain = SafeTensors.Load(Raw("{" + Entry("w", "F32", "[2]", 0, 8) + "}", buffer));
+        Assert.False(plain.ChecksumsVerified);
+        Assert.Equal([1.5f, -2f], plain.Tensors["w"].ToFloat32());
+        var pt = SafeTensors.Load(Raw("{\"__metadata__\":{\"format\":\"pt\"}," + Entry("w", "F32", "[2]", 0, 8) + "}", buffer, name: "pt.safetensors"));
+        Assert.False(pt.ChecksumsVerified);
+        Assert.Equal("pt", pt.Metadata["format"]);
+        // A flipped byte in such a file goes unnoticed: nothing to check it against.
+        buffer[0] ^= 1;
+        Assert.False(SafeTensors.Load(Raw("{" + Entry("w", "F32", "[2]", 0, 8) + "}", buffer, name: "flipped.safetensors")).ChecksumsVerified);
+    }
+
+    [Fact]
+    public void Malformed_Checksum_Map_Rejected()
+    {
+        string Sums(string map) => "{\"__metadata__\":{\"tensor_sha256\":" + JsonSerializer.Serialize(map) + "}," + Entry("w", "F32", "[1]", 0, 4) + "}";
+        string hex = Idx.Sha256Hex(new byte[4]);
+        Assert.True(SafeTensors.Load(Raw(Sums($"{{\"w\":\"{hex}\"}}"), new byte[4], name: "ok")).ChecksumsVerified);
+        Rejects(Raw(Sums("[1]"), new byte[4], name: "array"), "'tensor_sha256' is a JSON Array");
+        Rejects(Raw(Sums("{\"w\":"), new byte[4], name: "json"), "'tensor_sha256' is not valid JSON");
+        Rejects(Raw(Sums("{\"w\":\"abc\"}"), new byte[4], name: "short"), "tensor 'w' is \"abc\", not 64 hex digits");
+        Assert.Equal($"{_dir.File("missing")}: tensor 'w' has no checksum in metadata 'tensor_sha256' (file corrupted?)",
+            Rejects(Raw(Sums("{}"), new byte[4], name: "missing")));
+        Assert.Equal($"{_dir.File("stray")}: metadata 'tensor_sha256' has a checksum for tensor 'v', which the file does not hold (file corrupted?)",
+            Rejects(Raw(Sums($"{{\"w\":\"{hex}\",\"v\":\"{hex}\"}}"), new byte[4], name: "stray")));
+    }
+
     // ---- malformed files ---------------------------------------------------------------------------------
 
     [Fact]
@@ -146,12 +228,18 @@ public sealed class SafeTensorsTests : IDisposable
         SafeTensors.Save(path, [T("x", F32([4, 4]))]);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^4]);
-        Rejects(path, "out of range");
+        long fileLength = bytes.Length - 4;
+        Assert.Equal($"{path}: tensor 'x': data_offsets [0, 64] are out of range for a byte buffer of 60 bytes " +
+            $"(the file has {fileLength} bytes, this tensor needs {fileLength + 4}: truncated file?)", Rejects(path, "out of range"));
+        // Cut inside the header.
+        File.WriteAllBytes(path, bytes[..40]);
+        Rejects(path, "header length", "beyond the file's 32 bytes");
     }
 
     [Fact]
     public void Header_Length_Beyond_File_Rejected() =>
-        Rejects(Raw("{}", [], declaredLength: 1000), "header length 1000", "beyond");
+        Assert.Equal($"{_dir.File("raw.safetensors")}: header length 1000 reaches beyond the file's 2 bytes after the length (truncated or not a safetensors file)",
+            Rejects(Raw("{}", [], declaredLength: 1000), "header length 1000", "beyond"));
 
     [Fact]
     public void Huge_Declared_Header_Rejected_Without_Allocating()
@@ -182,14 +270,15 @@ public sealed class SafeTensorsTests : IDisposable
     public void Offsets_Out_Of_Range_Rejected()
     {
         Rejects(Raw("{" + Entry("x", "F32", "[2]", 0, 8) + "}", new byte[4]), "'x'", "out of range");
-        Rejects(Raw("{" + Entry("x", "F32", "[1]", 4, 0) + "}", new byte[4], name: "reversed"), "out of range");
+        Assert.Equal($"{_dir.File("reversed")}: tensor 'x': data_offsets [4, 0] are out of range (need 0 <= begin <= end)",
+            Rejects(Raw("{" + Entry("x", "F32", "[1]", 4, 0) + "}", new byte[4], name: "reversed"), "out of range"));
         Rejects(Raw("{" + Entry("x", "F32", "[1]", -4, 0) + "}", new byte[4], name: "negative"), "out of range");
     }
 
     [Fact]
     public void Overlapping_Offsets_Rejected() =>
-        Rejects(Raw("{" + Entry("a", "F32", "[2]", 0, 8) + "," + Entry("b", "F32", "[2]", 4, 12) + "}", new byte[12]),
-            "overlap", "'a'", "'b'");
+        Assert.Equal($"{_dir.File("raw.safetensors")}: tensor 'b' data_offsets [4, 12] overlap tensor 'a' [0, 8]", Rejects(Raw("{" + Entry("a", "F32", "[2]", 0, 8) + "," + Entry("b", "F32", "[2]", 4, 12) + "}", new byte[12]),
+            "overlap", "'a'", "'b'"));
 
     [Fact]
     public void Holes_And_Trailing_Bytes_Rejected()
@@ -207,7 +296,8 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void Shape_Byte_Count_Mismatch_Rejected()
     {
-        Rejects(Raw("{" + Entry("x", "F32", "[3]", 0, 8) + "}", new byte[8]), "[3]", "12 bytes", "8 bytes");
+        Assert.Equal($"{_dir.File("raw.safetensors")}: tensor 'x': shape [3] of F32 needs 12 bytes, not the 8 bytes of data_offsets [0, 8]",
+            Rejects(Raw("{" + Entry("x", "F32", "[3]", 0, 8) + "}", new byte[8]), "[3]", "12 bytes", "8 bytes"));
         // A shape whose product overflows 64 bits.
         Rejects(Raw("{" + Entry("x", "F32", "[2147483647,2147483647,2147483647]", 0, 8) + "}", new byte[8], name: "overflow"),
             "more than 2^63 bytes");

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace IlgpuDdw.Data;
 
 /// <summary>A dataset split.</summary>
@@ -17,10 +19,17 @@ public sealed record FashionMnistOptions
     public string? Directory { get; init; }
 
     /// <summary>
-    /// Check the SHA-256 of each decompressed file against <see cref="FashionMnist.Sha256"/> (default). Turn off
-    /// only to load custom data in the Fashion-MNIST layout.
+    /// Check that the files are the published ones (default): first their structure (28×28 images, 60,000 or
+    /// 10,000 items), then the SHA-256 of each decompressed file against <see cref="FashionMnist.Sha256"/>. Turn
+    /// off only to load custom data in the Fashion-MNIST layout (any image size and count).
     /// </summary>
     public bool VerifyChecksums { get; init; } = true;
+
+    /// <summary>
+    /// Keep only the first <c>Count</c> images and labels of the split; null keeps all. More than the split holds
+    /// is an <see cref="ArgumentException"/> naming both numbers, never a silent cap.
+    /// </summary>
+    public int? Count { get; init; }
 
     /// <summary>Pixel normalisation; default <see cref="FashionMnist.Normalization"/>.</summary>
     public Normalization Normalization { get; init; } = FashionMnist.Normalization;
@@ -40,6 +49,9 @@ public static class FashionMnist
 
     /// <summary>Number of classes.</summary>
     public const int ClassCount = 10;
+
+    /// <summary>Height and width of the images.</summary>
+    public const int ImageSize = 28;
 
     /// <summary>Mean 0.2860 and standard deviation 0.3530 of the training pixels scaled to [0, 1].</summary>
     public static Normalization Normalization => new(0.2860f, 0.3530f);
@@ -67,21 +79,47 @@ public static class FashionMnist
     public static string LabelsFileName(DatasetSplit split) => $"{Prefix(split)}-labels-idx1-ubyte";
 
     /// <summary>
-    /// Loads one split: images normalised to float32 <c>[N, 1, 28, 28]</c>, labels 0..9.
+    /// Loads one split: images normalised to float32 <c>[N, 1, 28, 28]</c>, labels 0..9. The files' structure is
+    /// checked first (magic, header against file size, image/label counts, label range and, when verifying, the
+    /// published dimensions and counts); the checksums come last, so an error says what is wrong.
     /// </summary>
     /// <param name="split">Train or test.</param>
-    /// <param name="options">Directory, checksum verification and normalisation; null for the defaults.</param>
+    /// <param name="options">Directory, checksum verification, count and normalisation; null for the defaults.</param>
     /// <exception cref="FileNotFoundException">A file is missing; the message names the directory searched, the
     /// install command and the <c>--data DIR</c> option.</exception>
     /// <exception cref="InvalidDataException">A file is corrupt, malformed or fails its checksum.</exception>
+    /// <exception cref="ArgumentException"><see cref="FashionMnistOptions.Count"/> is negative or more than the split holds.</exception>
     public static ImageDataset Load(DatasetSplit split, FashionMnistOptions? options = null)
     {
         options ??= new FashionMnistOptions();
+        if (options.Count is < 0)
+            throw new ArgumentException($"count {options.Count} must be >= 0 (null = all)", nameof(options));
         string directory = options.Directory ?? DefaultDirectory;
         string imagesPath = Locate(directory, ImagesFileName(split));
         string labelsPath = Locate(directory, LabelsFileName(split));
-        var images = Idx.Read(imagesPath, Idx.ImagesMagic, options.VerifyChecksums ? Sha256[ImagesFileName(split)] : null);
-        var labels = Idx.Read(labelsPath, Idx.LabelsMagic, options.VerifyChecksums ? Sha256[LabelsFileName(split)] : null);
+        var images = Idx.Read(imagesPath, Idx.ImagesMagic);
+        var labels = Idx.Read(labelsPath, Idx.LabelsMagic);
+        if (options.VerifyChecksums && (images.Dimensions[1] != ImageSize || images.Dimensions[2] != ImageSize))
+            throw new InvalidDataException(
+                $"{imagesPath}: wrong dimensions {images.Dimensions[1]}×{images.Dimensions[2]}, expected {ImageSize}×{ImageSize} (Fashion-MNIST images)");
+        ImageDataset.CheckIdx(images, labels, ClassCount);
+        if (options.VerifyChecksums)
+        {
+            int published = split == DatasetSplit.Train ? 60_000 : 10_000;
+            if (images.Count != published)
+                throw new InvalidDataException(
+                    $"{imagesPath}: header says {N(images.Count)} images, the published Fashion-MNIST {Name(split)} split has {N(published)}");
+            Idx.CheckSha256(images, Sha256[ImagesFileName(split)], $"the published Fashion-MNIST file {ImagesFileName(split)}");
+            Idx.CheckSha256(labels, Sha256[LabelsFileName(split)], $"the published Fashion-MNIST file {LabelsFileName(split)}");
+        }
+        if (options.Count is int n)
+        {
+            if (n > images.Count)
+                throw new ArgumentException(
+                    $"requested {N(n)} images but the {Name(split)} split ({imagesPath}) holds {N(images.Count)}", nameof(options));
+            images = images with { Dimensions = [n, .. images.Dimensions[1..]], Data = images.Data[..(n * images.Dimensions[1] * images.Dimensions[2])] };
+            labels = labels with { Dimensions = [n], Data = labels.Data[..n] };
+        }
         return ImageDataset.FromIdx(images, labels, ClassCount, options.Normalization);
     }
 
@@ -103,6 +141,10 @@ public static class FashionMnist
             $"`sudo {InstallCommand}` (it goes to {DefaultDirectory}) or pass `--data DIR` with a directory holding " +
             $"the four IDX files ({string.Join(", ", Sha256.Keys)}, raw or .gz).", raw);
     }
+
+    private static string N(int value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Name(DatasetSplit split) => split == DatasetSplit.Train ? "train" : "test";
 
     private static string Prefix(DatasetSplit split) => split switch
     {

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace IlgpuDdw.Data;
 
 /// <summary>Per-pixel normalisation of 8-bit images: <c>(x / 255 − Mean) / Std</c>.</summary>
@@ -61,13 +63,8 @@ public sealed class ImageDataset
     /// <exception cref="InvalidDataException">Counts differ, or a label is outside <c>0..classCount−1</c> (naming the file).</exception>
     public static ImageDataset FromIdx(IdxArray images, IdxArray labels, int classCount, Normalization normalization)
     {
-        ArgumentNullException.ThrowIfNull(images);
-        ArgumentNullException.ThrowIfNull(labels);
         normalization.Validate();
-        if (images.Dimensions.Length != 3 || labels.Dimensions.Length != 1)
-            throw new ArgumentException($"need rank-3 images and rank-1 labels, got ranks {images.Dimensions.Length} and {labels.Dimensions.Length}");
-        if (images.Count != labels.Count)
-            throw new InvalidDataException($"{images.Source} holds {images.Count} images but {labels.Source} holds {labels.Count} labels");
+        CheckIdx(images, labels, classCount);
         var lut = new float[256];
         for (int v = 0; v < 256; v++) lut[v] = normalization.Apply((byte)v);
         var pixels = images.Data.Span;
@@ -75,13 +72,26 @@ public sealed class ImageDataset
         for (int i = 0; i < x.Length; i++) x[i] = lut[pixels[i]];
         var raw = labels.Data.Span;
         var y = new int[raw.Length];
-        for (int i = 0; i < y.Length; i++)
-        {
-            if (raw[i] >= classCount)
-                throw new InvalidDataException($"{labels.Source}: label[{i}] = {raw[i]} is outside 0..{classCount - 1}");
-            y[i] = raw[i];
-        }
+        for (int i = 0; i < y.Length; i++) y[i] = raw[i];
         return new ImageDataset(x, y, 1, images.Dimensions[1], images.Dimensions[2], classCount, lut[0]);
+    }
+
+    /// <summary>The checks of <see cref="FromIdx"/>: ranks, equal counts, every label in <c>0..classCount−1</c>.</summary>
+    internal static void CheckIdx(IdxArray images, IdxArray labels, int classCount)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (images.Dimensions.Length != 3 || labels.Dimensions.Length != 1)
+            throw new ArgumentException($"need rank-3 images and rank-1 labels, got ranks {images.Dimensions.Length} and {labels.Dimensions.Length}");
+        var ci = CultureInfo.InvariantCulture;
+        if (images.Count != labels.Count)
+            throw new InvalidDataException(
+                $"image/label count mismatch: {images.Source} holds {images.Count.ToString("N0", ci)} images but {labels.Source} holds {labels.Count.ToString("N0", ci)} labels");
+        var raw = labels.Data.Span;
+        for (int i = 0; i < raw.Length; i++)
+            if (raw[i] >= classCount)
+                throw new InvalidDataException(
+                    $"{labels.Source}: label {raw[i]} at index {i.ToString("N0", ci)} is out of range (classes 0–{classCount - 1})");
     }
 
     /// <summary>All pixels, row-major <c>[Count, Channels, Height, Width]</c>.</summary>
@@ -123,10 +133,14 @@ public sealed class ImageDataset
     }
 
     /// <summary>A copy of the first <paramref name="count"/> images and labels (for small runs).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative count, or more images than the dataset holds
+    /// (never silently capped; the message gives both numbers).</exception>
     public ImageDataset Subset(int count)
     {
-        if (count < 0 || count > Count)
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"must be in 0..{Count}");
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (count > Count)
+            throw new ArgumentOutOfRangeException(nameof(count),
+                $"requested {count.ToString("N0", CultureInfo.InvariantCulture)} images but the dataset holds {Count.ToString("N0", CultureInfo.InvariantCulture)}");
         return new ImageDataset(Images.AsSpan(0, count * SampleLength).ToArray(), Labels.AsSpan(0, count).ToArray(),
             Channels, Height, Width, ClassCount, BackgroundValue);
     }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
@@ -125,16 +126,34 @@ public sealed class SafeTensor
 }
 
 /// <summary>The contents of a safetensors file.</summary>
-/// <param name="Metadata">The <c>__metadata__</c> string map (empty when the file has none).</param>
+/// <param name="Metadata">The <c>__metadata__</c> string map (empty when the file has none), without the
+/// <see cref="SafeTensors.ChecksumKey"/> entry, which <see cref="SafeTensors.Load"/> consumes.</param>
 /// <param name="Tensors">The tensors by name, in header order.</param>
-public sealed record SafeTensorsFile(IReadOnlyDictionary<string, string> Metadata, IReadOnlyDictionary<string, SafeTensor> Tensors);
+public sealed record SafeTensorsFile(IReadOnlyDictionary<string, string> Metadata, IReadOnlyDictionary<string, SafeTensor> Tensors)
+{
+    /// <summary>
+    /// True when the file carried per-tensor checksums and every tensor matched its own; false for a file without
+    /// them (written by PyTorch or another library, or by an older version).
+    /// </summary>
+    public bool ChecksumsVerified { get; init; }
+}
 
 /// <summary>
 /// Reader and writer of the safetensors format (github.com/huggingface/safetensors): an 8-byte little-endian
 /// header length N, N bytes of UTF-8 JSON
 /// <c>{"__metadata__": {string: string}, name: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, ...}</c>
 /// (offsets relative to the byte buffer after the header), then the byte buffer. Writes are atomic; reads
-/// validate everything before allocating and reject malformed files with <see cref="InvalidDataException"/>.
+/// validate everything before allocating and reject malformed files with a one-line
+/// <see cref="InvalidDataException"/> naming the file and the problem.
+/// <para>
+/// Integrity: <see cref="Save(string, IEnumerable{KeyValuePair{string, SafeTensor}}, IReadOnlyDictionary{string, string}?)"/>
+/// writes a per-tensor checksum into the metadata: the key <see cref="ChecksumKey"/> (<c>"tensor_sha256"</c>)
+/// holds a compact JSON object mapping each tensor name to the lower-case hex SHA-256 of that tensor's bytes in the
+/// byte buffer (its <c>data_offsets</c> range, little-endian as stored); in Python,
+/// <c>hashlib.sha256(t.numpy().tobytes()).hexdigest()</c>. <see cref="Load"/> checks the structure first, then
+/// verifies every tensor against the map when the file has one; files without it (e.g. written by PyTorch) load
+/// unverified (<see cref="SafeTensorsFile.ChecksumsVerified"/> is false).
+/// </para>
 /// </summary>
 public static class SafeTensors
 {
@@ -143,6 +162,12 @@ public static class SafeTensors
 
     /// <summary>The reserved header key of the metadata map.</summary>
     public const string MetadataKey = "__metadata__";
+
+    /// <summary>
+    /// The metadata key of the per-tensor checksums (a JSON object: tensor name → lower-case hex SHA-256 of its
+    /// bytes); written by Save, verified and removed from <see cref="SafeTensorsFile.Metadata"/> by Load.
+    /// </summary>
+    public const string ChecksumKey = "tensor_sha256";
 
     private static readonly (SafeTensorDType Type, string Name, int Size)[] DTypes =
     [
@@ -166,7 +191,8 @@ public static class SafeTensors
     /// same directory, flushed to disk and moved over <paramref name="path"/>. On any failure the temporary file is
     /// deleted and an existing file at <paramref name="path"/> is left untouched.
     /// </summary>
-    /// <exception cref="ArgumentException">An empty, duplicate or reserved tensor name, or a null metadata entry.</exception>
+    /// <exception cref="ArgumentException">An empty, duplicate or reserved tensor name, a null metadata entry, or
+    /// the reserved metadata key <see cref="ChecksumKey"/>.</exception>
     public static void Save(string path, IEnumerable<KeyValuePair<string, SafeTensor>> tensors,
         IReadOnlyDictionary<string, string>? metadata = null) => Save(path, tensors, metadata, wrap: null);
 
@@ -206,9 +232,13 @@ public static class SafeTensors
         }
     }
 
-    /// <summary>Reads a whole safetensors file.</summary>
-    /// <exception cref="InvalidDataException">The file is truncated or malformed (the message names the file and the
-    /// problem); nothing larger than the file is ever allocated.</exception>
+    /// <summary>
+    /// Reads a whole safetensors file: checks its structure (header length, JSON, dtypes, shapes against byte
+    /// counts, offsets within the file, no overlaps or holes), then verifies each tensor's checksum when the file
+    /// carries <see cref="ChecksumKey"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is truncated, malformed or corrupted (the message names the
+    /// file, the tensor and the problem); nothing larger than the file is ever allocated.</exception>
     public static SafeTensorsFile Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -229,18 +259,26 @@ public static class SafeTensors
         file.ReadExactly(header);
         long bufferLength = fileLength - 8 - (long)headerLength;
 
-        var entries = ParseHeader(path, header, bufferLength, out var metadata);
-        CheckLayout(path, entries, bufferLength);
         long bufferStart = 8 + (long)headerLength;
+        var entries = ParseHeader(path, header, bufferStart, bufferLength, out var metadata);
+        CheckLayout(path, entries, bufferLength);
+        var checksums = ParseChecksums(path, metadata, entries);
         var tensors = new Dictionary<string, SafeTensor>(entries.Count);
         foreach (var e in entries)
         {
             var data = new byte[e.End - e.Begin];
             file.Position = bufferStart + e.Begin;
             file.ReadExactly(data);
+            if (checksums is not null)
+            {
+                string actual = Convert.ToHexStringLower(SHA256.HashData(data));
+                if (!string.Equals(actual, checksums[e.Name], StringComparison.OrdinalIgnoreCase))
+                    throw Bad(path, $"tensor '{e.Name}': checksum mismatch (file corrupted?): SHA-256 of its {data.Length} bytes at " +
+                        $"data_offsets [{e.Begin}, {e.End}] is {actual}, the header records {checksums[e.Name].ToLowerInvariant()}");
+            }
             tensors.Add(e.Name, new SafeTensor(e.DType, e.Shape, data));
         }
-        return new SafeTensorsFile(metadata, tensors);
+        return new SafeTensorsFile(metadata, tensors) { ChecksumsVerified = checksums is not null };
     }
 
     internal static long ElementCount(int[] shape)
@@ -278,17 +316,22 @@ public static class SafeTensors
             ArgumentNullException.ThrowIfNull(tensor, $"tensors['{name}']");
         }
         foreach (var (key, value) in metadata)
+        {
             if (key is null || value is null)
                 throw new ArgumentException($"metadata entry '{key}' has a null key or value", nameof(metadata));
+            if (key == ChecksumKey)
+                throw new ArgumentException($"metadata key '{ChecksumKey}' is reserved for the per-tensor checksums that Save writes", nameof(metadata));
+        }
 
         using var json = new MemoryStream();
         using (var w = new Utf8JsonWriter(json))
         {
             w.WriteStartObject();
-            if (metadata.Count > 0)
+            if (metadata.Count > 0 || tensors.Count > 0)
             {
                 w.WriteStartObject(MetadataKey);
                 foreach (var (key, value) in metadata) w.WriteString(key, value);
+                if (tensors.Count > 0) w.WriteString(ChecksumKey, ChecksumMap(tensors));
                 w.WriteEndObject();
             }
             long offset = 0;
@@ -317,7 +360,54 @@ public static class SafeTensors
         return header;
     }
 
-    private static List<Entry> ParseHeader(string path, byte[] header, long bufferLength, out Dictionary<string, string> metadata)
+    /// <summary>The <see cref="ChecksumKey"/> value: compact JSON, tensor name → lower-case hex SHA-256 of its bytes.</summary>
+    private static string ChecksumMap(List<KeyValuePair<string, SafeTensor>> tensors)
+    {
+        using var json = new MemoryStream();
+        using (var w = new Utf8JsonWriter(json))
+        {
+            w.WriteStartObject();
+            foreach (var (name, tensor) in tensors) w.WriteString(name, Convert.ToHexStringLower(SHA256.HashData(tensor.Data)));
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(json.GetBuffer(), 0, (int)json.Length);
+    }
+
+    /// <summary>
+    /// Takes the <see cref="ChecksumKey"/> entry out of <paramref name="metadata"/> and checks it: a JSON object
+    /// with one 64-hex-digit string for every tensor and for nothing else. Null when the file has no checksums.
+    /// </summary>
+    private static Dictionary<string, string>? ParseChecksums(string path, Dictionary<string, string> metadata, List<Entry> entries)
+    {
+        if (!metadata.Remove(ChecksumKey, out var text)) return null;
+        var checksums = new Dictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw Bad(path, $"metadata '{ChecksumKey}' is a JSON {doc.RootElement.ValueKind}, not an object of tensor name → SHA-256");
+            foreach (var item in doc.RootElement.EnumerateObject())
+            {
+                string? hex = item.Value.ValueKind == JsonValueKind.String ? item.Value.GetString() : null;
+                if (hex is null || hex.Length != 64 || !hex.All(char.IsAsciiHexDigit))
+                    throw Bad(path, $"metadata '{ChecksumKey}': the checksum of tensor '{item.Name}' is {item.Value.GetRawText()}, not 64 hex digits");
+                if (!checksums.TryAdd(item.Name, hex))
+                    throw Bad(path, $"metadata '{ChecksumKey}': tensor '{item.Name}' appears twice");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: metadata '{ChecksumKey}' is not valid JSON ({e.Message})", e);
+        }
+        var names = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        if (checksums.Keys.FirstOrDefault(n => !names.Contains(n)) is { } stray)
+            throw Bad(path, $"metadata '{ChecksumKey}' has a checksum for tensor '{stray}', which the file does not hold (file corrupted?)");
+        if (entries.FirstOrDefault(e => !checksums.ContainsKey(e.Name)) is { } missing)
+            throw Bad(path, $"tensor '{missing.Name}' has no checksum in metadata '{ChecksumKey}' (file corrupted?)");
+        return checksums;
+    }
+
+    private static List<Entry> ParseHeader(string path, byte[] header, long bufferStart, long bufferLength, out Dictionary<string, string> metadata)
     {
         if (header[0] != (byte)'{')
             throw Bad(path, $"header starts with byte 0x{header[0]:X2}, not '{{'");
@@ -345,7 +435,7 @@ public static class SafeTensors
                 if (name == MetadataKey)
                     ParseMetadata(path, property.Value, metadata);
                 else
-                    entries.Add(ParseEntry(path, name, property.Value, bufferLength));
+                    entries.Add(ParseEntry(path, name, property.Value, bufferStart, bufferLength));
             }
             return entries;
         }
@@ -364,7 +454,7 @@ public static class SafeTensors
         }
     }
 
-    private static Entry ParseEntry(string path, string name, JsonElement value, long bufferLength)
+    private static Entry ParseEntry(string path, string name, JsonElement value, long bufferStart, long bufferLength)
     {
         if (value.ValueKind != JsonValueKind.Object)
             throw Bad(path, $"tensor '{name}': entry is a JSON {value.ValueKind}, not an object");
@@ -381,8 +471,11 @@ public static class SafeTensors
         if (offsets.Length != 2)
             throw Bad(path, $"tensor '{name}': \"data_offsets\" has {offsets.Length} values, expected [begin, end]");
         long begin = offsets[0], end = offsets[1];
-        if (begin < 0 || end < begin || end > bufferLength)
-            throw Bad(path, $"tensor '{name}': data_offsets [{begin}, {end}] are out of range for a byte buffer of {bufferLength} bytes");
+        if (begin < 0 || end < begin)
+            throw Bad(path, $"tensor '{name}': data_offsets [{begin}, {end}] are out of range (need 0 <= begin <= end)");
+        if (end > bufferLength)
+            throw Bad(path, $"tensor '{name}': data_offsets [{begin}, {end}] are out of range for a byte buffer of {bufferLength} bytes " +
+                $"(the file has {bufferStart + bufferLength} bytes, this tensor needs {bufferStart + end}: truncated file?)");
 
         // Shape dimensions: non-negative, each within int (host arrays), byte count without overflow.
         long bytes = size;
