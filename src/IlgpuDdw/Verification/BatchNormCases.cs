@@ -7,7 +7,10 @@ namespace IlgpuDdw.Verification;
 /// <summary>
 /// BatchNorm2d in training and eval mode with the default momentum and eps (PyTorch's 0.1 and 1e-5): output,
 /// running-statistics update, and the gradients of the input, gamma and beta, at batch 1, odd sizes, H·W = 1,
-/// C = 1 and a larger layer.
+/// C = 1 and a larger layer; each with the device's default plan and forced through every reduction
+/// (<see cref="BatchNormReduction"/>) at chunk lengths that divide no channel's B·H·W, the grouped one at two warps
+/// per group (one where the device's groups hold a single warp), and on small shapes with chunks of 3 values, fewer
+/// than such a group's threads wherever warps have 4 lanes or more (idle threads).
 /// </summary>
 internal static class BatchNormCases
 {
@@ -26,11 +29,35 @@ internal static class BatchNormCases
             foreach (bool training in new[] { true, false })
             {
                 string desc = $"{Tensor.Format(shape)} {(training ? "train" : "eval")}";
-                yield return new("BatchNorm2d", desc, Passes, d => Run(d, shape, training, desc));
+                yield return new("BatchNorm2d", desc, Passes, d => Run(d, shape, training, desc, null));
+                // chunk lengths dividing no channel's B·H·W; chunks of 3 leave threads idle in groups of 2 warps of 4 or more
+                bool large = shape[0] * shape[2] * shape[3] > 200;
+                int chunk = large ? 97 : 13, shortChunk = large ? 23 : 3;
+                (string Name, BatchNormReduction Reduction, int ChunkLength)[] forced =
+                [
+                    ("per-channel", BatchNormReduction.PerChannel, 1),
+                    ($"chunks of {chunk}", BatchNormReduction.Chunks, chunk),
+                    ($"groups, chunks of {chunk}", BatchNormReduction.Groups, chunk),
+                    ($"groups, chunks of {shortChunk}", BatchNormReduction.Groups, shortChunk),
+                ];
+                foreach (var (name, reduction, chunkLength) in forced)
+                {
+                    string forcedDesc = $"{desc} {name}";
+                    yield return new("BatchNorm2d", forcedDesc, Passes,
+                        d => Run(d, shape, training, forcedDesc, new BatchNormPlan(reduction, chunkLength, TwoWarps(d))));
+                }
             }
     }
 
-    private static IEnumerable<VerifyResult> Run(Device device, int[] shape, bool training, string desc)
+    /// <summary>Two warps, or one where the device's groups hold a single warp.</summary>
+    internal static int TwoWarps(Device device)
+    {
+        int warp = device.Accelerator.WarpSize;
+        return Math.Min(2 * warp, device.Accelerator.MaxNumThreadsPerGroup / warp * warp);
+    }
+
+    /// <summary>One case: the op with <paramref name="plan"/> (null: the device's default) against the float reference.</summary>
+    internal static IEnumerable<VerifyResult> Run(Device device, int[] shape, bool training, string desc, BatchNormPlan? plan)
     {
         int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s;
         var x = Seeded.Uniform<float>(n, 1, -2, 3); var g = Seeded.Uniform<float>(n, 2);
@@ -42,7 +69,7 @@ internal static class BatchNormCases
         using var tMean = Tensor.FromArray(device, runningMean, c);
         using var tVar = Tensor.FromArray(device, runningVar, c);
         using var tape = new Tape(device);
-        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training);
+        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training, Momentum, Eps, plan);
         tape.Backward(y, g);
 
         var ey = new float[n]; var mean = new float[c]; var invstd = new float[c];
