@@ -18,7 +18,8 @@ namespace IlgpuDdw.Kernels;
 /// Rungs 2 and 3 write [C·chunks, 2] partials that a small finalize combines per channel, in chunk order, in double
 /// (<see cref="ForwardStatisticsFinalize"/>, <see cref="BackwardChannelSumsFinalize"/>). Every reduction runs in a
 /// fixed order without atomics, so results are bit-identical run to run. Elementwise passes are grid-stride loops
-/// over B·C·S elements.
+/// over B·C·S elements. Fused with a ReLU (and a residual add): <see cref="ForwardNormalizeRelu"/>, the masked
+/// channel sums of rungs 2 and 3 and <see cref="BackwardInputRelu"/>.
 /// </summary>
 public static class BatchNormKernels
 {
@@ -132,13 +133,16 @@ public static class BatchNormKernels
     /// <summary>
     /// Backward partial channel sums, grid-stride over the items = channels·chunks work items laid out as in
     /// <see cref="ForwardStatisticsChunks"/>: in double, <c>partials[2i] = Σ dy</c> and <c>partials[2i + 1] = Σ dy·x̂</c>
-    /// over item i's chunk (x̂ from x and the saved mean/invstd, in float as in <see cref="BackwardInput"/>).
+    /// over item i's chunk (x̂ from x and the saved mean/invstd, in float as in <see cref="BackwardInput"/>), with
+    /// dy = dOutput, or with <paramref name="reluMask"/> ≠ 0 the gradient through the fused ReLU of
+    /// <see cref="ForwardNormalizeRelu"/>: dOutput where <paramref name="output"/> &gt; 0, else 0 (output is not read
+    /// without the mask).
     /// Overwrites; read by <see cref="BackwardChannelSumsFinalize"/>.
     /// </summary>
     [Kernel]
     public static void BackwardChannelSumsChunks(Index1D index, int items, int stride, int channels, int spatial, int count,
-        int chunkLength, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd,
-        ArrayView<float> partials)
+        int chunkLength, int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> partials)
     {
         int chunks = items / channels;
         for (int i = index; i < items; i += stride)
@@ -150,7 +154,7 @@ public static class BatchNormKernels
             var walk = ChannelWalk.Unit(channels, spatial, c, start);
             for (int j = 0; j < n; j++, walk.Next())
             {
-                float dy = dOutput[walk.Offset];
+                float dy = Upstream(dOutput, output, reluMask, walk.Offset);
                 dyTotal += dy;
                 dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
             }
@@ -229,13 +233,15 @@ public static class BatchNormKernels
     /// <summary>
     /// Backward partial channel sums with one group per (channel, chunk), launched and laid out as
     /// <see cref="ForwardStatisticsGroups"/> (same <paramref name="planeStep"/> and <paramref name="positionStep"/>):
-    /// each thread sums dy and dy·x̂ in float over its strided values, four at a time; the group adds the threads'
-    /// sums in a fixed tree (warp-shuffle butterfly, one shared entry per warp, butterfly in the first warp) and
-    /// thread 0 writes <c>partials[2g] = Σ dy</c>, <c>partials[2g + 1] = Σ dy·x̂</c> (overwrite). No atomics.
+    /// each thread sums dy and dy·x̂ in float over its strided values, four at a time (dy through the fused ReLU when
+    /// <paramref name="reluMask"/> ≠ 0, as in <see cref="BackwardChannelSumsChunks"/>); the group adds the threads' sums in
+    /// a fixed tree (warp-shuffle butterfly, one shared entry per warp, butterfly in the first warp) and thread 0
+    /// writes <c>partials[2g] = Σ dy</c>, <c>partials[2g + 1] = Σ dy·x̂</c> (overwrite). No atomics.
     /// </summary>
     [Kernel(ExplicitlyGrouped = true)]
     public static void BackwardChannelSumsGroups(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
-        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> partials)
+        int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> partials)
     {
         var warpDy = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
         var warpDyXhat = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
@@ -256,14 +262,15 @@ public static class BatchNormKernels
             walk.Next();
             int o3 = walk.Offset;
             walk.Next();
-            float dy0 = dOutput[o0], dy1 = dOutput[o1], dy2 = dOutput[o2], dy3 = dOutput[o3];
+            float dy0 = Upstream(dOutput, output, reluMask, o0), dy1 = Upstream(dOutput, output, reluMask, o1);
+            float dy2 = Upstream(dOutput, output, reluMask, o2), dy3 = Upstream(dOutput, output, reluMask, o3);
             dyTotal += (dy0 + dy1) + (dy2 + dy3);
             dyXhatTotal += (dy0 * ((x[o0] - mu) * inv) + dy1 * ((x[o1] - mu) * inv))
                 + (dy2 * ((x[o2] - mu) * inv) + dy3 * ((x[o3] - mu) * inv));
         }
         for (; j < end; j += step, walk.Next())
         {
-            float dy = dOutput[walk.Offset];
+            float dy = Upstream(dOutput, output, reluMask, walk.Offset);
             dyTotal += dy;
             dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
         }
@@ -390,6 +397,26 @@ public static class BatchNormKernels
     }
 
     /// <summary>
+    /// Normalisation fused with a residual add and a ReLU, grid-stride over the n = B·C·S elements:
+    /// <c>y[i] = max(0, γ[c]·(x[i] − mean[c])·invstd[c] + β[c] + r[i])</c> with <c>r = residual</c> when
+    /// <paramref name="addResidual"/> ≠ 0 and r = 0 otherwise (residual is then not read). Overwrites y, which the
+    /// fused backward reads as the ReLU mask.
+    /// </summary>
+    [Kernel]
+    public static void ForwardNormalizeRelu(Index1D index, int n, int stride, int channels, int spatial, int addResidual,
+        ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> residual, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            int c = i / spatial % channels;
+            float z = gamma[c] * ((x[i] - mean[c]) * invstd[c]) + beta[c];
+            if (addResidual != 0) z += residual[i];
+            y[i] = z > 0f ? z : 0f;
+        }
+    }
+
+    /// <summary>
     /// Backward with respect to the input, grid-stride over the n = B·C·S elements:
     /// <c>dInput[i] += γ[c]·invstd[c]·(dy[i] − w·(Σdy[c] + x̂[i]·Σdy·x̂[c]))</c> with the sums of
     /// <see cref="BackwardChannelSums"/>. <c>w = 1/N</c> in training mode (the batch statistics depend on x) and
@@ -401,15 +428,39 @@ public static class BatchNormKernels
         ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
-        {
-            int c = i / spatial % channels;
-            float inv = invstd[c];
-            float xhat = (x[i] - mean[c]) * inv;
-            dInput[i] += gamma[c] * inv * (dOutput[i] - statisticsWeight * (sumDy[c] + xhat * sumDyXhat[c]));
-        }
+            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], dOutput[i], mean, invstd, gamma, sumDy, sumDyXhat);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardInput"/> through the fused ReLU of <see cref="ForwardNormalizeRelu"/>: dy = dOutput where
+    /// output &gt; 0, else 0, with the sums of the masked <see cref="BackwardChannelSumsChunks"/> or
+    /// <see cref="BackwardChannelSumsGroups"/>. Accumulates into dInput.
+    /// </summary>
+    [Kernel]
+    public static void BackwardInputRelu(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
+    {
+        for (int i = index; i < n; i += stride)
+            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], Upstream(dOutput, output, 1, i),
+                mean, invstd, gamma, sumDy, sumDyXhat);
     }
 
     // ---- helpers ----------------------------------------------------------------------------------------
+
+    /// <summary>dOutput[i], or with reluMask ≠ 0 the gradient through a ReLU whose output is output: 0 where output[i] ≤ 0.</summary>
+    private static float Upstream(ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
+        reluMask != 0 && !(output[i] > 0f) ? 0f : dOutput[i];
+
+    /// <summary><c>γ[c]·invstd[c]·(dy − w·(Σdy[c] + x̂·Σdy·x̂[c]))</c> for element i of channel c = (i / spatial) % channels.</summary>
+    private static float InputGradient(int i, int channels, int spatial, float statisticsWeight, float x, float dy,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
+    {
+        int c = i / spatial % channels;
+        float inv = invstd[c];
+        float xhat = (x - mean[c]) * inv;
+        return gamma[c] * inv * (dy - statisticsWeight * (sumDy[c] + xhat * sumDyXhat[c]));
+    }
 
     /// <summary>Sum over the warp by a butterfly of shuffles (every lane gets the same value).</summary>
     private static float WarpSum(float value)

@@ -237,7 +237,7 @@ public sealed class BatchNormTests(DeviceFixture fx)
         using var invstd = Tensor.FromArray(d, savedInvstd, c);
         using var sumDy = Tensor.Empty(d, c);
         using var sumDyXhat = Tensor.Empty(d, c);
-        Ops.BatchNormChannelSums(plan, tx, tdy, mean, invstd, sumDy, sumDyXhat, null, null);
+        Ops.BatchNormChannelSums(plan, tx, tdy, null, mean, invstd, sumDy, sumDyXhat, null, null);
 
         // the double reference from the same saved statistics: Σdy = dβ, Σdy·x̂ = dγ
         var eGamma = new double[c]; var eBeta = new double[c];
@@ -401,6 +401,126 @@ public sealed class BatchNormTests(DeviceFixture fx)
         using var tape = new Tape(d);
         var y = tape.BatchNorm2d(x, gamma, beta, mean, variance, training: false, eps: 1e-30f);
         Check.Close([3f, 1f], y.ToArray(), 1e-6, 1e-6, "eval y");
+    }
+
+    // ---- fused BatchNorm2d + residual + ReLU ------------------------------------------------------------
+
+    [Fact]
+    public void Reference_FusedRelu_HandComputed()
+    {
+        // x [1, 1, 1, 2] = {1, 3}: x̂ = {−1, 1}; γ = 1, β = 0, eps 0. No residual: y = {0, 1}; residual {2, −0.5}: y = {1, 0.5}
+        double[] x = [1, 3], gamma = [1], beta = [0];
+        var y = new double[2]; var mean = new double[1]; var invstd = new double[1];
+        R.ForwardRelu<double>(x, 1, 1, 2, gamma, beta, new double[1], [1.0], true, 0.1, 0, [], y, mean, invstd);
+        Assert.Equal([0, 1], y);
+        R.ForwardRelu<double>(x, 1, 1, 2, gamma, beta, new double[1], [1.0], true, 0.1, 0, [2, -0.5], y, mean, invstd);
+        Assert.Equal([1, 0.5], y);
+
+        // eval with mean 2, invstd 1 (x̂ = {−1, 1}), output {0, 1}, dy = {5, 7}: dz = {0, 7}, dx = γ·dz, dβ = 7, dγ = 7, dr = dz
+        var dx = new double[2]; var dGamma = new double[1]; var dBeta = new double[1]; var dResidual = new double[2];
+        R.BackwardRelu<double>(x, [5, 7], [0, 1], 1, 1, 2, [2], [1], [3], false, dx, dGamma, dBeta, dResidual);
+        Assert.Equal([0, 21], dx);
+        Assert.Equal([7], dGamma);
+        Assert.Equal([7], dBeta);
+        Assert.Equal([0, 7], dResidual);
+    }
+
+    [Theory]
+    [InlineData(3, 4, 5, 3, true)]
+    [InlineData(3, 4, 5, 3, false)]
+    [InlineData(2, 3, 1, 1, true)]
+    public void Reference_FusedRelu_FiniteDifference(int b, int c, int h, int w, bool training)
+    {
+        int s = h * w, n = b * c * s;
+        var x = Seeded.Uniform<double>(n, 70, -2, 2); var g = Seeded.Uniform<double>(n, 71);
+        var gamma = Seeded.Uniform<double>(c, 72, 0.5, 1.5); var beta = Seeded.Uniform<double>(c, 73);
+        var runningMean0 = Seeded.Uniform<double>(c, 74); var runningVar0 = Seeded.Uniform<double>(c, 75, 0.5, 2);
+        var y = new double[n]; var mean = new double[c]; var invstd = new double[c];
+        // a residual that keeps BN(x) + residual at least 0.05 from the kink
+        R.Forward<double>(x, b, c, s, gamma, beta, (double[])runningMean0.Clone(), (double[])runningVar0.Clone(), training,
+            Momentum, Eps, y, mean, invstd);
+        var residual = Seeded.Uniform<double>(n, 76);
+        for (int i = 0; i < n; i++)
+            if (Math.Abs(y[i] + residual[i]) < 0.05) residual[i] += y[i] + residual[i] < 0 ? -0.1 : 0.1;
+        double Loss()
+        {
+            R.ForwardRelu<double>(x, b, c, s, gamma, beta, (double[])runningMean0.Clone(), (double[])runningVar0.Clone(),
+                training, Momentum, Eps, residual, y, mean, invstd);
+            return Check.Dot(g, y);
+        }
+        Loss();
+        Assert.Contains(y, v => v == 0); // the mask is really exercised
+        var dx = new double[n]; var dGamma = new double[c]; var dBeta = new double[c]; var dResidual = new double[n];
+        R.BackwardRelu<double>(x, g, y, b, c, s, mean, invstd, gamma, training, dx, dGamma, dBeta, dResidual);
+        string mode = training ? "training" : "eval";
+        Check.FiniteDifference(Loss, x, dx, $"fused {mode} dX");
+        Check.FiniteDifference(Loss, gamma, dGamma, $"fused {mode} dGamma");
+        Check.FiniteDifference(Loss, beta, dBeta, $"fused {mode} dBeta");
+        Check.FiniteDifference(Loss, residual, dResidual, $"fused {mode} dResidual");
+    }
+
+    [Theory]
+    [InlineData(BatchNormReduction.Chunks)]
+    [InlineData(BatchNormReduction.Groups)]
+    public void Fused_IsBitIdenticalToBatchNormAddRelu_WithOneTapeEntry(BatchNormReduction reduction)
+    {
+        var d = fx.Device;
+        int[] shape = [3, 4, 5, 6];
+        int c = 4, n = 3 * c * 30;
+        var plan = new BatchNormPlan(reduction, 17, BatchNormCases.TwoWarps(d));
+        var x = Seeded.Uniform<float>(n, 80, -1, 2); var r = Seeded.Uniform<float>(n, 81); var g = Seeded.Uniform<float>(n, 82);
+        var gamma = Seeded.Uniform<float>(c, 83, 0.5, 1.5); var beta = Seeded.Uniform<float>(c, 84);
+        (float[][] Results, int Entries) Run(bool fused)
+        {
+            using var tx = Tensor.FromArray(d, x, shape); tx.RequiresGrad = true;
+            using var tr = Tensor.FromArray(d, r, shape); tr.RequiresGrad = true;
+            using var tGamma = Tensor.FromArray(d, gamma, c); tGamma.RequiresGrad = true;
+            using var tBeta = Tensor.FromArray(d, beta, c); tBeta.RequiresGrad = true;
+            using var runningMean = Tensor.Zeros(d, c);
+            using var runningVar = Tensor.Zeros(d, c);
+            using var tape = new Tape(d);
+            var y = fused
+                ? tape.BatchNorm2dRelu(tx, tGamma, tBeta, runningMean, runningVar, training: true, tr, plan: plan)
+                : tape.Relu(tape.Add(tape.BatchNorm2d(tx, tGamma, tBeta, runningMean, runningVar, training: true, plan: plan), tr));
+            int entries = tape.Count;
+            tape.Backward(y, g);
+            return ([y.ToArray(), runningMean.ToArray(), runningVar.ToArray(), tx.GradToArray(), tr.GradToArray(),
+                tGamma.GradToArray(), tBeta.GradToArray()], entries);
+        }
+        var (fusedResults, fusedEntries) = Run(fused: true);
+        var (plainResults, plainEntries) = Run(fused: false);
+        Assert.Contains(fusedResults[0], v => v == 0f);
+        for (int i = 0; i < fusedResults.Length; i++)
+            Assert.Equal(plainResults[i], fusedResults[i]);
+        Assert.Equal(1, fusedEntries);
+        Assert.Equal(3, plainEntries);
+    }
+
+    [Fact]
+    public void Fused_SavesTapeOwnedTensors_AndRejectsBadResidualsAndThePerChannelRung()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, Seeded.Uniform<float>(24, 90), 2, 3, 2, 2); x.RequiresGrad = true;
+        using var gamma = Tensor.FromArray(d, [1, 1, 1], 3);
+        using var beta = Tensor.Zeros(d, 3);
+        using var mean = Tensor.Zeros(d, 3);
+        using var variance = Tensor.FromArray(d, [1, 1, 1], 3);
+        using var wrong = Tensor.Zeros(d, 2, 3, 2, 1);
+        using var tape = new Tape(d);
+        int before = d.LiveBuffers;
+        var e = Assert.Throws<ArgumentException>(() => tape.BatchNorm2dRelu(x, gamma, beta, mean, variance, true, wrong));
+        Assert.Contains("BatchNorm2dRelu: shapes [2, 3, 2, 2] and [2, 3, 2, 1] differ", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tape.BatchNorm2dRelu(x, gamma, beta, mean, variance, true,
+            plan: new BatchNormPlan(BatchNormReduction.PerChannel, 1, 1)));
+        Assert.Contains("BatchNorm2dRelu: the PerChannel reduction has no fused form", e.Message);
+        Assert.Equal(before, d.LiveBuffers);
+        Assert.Equal(0, tape.OwnedCount);
+
+        var y = tape.BatchNorm2dRelu(x, gamma, beta, mean, variance, true);
+        Assert.Equal(3, tape.OwnedCount); // y (the ReLU mask too), saved mean, saved invstd
+        tape.Backward(y, Seeded.Uniform<float>(24, 91));
+        tape.Clear();
+        Assert.Equal(before, d.LiveBuffers - 1); // x's gradient
     }
 }
 

@@ -64,14 +64,20 @@ public readonly record struct BatchNormPlan(BatchNormReduction Reduction, int Ch
     }
 
     /// <summary>Throws when this plan cannot run on <paramref name="device"/>.</summary>
-    /// <exception cref="ArgumentException">An unknown reduction, a chunk length below 1, or a group size that is not a
+    /// <exception cref="ArgumentException">An unknown reduction, <see cref="BatchNormReduction.PerChannel"/> for a fused
+    /// op (<paramref name="fused"/>), a chunk length below 1, or a group size that is not a
     /// positive multiple of the warp size, exceeds the device's group limit or has more warps than a warp has lanes
     /// (or than <see cref="BatchNormKernels.MaxWarpsPerGroup"/>).</exception>
-    internal void Validate(Device device, string op)
+    internal void Validate(Device device, string op, bool fused = false)
     {
         if (!Enum.IsDefined(Reduction))
             throw new ArgumentException($"{op}: unknown reduction {(int)Reduction}.", "plan");
-        if (Reduction == BatchNormReduction.PerChannel) return;
+        if (Reduction == BatchNormReduction.PerChannel)
+        {
+            if (fused)
+                throw new ArgumentException($"{op}: the {Reduction} reduction has no fused form; use Chunks or Groups.", "plan");
+            return;
+        }
         if (ChunkLength < 1)
             throw new ArgumentException($"{op}: chunk length must be at least 1; got {ChunkLength}.", "plan");
         if (Reduction != BatchNormReduction.Groups) return;
@@ -102,10 +108,32 @@ public static partial class Ops
     /// have C elements; momentum is outside [0, 1]; eps ≤ 0; or training mode with B·H·W = 1 (the variance is
     /// undefined); or a <paramref name="plan"/> the device cannot run.</exception>
     public static Tensor BatchNorm2d(this Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
-        Tensor runningVar, bool training, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null)
+        Tensor runningVar, bool training, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null) =>
+        BatchNorm2d("BatchNorm2d", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: false, null);
+
+    /// <summary>
+    /// <see cref="BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?)"/>
+    /// fused with an optional residual add and a ReLU: <c>y = max(0, BatchNorm2d(x) + residual)</c> (the end of a
+    /// ResNet block; without <paramref name="residual"/> the conv–BN–ReLU of its first half) in one elementwise pass,
+    /// and a backward that masks the upstream gradient where y = 0 inside the channel sums and the input gradient
+    /// (the residual's gradient is the masked upstream gradient). Saves y, the mean and 1/√(σ² + eps). The plan must
+    /// be <see cref="BatchNormReduction.Chunks"/> or <see cref="BatchNormReduction.Groups"/> (every default is).
+    /// </summary>
+    /// <exception cref="ArgumentException">As BatchNorm2d, a residual whose shape differs from the input's, or a
+    /// <see cref="BatchNormReduction.PerChannel"/> plan.</exception>
+    public static Tensor BatchNorm2dRelu(this Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
+        Tensor runningVar, bool training, Tensor? residual = null, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null) =>
+        BatchNorm2d("BatchNorm2dRelu", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: true, residual);
+
+    private static Tensor BatchNorm2d(string op, Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
+        Tensor runningVar, bool training, float momentum, float eps, BatchNormPlan? plan, bool relu, Tensor? residual)
     {
-        const string op = "BatchNorm2d";
         RequireSameDevice(op, tape, input, gamma, beta, runningMean, runningVar);
+        if (residual is not null)
+        {
+            RequireSameDevice(op, tape, residual);
+            RequireSameShape(op, input, residual);
+        }
         RequireNchw(op, input);
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3);
         RequireChannelVector(op, nameof(gamma), gamma, channels, input);
@@ -123,9 +151,9 @@ public static partial class Ops
 
         var d = tape.Device;
         var launch = plan ?? BatchNormPlan.For(d, channels, batch * spatial);
-        launch.Validate(d, op);
+        launch.Validate(d, op, relu);
 
-        bool needsGrad = tape.NeedsGrad(input, gamma, beta);
+        bool needsGrad = residual is null ? tape.NeedsGrad(input, gamma, beta) : tape.NeedsGrad(input, gamma, beta, residual);
         var y = tape.NewTensor([.. input.Shape]);
         var mean = Tensor.Empty(d, channels);
         var invstd = Tensor.Empty(d, channels);
@@ -136,8 +164,12 @@ public static partial class Ops
         else
             d.Kernels.BatchNormInferenceStatistics(d.Stream, channelExtent, channels, channelExtent, eps,
                 runningMean.View, runningVar.View, mean.View, invstd.View);
-        d.Kernels.BatchNormForwardNormalize(d.Stream, ext, n, ext, channels, spatial,
-            input.View, mean.View, invstd.View, gamma.View, beta.View, y.View);
+        if (relu)
+            d.Kernels.BatchNormForwardNormalizeRelu(d.Stream, ext, n, ext, channels, spatial, residual is null ? 0 : 1,
+                input.View, mean.View, invstd.View, gamma.View, beta.View, (residual ?? input).View, y.View);
+        else
+            d.Kernels.BatchNormForwardNormalize(d.Stream, ext, n, ext, channels, spatial,
+                input.View, mean.View, invstd.View, gamma.View, beta.View, y.View);
         if (!needsGrad)
         {
             // stream-ordered: a later reuse of these pooled buffers runs after the launches above
@@ -153,11 +185,16 @@ public static partial class Ops
         {
             using var sumDy = Tensor.Empty(d, channels);
             using var sumDyXhat = Tensor.Empty(d, channels);
-            BatchNormChannelSums(launch, input, y.Grad, mean, invstd, sumDy, sumDyXhat,
+            BatchNormChannelSums(launch, input, y.Grad, relu ? y : null, mean, invstd, sumDy, sumDyXhat,
                 gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
-            if (input.RequiresGrad)
+            if (input.RequiresGrad && relu)
+                d.Kernels.BatchNormBackwardInputRelu(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, input.View,
+                    y.Grad.View, y.View, mean.View, invstd.View, gamma.View, sumDy.View, sumDyXhat.View, input.Grad.View);
+            else if (input.RequiresGrad)
                 d.Kernels.BatchNormBackwardInput(d.Stream, ext, n, ext, channels, spatial, statisticsWeight,
                     input.View, y.Grad.View, mean.View, invstd.View, gamma.View, sumDy.View, sumDyXhat.View, input.Grad.View);
+            if (residual is not null && residual.RequiresGrad)
+                d.Kernels.ReluBackward(d.Stream, ext, n, ext, y.View, y.Grad.View, residual.Grad.View);
         });
         return y;
     }
@@ -199,16 +236,21 @@ public static partial class Ops
     /// <summary>
     /// The backward channel sums as <paramref name="plan"/> says: overwrites <paramref name="sumDy"/> (Σdy) and
     /// <paramref name="sumDyXhat"/> (Σdy·x̂) and accumulates them into <paramref name="dBeta"/> and
-    /// <paramref name="dGamma"/> when those are given.
+    /// <paramref name="dGamma"/> when those are given. With <paramref name="reluOutput"/> (the output of a fused
+    /// ReLU), dy is <paramref name="dOutput"/> masked where that output is 0.
     /// </summary>
-    internal static void BatchNormChannelSums(BatchNormPlan plan, Tensor input, Tensor dOutput, Tensor mean, Tensor invstd,
-        Tensor sumDy, Tensor sumDyXhat, Tensor? dGamma, Tensor? dBeta)
+    internal static void BatchNormChannelSums(BatchNormPlan plan, Tensor input, Tensor dOutput, Tensor? reluOutput, Tensor mean,
+        Tensor invstd, Tensor sumDy, Tensor sumDyXhat, Tensor? dGamma, Tensor? dBeta)
     {
+        int mask = reluOutput is null ? 0 : 1;
+        var output = (reluOutput ?? dOutput).View; // not read without the mask
         var d = input.Device;
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
         int ext = d.Extent(channels);
         if (plan.Reduction == BatchNormReduction.PerChannel)
         {
+            if (reluOutput is not null)
+                throw new InvalidOperationException("the per-channel rung has no fused ReLU; BatchNormPlan.Validate rejects it");
             d.Kernels.BatchNormBackwardChannelSums(d.Stream, ext, channels, ext, batch, spatial,
                 input.View, dOutput.View, mean.View, invstd.View, sumDy.View, sumDyXhat.View);
             if (dGamma is not null) Accumulate(sumDyXhat, dGamma);
@@ -221,13 +263,13 @@ public static partial class Ops
         {
             int itemExtent = d.Extent(items);
             d.Kernels.BatchNormBackwardChannelSumsChunks(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
-                plan.ChunkLength, input.View, dOutput.View, mean.View, invstd.View, partials.View);
+                plan.ChunkLength, mask, input.View, dOutput.View, output, mean.View, invstd.View, partials.View);
         }
         else
         {
             d.Kernels.BatchNormBackwardChannelSumsGroups(d.Stream, new KernelConfig(items, plan.GroupSize), channels, spatial, count,
-                plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, input.View, dOutput.View, mean.View, invstd.View,
-                partials.View);
+                plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, mask, input.View, dOutput.View, output,
+                mean.View, invstd.View, partials.View);
         }
         // a gradient that is not wanted gets a view the kernel never touches
         d.Kernels.BatchNormBackwardChannelSumsFinalize(d.Stream, ext, channels, ext, count, plan.ChunkLength, partials.View,
