@@ -10,7 +10,7 @@ namespace IlgpuDdw.Autograd;
 /// </summary>
 public enum BatchNormReduction
 {
-    /// <summary>One thread per channel, one float running sum (the first rung; about 1e-5 relative error at 25k values).</summary>
+    /// <summary>One thread per channel, one float running sum (the first rung; a few 1e-6 relative error at 25k values; no fused form).</summary>
     PerChannel,
 
     /// <summary>Channel × chunk work items summing in double, then a finalize in double (the CPU accelerator's default).</summary>
@@ -23,8 +23,8 @@ public enum BatchNormReduction
 /// <summary>
 /// One BatchNorm2d reduction launch shape: the <see cref="Reduction"/>, the values per chunk of a channel
 /// (<see cref="BatchNormReduction.Chunks"/> and <see cref="BatchNormReduction.Groups"/>) and the threads per group
-/// (<see cref="BatchNormReduction.Groups"/> only: a multiple
-/// of the warp size, at most one warp of warps). <see cref="For(Device, int, int)"/> picks the device's default.
+/// (<see cref="BatchNormReduction.Groups"/> only: a multiple of the warp size, at most one warp of warps).
+/// <see cref="For(Device, int, int)"/> picks the device's default.
 /// </summary>
 /// <param name="Reduction">Which rung reduces the channels.</param>
 /// <param name="ChunkLength">Values per chunk (the last chunk of a channel may be shorter).</param>
@@ -243,7 +243,7 @@ public static partial class Ops
         Tensor invstd, Tensor sumDy, Tensor sumDyXhat, Tensor? dGamma, Tensor? dBeta)
     {
         int mask = reluOutput is null ? 0 : 1;
-        var output = (reluOutput ?? dOutput).View; // not read without the mask
+        var output = (reluOutput ?? dOutput).View; // ignored without the mask
         var d = input.Device;
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
         int ext = d.Extent(channels);
