@@ -8,11 +8,23 @@ namespace IlgpuDdw.Kernels;
 /// Training mode uses the batch statistics (biased variance) and updates the running statistics in place
 /// (PyTorch convention: <c>running = (1 − m)·running + m·batch</c>, with the unbiased variance for the running
 /// variance); eval mode uses the running statistics. Both modes save μ and σ⁻¹ (two [C] vectors) for the backward.
-/// Per-channel reductions are deterministic: one thread owns one channel and loops over its N values in
-/// (b, s) order; channels are grid-strided. Elementwise passes are grid-stride loops over B·C·S elements.
+/// The per-channel reductions (statistics, and the backward sums Σdy and Σdy·x̂) come in three rungs, side by side:
+/// (1) one thread per channel with one float running sum over its N values (<see cref="ForwardStatistics"/>,
+/// <see cref="BackwardChannelSums"/>; a few 1e-6 relative error at N = 25k, kept for A/B runs);
+/// (2) channel × chunk work items, each summing its chunk in double (<see cref="ForwardStatisticsChunks"/>,
+/// <see cref="BackwardChannelSumsChunks"/>; the CPU accelerator's choice);
+/// (3) one group of threads per channel × chunk, reducing through warp shuffles and shared memory
+/// (<see cref="ForwardStatisticsGroups"/>, <see cref="BackwardChannelSumsGroups"/>; the GPU's choice).
+/// Rungs 2 and 3 write [C·chunks, 2] partials that a small finalize combines per channel, in chunk order, in double
+/// (<see cref="ForwardStatisticsFinalize"/>, <see cref="BackwardChannelSumsFinalize"/>). Every reduction runs in a
+/// fixed order without atomics, so results are bit-identical run to run. Elementwise passes are grid-stride loops
+/// over B·C·S elements. Fused with a ReLU (and a residual add): <see cref="ForwardNormalizeRelu"/>, the masked
+/// channel sums of rungs 2 and 3 and <see cref="BackwardInputRelu"/>.
 /// </summary>
 public static class BatchNormKernels
 {
+    // ---- rung 1: one thread per channel, one float running sum ---------------------------------------------
+
     /// <summary>
     /// Training-mode statistics, one thread per channel c &lt; channels (grid-stride): the two-pass mean
     /// <c>μ = Σx/N</c> and biased variance <c>v = Σ(x − μ)²/N</c> over the channel's N = batch·spatial values,
@@ -54,6 +66,305 @@ public static class BatchNormKernels
     }
 
     /// <summary>
+    /// Backward channel sums, one thread per channel c &lt; channels (grid-stride), looping over the channel's
+    /// N values in (b, s) order: <c>sumDy[c] = Σ dy</c> (= dβ[c]) and <c>sumDyXhat[c] = Σ dy·x̂</c> (= dγ[c]),
+    /// with x̂ recomputed from x and the saved mean/invstd. Overwrites both [C] vectors; the op accumulates them
+    /// into dBeta/dGamma and <see cref="BackwardInput"/> reads them.
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSums(Index1D index, int channels, int stride, int batch, int spatial,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
+    {
+        for (int c = index; c < channels; c += stride)
+        {
+            float mu = mean[c];
+            float inv = invstd[c];
+            float dyTotal = 0f, dyXhatTotal = 0f;
+            for (int b = 0; b < batch; b++)
+            {
+                int start = (b * channels + c) * spatial;
+                for (int s = 0; s < spatial; s++)
+                {
+                    float dy = dOutput[start + s];
+                    dyTotal += dy;
+                    dyXhatTotal += dy * ((x[start + s] - mu) * inv);
+                }
+            }
+            sumDy[c] = dyTotal;
+            sumDyXhat[c] = dyXhatTotal;
+        }
+    }
+
+    // ---- rung 2: channel × chunk partials, one work item per chunk (CPU default) ----------------------------
+
+    /// <summary>
+    /// Training-mode partial statistics, grid-stride over the items = channels·chunks work items, item
+    /// <c>i = c·chunks + k</c> owning values <c>[k·chunkLength, min(count, (k+1)·chunkLength))</c> of channel c in
+    /// (b, s) order (count = batch·spatial). Sums in double of <c>v = x − p[c]</c>, shifted by the pivot
+    /// <c>p[c] = x[b = 0, c, s = 0]</c> so that a large mean does not cancel, give the chunk's mean of v and its
+    /// <c>M2 = Σ(v − mean)²</c>: <c>partials[2i] = mean</c>, <c>partials[2i + 1] = M2</c> (overwrite; read by
+    /// <see cref="ForwardStatisticsFinalize"/>).
+    /// </summary>
+    [Kernel]
+    public static void ForwardStatisticsChunks(Index1D index, int items, int stride, int channels, int spatial, int count,
+        int chunkLength, ArrayView<float> x, ArrayView<float> partials)
+    {
+        int chunks = items / channels;
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / chunks, start = (i - c * chunks) * chunkLength;
+            int n = Math.Min(count, start + chunkLength) - start;
+            double pivot = x[c * spatial];
+            double sum = 0, squares = 0;
+            var walk = ChannelWalk.Unit(channels, spatial, c, start);
+            for (int j = 0; j < n; j++, walk.Next())
+            {
+                double v = x[walk.Offset] - pivot;
+                sum += v;
+                squares += v * v;
+            }
+            double mean = sum / n;
+            partials[2 * i] = (float)mean;
+            partials[2 * i + 1] = (float)Math.Max(0.0, squares - sum * mean);
+        }
+    }
+
+    /// <summary>
+    /// Backward partial channel sums, grid-stride over the items = channels·chunks work items laid out as in
+    /// <see cref="ForwardStatisticsChunks"/>: in double, <c>partials[2i] = Σ dy</c> and <c>partials[2i + 1] = Σ dy·x̂</c>
+    /// over item i's chunk (x̂ from x and the saved mean/invstd, in float as in <see cref="BackwardInput"/>), with
+    /// dy = dOutput, or with <paramref name="reluMask"/> ≠ 0 the gradient through the fused ReLU of
+    /// <see cref="ForwardNormalizeRelu"/>: dOutput where <paramref name="output"/> &gt; 0, else 0 (without the mask
+    /// output is ignored; pass dOutput). Overwrites; read by <see cref="BackwardChannelSumsFinalize"/>.
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSumsChunks(Index1D index, int items, int stride, int channels, int spatial, int count,
+        int chunkLength, int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> partials)
+    {
+        int chunks = items / channels;
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / chunks, start = (i - c * chunks) * chunkLength;
+            int n = Math.Min(count, start + chunkLength) - start;
+            float mu = mean[c], inv = invstd[c];
+            double dyTotal = 0, dyXhatTotal = 0;
+            var walk = ChannelWalk.Unit(channels, spatial, c, start);
+            for (int j = 0; j < n; j++, walk.Next())
+            {
+                float dy = Upstream(dOutput, output, reluMask, walk.Offset);
+                dyTotal += dy;
+                dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
+            }
+            partials[2 * i] = (float)dyTotal;
+            partials[2 * i + 1] = (float)dyXhatTotal;
+        }
+    }
+
+    // ---- rung 3: one group per channel × chunk, warp shuffles and shared memory (Cuda default) --------------
+
+    /// <summary>Most warps per group the grouped kernels accept (their shared memory holds one entry per warp).</summary>
+    public const int MaxWarpsPerGroup = 32;
+
+    /// <summary>
+    /// Training-mode partial statistics with one group per (channel, chunk): launched with <c>channels·chunks</c>
+    /// groups of T threads (a multiple of the warp size, at most <see cref="MaxWarpsPerGroup"/> warps and at most
+    /// one warp of warps); group <c>g = c·chunks + k</c> owns the values of chunk k of channel c as in
+    /// <see cref="ForwardStatisticsChunks"/>, thread t taking every T-th of them from t on (coalesced), four loads in
+    /// flight per step. <paramref name="planeStep"/> = T / spatial and <paramref name="positionStep"/> = T % spatial
+    /// (from the host, so that no division runs per value). Each thread keeps Welford's (count, mean, M2) in float
+    /// over <c>v = x − p[c]</c>, merging blocks of four values with Chan's formula; the threads' states are merged in
+    /// a fixed tree: a butterfly of warp shuffles, one shared-memory entry per warp, the same butterfly in the first
+    /// warp. Thread 0 writes <c>partials[2g] = mean</c>, <c>partials[2g + 1] = M2</c> (overwrite). No atomics:
+    /// bit-identical run to run.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void ForwardStatisticsGroups(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        ArrayView<float> x, ArrayView<float> partials)
+    {
+        var warpCounts = SharedMemory.Allocate<int>(MaxWarpsPerGroup);
+        var warpMeans = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        var warpM2s = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        int chunks = Grid.DimX / channels, g = Grid.IdxX;
+        int c = g / chunks, start = (g - c * chunks) * chunkLength;
+        int end = Math.Min(count, start + chunkLength), step = Group.DimX;
+        float pivot = x[c * spatial];
+        var w = default(Welford);
+        int j = start + Group.IdxX;
+        var walk = new ChannelWalk(channels, spatial, c, j, planeStep, positionStep);
+        for (; j + 3 * step < end; j += 4 * step)
+        {
+            float v0 = x[walk.Offset] - pivot;
+            walk.Next();
+            float v1 = x[walk.Offset] - pivot;
+            walk.Next();
+            float v2 = x[walk.Offset] - pivot;
+            walk.Next();
+            float v3 = x[walk.Offset] - pivot;
+            walk.Next();
+            w.AddFour(v0, v1, v2, v3);
+        }
+        for (; j < end; j += step, walk.Next())
+            w.Add(x[walk.Offset] - pivot);
+
+        w = Welford.WarpMerge(w);
+        if (Warp.IsFirstLane)
+        {
+            warpCounts[Warp.WarpIdx] = w.Count;
+            warpMeans[Warp.WarpIdx] = w.Mean;
+            warpM2s[Warp.WarpIdx] = w.M2;
+        }
+        Group.Barrier();
+        if (Warp.WarpIdx == 0)
+        {
+            int lane = Warp.LaneIdx;
+            w = lane < Group.DimX / Warp.WarpSize ? new Welford(warpCounts[lane], warpMeans[lane], warpM2s[lane]) : default;
+            w = Welford.WarpMerge(w);
+            if (lane == 0)
+            {
+                partials[2 * g] = w.Mean;
+                partials[2 * g + 1] = w.M2;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Backward partial channel sums with one group per (channel, chunk), launched and laid out as
+    /// <see cref="ForwardStatisticsGroups"/> (same <paramref name="planeStep"/> and <paramref name="positionStep"/>):
+    /// each thread sums dy and dy·x̂ in float over its strided values, four at a time (dy through the fused ReLU when
+    /// <paramref name="reluMask"/> ≠ 0, as in <see cref="BackwardChannelSumsChunks"/>); the group adds the threads' sums in
+    /// a fixed tree (warp-shuffle butterfly, one shared entry per warp, butterfly in the first warp) and thread 0
+    /// writes <c>partials[2g] = Σ dy</c>, <c>partials[2g + 1] = Σ dy·x̂</c> (overwrite). No atomics.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardChannelSumsGroups(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> partials)
+    {
+        var warpDy = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        var warpDyXhat = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        int chunks = Grid.DimX / channels, g = Grid.IdxX;
+        int c = g / chunks, start = (g - c * chunks) * chunkLength;
+        int end = Math.Min(count, start + chunkLength), step = Group.DimX;
+        float mu = mean[c], inv = invstd[c];
+        float dyTotal = 0f, dyXhatTotal = 0f;
+        int j = start + Group.IdxX;
+        var walk = new ChannelWalk(channels, spatial, c, j, planeStep, positionStep);
+        for (; j + 3 * step < end; j += 4 * step)
+        {
+            int o0 = walk.Offset;
+            walk.Next();
+            int o1 = walk.Offset;
+            walk.Next();
+            int o2 = walk.Offset;
+            walk.Next();
+            int o3 = walk.Offset;
+            walk.Next();
+            float dy0 = Upstream(dOutput, output, reluMask, o0), dy1 = Upstream(dOutput, output, reluMask, o1);
+            float dy2 = Upstream(dOutput, output, reluMask, o2), dy3 = Upstream(dOutput, output, reluMask, o3);
+            dyTotal += (dy0 + dy1) + (dy2 + dy3);
+            dyXhatTotal += (dy0 * ((x[o0] - mu) * inv) + dy1 * ((x[o1] - mu) * inv))
+                + (dy2 * ((x[o2] - mu) * inv) + dy3 * ((x[o3] - mu) * inv));
+        }
+        for (; j < end; j += step, walk.Next())
+        {
+            float dy = Upstream(dOutput, output, reluMask, walk.Offset);
+            dyTotal += dy;
+            dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
+        }
+
+        dyTotal = WarpSum(dyTotal);
+        dyXhatTotal = WarpSum(dyXhatTotal);
+        if (Warp.IsFirstLane)
+        {
+            warpDy[Warp.WarpIdx] = dyTotal;
+            warpDyXhat[Warp.WarpIdx] = dyXhatTotal;
+        }
+        Group.Barrier();
+        if (Warp.WarpIdx == 0)
+        {
+            int lane = Warp.LaneIdx;
+            bool used = lane < Group.DimX / Warp.WarpSize;
+            dyTotal = WarpSum(used ? warpDy[lane] : 0f);
+            dyXhatTotal = WarpSum(used ? warpDyXhat[lane] : 0f);
+            if (lane == 0)
+            {
+                partials[2 * g] = dyTotal;
+                partials[2 * g + 1] = dyXhatTotal;
+            }
+        }
+    }
+
+    // ---- finalize (rungs 2 and 3): combine a channel's chunks in order, in double ---------------------------
+
+    /// <summary>
+    /// Training-mode statistics from the partials of <see cref="ForwardStatisticsChunks"/> or
+    /// <see cref="ForwardStatisticsGroups"/>, one thread per channel c &lt; channels (grid-stride): the channel's
+    /// chunks (count <c>min(chunkLength, count − k·chunkLength)</c> each) are merged in order k = 0, 1, ... with
+    /// Chan's formula in double, giving the mean μ (pivot added back) and the biased variance v = M2/N over the
+    /// N = count values. Writes <c>mean[c] = μ</c>, <c>invstd[c] = 1/√(v + eps)</c> (overwrite) and updates the
+    /// running statistics in place as <see cref="ForwardStatistics"/> does. Requires count ≥ 2.
+    /// </summary>
+    [Kernel]
+    public static void ForwardStatisticsFinalize(Index1D index, int channels, int stride, int spatial, int count, int chunkLength,
+        float eps, float momentum, ArrayView<float> x, ArrayView<float> partials,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> runningMean, ArrayView<float> runningVar)
+    {
+        int chunks = (count + chunkLength - 1) / chunkLength;
+        for (int c = index; c < channels; c += stride)
+        {
+            double n = 0, m = 0, m2 = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 2 * (c * chunks + k);
+                double nk = Math.Min(chunkLength, count - k * chunkLength);
+                double total = n + nk, delta = partials[p] - m, weight = nk / total;
+                m += delta * weight;
+                m2 += partials[p + 1] + delta * delta * n * weight;
+                n = total;
+            }
+            float mu = (float)(x[c * spatial] + m);
+            mean[c] = mu;
+            invstd[c] = (float)(1.0 / Math.Sqrt(m2 / count + eps));
+            runningMean[c] = (1f - momentum) * runningMean[c] + momentum * mu;
+            runningVar[c] = (1f - momentum) * runningVar[c] + momentum * (float)(m2 / (count - 1));
+        }
+    }
+
+    /// <summary>
+    /// Backward channel sums from the partials of <see cref="BackwardChannelSumsChunks"/> or
+    /// <see cref="BackwardChannelSumsGroups"/>, one thread per channel c &lt; channels (grid-stride), adding the
+    /// channel's chunks in order in double: <c>sumDy[c] = Σ dy</c>, <c>sumDyXhat[c] = Σ dy·x̂</c> (overwrite, read
+    /// by <see cref="BackwardInput"/>), and <c>dBeta[c] += Σ dy</c> when <paramref name="accumulateBeta"/> ≠ 0,
+    /// <c>dGamma[c] += Σ dy·x̂</c> when <paramref name="accumulateGamma"/> ≠ 0 (otherwise those views are not touched).
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSumsFinalize(Index1D index, int channels, int stride, int count, int chunkLength,
+        ArrayView<float> partials, ArrayView<float> sumDy, ArrayView<float> sumDyXhat,
+        int accumulateGamma, int accumulateBeta, ArrayView<float> dGamma, ArrayView<float> dBeta)
+    {
+        int chunks = (count + chunkLength - 1) / chunkLength;
+        for (int c = index; c < channels; c += stride)
+        {
+            double dyTotal = 0, dyXhatTotal = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 2 * (c * chunks + k);
+                dyTotal += partials[p];
+                dyXhatTotal += partials[p + 1];
+            }
+            float dy = (float)dyTotal, dyXhat = (float)dyXhatTotal;
+            sumDy[c] = dy;
+            sumDyXhat[c] = dyXhat;
+            if (accumulateBeta != 0) dBeta[c] += dy;
+            if (accumulateGamma != 0) dGamma[c] += dyXhat;
+        }
+    }
+
+    // ---- every rung: eval-mode statistics and the elementwise passes --------------------------------------
+
+    /// <summary>
     /// Eval-mode statistics, grid-stride over c &lt; channels: <c>mean[c] = runningMean[c]</c>,
     /// <c>invstd[c] = 1/√(runningVar[c] + eps)</c>. Overwrites mean and invstd (saved for the backward, so a later
     /// change to the running statistics does not alter this forward's gradient).
@@ -85,33 +396,22 @@ public static class BatchNormKernels
     }
 
     /// <summary>
-    /// Backward channel sums, one thread per channel c &lt; channels (grid-stride), looping over the channel's
-    /// N values in (b, s) order: <c>sumDy[c] = Σ dy</c> (= dβ[c]) and <c>sumDyXhat[c] = Σ dy·x̂</c> (= dγ[c]),
-    /// with x̂ recomputed from x and the saved mean/invstd. Overwrites both [C] vectors; the op accumulates them
-    /// into dBeta/dGamma and <see cref="BackwardInput"/> reads them.
+    /// Normalisation fused with a residual add and a ReLU, grid-stride over the n = B·C·S elements:
+    /// <c>y[i] = max(0, γ[c]·(x[i] − mean[c])·invstd[c] + β[c] + r[i])</c> with <c>r = residual</c> when
+    /// <paramref name="addResidual"/> ≠ 0 and r = 0 otherwise (residual is then not read). Overwrites y, which the
+    /// fused backward reads as the ReLU mask.
     /// </summary>
     [Kernel]
-    public static void BackwardChannelSums(Index1D index, int channels, int stride, int batch, int spatial,
-        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd,
-        ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
+    public static void ForwardNormalizeRelu(Index1D index, int n, int stride, int channels, int spatial, int addResidual,
+        ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> residual, ArrayView<float> y)
     {
-        for (int c = index; c < channels; c += stride)
+        for (int i = index; i < n; i += stride)
         {
-            float mu = mean[c];
-            float inv = invstd[c];
-            float dyTotal = 0f, dyXhatTotal = 0f;
-            for (int b = 0; b < batch; b++)
-            {
-                int start = (b * channels + c) * spatial;
-                for (int s = 0; s < spatial; s++)
-                {
-                    float dy = dOutput[start + s];
-                    dyTotal += dy;
-                    dyXhatTotal += dy * ((x[start + s] - mu) * inv);
-                }
-            }
-            sumDy[c] = dyTotal;
-            sumDyXhat[c] = dyXhatTotal;
+            int c = i / spatial % channels;
+            float z = gamma[c] * ((x[i] - mean[c]) * invstd[c]) + beta[c];
+            if (addResidual != 0) z += residual[i];
+            y[i] = z > 0f ? z : 0f;
         }
     }
 
@@ -127,11 +427,127 @@ public static class BatchNormKernels
         ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
+            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], dOutput[i], mean, invstd, gamma, sumDy, sumDyXhat);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardInput"/> through the fused ReLU of <see cref="ForwardNormalizeRelu"/>: dy = dOutput where
+    /// output &gt; 0, else 0, with the sums of the masked <see cref="BackwardChannelSumsChunks"/> or
+    /// <see cref="BackwardChannelSumsGroups"/>. Accumulates into dInput.
+    /// </summary>
+    [Kernel]
+    public static void BackwardInputRelu(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
+    {
+        for (int i = index; i < n; i += stride)
+            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], Upstream(dOutput, output, 1, i),
+                mean, invstd, gamma, sumDy, sumDyXhat);
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------------------
+
+    /// <summary>dOutput[i], or with reluMask ≠ 0 the gradient through a ReLU whose output is output: 0 where output[i] ≤ 0.</summary>
+    private static float Upstream(ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
+        reluMask != 0 && !(output[i] > 0f) ? 0f : dOutput[i];
+
+    /// <summary><c>γ[c]·invstd[c]·(dy − w·(Σdy[c] + x̂·Σdy·x̂[c]))</c> for element i of channel c = (i / spatial) % channels.</summary>
+    private static float InputGradient(int i, int channels, int spatial, float statisticsWeight, float x, float dy,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
+    {
+        int c = i / spatial % channels;
+        float inv = invstd[c];
+        float xhat = (x - mean[c]) * inv;
+        return gamma[c] * inv * (dy - statisticsWeight * (sumDy[c] + xhat * sumDyXhat[c]));
+    }
+
+    /// <summary>Sum over the warp by a butterfly of shuffles (every lane gets the same value).</summary>
+    private static float WarpSum(float value)
+    {
+        for (int offset = 1; offset < Warp.WarpSize; offset <<= 1)
+            value += Warp.ShuffleXor(value, offset);
+        return value;
+    }
+
+    /// <summary>
+    /// Walks the values j = first, first + step, ... of channel c in (b, s) order (j = b·spatial + s), the step given
+    /// as planeStep = step / spatial and positionStep = step % spatial so that no division runs per step (ILGPU
+    /// places loop-invariant values inside the loop); <see cref="Offset"/> is the element's index in the NCHW tensor.
+    /// </summary>
+    private struct ChannelWalk
+    {
+        private readonly int _channels, _spatial, _channel, _planeStep, _positionStep;
+        private int _b, _s;
+
+        public ChannelWalk(int channels, int spatial, int channel, int first, int planeStep, int positionStep)
         {
-            int c = i / spatial % channels;
-            float inv = invstd[c];
-            float xhat = (x[i] - mean[c]) * inv;
-            dInput[i] += gamma[c] * inv * (dOutput[i] - statisticsWeight * (sumDy[c] + xhat * sumDyXhat[c]));
+            _channels = channels;
+            _spatial = spatial;
+            _channel = channel;
+            _planeStep = planeStep;
+            _positionStep = positionStep;
+            _b = first / spatial;
+            _s = first - _b * spatial;
+        }
+
+        /// <summary>A walk with step 1.</summary>
+        public static ChannelWalk Unit(int channels, int spatial, int channel, int first) =>
+            spatial == 1
+                ? new ChannelWalk(channels, spatial, channel, first, 1, 0)
+                : new ChannelWalk(channels, spatial, channel, first, 0, 1);
+
+        public readonly int Offset => (_b * _channels + _channel) * _spatial + _s;
+
+        public void Next()
+        {
+            int s = _s + _positionStep;
+            int wrap = s >= _spatial ? 1 : 0; // a select, not a branch, between the loads in flight
+            _s = s - wrap * _spatial;
+            _b += _planeStep + wrap;
+        }
+    }
+
+    /// <summary>Count, mean and M2 = Σ(v − mean)² of a run of values: Welford's update, Chan's merge.</summary>
+    private struct Welford(int count, float mean, float m2)
+    {
+        public int Count = count;
+        public float Mean = mean;
+        public float M2 = m2;
+
+        public void Add(float v)
+        {
+            Count++;
+            float delta = v - Mean;
+            Mean += delta / Count;
+            M2 += delta * (v - Mean);
+        }
+
+        /// <summary>Adds four values at once: their mean and M2, merged in (one division).</summary>
+        public void AddFour(float v0, float v1, float v2, float v3)
+        {
+            float mean = ((v0 + v1) + (v2 + v3)) * 0.25f;
+            float d0 = v0 - mean, d1 = v1 - mean, d2 = v2 - mean, d3 = v3 - mean;
+            this = Merge(this, new Welford(4, mean, (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)));
+        }
+
+        /// <summary>The statistics of a's values followed by b's (either may be empty).</summary>
+        public static Welford Merge(Welford a, Welford b)
+        {
+            int n = a.Count + b.Count;
+            float weight = n > 0 ? (float)b.Count / n : 0f;
+            float delta = b.Mean - a.Mean;
+            return new Welford(n, a.Mean + delta * weight, a.M2 + b.M2 + delta * delta * a.Count * weight);
+        }
+
+        /// <summary>Merges the warp's lanes by a butterfly of shuffles, lower lanes first (every lane gets the same value).</summary>
+        public static Welford WarpMerge(Welford w)
+        {
+            for (int offset = 1; offset < Warp.WarpSize; offset <<= 1)
+            {
+                var other = new Welford(Warp.ShuffleXor(w.Count, offset), Warp.ShuffleXor(w.Mean, offset), Warp.ShuffleXor(w.M2, offset));
+                w = (Warp.LaneIdx & offset) == 0 ? Merge(w, other) : Merge(other, w);
+            }
+            return w;
         }
     }
 }

@@ -121,4 +121,37 @@ public static class BatchNormReference
                 }
         }
     }
+
+    /// <summary>
+    /// <see cref="Forward"/> fused with a residual add and a ReLU: <c>y = max(0, BatchNorm2d(x) + residual)</c>
+    /// (an empty <paramref name="residual"/> adds nothing). Writes y and the saved mean/invstd.
+    /// </summary>
+    public static void ForwardRelu<T>(ReadOnlySpan<T> x, int batch, int channels, int spatial, ReadOnlySpan<T> gamma,
+        ReadOnlySpan<T> beta, Span<T> runningMean, Span<T> runningVar, bool training, T momentum, T eps,
+        ReadOnlySpan<T> residual, Span<T> y, Span<T> mean, Span<T> invstd) where T : IFloatingPointIeee754<T>
+    {
+        Forward(x, batch, channels, spatial, gamma, beta, runningMean, runningVar, training, momentum, eps, y, mean, invstd);
+        for (int i = 0; i < batch * channels * spatial; i++)
+        {
+            T z = residual.IsEmpty ? y[i] : y[i] + residual[i];
+            y[i] = z > T.Zero ? z : T.Zero;
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="ForwardRelu"/> from its output y: <c>dz = y &gt; 0 ? dy : 0</c> (0 at the kink, like
+    /// ReLU), <c>dResidual += dz</c> (when not empty), then <see cref="Backward"/> with dz. Accumulates.
+    /// </summary>
+    public static void BackwardRelu<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, ReadOnlySpan<T> output, int batch, int channels,
+        int spatial, ReadOnlySpan<T> mean, ReadOnlySpan<T> invstd, ReadOnlySpan<T> gamma, bool training,
+        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, Span<T> dResidual) where T : IFloatingPointIeee754<T>
+    {
+        var dz = new T[batch * channels * spatial];
+        for (int i = 0; i < dz.Length; i++)
+        {
+            dz[i] = output[i] > T.Zero ? dOutput[i] : T.Zero;
+            if (!dResidual.IsEmpty) dResidual[i] += dz[i];
+        }
+        Backward<T>(x, dz, batch, channels, spatial, mean, invstd, gamma, training, dInput, dGamma, dBeta);
+    }
 }

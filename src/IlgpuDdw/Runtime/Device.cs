@@ -104,9 +104,9 @@ public sealed class Device : IDisposable
         spec = string.IsNullOrWhiteSpace(spec) ? Environment.GetEnvironmentVariable(EnvironmentVariable) : spec;
         spec = string.IsNullOrWhiteSpace(spec) ? "auto" : spec.Trim().ToLowerInvariant();
         if (spec == "auto")
-            return CudaCount() > 0 ? CreateCuda(0) : CreateCpu();
+            return CudaCount() > 0 ? CreateCuda(0) : CreateCpu(CpuDeviceConfig());
         if (spec == "cpu")
-            return CreateCpu();
+            return CreateCpu(CpuDeviceConfig());
         if (spec == "cuda" || spec == "gpu")
             return CreateCuda(0);
         if (spec.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(spec.AsSpan(5), out int ordinal))
@@ -149,9 +149,17 @@ public sealed class Device : IDisposable
     /// </summary>
     private static CPUDevice CpuDeviceConfig() => new(2, 1, Math.Max(1, Environment.ProcessorCount));
 
-    private static Device CreateCpu()
+    /// <summary>
+    /// A CPU accelerator whose groups hold up to <paramref name="threadsPerWarp"/> · <paramref name="warpsPerGroup"/>
+    /// threads (one group per core at a time), for tests of explicitly grouped kernels at several warps per group.
+    /// Launches cost more than on <c>cpu</c>, whose groups are single warps of 2 threads.
+    /// </summary>
+    public static Device CreateCpu(int threadsPerWarp, int warpsPerGroup) =>
+        CreateCpu(new CPUDevice(threadsPerWarp, warpsPerGroup, Math.Max(1, Environment.ProcessorCount)));
+
+    private static Device CreateCpu(CPUDevice config)
     {
-        var context = Context.Create(b => b.CPU(CpuDeviceConfig()).EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        var context = Context.Create(b => b.CPU(config).EnableAlgorithms().Optimize(OptimizationLevel.O1));
         var accelerator = context.CreateCPUAccelerator(0);
         return new Device(context, accelerator, DeviceKind.Cpu, "cpu");
     }

@@ -7,7 +7,12 @@ namespace IlgpuDdw.Verification;
 /// <summary>
 /// BatchNorm2d in training and eval mode with the default momentum and eps (PyTorch's 0.1 and 1e-5): output,
 /// running-statistics update, and the gradients of the input, gamma and beta, at batch 1, odd sizes, H·W = 1,
-/// C = 1 and a larger layer.
+/// C = 1 and a larger layer; each with the device's default plan and forced through every reduction
+/// (<see cref="BatchNormReduction"/>) at chunk lengths that divide no channel's B·H·W, the grouped one at two warps
+/// per group (one where the device's groups hold a single warp), and on small shapes with chunks of 3 values, fewer
+/// than such a group's threads wherever warps have 4 lanes or more (idle threads). The fused BatchNorm2d + residual
+/// + ReLU (<see cref="Ops.BatchNorm2dRelu"/>) at the same shapes: the default plan with a residual, the chunked and
+/// grouped reductions without and with one; residuals keep BN(x) + residual at least 0.05 from the ReLU kink.
 /// </summary>
 internal static class BatchNormCases
 {
@@ -19,6 +24,14 @@ internal static class BatchNormCases
         "BatchNorm2d.BackwardInput", "BatchNorm2d.BackwardGamma", "BatchNorm2d.BackwardBeta",
     ];
 
+    private static readonly string[] FusedPasses =
+    [
+        "BatchNorm2d.FusedForward", "BatchNorm2d.RunningMean", "BatchNorm2d.RunningVar",
+        "BatchNorm2d.FusedBackwardInput", "BatchNorm2d.FusedBackwardGamma", "BatchNorm2d.FusedBackwardBeta",
+    ];
+
+    private static readonly string[] FusedResidualPasses = [.. FusedPasses, "BatchNorm2d.FusedBackwardResidual"];
+
     public static IEnumerable<VerifyCase> All()
     {
         int[][] shapes = [[1, 3, 5, 7], [3, 5, 7, 5], [2, 4, 1, 1], [8, 16, 14, 14], [4, 1, 3, 2]];
@@ -26,11 +39,48 @@ internal static class BatchNormCases
             foreach (bool training in new[] { true, false })
             {
                 string desc = $"{Tensor.Format(shape)} {(training ? "train" : "eval")}";
-                yield return new("BatchNorm2d", desc, Passes, d => Run(d, shape, training, desc));
+                yield return new("BatchNorm2d", desc, Passes, d => Run(d, shape, training, desc, null));
+                // chunk lengths dividing no channel's B·H·W; chunks of 3 leave threads idle in groups of 2 warps of 4 or more
+                bool large = shape[0] * shape[2] * shape[3] > 200;
+                int chunk = large ? 97 : 13, shortChunk = large ? 23 : 3;
+                (string Name, BatchNormReduction Reduction, int ChunkLength)[] forced =
+                [
+                    ("per-channel", BatchNormReduction.PerChannel, 1),
+                    ($"chunks of {chunk}", BatchNormReduction.Chunks, chunk),
+                    ($"groups, chunks of {chunk}", BatchNormReduction.Groups, chunk),
+                    ($"groups, chunks of {shortChunk}", BatchNormReduction.Groups, shortChunk),
+                ];
+                foreach (var (name, reduction, chunkLength) in forced)
+                {
+                    string forcedDesc = $"{desc} {name}";
+                    yield return new("BatchNorm2d", forcedDesc, Passes,
+                        d => Run(d, shape, training, forcedDesc, new BatchNormPlan(reduction, chunkLength, TwoWarps(d))));
+                }
+                (string Name, BatchNormReduction? Reduction, bool Residual)[] fused =
+                [
+                    ("+residual+relu", null, true),
+                    ($"+relu chunks of {chunk}", BatchNormReduction.Chunks, false),
+                    ($"+residual+relu groups, chunks of {chunk}", BatchNormReduction.Groups, true),
+                ];
+                foreach (var (name, reduction, residual) in fused)
+                {
+                    string fusedDesc = $"{desc} {name}";
+                    yield return new("BatchNorm2d", fusedDesc, residual ? FusedResidualPasses : FusedPasses,
+                        d => RunFused(d, shape, training, fusedDesc, residual,
+                            reduction is { } r ? new BatchNormPlan(r, chunk, TwoWarps(d)) : null));
+                }
             }
     }
 
-    private static IEnumerable<VerifyResult> Run(Device device, int[] shape, bool training, string desc)
+    /// <summary>Two warps, or one where the device's groups hold a single warp.</summary>
+    internal static int TwoWarps(Device device)
+    {
+        int warp = device.Accelerator.WarpSize;
+        return Math.Min(2 * warp, device.Accelerator.MaxNumThreadsPerGroup / warp * warp);
+    }
+
+    /// <summary>One case: the op with <paramref name="plan"/> (null: the device's default) against the float reference.</summary>
+    internal static IEnumerable<VerifyResult> Run(Device device, int[] shape, bool training, string desc, BatchNormPlan? plan)
     {
         int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s;
         var x = Seeded.Uniform<float>(n, 1, -2, 3); var g = Seeded.Uniform<float>(n, 2);
@@ -42,7 +92,7 @@ internal static class BatchNormCases
         using var tMean = Tensor.FromArray(device, runningMean, c);
         using var tVar = Tensor.FromArray(device, runningVar, c);
         using var tape = new Tape(device);
-        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training);
+        var y = tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training, Momentum, Eps, plan);
         tape.Backward(y, g);
 
         var ey = new float[n]; var mean = new float[c]; var invstd = new float[c];
@@ -55,5 +105,57 @@ internal static class BatchNormCases
         yield return VerifyResult.Compare("BatchNorm2d.BackwardInput", desc, dx, tx.GradToArray(), Tolerance.Backward);
         yield return VerifyResult.Compare("BatchNorm2d.BackwardGamma", desc, dGamma, tGamma.GradToArray(), Tolerance.Backward);
         yield return VerifyResult.Compare("BatchNorm2d.BackwardBeta", desc, dBeta, tBeta.GradToArray(), Tolerance.Backward);
+    }
+
+    /// <summary>
+    /// One fused case: <see cref="Ops.BatchNorm2dRelu"/> with <paramref name="plan"/> (null: the device's default),
+    /// with or without a residual, against the float reference.
+    /// </summary>
+    internal static IEnumerable<VerifyResult> RunFused(Device device, int[] shape, bool training, string desc, bool withResidual,
+        BatchNormPlan? plan)
+    {
+        int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s;
+        var x = Seeded.Uniform<float>(n, 11, -2, 3); var g = Seeded.Uniform<float>(n, 12);
+        var gamma = Seeded.Uniform<float>(c, 13, 0.5, 1.5); var beta = Seeded.Uniform<float>(c, 14);
+        var runningMean = Seeded.Uniform<float>(c, 15); var runningVar = Seeded.Uniform<float>(c, 16, 0.5, 2);
+        var residual = withResidual ? AwayFromKink(x, b, c, s, gamma, beta, runningMean, runningVar, training) : [];
+
+        using var tx = Tensor.FromArray(device, x, shape); tx.RequiresGrad = true;
+        using var tGamma = Tensor.FromArray(device, gamma, c); tGamma.RequiresGrad = true;
+        using var tBeta = Tensor.FromArray(device, beta, c); tBeta.RequiresGrad = true;
+        using var tMean = Tensor.FromArray(device, runningMean, c);
+        using var tVar = Tensor.FromArray(device, runningVar, c);
+        using var tResidual = withResidual ? Tensor.FromArray(device, residual, shape) : null;
+        if (tResidual is not null) tResidual.RequiresGrad = true;
+        using var tape = new Tape(device);
+        var y = tape.BatchNorm2dRelu(tx, tGamma, tBeta, tMean, tVar, training, tResidual, Momentum, Eps, plan);
+        tape.Backward(y, g);
+
+        var ey = new float[n]; var mean = new float[c]; var invstd = new float[c];
+        R.ForwardRelu<float>(x, b, c, s, gamma, beta, runningMean, runningVar, training, Momentum, Eps, residual, ey, mean, invstd);
+        var dx = new float[n]; var dGamma = new float[c]; var dBeta = new float[c];
+        var dResidual = withResidual ? new float[n] : [];
+        R.BackwardRelu<float>(x, g, ey, b, c, s, mean, invstd, gamma, training, dx, dGamma, dBeta, dResidual);
+        yield return VerifyResult.Compare("BatchNorm2d.FusedForward", desc, ey, y.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.RunningMean", desc, runningMean, tMean.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.RunningVar", desc, runningVar, tVar.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.FusedBackwardInput", desc, dx, tx.GradToArray(), Tolerance.Backward);
+        yield return VerifyResult.Compare("BatchNorm2d.FusedBackwardGamma", desc, dGamma, tGamma.GradToArray(), Tolerance.Backward);
+        yield return VerifyResult.Compare("BatchNorm2d.FusedBackwardBeta", desc, dBeta, tBeta.GradToArray(), Tolerance.Backward);
+        if (tResidual is not null)
+            yield return VerifyResult.Compare("BatchNorm2d.FusedBackwardResidual", desc, dResidual, tResidual.GradToArray(), Tolerance.Backward);
+    }
+
+    /// <summary>A residual r in [−1, 1) with |BatchNorm2d(x) + r| ≥ 0.05 everywhere (away from the ReLU kink).</summary>
+    private static float[] AwayFromKink(float[] x, int b, int c, int s, float[] gamma, float[] beta, float[] runningMean,
+        float[] runningVar, bool training)
+    {
+        var z = new float[x.Length];
+        R.Forward<float>(x, b, c, s, gamma, beta, (float[])runningMean.Clone(), (float[])runningVar.Clone(), training, Momentum, Eps,
+            z, new float[c], new float[c]);
+        var r = Seeded.Uniform<float>(x.Length, 17);
+        for (int i = 0; i < r.Length; i++)
+            if (MathF.Abs(z[i] + r[i]) < 0.05f) r[i] += z[i] + r[i] < 0f ? -0.1f : 0.1f;
+        return r;
     }
 }
