@@ -24,7 +24,7 @@ public sealed record CheckpointInfo(string Model, int InputSize, WiringConfig Wi
     /// <summary>The training options of the run (null for a model-only checkpoint).</summary>
     public TrainerOptions? Options { get; init; }
 
-    /// <summary>The data the run trained on (null for a model-only checkpoint or one written by a version before 0.2).</summary>
+    /// <summary>The data the run trained on (null for a model-only checkpoint or one written by an older version).</summary>
     public DataSource? Data { get; init; }
 
     /// <summary>Whether the run has trained all its epochs (false for a model-only checkpoint).</summary>
