@@ -28,6 +28,26 @@ public static class ReductionKernels
     }
 
     /// <summary>
+    /// <c>y[k] = Σ x[i]²</c> over <c>i ∈ [k·chunk, min(n, (k+1)·chunk))</c> for k &lt; count: the partial sums of a
+    /// squared L2 norm (finish with <see cref="SumChunks"/>). Grid-stride over k. Overwrites y. Summation in float,
+    /// in index order.
+    /// </summary>
+    [Kernel]
+    public static void SumSquaresChunks(Index1D index, int count, int stride, int chunk, int n, ArrayView<float> x, ArrayView<float> y)
+    {
+        for (int k = index; k < count; k += stride)
+        {
+            int start = k * chunk;
+            int end = start + chunk;
+            if (end > n) end = n;
+            float s = 0f;
+            for (int i = start; i < end; i++)
+                s += x[i] * x[i];
+            y[k] = s;
+        }
+    }
+
+    /// <summary>
     /// Backward of sum/mean over all n elements: <c>dInput[i] += scale · dOutput[0]</c> (scale = 1 for sum,
     /// 1/n for mean). Accumulates.
     /// </summary>

@@ -14,11 +14,20 @@ public static class CliApp
         Recursive = true,
     };
 
+    /// <summary>The global <c>--verbose</c> option: print the stack trace of an error.</summary>
+    public static readonly Option<bool> VerboseOption = new("--verbose")
+    {
+        Description = "On an error, print its stack trace after the one-line message.",
+        Recursive = true,
+    };
+
     /// <summary>Builds the root command.</summary>
     public static RootCommand Build()
     {
-        var root = new RootCommand("IlgpuDdw: Differentiable Dynamic Wirings on ILGPU kernels.");
+        var root = new RootCommand("IlgpuDdw: Differentiable Dynamic Wirings on ILGPU kernels. Exit codes: 0 success; 1 a failure " +
+            "(I/O, data, divergence, or an unexpected error: one line, --verbose for the stack trace); 2 invalid arguments.");
         root.Options.Add(DeviceOption);
+        root.Options.Add(VerboseOption);
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(VerifyCommand());
         root.Subcommands.Add(BenchCommands.Build());
@@ -26,26 +35,53 @@ public static class CliApp
         return root;
     }
 
-    /// <summary>Parses and runs; returns the exit code. Argument errors print a message and return 2.</summary>
-    public static int Run(string[] args)
+    /// <summary>
+    /// Parses and runs; returns the exit code. Every error prints one line to standard error (with
+    /// <c>--verbose</c>, then its stack trace): invalid arguments return 2; anticipated failures (files that
+    /// cannot be read or written, bad data or checkpoints, divergence) return 1; an unexpected exception returns 1
+    /// with its type and a pointer to <c>--verbose</c>.
+    /// </summary>
+    public static int Run(string[] args) => Run(args, Build());
+
+    /// <summary><see cref="Run(string[])"/> with another root command (tests add commands that fail on purpose).</summary>
+    internal static int Run(string[] args, RootCommand root)
     {
         // Bind Spectre.Console to the current standard output (callers may redirect it between runs).
         AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // tables keep their rows in logs and files
+        var parse = root.Parse(args);
+        bool verbose = parse.GetValue(VerboseOption);
         try
         {
-            return Build().Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (ArgumentException e)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
+            return Fail(2, Message(e), e, verbose);
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 1;
+            return Fail(1, Message(e), e, verbose);
         }
+        catch (Exception e)
+        {
+            return Fail(1, $"unexpected {e.GetType().Name}: {Message(e)}" + (verbose ? "" : " (run with --verbose for the stack trace)"), e, verbose);
+        }
+    }
+
+    private static int Fail(int code, string message, Exception e, bool verbose)
+    {
+        Console.Error.WriteLine($"error: {message}");
+        if (verbose) Console.Error.WriteLine(e.ToString());
+        return code;
+    }
+
+    /// <summary>An exception's message on one line, without the "(Parameter 'x')" suffix of argument exceptions.</summary>
+    private static string Message(Exception e)
+    {
+        string m = e.Message;
+        if (e is ArgumentException { ParamName: { } name }) m = m.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+        return m.ReplaceLineEndings(" ").Trim();
     }
 
     /// <summary>Opens the device named by <c>--device</c>, <c>DDW_DEVICE</c>, or auto.</summary>

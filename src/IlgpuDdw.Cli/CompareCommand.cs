@@ -4,6 +4,7 @@ using IlgpuDdw.Cli.Options;
 using IlgpuDdw.Cli.Reports;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
+using IlgpuDdw.Training;
 using IlgpuDdw.Training.Experiments;
 using Spectre.Console;
 
@@ -26,9 +27,14 @@ internal static class CompareCommand
             var t = training.Bind(parse);
             var spec = ModelZoo.Get(t.Model);
             string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{spec.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            RunFiles.PrepareOutput(outDir, t.Overwrite);
             var (train, test) = training.Data.Load(parse, t.Budget);
             bool quiet = parse.GetValue(json);
-            var options = new CompareExperimentOptions { Model = spec, Wiring = t.Wiring, Training = t.Trainer, Seeds = k, Budget = t.Budget.Name, OutputDirectory = outDir };
+            var options = new CompareExperimentOptions
+            {
+                Model = spec, Wiring = t.Wiring, Training = t.Trainer, Seeds = k, Budget = t.Budget.Name, OutputDirectory = outDir, Overwrite = t.Overwrite,
+                Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test),
+            };
             using var device = CliApp.OpenDevice(parse);
             using var experiment = new CompareExperiment(device, options, train, test);
             if (!quiet)
@@ -41,8 +47,8 @@ internal static class CompareCommand
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{run.Label}: test accuracy {100 * r.Record.TestAccuracy:F2}%, keep rate {100 * r.Record.KeepRate:F1}%, {r.Record.Seconds:F0} s"));
             }
-            Plots.Curves(Path.Combine(outDir, "curves.png"),
-                experiment.Results.Select(r => (r.Run.Label, r.StepLosses, (IReadOnlyList<double>)r.Record.Epochs.Select(h => h.TestAccuracy).ToArray())).ToList());
+            RunFiles.Write("plots", Path.Combine(outDir, "curves-*.png"), () => Plots.Curves(Path.Combine(outDir, "curves.png"),
+                experiment.Results.Select(r => (r.Run.Label, r.StepLosses, (IReadOnlyList<double>)r.Record.Epochs.Select(h => h.TestAccuracy).ToArray())).ToList()));
             var result = experiment.Finish();
             if (quiet)
             {
@@ -78,8 +84,10 @@ internal static class CompareCommand
         string wiring = CommonOptions.Name(run.Run.Wiring.Kind);
         foreach (var stage in run.Adjacency)
             if (stage.PerClass is { } perClass)
-                Plots.AdjacencyHeatmap(Path.Combine(outDir, $"adjacency-{wiring}-{stage.Stage}.png"),
-                    $"{spec.Name} {wiring} {stage.Stage}: mean edge weight per class", stage.Nodes, perClass, FashionMnist.ClassNames);
-        File.WriteAllText(Path.Combine(outDir, $"wiring-{wiring}.dot"), WiringDot.Build($"{spec.Name} {wiring} wiring (mean weight, keep %)", run.Adjacency));
+            {
+                string png = Path.Combine(outDir, $"adjacency-{wiring}-{stage.Stage}.png");
+                RunFiles.Write("plot", png, () => Plots.AdjacencyHeatmap(png, $"{spec.Name} {wiring} {stage.Stage}: mean edge weight per class", stage.Nodes, perClass, FashionMnist.ClassNames));
+            }
+        RunFiles.WriteAllText("wiring graph", Path.Combine(outDir, $"wiring-{wiring}.dot"), WiringDot.Build($"{spec.Name} {wiring} wiring (mean weight, keep %)", run.Adjacency));
     }
 }

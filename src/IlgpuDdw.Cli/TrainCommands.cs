@@ -6,6 +6,7 @@ using IlgpuDdw.Cli.Options;
 using IlgpuDdw.Cli.Reports;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
+using IlgpuDdw.Runtime;
 using IlgpuDdw.Training;
 using Spectre.Console;
 
@@ -26,36 +27,73 @@ internal static class TrainCommands
     {
         var training = new TrainingOptionBlock();
         var wiring = CommonOptions.Wiring("dynamic");
-        var resume = new Option<string?>("--resume") { Description = "Continue the run saved in this checkpoint (its settings are used; --epochs may extend it)." };
+        var resume = new Option<string?>("--resume") { Description = ResumePlan.ResumeHelp };
+        var extend = new Option<bool>("--extend") { Description = ResumePlan.ExtendHelp };
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume]);
+            .With([.. training.Options, wiring, resume, extend]);
         cmd.SetAction(parse =>
         {
-            var t = training.Bind(parse);
-            var (train, test) = training.Data.Load(parse, t.Budget);
-            using var device = CliApp.OpenDevice(parse);
-            Trainer trainer;
             string outDir;
+            Func<Device, Trainer> start;
+            Func<Trainer, MetricsWriter> openMetrics;
             if (parse.GetValue(resume) is { } from)
             {
-                trainer = Checkpoint.Resume(device, from, train, test, parse.GetValue(training.Budget.Epochs));
-                outDir = Path.GetFullPath(t.Out ?? Path.GetDirectoryName(Path.GetFullPath(from))!);
-                Console.WriteLine($"resuming {from} at epoch {trainer.Epoch + 1} of {trainer.Options.Epochs}");
+                var plan = ResumePlan.Build(parse, training, wiring, extend, from);
+                if (plan.IsComplete)
+                {
+                    Console.WriteLine($"run already complete (epoch {plan.Info.Epoch} of {plan.Options.Epochs}); nothing to do");
+                    return 0;
+                }
+                string checkpointDir = Path.GetDirectoryName(Path.GetFullPath(from))!;
+                outDir = Path.GetFullPath(parse.GetValue(training.Out) ?? checkpointDir);
+                if (outDir == checkpointDir) RunFiles.CheckWritable(outDir);
+                else RunFiles.PrepareOutput(outDir, parse.GetValue(training.Run.Overwrite));
+                if (plan.Info.Data is null)
+                    Console.WriteLine($"note: {from} records no data settings (older version); using --data, --budget, --train-images and --test-images as given");
+                var (train, test) = DataOptionBlock.Load(plan.DataDirectory, plan.TrainImages, plan.TestImages);
+                var source = DataOptionBlock.Source(plan.DataDirectory, plan.Info.Data?.Budget, train, test);
+                plan.CheckData(source);
+                string checkpoint = outDir == checkpointDir ? Path.GetFullPath(from) : Path.Combine(outDir, "checkpoint.safetensors");
+                start = device =>
+                {
+                    var trainer = Checkpoint.Resume(device, from, train, test, options: plan.Options);
+                    trainer.Data ??= source;
+                    trainer.CheckpointPath = checkpoint;
+                    Console.WriteLine($"resuming {from} at epoch {trainer.Epoch + 1} of {trainer.Options.Epochs}");
+                    return trainer;
+                };
+                openMetrics = trainer => MetricsWriter.ForResume(Path.Combine(outDir, "metrics.jsonl"), trainer);
             }
             else
             {
+                var t = training.Bind(parse);
                 var w = t.Wiring with { Kind = CommonOptions.ParseWiring(parse.GetValue(wiring)!) };
-                var created = DdwNet.Create(device, t.Model, w, t.Trainer.Seed);
-                trainer = new Trainer(created, train, test, t.Trainer);
-                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{created.Spec.Name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                var spec = ModelZoo.Get(t.Model);
+                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{spec.Name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                RunFiles.PrepareOutput(outDir, t.Overwrite);
+                var (train, test) = training.Data.Load(parse, t.Budget);
+                var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test);
+                start = device =>
+                {
+                    var created = new DdwNet(device, spec, w, t.Trainer.Seed);
+                    try
+                    {
+                        return new Trainer(created, train, test, t.Trainer) { Data = source, CheckpointPath = Path.Combine(outDir, "checkpoint.safetensors") };
+                    }
+                    catch
+                    {
+                        created.Dispose();
+                        throw;
+                    }
+                };
+                openMetrics = _ => new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: false);
             }
-            Directory.CreateDirectory(outDir);
+            using var device = CliApp.OpenDevice(parse);
+            using var trainer = start(device);
             using var model = (DdwNet)trainer.Model;
-            using var _ = trainer;
-            using var metrics = new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"));
+            using var metrics = openMetrics(trainer);
             trainer.Metrics = metrics;
-            trainer.CheckpointPath = Path.Combine(outDir, "checkpoint.safetensors");
-            Console.WriteLine($"training {model.Spec.Name} ({CommonOptions.Name(model.Wiring.Kind)}) on {device}: {train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
+            Console.WriteLine($"training {model.Spec.Name} ({CommonOptions.Name(model.Wiring.Kind)}) on {device}: {trainer.Train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
             ProgressDisplay.Run("train", p => { trainer.Progress = p; return trainer.Run(); });
             var table = new Table().AddColumns("epoch", "train loss", "train acc", "test loss", "test acc", "keep rate", "MACs / sample", "train img/s", "eval img/s");
             foreach (var h in trainer.History)
@@ -124,7 +162,7 @@ internal static class TrainCommands
             using var model = Checkpoint.LoadModel(device, path);
             model.Eval();
             string dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.GetDirectoryName(Path.GetFullPath(path))!);
-            Directory.CreateDirectory(dir);
+            RunFiles.CheckWritable(dir);
             using var tape = new Tape(device);
             foreach (int i in indices)
             {
@@ -157,7 +195,7 @@ internal static class TrainCommands
                         AnsiConsole.Write(table);
                     }
                     string png = Path.Combine(dir, $"wiring-{i}.png");
-                    Plots.SampleAdjacency(png, $"image {i} ({FashionMnist.ClassNames[test.Labels[i]]})", figures);
+                    RunFiles.Write("plot", png, () => Plots.SampleAdjacency(png, $"image {i} ({FashionMnist.ClassNames[test.Labels[i]]})", figures));
                     Console.WriteLine($"wrote {png}");
                 }
                 tape.Clear();

@@ -9,7 +9,10 @@ public sealed class CliTests
 {
     private static readonly object ConsoleLock = new();
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
+    internal static (int Code, string Out, string Err) Run(params string[] args) => Run(args, null);
+
+    /// <summary>Runs <paramref name="args"/> with <paramref name="root"/> (default: the ddw root command), capturing the console.</summary>
+    internal static (int Code, string Out, string Err) Run(string[] args, System.CommandLine.RootCommand? root)
     {
         lock (ConsoleLock)
         {
@@ -21,7 +24,7 @@ public sealed class CliTests
             Console.SetError(e);
             try
             {
-                int code = CliApp.Run(args);
+                int code = root is null ? CliApp.Run(args) : CliApp.Run(args, root);
                 return (code, o.ToString(), e.ToString());
             }
             finally

@@ -40,22 +40,38 @@ internal sealed class DataOptionBlock : OptionBlock
 
     public override IEnumerable<Option> Options => [Data];
 
-    public FashionMnistOptions Bind(ParseResult p) => new() { Directory = p.GetValue(Data) };
+    /// <summary>The data folder, full path (the default when <c>--data</c> is not given).</summary>
+    public string DataDirectory(ParseResult p) => Path.GetFullPath(p.GetValue(Data) ?? FashionMnist.DefaultDirectory);
 
     /// <summary>The first <paramref name="testImages"/> test images (null = all).</summary>
-    public ImageDataset LoadTest(ParseResult p, int? testImages)
-    {
-        var test = FashionMnist.Load(DatasetSplit.Test, Bind(p));
-        return testImages is int n && n < test.Count ? test.Subset(n) : test;
-    }
+    /// <exception cref="ArgumentException">More images than the split holds.</exception>
+    public ImageDataset LoadTest(ParseResult p, int? testImages) => Load(DataDirectory(p), DatasetSplit.Test, testImages, "--test-images");
 
     /// <summary>The budget's training and test images.</summary>
-    public (ImageDataset Train, ImageDataset Test) Load(ParseResult p, Budget budget)
+    public (ImageDataset Train, ImageDataset Test) Load(ParseResult p, Budget budget) => Load(DataDirectory(p), budget.TrainImages, budget.TestImages);
+
+    /// <summary>The first <paramref name="trainImages"/> training and <paramref name="testImages"/> test images of <paramref name="directory"/> (null = all).</summary>
+    /// <exception cref="ArgumentException">More images than a split holds.</exception>
+    public static (ImageDataset Train, ImageDataset Test) Load(string directory, int? trainImages, int? testImages) =>
+        (Load(directory, DatasetSplit.Train, trainImages, "--train-images"), Load(directory, DatasetSplit.Test, testImages, "--test-images"));
+
+    /// <summary>What a run records about data loaded by <see cref="Load(string, int?, int?)"/> (the files passed their published checksums).</summary>
+    public static DataSource Source(string directory, string? budget, ImageDataset train, ImageDataset test) => new()
     {
-        var test = LoadTest(p, budget.TestImages);
-        var train = FashionMnist.Load(DatasetSplit.Train, Bind(p));
-        if (budget.TrainImages is int n && n < train.Count) train = train.Subset(n);
-        return (train, test);
+        Directory = directory, Budget = budget, TrainImages = train.Count, TestImages = test.Count,
+        Sha256 = new SortedDictionary<string, string>(FashionMnist.Sha256.ToDictionary(), StringComparer.Ordinal),
+    };
+
+    private static ImageDataset Load(string directory, DatasetSplit split, int? count, string flag)
+    {
+        var data = RunFiles.Read("Fashion-MNIST data in", directory, () =>
+        {
+            if (System.IO.Directory.Exists(directory)) _ = System.IO.Directory.EnumerateFileSystemEntries(directory).Any(); // an unreadable folder says so
+            return FashionMnist.Load(split, new FashionMnistOptions { Directory = directory });
+        });
+        if (count is not int n || n == data.Count) return data;
+        try { return data.Subset(n); }
+        catch (ArgumentOutOfRangeException e) { throw new ArgumentException($"{flag} {n}: {e.Message.Split(" (Parameter", 2)[0]}.", e); }
     }
 }
 
@@ -141,7 +157,8 @@ internal sealed class TrainerOptionBlock : OptionBlock
 /// <param name="Wiring">τ, router reduction and gate gradient (the kind is the default).</param>
 /// <param name="Trainer">Trainer options.</param>
 /// <param name="Out">Output directory, when given.</param>
-internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out);
+/// <param name="Overwrite">Whether a non-empty output directory may be written into.</param>
+internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false);
 
 /// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
 internal sealed class TrainingOptionBlock : OptionBlock
@@ -152,13 +169,57 @@ internal sealed class TrainingOptionBlock : OptionBlock
     public readonly BudgetOptionBlock Budget = new();
     public readonly TrainerOptionBlock Trainer = new();
     public readonly Option<string?> Out = CommonOptions.Out();
+    public readonly RunOptionBlock Run = new();
 
-    public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out];
+    public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
 
     public TrainingSettings Bind(ParseResult p)
     {
         var budget = Budget.Bind(p);
-        var trainer = Trainer.Bind(p, budget);
-        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out));
+        var trainer = Run.Apply(p, Trainer.Bind(p, budget));
+        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite));
+    }
+}
+
+/// <summary>
+/// <c>--overwrite --eval-batch --max-loss --max-loss-ratio --max-grad-norm</c>: how a run treats its output folder,
+/// and the settings that do not change what it computes (so a resume may change them).
+/// </summary>
+internal sealed class RunOptionBlock : OptionBlock
+{
+    private static readonly TrainerOptions Defaults = new();
+
+    public readonly Option<bool> Overwrite = new("--overwrite") { Description = "Write into a non-empty --out (files of the same names are replaced, metrics.jsonl starts afresh). Without it a non-empty --out is refused." };
+    public readonly Option<int> EvalBatch = new("--eval-batch") { Description = "Evaluation batch size.", DefaultValueFactory = _ => Defaults.EvalBatchSize };
+    public readonly Option<float> MaxLoss = new("--max-loss")
+    {
+        Description = "Divergence guard: stop before the optimizer step when a step's objective exceeds this (0 = off; NaN/∞ always stop).",
+        DefaultValueFactory = _ => Defaults.MaxLoss,
+    };
+    public readonly Option<float> MaxLossRatio = new("--max-loss-ratio")
+    {
+        Description = "Divergence guard: from epoch 2 on, stop before the optimizer step when a step's training loss exceeds this multiple of epoch 1's mean (0 = off).",
+        DefaultValueFactory = _ => Defaults.MaxLossRatio,
+    };
+    public readonly Option<float> MaxGradNorm = new("--max-grad-norm")
+    {
+        Description = "Divergence guard: stop before the optimizer step when the gradient's global L2 norm exceeds this (0 = off; NaN/∞ always stop).",
+        DefaultValueFactory = _ => Defaults.MaxGradNorm,
+    };
+
+    public override IEnumerable<Option> Options => [Overwrite, EvalBatch, MaxLoss, MaxLossRatio, MaxGradNorm];
+
+    /// <summary>Options a resume may change: they do not alter the arithmetic of training.</summary>
+    public IEnumerable<Option> SafeOnResume => Options;
+
+    /// <summary><paramref name="options"/> with this block's values (validated).</summary>
+    public TrainerOptions Apply(ParseResult p, TrainerOptions options)
+    {
+        var o = options with
+        {
+            EvalBatchSize = p.GetValue(EvalBatch), MaxLoss = p.GetValue(MaxLoss), MaxLossRatio = p.GetValue(MaxLossRatio), MaxGradNorm = p.GetValue(MaxGradNorm),
+        };
+        o.Validate();
+        return o;
     }
 }

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
 using IlgpuDdw.Data;
 using IlgpuDdw.IO;
 using IlgpuDdw.Models;
@@ -17,13 +19,49 @@ namespace IlgpuDdw.Training;
 /// <param name="LibraryVersion">IlgpuDdw version that wrote it.</param>
 /// <param name="Epoch">Completed epochs.</param>
 /// <param name="Step">Completed steps.</param>
-public sealed record CheckpointInfo(string Model, int InputSize, WiringConfig Wiring, int Seed, string LibraryVersion, int Epoch, int Step);
+public sealed record CheckpointInfo(string Model, int InputSize, WiringConfig Wiring, int Seed, string LibraryVersion, int Epoch, int Step)
+{
+    /// <summary>The training options of the run (null for a model-only checkpoint).</summary>
+    public TrainerOptions? Options { get; init; }
+
+    /// <summary>The data the run trained on (null for a model-only checkpoint or one written by an older version).</summary>
+    public DataSource? Data { get; init; }
+
+    /// <summary>Whether the run has trained all its epochs (false for a model-only checkpoint).</summary>
+    public bool IsComplete => Options is { } o && Epoch >= o.Epochs;
+}
+
+/// <summary>
+/// The data a run trained on, recorded in its checkpoints (<see cref="Trainer.Data"/>) so that a resume restores
+/// and checks it.
+/// </summary>
+public sealed record DataSource
+{
+    /// <summary>The folder the data was read from (full path), when it came from files.</summary>
+    public string? Directory { get; init; }
+
+    /// <summary>The name of the training budget the run was started with (e.g. smoke, default, full), if any.</summary>
+    public string? Budget { get; init; }
+
+    /// <summary>Training images used (the first N of the training split).</summary>
+    public int TrainImages { get; init; }
+
+    /// <summary>Test images used (the first N of the test split).</summary>
+    public int TestImages { get; init; }
+
+    /// <summary>SHA-256 (lower-case hex) of each data file's decompressed bytes, by file name.</summary>
+    public IReadOnlyDictionary<string, string> Sha256 { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// Checkpoints in the safetensors format: every model parameter and buffer under its dotted name, the optimizer's
-/// momentum buffers under <c>optimizer.*</c>, and string metadata (format, library version, model, input size,
-/// wiring, τ, router reduction, gate gradient, seed, epoch, step, training options and history as JSON). Written
-/// atomically (temporary file, then rename): a failed save never replaces an existing checkpoint.
+/// momentum buffers under <c>optimizer.*</c>, and string metadata: format, library version, model, input size,
+/// wiring (its kind, τ, router reduction, gate gradient and initial edge logit as keys of their own, and the whole
+/// <see cref="WiringConfig"/> as JSON under <c>wiring_config</c>), seed, epoch, step and, for a training run, the
+/// whole <see cref="TrainerOptions"/> (<c>options</c>), the <see cref="DataSource"/> (<c>data</c>), the history and
+/// the step losses as JSON. Written atomically (temporary file, then rename): a failed save never replaces an
+/// existing checkpoint, and the next save removes temporary files an interrupted one left. Only finite states are
+/// written, so an existing checkpoint is always a good one; loading refuses non-finite tensors.
 /// </summary>
 public static class Checkpoint
 {
@@ -48,6 +86,7 @@ public static class Checkpoint
             ["history"] = JsonSerializer.Serialize(trainer.History, CheckpointJsonContext.Default.IReadOnlyListEpochResult),
             ["step_losses"] = JsonSerializer.Serialize(trainer.StepLosses, CheckpointJsonContext.Default.ListSingle),
         };
+        if (trainer.Data is { } data) extra["data"] = JsonSerializer.Serialize(data, CheckpointJsonContext.Default.DataSource);
         var tensors = new List<KeyValuePair<string, SafeTensor>>();
         foreach (var (key, value) in trainer.Optimizer.StateDict())
             tensors.Add(new("optimizer." + key, SafeTensor.FromFloat32([value.Length], value)));
@@ -55,6 +94,8 @@ public static class Checkpoint
     }
 
     /// <summary>Saves a model (parameters and buffers) with optional extra metadata and tensors.</summary>
+    /// <exception cref="TrainingDivergedException">A tensor holds NaN or ±∞ (nothing is written).</exception>
+    /// <exception cref="RunFileException">The file cannot be written (an existing checkpoint is left untouched).</exception>
     public static void Save(string path, DdwNet model, IReadOnlyDictionary<string, string>? extraMetadata = null,
         IEnumerable<KeyValuePair<string, SafeTensor>>? extraTensors = null)
     {
@@ -72,6 +113,7 @@ public static class Checkpoint
             ["router_reduction"] = w.Reduction.ToString(CultureInfo.InvariantCulture),
             ["gate_gradient"] = w.Gradient.ToString(),
             ["initial_edge_logit"] = w.InitialEdgeLogit.ToString("R", CultureInfo.InvariantCulture),
+            ["wiring_config"] = JsonSerializer.Serialize(w, CheckpointJsonContext.Default.WiringConfig),
             ["seed"] = model.Seed.ToString(CultureInfo.InvariantCulture),
             ["epoch"] = "0",
             ["step"] = "0",
@@ -82,14 +124,44 @@ public static class Checkpoint
         foreach (var e in model.StateDict().Entries)
             tensors.Add(new(e.Name, SafeTensor.FromFloat32(e.Shape, e.Data)));
         if (extraTensors is not null) tensors.AddRange(extraTensors);
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (dir is not null) Directory.CreateDirectory(dir);
-        SafeTensors.Save(path, tensors, metadata);
+        string full = Path.GetFullPath(path);
+        foreach (var (name, tensor) in tensors)
+            if (tensor.DType == SafeTensorDType.Float32 && FirstNonFinite(tensor.ToFloat32()) is { } bad)
+                throw new TrainingDivergedException(
+                    $"{full} was not written: tensor '{name}' holds {bad.Value} at index {bad.Index}. Only finite states are saved, so a checkpoint already there is the last good one.");
+        RunFiles.Write("checkpoint", full, () =>
+        {
+            if (Directory.Exists(full)) throw new RunFileException($"cannot write checkpoint {full}: it is a folder, not a file");
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            RunFiles.RemoveStaleTemporaries(full);
+            SafeTensors.Save(full, tensors, metadata, FileFaults.WrapperFor(full));
+        });
+    }
+
+    /// <summary>The first NaN or ±∞ of <paramref name="values"/>, if any.</summary>
+    internal static (int Index, float Value)? FirstNonFinite(ReadOnlySpan<float> values)
+    {
+        for (int i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i])) return (i, values[i]);
+        return null;
+    }
+
+    /// <summary>Reads a checkpoint file, with one-line errors for a folder, a missing file or an unreadable one.</summary>
+    private static SafeTensorsFile Read(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (Directory.Exists(path))
+            throw new RunFileException($"cannot read checkpoint {Path.GetFullPath(path)}: it is a folder, not a checkpoint file");
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"checkpoint {Path.GetFullPath(path)} does not exist.", path);
+        return RunFiles.Read("checkpoint", path, () => SafeTensors.Load(path));
     }
 
     /// <summary>Reads a checkpoint's metadata (validating the file).</summary>
     /// <exception cref="InvalidDataException">Not a valid checkpoint (names the file and the problem).</exception>
-    public static CheckpointInfo ReadInfo(string path) => Info(path, SafeTensors.Load(path));
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="RunFileException">The path is a folder or cannot be read.</exception>
+    public static CheckpointInfo ReadInfo(string path) => Info(path, Read(path));
 
     private static CheckpointInfo Info(string path, SafeTensorsFile file)
     {
@@ -112,19 +184,50 @@ public static class Checkpoint
         if (!Enum.TryParse<GateGradient>(Get("gate_gradient"), out var gradient))
             throw new InvalidDataException($"{path}: unknown gate gradient '{m["gate_gradient"]}'.");
         var wiring = new WiringConfig { Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit") };
-        try { wiring.Validate(); }
-        catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
-        return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"));
+        try
+        {
+            // The whole record when present (it carries every gate setting); the keys above for older files.
+            if (m.TryGetValue("wiring_config", out var json)) wiring = WithDefaults(json, new WiringConfig(), CheckpointJsonContext.Default.WiringConfig);
+            wiring.Validate();
+            return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"))
+            {
+                Options = m.TryGetValue("options", out var o) ? WithDefaults(o, new TrainerOptions(), CheckpointJsonContext.Default.TrainerOptions) : null,
+                Data = m.TryGetValue("data", out var d) ? JsonSerializer.Deserialize(d, CheckpointJsonContext.Default.DataSource) : null,
+            };
+        }
+        catch (Exception e) when (e is ArgumentException or JsonException)
+        {
+            throw new InvalidDataException($"{path}: {RunFiles.OneLine(e.Message)}", e);
+        }
+    }
+
+    /// <summary>
+    /// Reads a record from <paramref name="json"/>, taking the fields it lacks (written by an older version) from
+    /// <paramref name="defaults"/> rather than from default(T).
+    /// </summary>
+    private static T WithDefaults<T>(string json, T defaults, JsonTypeInfo<T> type)
+    {
+        var stored = JsonNode.Parse(json) as JsonObject ?? throw new JsonException($"expected a JSON object for {typeof(T).Name}");
+        var merged = JsonSerializer.SerializeToNode(defaults, type)!.AsObject();
+        foreach (var (name, value) in stored) merged[name] = value?.DeepClone();
+        return merged.Deserialize(type) ?? throw new JsonException($"empty {typeof(T).Name}");
     }
 
     /// <summary>Builds the model a checkpoint describes and loads its weights (strict).</summary>
-    /// <exception cref="InvalidDataException">The file is not a valid checkpoint or its tensors do not fit the model.</exception>
-    public static DdwNet LoadModel(Device device, string path) => LoadModel(device, path, out _);
+    /// <exception cref="InvalidDataException">The file is not a valid checkpoint, its tensors do not fit the model,
+    /// or a tensor holds NaN or ±∞ (the message names the first).</exception>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="RunFileException">The path is a folder or cannot be read.</exception>
+    public static DdwNet LoadModel(Device device, string path) => LoadModel(device, path, out _, out _);
 
-    private static DdwNet LoadModel(Device device, string path, out SafeTensorsFile file)
+    private static DdwNet LoadModel(Device device, string path, out SafeTensorsFile file, out CheckpointInfo info)
     {
-        file = SafeTensors.Load(path);
-        var info = Info(path, file);
+        file = Read(path);
+        info = Info(path, file);
+        foreach (var (name, t) in file.Tensors)
+            if (t.DType == SafeTensorDType.Float32 && FirstNonFinite(t.ToFloat32()) is { } bad)
+                throw new InvalidDataException(
+                    $"{path}: tensor '{name}' holds {bad.Value} at index {bad.Index}; a checkpoint with non-finite values cannot be evaluated or resumed.");
         DdwNet model;
         try { model = DdwNet.Create(device, info.Model, info.Wiring, info.Seed, info.InputSize); }
         catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
@@ -154,21 +257,31 @@ public static class Checkpoint
     /// <param name="path">The checkpoint.</param>
     /// <param name="train">Training data.</param>
     /// <param name="test">Test data.</param>
-    /// <param name="epochs">When set, the run's new total epoch count.</param>
+    /// <param name="epochs">When set, the run's new total epoch count: the learning-rate and τ schedules are
+    /// recomputed for it (from the resumed step on, they follow the curves of the new total).</param>
     /// <param name="terms">The objective, when the run used other terms than its options describe.</param>
+    /// <param name="options">When set, replaces the saved options (the caller keeps them compatible: only fields
+    /// that do not change the arithmetic of training, such as <see cref="TrainerOptions.EvalBatchSize"/> and the
+    /// divergence limits, may differ for an exact continuation).</param>
+    /// <exception cref="InvalidDataException">Not a training checkpoint, a tensor is not finite, the data do not fit
+    /// the model, or the checkpoint records a data source whose image counts differ from <paramref name="train"/> or
+    /// <paramref name="test"/>.</exception>
     public static Trainer Resume(Device device, string path, ImageDataset train, ImageDataset test, int? epochs = null,
-        IEnumerable<IObjectiveTerm>? terms = null)
+        IEnumerable<IObjectiveTerm>? terms = null, TrainerOptions? options = null)
     {
-        var model = LoadModel(device, path, out var file);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(test);
+        var model = LoadModel(device, path, out var file, out var info);
+        Trainer? trainer = null;
         try
         {
             var m = file.Metadata;
-            var options = JsonSerializer.Deserialize(m.TryGetValue("options", out var o) ? o
-                : throw new InvalidDataException($"{path}: a model-only checkpoint cannot be resumed (no training options)."), CheckpointJsonContext.Default.TrainerOptions)
-                ?? throw new InvalidDataException($"{path}: empty training options.");
+            options ??= info.Options ?? throw new InvalidDataException($"{path}: a model-only checkpoint cannot be resumed (no training options).");
             if (epochs is int e) options = options with { Epochs = e };
-            var info = Info(path, file);
-            var trainer = new Trainer(model, train, test, options, terms);
+            if (info.Data is { } data && (data.TrainImages != train.Count || data.TestImages != test.Count))
+                throw new InvalidDataException(
+                    $"{path} was trained on {data.TrainImages} training and {data.TestImages} test images; got {train.Count} and {test.Count} (an exact continuation needs the same data).");
+            trainer = new Trainer(model, train, test, options, terms) { Data = info.Data };
             var optimizerState = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))
                 .ToDictionary(t => t.Key["optimizer.".Length..], t => t.Value.ToFloat32());
             trainer.Optimizer.LoadStateDict(optimizerState);
@@ -179,11 +292,13 @@ public static class Checkpoint
         }
         catch (Exception e) when (e is JsonException or ArgumentException)
         {
+            trainer?.Dispose();
             model.Dispose();
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new InvalidDataException($"{path}: {RunFiles.OneLine(e.Message)}", e);
         }
         catch
         {
+            trainer?.Dispose();
             model.Dispose();
             throw;
         }

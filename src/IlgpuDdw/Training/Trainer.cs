@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
@@ -7,7 +9,11 @@ using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Training;
 
-/// <summary>Raised when the loss becomes NaN or infinite; training stops and nothing is saved.</summary>
+/// <summary>
+/// Raised when training diverges: a NaN, infinite or exploding loss or gradient norm (see the limits of
+/// <see cref="TrainerOptions"/>) stops it before the optimizer step, and a state with non-finite tensors is never
+/// saved. The last checkpoint written is kept.
+/// </summary>
 public sealed class TrainingDivergedException(string message) : InvalidOperationException(message);
 
 /// <summary>
@@ -25,6 +31,10 @@ public sealed class Trainer : IDisposable
     private readonly List<EpochResult> _history = new();
     private readonly DdwNet? _net;
     private readonly float _targetTau;
+    // One host read per step: the term values (copied before the backward pass frees them), then Σ grad².
+    // Allocated outside the tensor pool: it is bookkeeping, not part of the step's tensors or their peak.
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _status;
+    private readonly float[] _statusHost;
 
     /// <summary>Creates a trainer (validates the options and that the data fit the model).</summary>
     /// <param name="model">The model; a <see cref="DdwNet"/> for τ warm-up, wiring statistics and checkpoints.</param>
@@ -58,6 +68,8 @@ public sealed class Trainer : IDisposable
         _schedule = new CosineSchedule(options.LearningRate, TotalSteps, (int)Math.Round(options.WarmupFraction * TotalSteps));
         Optimizer = new Sgd(model.Parameters(), options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay, options.DecoupledWeightDecay);
         _targetTau = _net?.Wiring.Tau ?? 0f;
+        _statusHost = new float[Terms.Count + 1];
+        _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
     }
 
     private void CheckData(ImageDataset data, string what)
@@ -112,11 +124,18 @@ public sealed class Trainer : IDisposable
     /// <summary>When set, a checkpoint is written here (atomically) after every epoch.</summary>
     public string? CheckpointPath { get; set; }
 
+    /// <summary>The data the run trains on, recorded in its checkpoints (for resume checks); null if not known.</summary>
+    public DataSource? Data { get; set; }
+
+    /// <summary>Global L2 norm of the objective's gradient at the last step (NaN before the first).</summary>
+    public float LastGradientNorm { get; private set; } = float.NaN;
+
     /// <summary>Whether every epoch has run.</summary>
     public bool IsComplete => Epoch >= _options.Epochs;
 
     /// <summary>Runs the remaining epochs; returns the history.</summary>
-    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite (the last checkpoint is kept).</exception>
+    /// <exception cref="TrainingDivergedException">The loss or the gradient norm became non-finite or passed a limit
+    /// of <see cref="TrainerOptions"/> (the last checkpoint is kept).</exception>
     public IReadOnlyList<EpochResult> Run(CancellationToken cancellationToken = default)
     {
         while (!IsComplete)
@@ -166,15 +185,16 @@ public sealed class Trainer : IDisposable
                 objective = objective is null ? parts[t] : tape.Add(objective, parts[t]);
             }
             correct += Ops.CountCorrect(logits, labels);
-            for (int t = 0; t < parts.Length; t++) values[t] = parts[t].ToArray()[0]; // read before the backward frees them
+            for (int t = 0; t < parts.Length; t++) // copied before the backward frees them
+                device.Kernels.Copy(device.Stream, 1, 1, 1, parts[t].View, _status.View.SubView(t, 1));
             Optimizer.ZeroGrad();
             tape.Backward(objective!);
-            float total = values.Sum();
-            if (!float.IsFinite(total))
+            LastGradientNorm = ReadStatus(values);
+            if (Divergence(values, LastGradientNorm) is { } problem)
             {
                 tape.Clear();
                 throw new TrainingDivergedException(
-                    $"The training loss became {total} at epoch {epoch + 1}, step {Step + 1} (learning rate {Optimizer.LearningRate:G3}); training stopped."
+                    $"{problem} at epoch {epoch + 1}, step {Step + 1} (learning rate {Optimizer.LearningRate:G3}); training stopped before the optimizer step."
                     + (CheckpointPath is not null && File.Exists(CheckpointPath) ? $" The last good checkpoint is kept at {CheckpointPath}." : " No checkpoint was written."));
             }
             Optimizer.Step();
@@ -197,10 +217,75 @@ public sealed class Trainer : IDisposable
             eval.ImagesPerSecond, eval.KeepRate, eval.EffectiveMacs, Optimizer.LearningRate, dynamic ? TauAt(Step - 1) : _targetTau, peak)
         { Terms = Means(termSums, seen) };
         _history.Add(result);
-        Metrics?.Write(EpochMetrics.From(_net?.Spec.Name ?? Model.GetType().Name, _net?.Wiring.Kind.ToString().ToLowerInvariant() ?? "none",
-            _net?.Seed ?? _options.Seed, Step, result));
+        Metrics?.Write(EpochMetrics.From(RunModelName, RunWiringName, RunSeed, Step, result));
         if (CheckpointPath is not null) Checkpoint.Save(CheckpointPath, this);
         return result;
+    }
+
+    /// <summary>The model name of this run's metrics records.</summary>
+    internal string RunModelName => _net?.Spec.Name ?? Model.GetType().Name;
+
+    /// <summary>The wiring name of this run's metrics records (none for a model that is not a <see cref="DdwNet"/>).</summary>
+    internal string RunWiringName => _net?.Wiring.Kind.ToString().ToLowerInvariant() ?? "none";
+
+    /// <summary>The seed of this run's metrics records.</summary>
+    internal int RunSeed => _net?.Seed ?? _options.Seed;
+
+    /// <summary>
+    /// Writes Σ grad² over every parameter's gradient into the status buffer (partial sums per tensor, then one
+    /// total, all on the device), reads the buffer to the host once, fills <paramref name="values"/> with the term
+    /// values and returns the gradient norm.
+    /// </summary>
+    private float ReadStatus(float[] values)
+    {
+        var d = Model.Device;
+        var status = _status.View;
+        int count = 0;
+        foreach (var p in Optimizer.Parameters)
+            if (p.GradOrNull is { } g) count += Chunks(g.Length).Count;
+        if (count == 0)
+        {
+            d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, status.SubView(values.Length, 1));
+        }
+        else
+        {
+            using var partial = Tensor.Empty(d, count);
+            int offset = 0;
+            foreach (var p in Optimizer.Parameters)
+            {
+                if (p.GradOrNull is not { } g) continue;
+                var (chunk, k) = Chunks(g.Length);
+                int ext = d.Extent(k);
+                d.Kernels.SumSquaresChunks(d.Stream, ext, k, ext, chunk, g.Length, g.View, partial.View.SubView(offset, k));
+                offset += k;
+            }
+            Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length, 1));
+        }
+        status.CopyToCPU(d.Stream, _statusHost);
+        d.Stream.Synchronize();
+        Array.Copy(_statusHost, values, values.Length);
+        return MathF.Sqrt(_statusHost[^1]);
+
+        static (int Chunk, int Count) Chunks(int n)
+        {
+            int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
+            return (chunk, (n + chunk - 1) / chunk);
+        }
+    }
+
+    /// <summary>What is wrong with a step whose term values and gradient norm are given, or null when it may proceed.</summary>
+    private string? Divergence(float[] values, float gradientNorm)
+    {
+        var o = _options;
+        float total = values.Sum();
+        if (!float.IsFinite(total)) return $"The training loss became {total}";
+        if (o.MaxLoss > 0 && total > o.MaxLoss) return $"The training loss became {total:G4}, above the limit MaxLoss (--max-loss) = {o.MaxLoss:G}";
+        if (o.MaxLossRatio > 0 && _history.Count > 0 && values[0] > o.MaxLossRatio * _history[0].TrainLoss)
+            return $"The training loss became {values[0]:G4}, above MaxLossRatio (--max-loss-ratio) = {o.MaxLossRatio:G} × the first epoch's mean {_history[0].TrainLoss:G4}";
+        if (!float.IsFinite(gradientNorm)) return $"The gradient norm became {gradientNorm}";
+        if (o.MaxGradNorm > 0 && gradientNorm > o.MaxGradNorm)
+            return $"The gradient norm became {gradientNorm:G4}, above the limit MaxGradNorm (--max-grad-norm) = {o.MaxGradNorm:G}";
+        return null;
     }
 
     /// <summary>
@@ -227,5 +312,6 @@ public sealed class Trainer : IDisposable
     {
         _loader.Dispose();
         Optimizer.Dispose();
+        _status.Dispose();
     }
 }

@@ -43,6 +43,26 @@ public sealed record TrainerOptions
     /// <summary>τ warm-up: τ rises linearly from 0 to the model's τ over this fraction of all steps (0 = off).</summary>
     public float TauWarmupFraction { get; init; }
 
+    /// <summary>
+    /// Divergence guard (<c>--max-loss</c>): training stops before the optimizer step when a step's objective (the
+    /// sum of its terms) exceeds this (default 1e4; 0 = off). A NaN or infinite objective always stops it.
+    /// </summary>
+    public float MaxLoss { get; init; } = 1e4f;
+
+    /// <summary>
+    /// Divergence guard (<c>--max-loss-ratio</c>): from the second epoch on, training stops before the optimizer
+    /// step when a step's training loss (the first term) exceeds this multiple of the first epoch's mean training
+    /// loss (default 100; 0 = off).
+    /// </summary>
+    public float MaxLossRatio { get; init; } = 100f;
+
+    /// <summary>
+    /// Divergence guard (<c>--max-grad-norm</c>): training stops before the optimizer step when the global L2 norm
+    /// of the objective's gradient over every parameter exceeds this (default 1e5, far above the norms of healthy
+    /// runs; 0 = off). A NaN or infinite norm always stops it, so the weights never become non-finite.
+    /// </summary>
+    public float MaxGradNorm { get; init; } = 1e5f;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
     public void Validate()
     {
@@ -54,5 +74,8 @@ public sealed record TrainerOptions
         if (TauWarmupFraction is < 0 or > 1) throw new ArgumentException($"τ warm-up fraction must be in [0, 1]; got {TauWarmupFraction}.");
         if (SparsityWeight < 0 || !float.IsFinite(SparsityWeight)) throw new ArgumentException($"Sparsity weight must be ≥ 0; got {SparsityWeight}.");
         if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"Label smoothing must be in [0, 1); got {LabelSmoothing}.");
+        if (!(MaxLoss >= 0)) throw new ArgumentException($"Maximum loss must be ≥ 0 (0 = off); got {MaxLoss}.");
+        if (!(MaxLossRatio >= 0)) throw new ArgumentException($"Maximum loss ratio must be ≥ 0 (0 = off); got {MaxLossRatio}.");
+        if (!(MaxGradNorm >= 0)) throw new ArgumentException($"Maximum gradient norm must be ≥ 0 (0 = off); got {MaxGradNorm}.");
     }
 }

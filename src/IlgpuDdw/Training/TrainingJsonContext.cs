@@ -2,9 +2,11 @@ using System.Text.Json.Serialization;
 
 namespace IlgpuDdw.Training;
 
-/// <summary>JSON of a checkpoint's metadata values: compact, C# property names, NaN and ±Infinity as strings.</summary>
-[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+/// <summary>JSON of a checkpoint's metadata values: compact, C# property names, NaN and ±Infinity as strings, enums by name.</summary>
+[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(TrainerOptions))]
+[JsonSerializable(typeof(Wiring.WiringConfig))]
+[JsonSerializable(typeof(DataSource))]
 [JsonSerializable(typeof(IReadOnlyList<EpochResult>))]
 [JsonSerializable(typeof(List<EpochResult>))]
 [JsonSerializable(typeof(List<float>))]

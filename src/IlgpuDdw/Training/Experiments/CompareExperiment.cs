@@ -23,6 +23,8 @@ public sealed class CompareExperiment : IDisposable
 
     /// <summary>Plans the runs and, with an output directory, creates it and starts a new metrics.jsonl there.</summary>
     /// <exception cref="ArgumentException">Invalid options.</exception>
+    /// <exception cref="RunFileException">The output directory is a file, is not empty (without
+    /// <see cref="CompareExperimentOptions.Overwrite"/>) or cannot be written.</exception>
     public CompareExperiment(Device device, CompareExperimentOptions options, ImageDataset train, ImageDataset test)
     {
         _device = device ?? throw new ArgumentNullException(nameof(device));
@@ -41,7 +43,7 @@ public sealed class CompareExperiment : IDisposable
         Runs = runs;
         if (options.OutputDirectory is { } dir)
         {
-            Directory.CreateDirectory(dir);
+            RunFiles.PrepareOutput(dir, options.Overwrite);
             _metrics = new MetricsWriter(Path.Combine(dir, "metrics.jsonl"), append: false);
         }
     }
@@ -71,6 +73,7 @@ public sealed class CompareExperiment : IDisposable
         using var trainer = new Trainer(model, _train, _test, Options.Training with { Seed = run.Seed })
         {
             Metrics = _metrics,
+            Data = Options.Data,
             CheckpointPath = Options.OutputDirectory is { } dir ? Path.Combine(dir, $"{Name(run.Wiring.Kind)}-seed{run.Seed}.safetensors") : null,
             Progress = progress,
         };
@@ -95,7 +98,7 @@ public sealed class CompareExperiment : IDisposable
         var result = new CompareResult(o.Model.Name, _device.ToString(), o.Budget, _train.Count, _test.Count, o.Training.Epochs, o.Training.BatchSize,
             o.Training.LearningRate, o.Seeds, o.Training.Seed, o.Wiring.Tau, o.Wiring.Reduction, o.Wiring.Gradient, o.Training.SparsityWeight,
             o.Training.TauWarmupFraction, DateTime.UtcNow.ToString("o", CultureInfo.InvariantCulture), Checkpoint.LibraryVersion, runs, summary);
-        if (o.OutputDirectory is { } dir) File.WriteAllText(Path.Combine(dir, "results.json"), result.ToJson());
+        if (o.OutputDirectory is { } dir) RunFiles.WriteAllText("results", Path.Combine(dir, "results.json"), result.ToJson());
         return result;
     }
 

@@ -23,8 +23,17 @@ public sealed record CompareExperimentOptions
     /// <summary>Name of the training budget, recorded in the result.</summary>
     public string Budget { get; init; } = "custom";
 
-    /// <summary>When set: checkpoints (<c>WIRING-seedN.safetensors</c>), <c>metrics.jsonl</c> and <c>results.json</c> go here.</summary>
+    /// <summary>
+    /// When set: checkpoints (<c>WIRING-seedN.safetensors</c>), <c>metrics.jsonl</c> and <c>results.json</c> go here.
+    /// A folder that already holds anything is refused unless <see cref="Overwrite"/>.
+    /// </summary>
     public string? OutputDirectory { get; init; }
+
+    /// <summary>Write into a non-empty <see cref="OutputDirectory"/> (files of the same names are replaced).</summary>
+    public bool Overwrite { get; init; }
+
+    /// <summary>The data source recorded in every run's checkpoint (for resume checks), when known.</summary>
+    public DataSource? Data { get; init; }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
     public void Validate()
