@@ -9,11 +9,12 @@ namespace IlgpuDdw.Kernels;
 public static class ReductionKernels
 {
     /// <summary>
-    /// <c>y[k] = scale · Σ x[k·chunk .. min(n, (k+1)·chunk))</c> for k &lt; count. Grid-stride over k.
-    /// Overwrites y. Summation in float, in index order.
+    /// <c>y[k] = scale · Σ x[i]</c> (or <c>Σ x[i]²</c> when <paramref name="squares"/> ≠ 0: a squared L2 norm's partials)
+    /// over <c>i ∈ [k·chunk, min(n, (k+1)·chunk))</c> for k &lt; count. Grid-stride over k. Overwrites y. Summation in
+    /// float, in index order.
     /// </summary>
     [Kernel]
-    public static void SumChunks(Index1D index, int count, int stride, int chunk, int n, float scale, ArrayView<float> x, ArrayView<float> y)
+    public static void SumChunks(Index1D index, int count, int stride, int chunk, int n, float scale, int squares, ArrayView<float> x, ArrayView<float> y)
     {
         for (int k = index; k < count; k += stride)
         {
@@ -22,28 +23,8 @@ public static class ReductionKernels
             if (end > n) end = n;
             float s = 0f;
             for (int i = start; i < end; i++)
-                s += x[i];
+                s += squares != 0 ? x[i] * x[i] : x[i];
             y[k] = s * scale;
-        }
-    }
-
-    /// <summary>
-    /// <c>y[k] = Σ x[i]²</c> over <c>i ∈ [k·chunk, min(n, (k+1)·chunk))</c> for k &lt; count: the partial sums of a
-    /// squared L2 norm (finish with <see cref="SumChunks"/>). Grid-stride over k. Overwrites y. Summation in float,
-    /// in index order.
-    /// </summary>
-    [Kernel]
-    public static void SumSquaresChunks(Index1D index, int count, int stride, int chunk, int n, ArrayView<float> x, ArrayView<float> y)
-    {
-        for (int k = index; k < count; k += stride)
-        {
-            int start = k * chunk;
-            int end = start + chunk;
-            if (end > n) end = n;
-            float s = 0f;
-            for (int i = start; i < end; i++)
-                s += x[i] * x[i];
-            y[k] = s;
         }
     }
 

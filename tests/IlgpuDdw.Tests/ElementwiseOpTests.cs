@@ -26,6 +26,7 @@ public sealed class ElementwiseOpTests(DeviceFixture fx)
         A.ReluBackward<double>([-1, 0, 2.5], [10, 20, 30], dx);
         Assert.Equal([0, 0, 30], dx);
         Assert.Equal(4.5, R.Sum<double>([1, 2, 1.5]));
+        Assert.Equal(7.25, R.SumOfSquares<double>([1, 2, 1.5]));
         Assert.Equal(1.5f, R.Mean<float>([1, 2, 1.5f]));
         var ds = new double[2];
         R.SumBackward(2.0, 0.5, ds);

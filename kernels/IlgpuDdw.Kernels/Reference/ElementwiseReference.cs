@@ -41,6 +41,14 @@ public static class ElementwiseReference
         return s;
     }
 
+    /// <summary><c>Σ x²</c>, the squared L2 norm (the trainer's gradient-norm guard).</summary>
+    public static T SumOfSquares<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T>
+    {
+        T s = T.Zero;
+        foreach (var v in x) s += v * v;
+        return s;
+    }
+
     /// <summary>Σ x / n.</summary>
     public static T Mean<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T> => Sum(x) / T.CreateChecked(x.Length);
 

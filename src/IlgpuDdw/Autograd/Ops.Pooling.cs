@@ -22,7 +22,7 @@ public static partial class Ops
         float scale = 1f / spatial;
         var y = tape.NewTensor(input.Dim(0), input.Dim(1));
         int planeExtent = d.Extent(planes);
-        d.Kernels.SumChunks(d.Stream, planeExtent, planes, planeExtent, spatial, input.Length, scale, input.View, y.View);
+        d.Kernels.SumChunks(d.Stream, planeExtent, planes, planeExtent, spatial, input.Length, scale, 0, input.View, y.View);
         if (tape.NeedsGrad(input))
             tape.Record(op, y, () =>
             {

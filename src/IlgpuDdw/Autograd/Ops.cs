@@ -75,17 +75,17 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// <c>y[0] = scale · Σ x[0..n)</c> as two deterministic chunked passes (about √n partial sums, then one).
-    /// Overwrites y[0].
+    /// <c>y[0] = scale · Σ x[0..n)</c> (or <c>Σ x²</c> with <paramref name="squares"/>) as two deterministic chunked
+    /// passes (about √n partial sums, then one). Overwrites y[0].
     /// </summary>
-    internal static void SumInto(Device d, ArrayView<float> x, int n, float scale, ArrayView<float> y)
+    internal static void SumInto(Device d, ArrayView<float> x, int n, float scale, ArrayView<float> y, bool squares = false)
     {
         int chunk = Math.Max(1, (int)Math.Ceiling(Math.Sqrt(n)));
         int count = (n + chunk - 1) / chunk;
         using var partial = Tensor.Empty(d, count);
         int ext = d.Extent(count);
-        d.Kernels.SumChunks(d.Stream, ext, count, ext, chunk, n, 1f, x, partial.View);
-        d.Kernels.SumChunks(d.Stream, 1, 1, 1, count, count, scale, partial.View, y);
+        d.Kernels.SumChunks(d.Stream, ext, count, ext, chunk, n, 1f, squares ? 1 : 0, x, partial.View);
+        d.Kernels.SumChunks(d.Stream, 1, 1, 1, count, count, scale, 0, partial.View, y);
     }
 
     /// <summary>Sum of every element, as a tensor of shape [1].</summary>

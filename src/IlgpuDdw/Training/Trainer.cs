@@ -256,7 +256,7 @@ public sealed class Trainer : IDisposable
                 if (p.GradOrNull is not { } g) continue;
                 var (chunk, k) = Chunks(g.Length);
                 int ext = d.Extent(k);
-                d.Kernels.SumSquaresChunks(d.Stream, ext, k, ext, chunk, g.Length, g.View, partial.View.SubView(offset, k));
+                d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, g.Length, 1f, 1, g.View, partial.View.SubView(offset, k));
                 offset += k;
             }
             Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length, 1));

@@ -26,7 +26,7 @@ internal static class ElementwiseCases
             string desc = Tensor.Format(shape);
             foreach (var op in new[] { "Add", "Multiply" })
                 yield return new(Family, $"{op} {desc}", [$"{op}.Forward", $"{op}.Backward"], d => Binary(d, op, shape, desc));
-            yield return new(Family, $"Sum+Mean {desc}", ["Sum.Forward", "Mean.Forward", "Sum+Mean.Backward"], d => SumMean(d, shape, desc));
+            yield return new(Family, $"Sum+Mean {desc}", ["Sum.Forward", "Mean.Forward", "Sum+Mean.Backward", "SumOfSquares.Forward"], d => SumMean(d, shape, desc));
         }
     }
 
@@ -101,5 +101,8 @@ internal static class ElementwiseCases
         yield return VerifyResult.Compare("Sum.Forward", desc, [R.Sum<float>(x)], s.ToArray(), Tolerance.SumForward(n));
         yield return VerifyResult.Compare("Mean.Forward", desc, [R.Mean<float>(x)], m.ToArray(), Tolerance.Forward);
         yield return VerifyResult.Compare("Sum+Mean.Backward", desc, dx, tx.GradToArray(), Tolerance.Backward);
+        using var squares = Tensor.Empty(device, 1);
+        Ops.SumInto(device, tx.View, n, 1f, squares.View, squares: true);
+        yield return VerifyResult.Compare("SumOfSquares.Forward", desc, [R.SumOfSquares<float>(x)], squares.ToArray(), Tolerance.SumForward(n));
     }
 }
