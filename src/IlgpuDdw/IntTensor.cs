@@ -19,8 +19,8 @@ public sealed class IntTensor : IDisposable
     {
         Device = device;
         _host = host;
-        _buffer = device.Accelerator.Allocate1D<int>(Math.Max(1, host.Length));
-        _buffer.View.SubView(0, host.Length).CopyFromCPU(device.Stream, host);
+        _buffer = device.Allocate<int>(Math.Max(1, host.Length));
+        device.Upload(_buffer.View.SubView(0, host.Length), host.AsSpan());
     }
 
     /// <summary>Copies <paramref name="data"/> into a new device tensor (and keeps a host copy).</summary>

@@ -117,13 +117,12 @@ public sealed class Tensor : IDisposable
     /// <summary>Dimension <paramref name="axis"/> (negative counts from the end).</summary>
     public int Dim(int axis) => _shape[axis < 0 ? _shape.Length + axis : axis];
 
-    /// <summary>Copies the elements to a new host array (synchronises the device).</summary>
+    /// <summary>Copies the elements to a new host array (synchronises the device; zeros on a dry run).</summary>
     public float[] ToArray()
     {
         var view = View;
         var host = new float[Length];
-        view.CopyToCPU(Device.Stream, host);
-        Device.Stream.Synchronize();
+        Device.Download(view, host.AsSpan());
         return host;
     }
 
@@ -135,7 +134,7 @@ public sealed class Tensor : IDisposable
     {
         if (data.Length != Length)
             throw new ArgumentException($"Data has {data.Length} elements but tensor {Describe()} has {Length}.", nameof(data));
-        View.CopyFromCPU(Device.Stream, data);
+        Device.Upload(View, data);
     }
 
     /// <summary>Sets every element to <paramref name="value"/>.</summary>

@@ -55,12 +55,11 @@ public static partial class Ops
             throw new ArgumentException($"Argmax: logits must have rank 2 [batch, classes]; got {logits.ShapeString}.", nameof(logits));
         var d = logits.Device;
         int rows = logits.Dim(0), columns = logits.Dim(1);
-        using var result = d.Accelerator.Allocate1D<int>(rows);
+        using var result = d.Allocate<int>(rows);
         int ext = d.Extent(rows);
         d.Kernels.ArgmaxRows(d.Stream, ext, rows, ext, columns, logits.View, result.View);
         var host = new int[rows];
-        result.View.CopyToCPU(d.Stream, host);
-        d.Stream.Synchronize();
+        d.Download(result.View, host.AsSpan());
         return host;
     }
 

@@ -27,7 +27,7 @@ public sealed record DeviceInfo(string Spec, string Name, long MemoryBytes, int 
 /// for it, the launch-extent policy (every kernel is a grid-stride loop) and the device-memory accounting and
 /// buffer pool used by <see cref="Tensor"/>. Not thread-safe: use one device from one thread at a time.
 /// </summary>
-public sealed class Device : IDisposable
+public sealed partial class Device : IDisposable
 {
     /// <summary>Environment variable consulted when no device is given explicitly.</summary>
     public const string EnvironmentVariable = "DDW_DEVICE";
@@ -58,7 +58,7 @@ public sealed class Device : IDisposable
     public string Spec { get; }
 
     /// <summary>The accelerator's name.</summary>
-    public string Name => Accelerator.Name;
+    public string Name => DryRunGpu?.Card ?? Accelerator.Name;
 
     /// <summary>Most threads one grid-stride launch uses on this device.</summary>
     public int MaxThreads { get; }
@@ -166,7 +166,7 @@ public sealed class Device : IDisposable
 
     private static Device CreateCuda(int ordinal)
     {
-        var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2));
+        var context = Context.Create(b => b.Cuda().EnableAlgorithms().Optimize(OptimizationLevel.O2).Profiling());
         var devices = context.GetCudaDevices();
         if (ordinal < 0 || ordinal >= devices.Count)
         {
@@ -188,13 +188,17 @@ public sealed class Device : IDisposable
         if (work <= 1) return 1;
         if (Kind == DeviceKind.Cpu)
             return (int)Math.Min(work, MaxThreads);
-        long groups = (work + 255) / 256;
-        long max = MaxThreads / 256 * 2;
-        return (int)(Math.Min(groups, Math.Max(1, max)) * 256);
+        long groups = (work + GpuGroupSize - 1) / GpuGroupSize;
+        long max = MaxThreads / GpuGroupSize * 2;
+        return (int)(Math.Min(groups, Math.Max(1, max)) * GpuGroupSize);
     }
 
-    /// <summary>Waits for every launched kernel to finish.</summary>
-    public void Synchronize() => Accelerator.Synchronize();
+    /// <summary>Waits for every launched kernel to finish (counted in <see cref="Synchronizations"/>; nothing to wait for on a dry run).</summary>
+    public void Synchronize()
+    {
+        CountSynchronize(SyncKind.Synchronize, 0);
+        if (!IsDryRun) Accelerator.Synchronize();
+    }
 
     /// <summary>Resets <see cref="PeakBytes"/> and <see cref="PeakBuffers"/> to the current live values.</summary>
     public void ResetPeak()
@@ -224,7 +228,7 @@ public sealed class Device : IDisposable
         }
         else
         {
-            buffer = Accelerator.Allocate1D<float>(key);
+            buffer = Allocate<float>(key);
         }
         LiveBuffers++;
         LiveBytes += key * sizeof(float);

@@ -111,23 +111,32 @@ public sealed class TrainingStepWorkload : IDisposable
     /// <summary>Samples per step.</summary>
     public int Batch { get; }
 
-    /// <summary>Mean keep rate of the last <see cref="Step"/> (see <see cref="StepBenchmark.KeepRate"/>; 1 before any step).</summary>
+    /// <summary>Mean keep rate of the last <see cref="Step()"/> (see <see cref="StepBenchmark.KeepRate"/>; 1 before any step).</summary>
     public double LastKeepRate { get; private set; } = 1;
 
     /// <summary>
     /// One training step in training mode: zero the gradients, forward, cross-entropy loss, backward, SGD update,
     /// clear the tape, <see cref="Device.Synchronize"/>.
     /// </summary>
-    public void Step()
+    public void Step() => Step(readKeepRate: true, synchronize: true);
+
+    /// <summary>
+    /// One training step as <see cref="Step()"/>, optionally without reading the keep rate back to the host
+    /// (<see cref="LastKeepRate"/> then keeps its value) and without the final synchronisation: what a launch
+    /// trace of the step alone records.
+    /// </summary>
+    public void Step(bool readKeepRate, bool synchronize)
     {
         Net.Train();
         _optimizer.ZeroGrad();
         var loss = _tape.CrossEntropy(Net.Forward(_tape, _x), _labels);
-        LastKeepRate = StepBenchmark.KeepRate(Net); // before the backward frees the adjacency
+        if (readKeepRate)
+            LastKeepRate = StepBenchmark.KeepRate(Net); // before the backward frees the adjacency
         _tape.Backward(loss);
         _optimizer.Step();
         _tape.Clear();
-        _device.Synchronize();
+        if (synchronize)
+            _device.Synchronize();
     }
 
     /// <summary>One no-grad forward pass of the batch in evaluation mode, synchronised.</summary>

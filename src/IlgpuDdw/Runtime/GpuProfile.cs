@@ -1,0 +1,52 @@
+namespace IlgpuDdw.Runtime;
+
+/// <summary>
+/// The numbers of one GPU that the launch trace needs: the roofline (FP32 peak, memory bandwidth) and the launch
+/// geometry (multiprocessors, resident threads per multiprocessor). <see cref="FloorSeconds"/> is the roofline
+/// floor <c>max(FLOPs / peak, bytes / bandwidth)</c>: no kernel doing that work can finish faster on this card.
+/// </summary>
+/// <param name="Name">Short name (<c>h200</c>, <c>h100</c>).</param>
+/// <param name="Card">The card's full name.</param>
+/// <param name="PeakFlops">FP32 peak in FLOP/s (no tensor cores).</param>
+/// <param name="PeakFlopsSource">Where <paramref name="PeakFlops"/> comes from.</param>
+/// <param name="Bandwidth">Device-memory bandwidth in bytes/s.</param>
+/// <param name="BandwidthSource">Where <paramref name="Bandwidth"/> comes from (measured copy or nominal).</param>
+/// <param name="Multiprocessors">Streaming multiprocessors.</param>
+/// <param name="MaxThreadsPerMultiprocessor">Resident threads per multiprocessor.</param>
+public sealed record GpuProfile(string Name, string Card, double PeakFlops, string PeakFlopsSource, double Bandwidth, string BandwidthSource,
+    int Multiprocessors, int MaxThreadsPerMultiprocessor)
+{
+    /// <summary>NVIDIA H200 (SXM): 67 TFLOP/s FP32, 4.3 TB/s measured device-to-device copy, 132 SMs.</summary>
+    public static GpuProfile H200 { get; } = new("h200", "NVIDIA H200", 67e12, "datasheet", 4.3e12, "measured copy", 132, 2048);
+
+    /// <summary>
+    /// NVIDIA H100 SXM: 67 TFLOP/s FP32 (datasheet), 3.35 TB/s HBM3 (nominal; copies measure nearer 3.0 TB/s),
+    /// 132 SMs.
+    /// </summary>
+    public static GpuProfile H100 { get; } = new("h100", "NVIDIA H100 SXM", 67e12, "datasheet", 3.35e12, "nominal", 132, 2048);
+
+    /// <summary>Every profile, by <see cref="Name"/>.</summary>
+    public static IReadOnlyList<GpuProfile> All { get; } = [H200, H100];
+
+    /// <summary>The profile named <paramref name="name"/> (<c>h200</c>, <c>h100</c>; any case).</summary>
+    /// <exception cref="ArgumentException">No profile has that name.</exception>
+    public static GpuProfile Get(string name) =>
+        All.FirstOrDefault(p => string.Equals(p.Name, name?.Trim(), StringComparison.OrdinalIgnoreCase))
+        ?? throw new ArgumentException($"Unknown GPU '{name}'. Use {string.Join(" or ", All.Select(p => p.Name))}.", nameof(name));
+
+    /// <summary>The profile whose card an accelerator name denotes (H200 or H100 in the name), else null.</summary>
+    public static GpuProfile? ForCardName(string cardName) =>
+        cardName.Contains("H200", StringComparison.OrdinalIgnoreCase) ? H200
+        : cardName.Contains("H100", StringComparison.OrdinalIgnoreCase) ? H100
+        : null;
+
+    /// <summary>Groups that give every multiprocessor two: the fill target of a launch (264 on 132 SMs).</summary>
+    public int FillGroups => 2 * Multiprocessors;
+
+    /// <summary>The roofline floor in seconds: <c>max(flops / PeakFlops, bytes / Bandwidth)</c>.</summary>
+    public double FloorSeconds(double flops, double bytes) => Math.Max(flops / PeakFlops, bytes / Bandwidth);
+
+    /// <summary>One line naming the card and its roofline numbers with their sources.</summary>
+    public string Describe() =>
+        $"{Card}: {PeakFlops / 1e12:F0} TFLOP/s FP32 ({PeakFlopsSource}), {Bandwidth / 1e12:F2} TB/s ({BandwidthSource}), {Multiprocessors} SMs";
+}

@@ -1,0 +1,279 @@
+using ILGPU;
+using IlgpuDdw.Kernels;
+
+namespace IlgpuDdw.Runtime;
+
+/// <summary>
+/// The roofline cost of each kernel of <c>IlgpuDdw.Kernels</c>, computed on the host from its launch arguments.
+/// One static method per <see cref="KernelSet"/> launcher, named like it and taking the kernel's parameters after
+/// the index; the launcher's traced wrapper calls it (a kernel without one is listed in
+/// <see cref="KernelSet.LaunchersWithoutCost"/>).
+/// <para>
+/// The counting rules: a multiply-add is 2 FLOPs, an add, compare or multiply 1, exp/log/sqrt/division 1 each (a
+/// sigmoid is 4); bytes are the minimum traffic to device memory at 4 bytes per element: every input element read
+/// once, every output element written once, an accumulated (+=) output read and written once (so 2 × its size);
+/// re-reads a kernel makes (halo taps, per-chunk adjacency reads, two-pass statistics) are not counted. Shapes: B
+/// batch, C channels, S = H·W, K kernel side, n the work items.
+/// </para>
+/// <list type="table">
+/// <listheader><term>kernel</term><description>FLOPs; floats moved</description></listheader>
+/// <item><term>Conv2dForward</term><description>2·MACs (+ B·C_out·Ho·Wo with bias), MACs = B·C_out·Ho·Wo·(C_in/groups)·K²; x + w (+ bias) + y</description></item>
+/// <item><term>Conv2dBackwardInput</term><description>2·MACs; dy + w + 2·dx</description></item>
+/// <item><term>Conv2dBackwardWeight</term><description>2·MACs; dy + x + 2·dw</description></item>
+/// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
+/// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
+/// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
+/// <item><term>LinearBackwardBias</term><description>B·Out (+ B·Out act′); dy (+ y) + 2·Out</description></item>
+/// <item><term>BatchNormForwardStatistics</term><description>4·B·C·S (sum, then squared deviations) + 10·C; x + 2·C (mean, invstd) + 4·C (running stats, updated in place)</description></item>
+/// <item><term>BatchNormInferenceStatistics</term><description>3·C; 4·C</description></item>
+/// <item><term>BatchNormForwardNormalize</term><description>4·n; 2·n + 4·C</description></item>
+/// <item><term>BatchNormBackwardChannelSums</term><description>5·B·C·S; x + dy + 4·C</description></item>
+/// <item><term>BatchNormBackwardInput</term><description>8·n; x + dy + 2·dx + 5·C</description></item>
+/// <item><term>AggregationForward</term><description>2·count·B·S; A entries (B·count) + count·B·S + x (2·B·S when accumulating). Upper bound: every edge kept (cut edges skip their reads)</description></item>
+/// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S</description></item>
+/// <item><term>AggregationBackwardAdjacency</term><description>2·count·B·S; B·count + count·B·S + dX + (partials B·count·parts, or 2·B·count)</description></item>
+/// <item><term>AggregationReduceAdjacencyGradient</term><description>n·parts; n·parts + 2·n</description></item>
+/// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 4·n</description></item>
+/// <item><term>DenseEdgesForward</term><description>4·n (a sigmoid per item); E logits + n</description></item>
+/// <item><term>DenseEdgesBackward</term><description>B·E + 6·E; E + B·E + 2·E</description></item>
+/// <item><term>ChainFill, Fill</term><description>0; n</description></item>
+/// <item><term>Relu/Relu6/Sigmoid forward</term><description>1/2/4 per element; 2·n</description></item>
+/// <item><term>Relu/Relu6/Sigmoid backward</term><description>1/1/4 per element; 4·n (x or y, dy, 2·dx)</description></item>
+/// <item><term>Copy, AddForward, MultiplyForward</term><description>0 / n / n; 2·n / 3·n / 3·n</description></item>
+/// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n / 4·n</description></item>
+/// <item><term>CrossEntropyForward</term><description>6·B·K; B·K logits + B labels + B losses + B·K saved</description></item>
+/// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n</description></item>
+/// <item><term>ArgmaxRows</term><description>rows·columns; rows·columns + rows</description></item>
+/// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used</description></item>
+/// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
+/// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
+/// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n</description></item>
+/// <item><term>SumChunks, SumBackward</term><description>n; n + count / 1 + 2·n</description></item>
+/// <item><term>CopyRows</term><description>0; 2 index ints per row + 2·n</description></item>
+/// </list>
+/// </summary>
+public static class KernelCosts
+{
+    private const double Float = sizeof(float);
+
+    private static KernelCost Cost(long workItems, double flops, double floats, string? shape = null) =>
+        new(workItems, flops, floats * Float, shape);
+
+    // ---- Activation ----
+
+    public static KernelCost ReluForward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, n, 2.0 * n);
+
+    public static KernelCost ReluBackward(int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, n, 4.0 * n);
+
+    public static KernelCost Relu6Forward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 2.0 * n, 2.0 * n);
+
+    public static KernelCost Relu6Backward(int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, n, 4.0 * n);
+
+    public static KernelCost SigmoidForward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 4.0 * n, 2.0 * n);
+
+    public static KernelCost SigmoidBackward(int n, int stride, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, 4.0 * n, 4.0 * n);
+
+    // ---- Aggregation (every edge assumed kept: an upper bound, cut edges skip their reads) ----
+
+    private static string Describe(AggregationShape s) => $"B={s.Batch} S={s.SampleSize} target={s.Target} sources={s.FirstSource}..{s.FirstSource + s.Count - 1}";
+
+    public static KernelCost AggregationForward(int n, int stride, AggregationShape shape, int accumulate, ArrayView<float> adjacency, NodeViews ys, ArrayView<float> x)
+    {
+        double elements = (double)shape.Batch * shape.SampleSize;
+        return Cost(n, 2.0 * shape.Count * elements,
+            (double)shape.Batch * shape.Count + shape.Count * elements + (accumulate != 0 ? 2 : 1) * elements, Describe(shape));
+    }
+
+    public static KernelCost AggregationBackwardSources(int n, int stride, AggregationShape shape, int gradMask, ArrayView<float> adjacency, ArrayView<float> dX, NodeViews dYs)
+    {
+        int k = System.Numerics.BitOperations.PopCount((uint)(gradMask & ((1 << shape.Count) - 1)));
+        double elements = (double)shape.Batch * shape.SampleSize;
+        return Cost(n, 2.0 * k * elements, (double)shape.Batch * k + elements + 2.0 * k * elements, Describe(shape));
+    }
+
+    public static KernelCost AggregationBackwardAdjacency(int n, int stride, AggregationShape shape, int cutEdgeMask, ArrayView<float> adjacency,
+        NodeViews ys, ArrayView<float> dX, ArrayView<float> partial, ArrayView<float> dAdjacency)
+    {
+        double elements = (double)shape.Batch * shape.SampleSize, edges = (double)shape.Batch * shape.Count;
+        double output = shape.Parts > 1 ? edges * shape.Parts : 2 * edges;
+        return Cost(n, 2.0 * shape.Count * elements, edges + shape.Count * elements + elements + output, Describe(shape));
+    }
+
+    public static KernelCost AggregationReduceAdjacencyGradient(int n, int stride, AggregationShape shape, ArrayView<float> partial, ArrayView<float> dAdjacency) =>
+        Cost(n, (double)n * shape.Parts, (double)n * shape.Parts + 2.0 * n, Describe(shape));
+
+    // ---- BatchNorm ----
+
+    private static string Describe(int batch, int channels, int spatial) => $"B={batch} C={channels} S={spatial}";
+
+    public static KernelCost BatchNormForwardStatistics(int channels, int stride, int batch, int spatial, float eps, float momentum,
+        ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> runningMean, ArrayView<float> runningVar)
+    {
+        double elements = (double)batch * channels * spatial;
+        return Cost(channels, 4 * elements + 10.0 * channels, elements + 6.0 * channels, Describe(batch, channels, spatial));
+    }
+
+    public static KernelCost BatchNormInferenceStatistics(int channels, int stride, float eps, ArrayView<float> runningMean, ArrayView<float> runningVar,
+        ArrayView<float> mean, ArrayView<float> invstd) => Cost(channels, 3.0 * channels, 4.0 * channels);
+
+    public static KernelCost BatchNormForwardNormalize(int n, int stride, int channels, int spatial, ArrayView<float> x, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y) =>
+        Cost(n, 4.0 * n, 2.0 * n + 4.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+
+    public static KernelCost BatchNormBackwardChannelSums(int channels, int stride, int batch, int spatial, ArrayView<float> x, ArrayView<float> dOutput,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
+    {
+        double elements = (double)batch * channels * spatial;
+        return Cost(channels, 5 * elements, 2 * elements + 4.0 * channels, Describe(batch, channels, spatial));
+    }
+
+    public static KernelCost BatchNormBackwardInput(int n, int stride, int channels, int spatial, float statisticsWeight, ArrayView<float> x,
+        ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sumDy,
+        ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
+        Cost(n, 8.0 * n, 4.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+
+    // ---- Conv2d ----
+
+    public static KernelCost Conv2dForward(int n, int stride, Conv2dGeometry g, int channelBlock, ArrayView<float> input, ArrayView<float> weight,
+        ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
+        Cost(n, 2.0 * g.Macs + (hasBias != 0 ? g.OutputLength : 0),
+            (double)g.InputLength + g.WeightLength + (hasBias != 0 ? g.OutChannels : 0) + g.OutputLength, g.ToString());
+
+    public static KernelCost Conv2dBackwardInput(int n, int stride, Conv2dGeometry g, int channelBlock, ArrayView<float> dOutput, ArrayView<float> weight,
+        ArrayView<float> dInput) =>
+        Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.WeightLength + 2.0 * g.InputLength, g.ToString());
+
+    public static KernelCost Conv2dBackwardWeight(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, ArrayView<float> dOutput,
+        ArrayView<float> input, ArrayView<float> dWeight) =>
+        Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.InputLength + 2.0 * g.WeightLength, g.ToString());
+
+    public static KernelCost Conv2dBackwardBias(int n, int stride, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> dBias) =>
+        Cost(n, g.OutputLength, (double)g.OutputLength + 2.0 * g.OutChannels, g.ToString());
+
+    // ---- Elementwise ----
+
+    public static KernelCost Fill(int n, int stride, float value, ArrayView<float> y) => Cost(n, 0, n);
+
+    public static KernelCost Copy(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 0, 2.0 * n);
+
+    public static KernelCost Axpy(int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y) => Cost(n, 2.0 * n, 3.0 * n);
+
+    public static KernelCost AddForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
+
+    public static KernelCost MultiplyForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
+
+    public static KernelCost MultiplyBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> other, ArrayView<float> dSelf) =>
+        Cost(n, 2.0 * n, 4.0 * n);
+
+    // ---- Gate ----
+
+    public static KernelCost GateForward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency) =>
+        Cost(n, n, 2.0 * n);
+
+    public static KernelCost GateBackward(int n, int stride, int nodes, int node, float tau, int straightThrough, ArrayView<float> a,
+        ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 4.0 * n);
+
+    public static KernelCost DenseEdgesForward(int n, int stride, int nodes, ArrayView<float> logits, ArrayView<float> adjacency) =>
+        Cost(n, 4.0 * n, nodes * (nodes + 1) / 2.0 + n);
+
+    public static KernelCost DenseEdgesBackward(int n, int stride, int nodes, int batch, ArrayView<float> logits, ArrayView<float> dAdjacency,
+        ArrayView<float> dLogits) => Cost(n, (double)batch * n + 6.0 * n, 3.0 * n + (double)batch * n);
+
+    public static KernelCost ChainFill(int n, int stride, int nodes, ArrayView<float> adjacency) => Cost(n, 0, n);
+
+    // ---- Indexing ----
+
+    public static KernelCost CopyRows(int n, int stride, int rowLength, ArrayView<int> srcRows, ArrayView<int> dstRows, ArrayView<float> src,
+        ArrayView<float> dst) => Cost(n, 0, 2.0 * n / Math.Max(1, rowLength) + 2.0 * n);
+
+    // ---- Linear ----
+
+    private static int Blocks(int features) => (features + LinearKernels.Block - 1) / LinearKernels.Block;
+
+    private static string Describe(long batch, int inFeatures, int outFeatures) => $"B={batch} in={inFeatures} out={outFeatures}";
+
+    public static KernelCost LinearForward(int tiles, int stride, int inFeatures, int outFeatures, int hasBias, int activation, ArrayView<float> x,
+        ArrayView<float> weight, ArrayView<float> bias, ArrayView<float> y)
+    {
+        long batch = tiles / Blocks(outFeatures);
+        double outputs = (double)batch * outFeatures;
+        return Cost(tiles, 2.0 * batch * inFeatures * outFeatures + (hasBias != 0 ? outputs : 0) + (activation != 0 ? outputs : 0),
+            (double)batch * inFeatures + (double)outFeatures * inFeatures + (hasBias != 0 ? outFeatures : 0) + outputs,
+            Describe(batch, inFeatures, outFeatures));
+    }
+
+    public static KernelCost LinearBackwardInput(int tiles, int stride, int inFeatures, int outFeatures, int activation, ArrayView<float> dOutput,
+        ArrayView<float> y, ArrayView<float> weight, ArrayView<float> dInput)
+    {
+        long batch = tiles / Blocks(inFeatures);
+        double outputs = (double)batch * outFeatures;
+        return Cost(tiles, 2.0 * batch * inFeatures * outFeatures + (activation != 0 ? outputs : 0),
+            outputs * (activation != 0 ? 2 : 1) + (double)outFeatures * inFeatures + 2.0 * batch * inFeatures, Describe(batch, inFeatures, outFeatures));
+    }
+
+    public static KernelCost LinearBackwardWeight(int tiles, int stride, int batch, int inFeatures, int outFeatures, int activation,
+        ArrayView<float> dOutput, ArrayView<float> y, ArrayView<float> x, ArrayView<float> dWeight)
+    {
+        double outputs = (double)batch * outFeatures;
+        return Cost(tiles, 2.0 * batch * inFeatures * outFeatures + (activation != 0 ? outputs : 0),
+            outputs * (activation != 0 ? 2 : 1) + (double)batch * inFeatures + 2.0 * outFeatures * inFeatures, Describe(batch, inFeatures, outFeatures));
+    }
+
+    public static KernelCost LinearBackwardBias(int outFeatures, int stride, int batch, int activation, ArrayView<float> dOutput, ArrayView<float> y,
+        ArrayView<float> dBias)
+    {
+        double outputs = (double)batch * outFeatures;
+        return Cost(outFeatures, outputs * (activation != 0 ? 2 : 1), outputs * (activation != 0 ? 2 : 1) + 2.0 * outFeatures);
+    }
+
+    // ---- Loss ----
+
+    public static KernelCost CrossEntropyForward(int batch, int stride, int classes, float smoothing, float invBatch, ArrayView<float> logits,
+        ArrayView<int> labels, ArrayView<float> loss, ArrayView<float> saved) =>
+        Cost(batch, 6.0 * batch * classes, 2.0 * batch * classes + 2.0 * batch, $"B={batch} K={classes}");
+
+    public static KernelCost CrossEntropyBackward(int n, int stride, ArrayView<float> dLoss, ArrayView<float> saved, ArrayView<float> dLogits) =>
+        Cost(n, 2.0 * n, 1 + 3.0 * n);
+
+    public static KernelCost ArgmaxRows(int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> result) =>
+        Cost(rows, (double)rows * columns, (double)rows * columns + rows);
+
+    // ---- Optimizer ----
+
+    public static KernelCost SgdStep(int n, int stride, float learningRate, float momentum, float weightDecay, int nesterov, int decoupled,
+        ArrayView<float> param, ArrayView<float> grad, ArrayView<float> momentumBuffer)
+    {
+        bool usesMomentum = momentum != 0f;
+        double perElement = 2 + 2 + (usesMomentum ? 2 : 0) + (usesMomentum && nesterov != 0 ? 2 : 0);
+        return Cost(n, perElement * n, 3.0 * n + (usesMomentum ? 2.0 * n : 0));
+    }
+
+    // ---- Pooling ----
+
+    private static string Describe(Pool2dGeometry g) => $"planes={g.Planes} {g.Height}x{g.Width} K={g.Kernel} s={g.Stride} p={g.Padding}";
+
+    public static KernelCost GlobalAvgPoolBackward(int n, int stride, int spatial, float scale, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, 2.0 * n, (double)n / Math.Max(1, spatial) + 2.0 * n);
+
+    public static KernelCost MaxPoolForward(int n, int stride, Pool2dGeometry g, ArrayView<float> x, ArrayView<float> y, ArrayView<float> argmax) =>
+        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.InputLength + 2.0 * g.OutputLength, Describe(g));
+
+    public static KernelCost MaxPoolBackward(int n, int stride, Pool2dGeometry g, ArrayView<float> argmax, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, g.OutputLength, 2.0 * g.OutputLength + 2.0 * g.InputLength, Describe(g));
+
+    public static KernelCost AvgPoolForward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(n, (double)g.OutputLength * (g.Kernel * g.Kernel + 1), (double)g.InputLength + g.OutputLength, Describe(g));
+
+    public static KernelCost AvgPoolBackward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.OutputLength + 2.0 * g.InputLength, Describe(g));
+
+    // ---- Reduction ----
+
+    public static KernelCost SumChunks(int count, int stride, int chunk, int n, float scale, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(count, n, (double)n + count, $"n={n} chunk={chunk}");
+
+    public static KernelCost SumBackward(int n, int stride, float scale, ArrayView<float> dOutput, ArrayView<float> dInput) => Cost(n, n, 1 + 2.0 * n);
+}
