@@ -31,6 +31,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Build());
         root.Subcommands.Add(VerifyCommand());
         root.Subcommands.Add(BenchCommands.Build());
+        root.Subcommands.Add(ProfileCommand.Build());
         foreach (var c in TrainCommands.Build()) root.Subcommands.Add(c);
         return root;
     }
