@@ -24,7 +24,7 @@ internal static class ProfileCommand
         var size = CommonOptions.InputSize();
         var wiring = CommonOptions.Wiring("dynamic");
         var gpu = new Option<string?>("--gpu") { Description = "Roofline (and dry-run launch geometry) of: h200 | h100 (default: the Cuda card when it is one, else h200)." };
-        var dryRun = new Option<bool>("--dry-run") { Description = "Record the launches the Cuda path would make on --gpu without executing them (no device memory; seconds for resnet50 at 224)." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Record the launches the Cuda path would make on --gpu without executing them (no device memory, --device unused; seconds for resnet50 at 224)." };
         var measure = new Option<bool>("--measure") { Description = "On the CPU accelerator: time every launch with a synchronisation before and after it (changes the step's timing). Cuda runs are always timed with CUDA events." };
         var warmup = new Option<int>("--warmup") { Description = "Untraced steps before the traced one (two reach the steady state: the first creates the parameter gradients and momentum buffers the second keeps alive).", DefaultValueFactory = _ => 2 };
         var json = CommonOptions.Json();
@@ -37,6 +37,7 @@ internal static class ProfileCommand
             var spec = parse.GetValue(size) is int s ? ModelZoo.Get(parse.GetValue(model)!, s) : ModelZoo.Get(parse.GetValue(model)!);
             var config = new WiringConfig { Kind = CommonOptions.ParseWiring(parse.GetValue(wiring)!) };
             bool dry = parse.GetValue(dryRun);
+            if (dry && parse.GetValue(measure)) throw new ArgumentException("--measure has nothing to time on a --dry-run (nothing is executed).");
             var named = parse.GetValue(gpu) is { } g ? GpuProfile.Get(g) : null;
             using var device = dry ? Device.CreateDryRun(named ?? GpuProfile.H200) : CliApp.OpenDevice(parse);
             var roofline = named ?? GpuProfile.ForCardName(device.Name) ?? GpuProfile.H200;

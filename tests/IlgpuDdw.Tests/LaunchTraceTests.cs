@@ -116,6 +116,9 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         {
             for (int i = 0; i < 2; i++) workload.Step(readKeepRate: false, synchronize: false);
             recorded = Traced(dry, () => workload.Step(readKeepRate: false, synchronize: false));
+            workload.Step(); // reads the keep rate back: zeros
+            Assert.Equal(kind == WiringKind.Chain ? 1 : 0, workload.LastKeepRate); // a chain stage has no adjacency to read
+            workload.EvalForward(); // a dynamic stage's dead-node skipping sees every node dead
         }
         // The Cuda path splits each adjacency-gradient dot product into parts (a second, reducing launch) where the
         // CPU path gives a thread a whole edge: the one launch-sequence difference between the two devices.

@@ -75,5 +75,8 @@ public sealed class ProfileCommandTests
         (code, _, err) = CliTests.Run("profile", "--batch", "0", "--dry-run");
         Assert.Equal(2, code);
         Assert.Contains("--batch", err);
+        (code, _, err) = CliTests.Run("profile", "--measure", "--dry-run");
+        Assert.Equal(2, code);
+        Assert.Contains("--measure", err);
     }
 }

@@ -53,7 +53,9 @@ public sealed partial class Device
     /// <see cref="DeviceKind.Cuda"/>), counts allocations and synchronisations as a real device would, and holds
     /// no tensor memory: every buffer is a placeholder without storage (its accounting in
     /// <see cref="LiveBytes"/> and <see cref="PeakBytes"/> is the size the GPU would allocate). Host reads return
-    /// zeros and host writes are dropped, so code that reads device data to decide what to do next sees zeros.
+    /// zeros and host writes are dropped, so code that reads device data to decide what to do next sees zeros: a
+    /// loss or keep rate reads 0, and a dynamic stage's dead-node skipping at inference finds every node dead (the
+    /// training step itself reads nothing back).
     /// Its <see cref="Accelerator"/> is a CPU accelerator used only to make the placeholders: do not launch on it.
     /// </summary>
     public static Device CreateDryRun(GpuProfile gpu)

@@ -22,13 +22,14 @@ public sealed record StepProfileResult(string Device, string Model, int InputSiz
 /// <summary>
 /// Traces one training step of <see cref="TrainingStepWorkload"/> (zero-grad, forward, cross-entropy, backward, SGD
 /// update, tape clear; no keep-rate read and no final synchronisation) after warm-up steps that compile the
-/// kernels, fill the tensor pool and create the momentum buffers.
+/// kernels, fill the tensor pool and create the momentum buffers (two reach the steady state: the first step creates
+/// the parameter gradients that the second keeps alive while it runs, so it can still miss the pool).
 /// </summary>
 public static class StepProfile
 {
     /// <summary>Builds the workload, runs <paramref name="warmup"/> untraced steps, then traces one step.</summary>
     /// <exception cref="ArgumentException">Batch below 1, warm-up below 0, or a timing the device cannot do.</exception>
-    public static StepProfileResult Run(Device device, ModelSpec spec, WiringConfig wiring, int batch, GpuProfile gpu, int warmup = 1,
+    public static StepProfileResult Run(Device device, ModelSpec spec, WiringConfig wiring, int batch, GpuProfile gpu, int warmup = 2,
         LaunchTiming timing = LaunchTiming.None, int seed = 0)
     {
         ArgumentNullException.ThrowIfNull(device);
