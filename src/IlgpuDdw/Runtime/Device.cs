@@ -63,6 +63,12 @@ public sealed partial class Device : IDisposable
     /// <summary>Most threads one grid-stride launch uses on this device.</summary>
     public int MaxThreads { get; }
 
+    /// <summary>Threads per warp (on a dry run, the modelled GPU's).</summary>
+    public int WarpSize => DryRunGpu?.WarpSize ?? Accelerator.WarpSize;
+
+    /// <summary>Most threads one group may hold (on a dry run, the modelled GPU's).</summary>
+    public int MaxThreadsPerGroup => DryRunGpu?.MaxThreadsPerGroup ?? Accelerator.MaxNumThreadsPerGroup;
+
     /// <summary>Every kernel of the library, loaded for this device on first use.</summary>
     public KernelSet Kernels => _kernels ??= new KernelSet(this);
 

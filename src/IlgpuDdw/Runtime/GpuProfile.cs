@@ -40,6 +40,12 @@ public sealed record GpuProfile(string Name, string Card, double PeakFlops, stri
         : cardName.Contains("H100", StringComparison.OrdinalIgnoreCase) ? H100
         : null;
 
+    /// <summary>Threads per warp.</summary>
+    public int WarpSize => 32;
+
+    /// <summary>Most threads one group may hold.</summary>
+    public int MaxThreadsPerGroup => 1024;
+
     /// <summary>Groups that give every multiprocessor two: the fill target of a launch (264 on 132 SMs).</summary>
     public int FillGroups => 2 * Multiprocessors;
 

@@ -25,6 +25,12 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
 /// <item><term>LinearBackwardBias</term><description>B·Out (+ B·Out act′); dy (+ y) + 2·Out</description></item>
 /// <item><term>BatchNormForwardStatistics</term><description>4·B·C·S (sum, then squared deviations) + 10·C; x + 2·C (mean, invstd) + 4·C (running stats, updated in place)</description></item>
+/// <item><term>BatchNormForwardStatisticsChunks / Groups</term><description>4·C·N (N = B·S: shift, add, square, add); x + 2 per partial (C·chunks partials)</description></item>
+/// <item><term>BatchNormBackwardChannelSumsChunks / Groups</term><description>5·C·N (+ C·N for the ReLU mask); x + dy (+ output) + 2·C + 2 per partial</description></item>
+/// <item><term>BatchNormForwardStatisticsFinalize</term><description>8 per partial + 12·C; 2 per partial + C pivots + 2·C + 4·C</description></item>
+/// <item><term>BatchNormBackwardChannelSumsFinalize</term><description>2 per partial (+ C per accumulated dγ/dβ); 2 per partial + 2·C (+ 2·C per accumulated dγ/dβ)</description></item>
+/// <item><term>BatchNormForwardNormalizeRelu</term><description>5·n (+ n residual add); 2·n (+ n residual) + 4·C</description></item>
+/// <item><term>BatchNormBackwardInputRelu</term><description>9·n; x + dy + output + 2·dx + 5·C</description></item>
 /// <item><term>BatchNormInferenceStatistics</term><description>3·C; 4·C</description></item>
 /// <item><term>BatchNormForwardNormalize</term><description>4·n; 2·n + 4·C</description></item>
 /// <item><term>BatchNormBackwardChannelSums</term><description>5·B·C·S; x + dy + 4·C</description></item>
@@ -116,12 +122,66 @@ public static class KernelCosts
         return Cost(channels, 4 * elements + 10.0 * channels, elements + 6.0 * channels, Describe(batch, channels, spatial));
     }
 
+    /// <summary>Chunks per channel of the partial-sum rungs.</summary>
+    private static int Chunks(int count, int chunkLength) => (count + chunkLength - 1) / Math.Max(1, chunkLength);
+
+    public static KernelCost BatchNormForwardStatisticsChunks(int items, int stride, int channels, int spatial, int count, int chunkLength,
+        ArrayView<float> x, ArrayView<float> partials) => StatisticsPartials(items, channels, spatial, count);
+
+    public static KernelCost BatchNormForwardStatisticsGroups(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        ArrayView<float> x, ArrayView<float> partials) => StatisticsPartials((long)channels * Chunks(count, chunkLength), channels, spatial, count);
+
+    /// <summary>A partial-statistics launch: x read once (4 FLOPs a value: shift, add, square, add), 2 floats per partial.</summary>
+    private static KernelCost StatisticsPartials(long items, int channels, int spatial, int count)
+    {
+        double elements = (double)channels * count;
+        return Cost(items, 4 * elements, elements + 2.0 * items, Describe(count / Math.Max(1, spatial), channels, spatial));
+    }
+
+    public static KernelCost BatchNormBackwardChannelSumsChunks(int items, int stride, int channels, int spatial, int count, int chunkLength,
+        int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> partials) => ChannelSumPartials(items, channels, spatial, count, reluMask);
+
+    public static KernelCost BatchNormBackwardChannelSumsGroups(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> partials) => ChannelSumPartials((long)channels * Chunks(count, chunkLength), channels, spatial, count, reluMask);
+
+    /// <summary>A partial backward-sums launch: x and dy read once (and the output with the ReLU mask), 5 FLOPs a value (+1 for the mask).</summary>
+    private static KernelCost ChannelSumPartials(long items, int channels, int spatial, int count, int reluMask)
+    {
+        double elements = (double)channels * count;
+        bool masked = reluMask != 0;
+        return Cost(items, (masked ? 6 : 5) * elements, (masked ? 3 : 2) * elements + 2.0 * channels + 2.0 * items,
+            Describe(count / Math.Max(1, spatial), channels, spatial));
+    }
+
+    public static KernelCost BatchNormForwardStatisticsFinalize(int channels, int stride, int spatial, int count, int chunkLength, float eps,
+        float momentum, ArrayView<float> x, ArrayView<float> partials, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> runningMean, ArrayView<float> runningVar)
+    {
+        double parts = (double)channels * Chunks(count, chunkLength);
+        return Cost(channels, 8 * parts + 12.0 * channels, 2 * parts + 7.0 * channels); // partials, the pivots, mean/invstd, running stats read and written
+    }
+
+    public static KernelCost BatchNormBackwardChannelSumsFinalize(int channels, int stride, int count, int chunkLength, ArrayView<float> partials,
+        ArrayView<float> sumDy, ArrayView<float> sumDyXhat, int accumulateGamma, int accumulateBeta, ArrayView<float> dGamma, ArrayView<float> dBeta)
+    {
+        double parts = (double)channels * Chunks(count, chunkLength);
+        int accumulated = (accumulateGamma != 0 ? 1 : 0) + (accumulateBeta != 0 ? 1 : 0);
+        return Cost(channels, 2 * parts + accumulated * (double)channels, 2 * parts + 2.0 * channels + 2.0 * accumulated * channels);
+    }
+
     public static KernelCost BatchNormInferenceStatistics(int channels, int stride, float eps, ArrayView<float> runningMean, ArrayView<float> runningVar,
         ArrayView<float> mean, ArrayView<float> invstd) => Cost(channels, 3.0 * channels, 4.0 * channels);
 
     public static KernelCost BatchNormForwardNormalize(int n, int stride, int channels, int spatial, ArrayView<float> x, ArrayView<float> mean,
         ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y) =>
         Cost(n, 4.0 * n, 2.0 * n + 4.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+
+    public static KernelCost BatchNormForwardNormalizeRelu(int n, int stride, int channels, int spatial, int addResidual, ArrayView<float> x,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> residual, ArrayView<float> y) =>
+        Cost(n, (addResidual != 0 ? 6.0 : 5.0) * n, (addResidual != 0 ? 3.0 : 2.0) * n + 4.0 * channels,
+            Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
     public static KernelCost BatchNormBackwardChannelSums(int channels, int stride, int batch, int spatial, ArrayView<float> x, ArrayView<float> dOutput,
         ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> sumDy, ArrayView<float> sumDyXhat)
@@ -134,6 +194,11 @@ public static class KernelCosts
         ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sumDy,
         ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
         Cost(n, 8.0 * n, 4.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+
+    public static KernelCost BatchNormBackwardInputRelu(int n, int stride, int channels, int spatial, float statisticsWeight, ArrayView<float> x,
+        ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
+        ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
+        Cost(n, 9.0 * n, 5.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
     // ---- Conv2d ----
 

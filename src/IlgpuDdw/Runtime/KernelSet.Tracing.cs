@@ -34,11 +34,11 @@ public sealed partial class KernelSet
 
     /// <summary>Starts a traced implicitly grouped launch of <paramref name="extent"/> threads in groups of <paramref name="groupSize"/>.</summary>
     private PendingLaunch BeginLaunch(AcceleratorStream stream, string kernel, string family, long extent, int groupSize, KernelCost? cost) =>
-        Begin(stream, new LaunchRecord(kernel, family, extent, (extent + groupSize - 1) / groupSize, groupSize, cost));
+        Begin(stream, new LaunchRecord(kernel, family, false, extent, (extent + groupSize - 1) / groupSize, groupSize, cost));
 
     /// <summary>Starts a traced explicitly grouped launch.</summary>
     private PendingLaunch BeginLaunch(AcceleratorStream stream, string kernel, string family, KernelConfig config, KernelCost? cost) =>
-        Begin(stream, new LaunchRecord(kernel, family, (long)config.GridDim.Size * config.GroupDim.Size, config.GridDim.Size, config.GroupDim.Size, cost));
+        Begin(stream, new LaunchRecord(kernel, family, true, (long)config.GridDim.Size * config.GroupDim.Size, config.GridDim.Size, config.GroupDim.Size, cost));
 
     private PendingLaunch Begin(AcceleratorStream stream, LaunchRecord record)
     {

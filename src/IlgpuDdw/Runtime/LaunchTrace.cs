@@ -34,9 +34,10 @@ public interface ILaunchTracer
 /// <summary>One traced kernel launch.</summary>
 public sealed class LaunchRecord
 {
-    internal LaunchRecord(string kernel, string family, long extent, long groups, int groupSize, KernelCost? cost)
+    internal LaunchRecord(string kernel, string family, bool explicitlyGrouped, long extent, long groups, int groupSize, KernelCost? cost)
     {
         Kernel = kernel;
+        ExplicitlyGrouped = explicitlyGrouped;
         Family = family;
         Extent = extent;
         Groups = groups;
@@ -49,6 +50,9 @@ public sealed class LaunchRecord
 
     /// <summary>The kernel's class without the <c>Kernels</c> suffix (e.g. <c>Conv2d</c>).</summary>
     public string Family { get; }
+
+    /// <summary>Whether the caller chose the grid (a <c>KernelConfig</c>) rather than an extent the device groups.</summary>
+    public bool ExplicitlyGrouped { get; }
 
     /// <summary>Threads launched: the extent of an implicitly grouped launch, groups × group size of an explicit one.</summary>
     public long Extent { get; }
