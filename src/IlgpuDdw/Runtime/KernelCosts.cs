@@ -54,7 +54,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
 /// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
 /// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n</description></item>
-/// <item><term>SumChunks, SumBackward</term><description>n; n + count / 1 + 2·n</description></item>
+/// <item><term>SumChunks, SumBackward</term><description>n (2·n summing squares) / n; n + count / 1 + 2·n</description></item>
 /// <item><term>CopyRows</term><description>0; 2 index ints per row + 2·n</description></item>
 /// </list>
 /// </summary>
@@ -337,8 +337,8 @@ public static class KernelCosts
 
     // ---- Reduction ----
 
-    public static KernelCost SumChunks(int count, int stride, int chunk, int n, float scale, ArrayView<float> x, ArrayView<float> y) =>
-        Cost(count, n, (double)n + count, $"n={n} chunk={chunk}");
+    public static KernelCost SumChunks(int count, int stride, int chunk, int n, float scale, int squares, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(count, (squares != 0 ? 2.0 : 1.0) * n, (double)n + count, $"n={n} chunk={chunk}");
 
     public static KernelCost SumBackward(int n, int stride, float scale, ArrayView<float> dOutput, ArrayView<float> dInput) => Cost(n, n, 1 + 2.0 * n);
 }
