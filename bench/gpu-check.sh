@@ -8,9 +8,10 @@
 #
 # Environment (defaults in brackets):
 #   DDW_CHECK_DEVICE [cuda]        device for ddw --device and the peer's --device (cpu to try the script here)
-#   DDW_CHECK_MINI_BATCHES [32 128] resnet_mini (28x28) batch sizes
-#   DDW_CHECK_R18_BATCH [32]        resnet18 batch size
-#   DDW_CHECK_R18_SIZE [64]         resnet18 input side
+#   DDW_CHECK_MINI_BATCHES [256]    resnet_mini (28x28) batch sizes (the first is also profiled)
+#   DDW_CHECK_R18_BATCH [64]        resnet18 batch size
+#   DDW_CHECK_R18_SIZE [224]        resnet18 input side
+#   DDW_CHECK_GPU [h200]            card the profile's roofline floor is computed for (h100|h200)
 #   DDW_CHECK_REPETITIONS [5]       timed steps per ddw row
 #   DDW_CHECK_PEER_STEPS [10]       timed steps per peer row
 #   DDW_CHECK_TIMEOUT_SCALE [1]     multiplies every step's time limit (e.g. 10 on a slow CPU)
@@ -21,9 +22,10 @@ set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bundle=${1:-publish/linux-x64}
 device=${DDW_CHECK_DEVICE:-cuda}
-read -r -a mini_batches <<< "${DDW_CHECK_MINI_BATCHES:-32 128}"
-r18_batch=${DDW_CHECK_R18_BATCH:-32}
-r18_size=${DDW_CHECK_R18_SIZE:-64}
+read -r -a mini_batches <<< "${DDW_CHECK_MINI_BATCHES:-256}"
+r18_batch=${DDW_CHECK_R18_BATCH:-64}
+r18_size=${DDW_CHECK_R18_SIZE:-224}
+gpu=${DDW_CHECK_GPU:-h200}
 reps=${DDW_CHECK_REPETITIONS:-5}
 peer_steps=${DDW_CHECK_PEER_STEPS:-10}
 scale=${DDW_CHECK_TIMEOUT_SCALE:-1}
@@ -87,13 +89,21 @@ step verify 150 "$ddw" verify --device "$device"
 step bench-resnet_mini 120 "$ddw" bench --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --repetitions "$reps" --json
 step bench-resnet18 90 "$ddw" bench --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --repetitions "$reps" --json
 step bench-aggregation 45 "$ddw" bench aggregation --device "$device" --json
+# One traced training step per wiring: per-kernel measured time (CUDA events on Cuda; nothing waits inside the step)
+# against the roofline floor of the named card.
+for w in chain dense dynamic; do
+    step "profile-resnet_mini-$w" 60 "$ddw" profile --device "$device" --model resnet_mini --batch "${mini_batches[0]}" --wiring "$w" --gpu "$gpu" --json
+    step "profile-resnet18-$w" 60 "$ddw" profile --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --wiring "$w" --gpu "$gpu" --json
+done
 
 peer="$script_dir/peers/pytorch_ddw.py"
 if command -v "$python" > /dev/null && "$python" -c 'import torch' > /dev/null 2>&1; then
     "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' \
         >> "$out/environment.txt" 2>&1 || true
-    step peer-resnet_mini 60 "$python" "$peer" --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --steps "$peer_steps" --json
-    step peer-resnet18 45 "$python" "$peer" --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --steps "$peer_steps" --json
+    step peer-resnet_mini 60 "$python" "$peer" --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --steps "$peer_steps" --cudnn-benchmark --json
+    step peer-resnet18 45 "$python" "$peer" --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --steps "$peer_steps" --cudnn-benchmark --json
+    step peer-tf32-resnet_mini 60 "$python" "$peer" --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --steps "$peer_steps" --cudnn-benchmark --allow-tf32 --json
+    step peer-tf32-resnet18 45 "$python" "$peer" --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --steps "$peer_steps" --cudnn-benchmark --allow-tf32 --json
 else
     echo "PyTorch peer skipped: '$python -c \"import torch\"' failed" | tee -a "$summary"
 fi
@@ -131,13 +141,22 @@ for model in ("resnet_mini", "resnet18"):
         device = doc.get("device", device)
         for r in doc.get("rows", []):
             ours[(doc["model"], doc["inputSize"], r["batch"], r["wiring"])] = r
-peer = {}
+peer, tf32 = {}, {}
 for model in ("resnet_mini", "resnet18"):
     for r in load(f"peer-{model}.json"):
         peer[(r["model"], r["inputSize"], r["batch"], r["wiring"])] = r
+    for r in load(f"peer-tf32-{model}.json"):
+        tf32[(r["model"], r["inputSize"], r["batch"], r["wiring"])] = r
+floor = {}
+for model in ("resnet_mini", "resnet18"):
+    for w in ("chain", "dense", "dynamic"):
+        for doc in load(f"profile-{model}-{w}.json"):
+            measured = [k.get("measuredUs") for k in doc.get("kernels", [])]
+            total = sum(m for m in measured if m is not None) if any(m is not None for m in measured) else None
+            floor[(model, w)] = (doc.get("step", {}).get("floorUs"), total)
 name = next(iter(peer.values()), {}).get("deviceName", "no PyTorch run")
 print(f"training step (forward + loss + backward + SGD), median ms; ours: ddw on {device}; PyTorch eager: {name}")
-head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch ms':>10} {'ours/PyTorch':>12} {'ours/dense':>10} {'PyTorch/dense':>13} {'keep':>6} {'PT keep':>7}"
+head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch FP32 ms':>15} {'PyTorch TF32 ms':>15} {'ours/FP32':>9} {'ours/TF32':>9} {'kernels/floor':>13} {'ours/dense':>10} {'keep':>6}"
 print(head)
 print("-" * len(head))
 for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k[2], ["dense", "chain", "dynamic"].index(k[3]))):
@@ -147,9 +166,13 @@ for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k
     f = lambda v, spec: format(v, spec) if v is not None else "-"
     om = o["medianStepMs"] if o else None
     pm = p["medianStepMs"] if p else None
-    print(f"{key[0]:12} {key[1]:>5} {key[2]:>5} {key[3]:8} {f(om, '>9.2f'):>9} {f(pm, '>10.2f'):>10} "
-          f"{f(om / pm if om and pm else None, '>12.2f'):>12} {f(om / od['medianStepMs'] if om and od else None, '>10.3f'):>10} "
-          f"{f(pm / pd['medianStepMs'] if pm and pd else None, '>13.3f'):>13} {f(o['keepRate'] if o else None, '>6.1%'):>6} {f(p['keepRate'] if p else None, '>7.1%'):>7}")
+    t = tf32.get(key)
+    tm = t["medianStepMs"] if t else None
+    fl, meas = floor.get((key[0], key[3]), (None, None))
+    print(f"{key[0]:12} {key[1]:>5} {key[2]:>5} {key[3]:8} {f(om, '>9.2f'):>9} {f(pm, '>15.2f'):>15} {f(tm, '>15.2f'):>15} "
+          f"{f(om / pm if om and pm else None, '>9.2f'):>9} {f(om / tm if om and tm else None, '>9.2f'):>9} "
+          f"{f(meas / fl if meas and fl else None, '>13.2f'):>13} {f(om / od['medianStepMs'] if om and od else None, '>10.3f'):>10} "
+          f"{f(o['keepRate'] if o else None, '>6.1%'):>6}")
 for doc in load("bench-aggregation.json"):
     rates = ", ".join(f"{r['keepRate']:.0%}: {r['medianMs']:.3f} ms (x{r['ratioToFull']:.2f})" for r in doc.get("rows", []))
     print(f"aggregation fwd+bwd (batch 32, 6 nodes, 32 ch, 16x16) on {doc.get('device')}: {rates}")
