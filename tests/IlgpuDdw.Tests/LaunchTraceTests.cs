@@ -198,6 +198,23 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         Assert.All(t.Kernels, k => Assert.Null(k.MeasuredUs));
     }
 
+    [Theory]
+    [InlineData("resnet18")]
+    [InlineData("resnet50")]
+    public void DryRun_At224Batch64_EveryWeightGradientFillsTheGpu(string model)
+    {
+        using var dry = Device.CreateDryRun(GpuProfile.H200);
+        var profile = StepProfile.Run(dry, ModelZoo.Get(model, 224), new WiringConfig { Kind = WiringKind.Chain }, 64, GpuProfile.H200, warmup: 2);
+        var t = profile.Trace;
+        Assert.DoesNotContain(t.Underfilled, l => l.Kernel.StartsWith("Conv2d", StringComparison.Ordinal));
+        Assert.Equal(0, t.Allocations); // the partials come from the pool
+        int Launches(string kernel) => t.Kernels.SingleOrDefault(k => k.Kernel == kernel)?.Launches ?? 0;
+        int splits = Launches("Conv2dBackwardWeightSplit");
+        Assert.True(splits > 0);
+        Assert.Equal(splits, Launches("Conv2dBackwardWeightFinalize"));
+        Assert.Equal(Launches("Conv2dForward"), splits + Launches("Conv2dBackwardWeight")); // one rung per convolution
+    }
+
     [Fact]
     public void HostTransfers_Synchronizations_AndAllocations_AreCounted()
     {
