@@ -23,6 +23,9 @@ namespace IlgpuDdw.Kernels;
 /// (output, input) channel pairs. Slots past a group's last channel repeat that channel and are not stored, so every
 /// block size is correct for every geometry; <see cref="Conv2dGeometry.OutChannelBlock"/> and
 /// <see cref="Conv2dGeometry.InChannelBlock"/> pick 4 when a group has at least 2 channels, else 1 (depthwise).
+/// The weight gradient has a second rung, <see cref="BackwardWeightSplit"/> + <see cref="BackwardWeightFinalize"/>:
+/// the same tiles over slices of the B·Ho·Wo reduction range (split-K, to fill a GPU when the tiles alone are few),
+/// whose partials are summed in a fixed order (no atomics: still deterministic).
 /// Padding costs no bounds check in the row direction (valid kernel rows are computed per item); in the column
 /// direction each loaded column is tested once.
 /// </para>
@@ -223,11 +226,66 @@ public static class Conv2dKernels
     /// <paramref name="outBlock"/> output × <paramref name="inBlock"/> input channels (each 1 to 4) of one group and
     /// loops over the batch and the output positions in order;
     /// <c>n = </c><see cref="Conv2dGeometry.BackwardWeightItems"/>(outBlock, inBlock). Needs x. Accumulates into
-    /// <paramref name="dWeight"/>.
+    /// <paramref name="dWeight"/>. The first rung (the CPU accelerator's choice); <see cref="BackwardWeightSplit"/> is the second.
     /// </summary>
     [Kernel]
     public static void BackwardWeight(Index1D index, int n, int stride, Conv2dGeometry g, int outBlock, int inBlock,
         ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> dWeight)
+    {
+        int positions = g.Batch * g.OutHeight * g.OutWidth;
+        for (int item = index; item < n; item += stride)
+            WeightTile(item, g, outBlock, inBlock, 0, positions, dOutput, input, dWeight, 0, true);
+    }
+
+    /// <summary>
+    /// Split-K weight gradient, the second rung: the reduction range K = B·Ho·Wo (output positions in (b, oh, ow)
+    /// order) is cut into <paramref name="splits"/> contiguous slices of ⌈K / splits⌉ positions (trailing slices
+    /// may be short or empty), and work item <c>split·items + i</c> computes tile i of <see cref="BackwardWeight"/>
+    /// over slice <c>split</c> only, overwriting its sums into <c>partials[split·|w| + …]</c> (an empty slice writes
+    /// zeros); <c>n = splits · </c><see cref="Conv2dGeometry.BackwardWeightItems"/>(outBlock, inBlock), partials
+    /// <c>[splits, |w|]</c>. <see cref="BackwardWeightFinalize"/> then adds the slices into dWeight in fixed order,
+    /// so the result is deterministic. Needs x.
+    /// </summary>
+    [Kernel]
+    public static void BackwardWeightSplit(Index1D index, int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, int splits,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> partials)
+    {
+        int positions = g.Batch * g.OutHeight * g.OutWidth;
+        int slice = Conv2dGeometry.CeilDiv(positions, splits);
+        int items = n / splits, weights = g.WeightLength;
+        for (int item = index; item < n; item += stride)
+        {
+            int split = item / items;
+            int begin = Min(positions, split * slice), end = Min(positions, begin + slice);
+            WeightTile(item - split * items, g, outBlock, inBlock, begin, end, dOutput, input, partials, split * weights, false);
+        }
+    }
+
+    /// <summary>
+    /// Finalize of <see cref="BackwardWeightSplit"/>: <c>dWeight[i] += Σ_{split} partials[split·n + i]</c> for
+    /// i &lt; n = |w|, summed in split order in double. Accumulates into <paramref name="dWeight"/>.
+    /// </summary>
+    [Kernel]
+    public static void BackwardWeightFinalize(Index1D index, int n, int stride, int splits, ArrayView<float> partials, ArrayView<float> dWeight)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            double sum = 0.0;
+            for (int split = 0, j = i; split < splits; split++, j += n)
+                sum += partials[j];
+            dWeight[i] += (float)sum;
+        }
+    }
+
+    /// <summary>
+    /// One weight-gradient tile: tap (kh, kw) of up to 4 × 4 (output, input) channels (work item
+    /// <paramref name="item"/> of <see cref="Conv2dGeometry.BackwardWeightItems"/>), summed over the output positions
+    /// [<paramref name="begin"/>, <paramref name="end"/>) of the flat (b, oh, ow) range in order, skipping those whose
+    /// tap falls in the padding; added into (or, without <paramref name="accumulate"/>, stored to)
+    /// <c>target[offset + weight index]</c>.
+    /// </summary>
+    private static void WeightTile(int item, Conv2dGeometry g, int outBlock, int inBlock, int begin, int end,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target, int offset, bool accumulate)
     {
         int k = g.KernelSize, s = g.Stride, p = g.Padding;
         int h = g.Height, w = g.Width, ho = g.OutHeight, wo = g.OutWidth;
@@ -237,70 +295,80 @@ public static class Conv2dKernels
         int ciBlocks = Conv2dGeometry.CeilDiv(cinG, inBlock);
         bool wideOut = outBlock > 1, wideIn = inBlock > 1;
         int xBatch = g.InChannels * hw, dyBatch = g.OutChannels * howo;
-        for (int item = index; item < n; item += stride)
+
+        int t = item, q = t / kk;
+        int tap = t - q * kk;
+        t = q; q = t / ciBlocks;
+        int ciL0 = (t - q * ciBlocks) * inBlock;
+        int grp = q / coBlocks;
+        int coL0 = (q - grp * coBlocks) * outBlock;
+        int kh = tap / k, kw = tap - kh * k;
+        int lastCo = Min(outBlock, coutG - coL0) - 1, lastCi = Min(inBlock, cinG - ciL0) - 1;
+        int dy1 = Min(1, lastCo) * howo, dy2 = Min(2, lastCo) * howo, dy3 = Min(3, lastCo) * howo;
+        int x1 = Min(1, lastCi) * hw, x2 = Min(2, lastCi) * hw, x3 = Min(3, lastCi) * hw;
+
+        // Deliberate unrolling: a 4 × 4 register tile (channels × columns) written out by hand (ILGPU 1.5.3 does not
+        // unroll loops, and a local array stays in registers only with constant indices); the other passes share the shape.
+        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f;
+        float a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f;
+        float a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+
+        int ohLo = g.FirstOutputForTap(kh), ohHi = g.EndOutputForTap(kh, h, ho);
+        int owLo = g.FirstOutputForTap(kw), owHi = g.EndOutputForTap(kw, w, wo);
+        // rows r = b·Ho + oh of the range; row r covers positions [r·Wo, r·Wo + Wo)
+        int rowEnd = end > begin ? (end - 1) / wo + 1 : begin / wo;
+        int row = begin / wo;
+        int b = row / ho, oh = row - b * ho;
+        int dyPlane = (grp * coutG + coL0) * howo + b * dyBatch;
+        int xPlane = (grp * cinG + ciL0) * hw + (kh - p) * w + kw - p + b * xBatch;
+        for (; row < rowEnd; row++)
         {
-            int t = item, q = t / kk;
-            int tap = t - q * kk;
-            t = q; q = t / ciBlocks;
-            int ciL0 = (t - q * ciBlocks) * inBlock;
-            int grp = q / coBlocks;
-            int coL0 = (q - grp * coBlocks) * outBlock;
-            int kh = tap / k, kw = tap - kh * k;
-            int lastCo = Min(outBlock, coutG - coL0) - 1, lastCi = Min(inBlock, cinG - ciL0) - 1;
-            int dy1 = Min(1, lastCo) * howo, dy2 = Min(2, lastCo) * howo, dy3 = Min(3, lastCo) * howo;
-            int x1 = Min(1, lastCi) * hw, x2 = Min(2, lastCi) * hw, x3 = Min(3, lastCi) * hw;
-
-            // Deliberate unrolling: a 4 × 4 register tile (channels × columns) written out by hand (ILGPU 1.5.3 does not
-            // unroll loops, and a local array stays in registers only with constant indices); the other passes share the shape.
-            float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f;
-            float a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
-            float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f;
-            float a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
-
-            int ohLo = g.FirstOutputForTap(kh), ohHi = g.EndOutputForTap(kh, h, ho);
-            int owLo = g.FirstOutputForTap(kw), owHi = g.EndOutputForTap(kw, w, wo);
-            int dyPlane = (grp * coutG + coL0) * howo;
-            int xPlane = (grp * cinG + ciL0) * hw + (kh - p) * w + kw - p;
-            for (int b = 0; b < g.Batch; b++, dyPlane += dyBatch, xPlane += xBatch)
+            if (oh >= ohLo && oh < ohHi)
             {
-                for (int oh = ohLo; oh < ohHi; oh++)
+                int rowStart = row * wo;
+                int owBegin = Max(owLo, begin - rowStart), owEnd = Min(owHi, end - rowStart);
+                int dyRow = dyPlane + oh * wo;
+                int xRow = xPlane + oh * s * w;
+                for (int ow = owBegin; ow < owEnd; ow++)
                 {
-                    int dyRow = dyPlane + oh * wo;
-                    int xRow = xPlane + oh * s * w;
-                    for (int ow = owLo; ow < owHi; ow++)
+                    int yi = dyRow + ow, xi = xRow + ow * s;
+                    float y0 = dOutput[yi], v0 = input[xi];
+                    float v1 = 0f, v2 = 0f, v3 = 0f;
+                    a00 += y0 * v0;
+                    if (wideIn)
                     {
-                        int yi = dyRow + ow, xi = xRow + ow * s;
-                        float y0 = dOutput[yi], v0 = input[xi];
-                        float v1 = 0f, v2 = 0f, v3 = 0f;
-                        a00 += y0 * v0;
+                        v1 = input[xi + x1]; v2 = input[xi + x2]; v3 = input[xi + x3];
+                        a01 += y0 * v1; a02 += y0 * v2; a03 += y0 * v3;
+                    }
+                    if (wideOut)
+                    {
+                        float y1 = dOutput[yi + dy1], y2 = dOutput[yi + dy2], y3 = dOutput[yi + dy3];
+                        a10 += y1 * v0; a20 += y2 * v0; a30 += y3 * v0;
                         if (wideIn)
                         {
-                            v1 = input[xi + x1]; v2 = input[xi + x2]; v3 = input[xi + x3];
-                            a01 += y0 * v1; a02 += y0 * v2; a03 += y0 * v3;
-                        }
-                        if (wideOut)
-                        {
-                            float y1 = dOutput[yi + dy1], y2 = dOutput[yi + dy2], y3 = dOutput[yi + dy3];
-                            a10 += y1 * v0; a20 += y2 * v0; a30 += y3 * v0;
-                            if (wideIn)
-                            {
-                                a11 += y1 * v1; a12 += y1 * v2; a13 += y1 * v3;
-                                a21 += y2 * v1; a22 += y2 * v2; a23 += y2 * v3;
-                                a31 += y3 * v1; a32 += y3 * v2; a33 += y3 * v3;
-                            }
+                            a11 += y1 * v1; a12 += y1 * v2; a13 += y1 * v3;
+                            a21 += y2 * v1; a22 += y2 * v2; a23 += y2 * v3;
+                            a31 += y3 * v1; a32 += y3 * v2; a33 += y3 * v3;
                         }
                     }
                 }
             }
-
-            int cols = lastCi + 1;
-            int wCo = cinG * kk;
-            int dw = ((grp * coutG + coL0) * cinG + ciL0) * kk + tap;
-            Add4(dWeight, dw, kk, cols, a00, a01, a02, a03);
-            if (lastCo >= 1) Add4(dWeight, dw + wCo, kk, cols, a10, a11, a12, a13);
-            if (lastCo >= 2) Add4(dWeight, dw + 2 * wCo, kk, cols, a20, a21, a22, a23);
-            if (lastCo >= 3) Add4(dWeight, dw + 3 * wCo, kk, cols, a30, a31, a32, a33);
+            if (++oh == ho)
+            {
+                oh = 0;
+                dyPlane += dyBatch;
+                xPlane += xBatch;
+            }
         }
+
+        int cols = lastCi + 1;
+        int wCo = cinG * kk;
+        int dw = offset + ((grp * coutG + coL0) * cinG + ciL0) * kk + tap;
+        Store4(target, dw, kk, cols, accumulate, a00, a01, a02, a03);
+        if (lastCo >= 1) Store4(target, dw + wCo, kk, cols, accumulate, a10, a11, a12, a13);
+        if (lastCo >= 2) Store4(target, dw + 2 * wCo, kk, cols, accumulate, a20, a21, a22, a23);
+        if (lastCo >= 3) Store4(target, dw + 3 * wCo, kk, cols, accumulate, a30, a31, a32, a33);
     }
 
     /// <summary>
@@ -341,6 +409,13 @@ public static class Conv2dKernels
         if (count > 1) y[offset + step] += v1;
         if (count > 2) y[offset + 2 * step] += v2;
         if (count > 3) y[offset + 3 * step] += v3;
+    }
+
+    /// <summary><see cref="Add4"/> when <paramref name="accumulate"/>, else <see cref="Write4"/>.</summary>
+    private static void Store4(ArrayView<float> y, int offset, int step, int count, bool accumulate, float v0, float v1, float v2, float v3)
+    {
+        if (accumulate) Add4(y, offset, step, count, v0, v1, v2, v3);
+        else Write4(y, offset, step, count, v0, v1, v2, v3);
     }
 
     private static int Min(int a, int b) => a < b ? a : b;

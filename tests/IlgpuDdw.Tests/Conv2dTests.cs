@@ -1,5 +1,6 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
+using IlgpuDdw.Runtime;
 using R = IlgpuDdw.Kernels.Reference.Conv2dReference;
 
 namespace IlgpuDdw.Tests;
@@ -126,6 +127,60 @@ public sealed class Conv2dTests(DeviceFixture fx)
             return tw.GradToArray();
         }
         Assert.Equal(RunWeightGrad(), RunWeightGrad()); // bit-identical
+    }
+
+    [Fact]
+    public void SplitKWeightGradient_IsBitIdenticalRunToRun_AndMatchesTheReference()
+    {
+        var d = fx.Device;
+        var c = new Case(1, 5, 9, 7, 6, 3, 2, 1, 1, false); // K = 1·5·4 = 20 positions
+        var g = c.Geometry;
+        var (x, w, dy) = (Check.ToFloat(Data(g.InputLength, 21)), Check.ToFloat(Data(g.WeightLength, 22)), Check.ToFloat(Data(g.OutputLength, 23)));
+        var expected = new float[g.WeightLength];
+        R.BackwardWeight<float>(g, dy, x, expected);
+        foreach (int splits in new[] { 1, 3, 7, 23 }) // 3 and 7 do not divide K; 23 > K leaves empty slices
+        {
+            float[] Run()
+            {
+                using var tx = Tensor.FromArray(d, x, c.B, c.Cin, c.H, c.W);
+                using var tw = Tensor.FromArray(d, w, c.Cout, c.Cin / c.G, c.K, c.K); tw.RequiresGrad = true;
+                using var tape = new Tape(d);
+                tape.Backward(tape.Conv2d(tx, tw, null, c.S, c.P, c.G, Conv2dWeightPlan.Split(splits)), dy);
+                return tw.GradToArray();
+            }
+            var first = Run();
+            Assert.Equal(first, Run()); // bit-identical
+            Check.Close(expected, first, Tolerance.Backward, $"split-K ×{splits}");
+        }
+    }
+
+    [Fact]
+    public void WeightPlan_CpuIsDirect_CudaSplitsToFillTheGpu_AndBadPlansThrow()
+    {
+        var stem = new Conv2dGeometry(64, 3, 224, 224, 64, 7, 2, 3, 1);
+        var layer1 = new Conv2dGeometry(64, 64, 56, 56, 64, 3, 1, 1, 1);
+        var last = new Conv2dGeometry(64, 512, 7, 7, 512, 3, 1, 1, 1);
+        int h200 = 132 * 2048;
+        Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cpu, fx.Device.MaxThreads, layer1));
+        Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(fx.Device, stem));
+        foreach (var g in new[] { stem, layer1 })
+        {
+            var plan = Conv2dWeightPlan.For(DeviceKind.Cuda, h200, g);
+            Assert.True(plan.SplitK);
+            Assert.True((long)plan.Splits * g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock) >= h200 / 2, $"{g}: {plan}");
+        }
+        Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, last)); // 147k tiles already fill it
+        var tiny = new Conv2dGeometry(1, 2, 3, 3, 2, 3, 1, 0, 1); // K = 1: no split
+        Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, tiny));
+
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, new float[2 * 9], 1, 2, 3, 3);
+        using var w = Tensor.FromArray(d, new float[2 * 2 * 9], 2, 2, 3, 3);
+        using var tape = new Tape(d);
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, weightPlan: Conv2dWeightPlan.Split(0)));
+        Assert.Contains("splits must be at least 1; got 0", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, weightPlan: new Conv2dWeightPlan(3, false)));
+        Assert.Contains("takes 1 split; got 3", e.Message);
     }
 
     [Fact]

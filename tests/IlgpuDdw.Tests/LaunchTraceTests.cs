@@ -122,9 +122,12 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         }
         // Where the two devices take different kernel variants: the Cuda path reduces batch-norm channels with
         // groups of threads where the CPU path uses chunked work items, and it splits each adjacency-gradient dot
-        // product into parts (a second, reducing launch) where the CPU path gives a thread a whole edge.
-        static IEnumerable<LaunchRecord> Common(LaunchTrace t) => t.Launches.Where(l => l.Kernel != "AggregationReduceAdjacencyGradient");
-        static string Variant(LaunchRecord l) => l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung");
+        // product into parts (a second, reducing launch) where the CPU path gives a thread a whole edge; it splits
+        // the weight gradient's reduction (split-K, then a finalize) where the CPU path sums it in one launch.
+        static IEnumerable<LaunchRecord> Common(LaunchTrace t) =>
+            t.Launches.Where(l => l.Kernel is not ("AggregationReduceAdjacencyGradient" or "Conv2dBackwardWeightFinalize"));
+        static string Variant(LaunchRecord l) =>
+            l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung").Replace("Conv2dBackwardWeightSplit", "Conv2dBackwardWeight");
         Assert.Equal(Common(real).Select(Variant), Common(recorded).Select(Variant));
         Assert.Equal(Common(real).Select(l => l.Cost!.Value.Flops), Common(recorded).Select(l => l.Cost!.Value.Flops));
         Assert.Contains(recorded.Launches, l => l.Kernel == "BatchNormForwardStatisticsGroups");
@@ -191,8 +194,25 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         Assert.True(t.FloorUs > 1000);
         Assert.Equal(t.Launches, t.Kernels.Sum(k => k.Launches));
         Assert.Equal(t.FloorUs, t.Kernels.Sum(k => k.FloorSumUs), 6);
-        Assert.Contains(t.Underfilled, l => l.Kernel == "Conv2dBackwardWeight"); // today's weight gradient: few work items
+        Assert.DoesNotContain(t.Underfilled, l => l.Kernel.StartsWith("Conv2dBackwardWeight", StringComparison.Ordinal)); // split-K fills the GPU
         Assert.All(t.Kernels, k => Assert.Null(k.MeasuredUs));
+    }
+
+    [Theory]
+    [InlineData("resnet18")]
+    [InlineData("resnet50")]
+    public void DryRun_At224Batch64_EveryWeightGradientFillsTheGpu(string model)
+    {
+        using var dry = Device.CreateDryRun(GpuProfile.H200);
+        var profile = StepProfile.Run(dry, ModelZoo.Get(model, 224), new WiringConfig { Kind = WiringKind.Chain }, 64, GpuProfile.H200, warmup: 2);
+        var t = profile.Trace;
+        Assert.DoesNotContain(t.Underfilled, l => l.Kernel.StartsWith("Conv2d", StringComparison.Ordinal));
+        Assert.Equal(0, t.Allocations); // the partials come from the pool
+        int Launches(string kernel) => t.Kernels.SingleOrDefault(k => k.Kernel == kernel)?.Launches ?? 0;
+        int splits = Launches("Conv2dBackwardWeightSplit");
+        Assert.True(splits > 0);
+        Assert.Equal(splits, Launches("Conv2dBackwardWeightFinalize"));
+        Assert.Equal(Launches("Conv2dForward"), splits + Launches("Conv2dBackwardWeight")); // one rung per convolution
     }
 
     [Fact]

@@ -1,8 +1,64 @@
 using ILGPU;
 using IlgpuDdw.Kernels;
+using IlgpuDdw.Runtime;
 using Device = IlgpuDdw.Runtime.Device;
 
 namespace IlgpuDdw.Autograd;
+
+/// <summary>
+/// How the Conv2d weight gradient is launched (the rungs of <see cref="Conv2dKernels"/>): <see cref="Splits"/> = 1 runs
+/// <see cref="Conv2dKernels.BackwardWeight"/> straight into dWeight, more runs <see cref="Conv2dKernels.BackwardWeightSplit"/>
+/// over that many slices of the B·Ho·Wo reduction into pooled partials and <see cref="Conv2dKernels.BackwardWeightFinalize"/>.
+/// <see cref="SplitK"/> forces the second rung even at one split. Both rungs are deterministic.
+/// <see cref="For(Device, Conv2dGeometry)"/> picks the device's default.
+/// </summary>
+/// <param name="Splits">Slices of the reduction range K = B·Ho·Wo (may exceed K: the extra slices are empty).</param>
+/// <param name="SplitK">Whether the split-K rung runs (with its partials and finalize).</param>
+public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
+{
+    /// <summary>The first rung: every tile sums the whole reduction range into dWeight.</summary>
+    public static Conv2dWeightPlan Direct => new(1, false);
+
+    /// <summary>Fewest output positions a slice gets from the default GPU plan (more slices would only add partials).</summary>
+    public const int GpuMinPositionsPerSplit = 64;
+
+    /// <summary>The split-K rung with <paramref name="splits"/> slices.</summary>
+    public static Conv2dWeightPlan Split(int splits) => new(splits, true);
+
+    /// <summary>The default plan of <paramref name="device"/> for the convolution <paramref name="g"/>.</summary>
+    public static Conv2dWeightPlan For(Device device, Conv2dGeometry g) => For(device.Kind, device.MaxThreads, g);
+
+    /// <summary>
+    /// The default plan for a device of <paramref name="kind"/> running at most <paramref name="maxThreads"/> threads at
+    /// once (<see cref="Device.MaxThreads"/>; an H200: 132 SMs × 2048). CPU accelerator: <see cref="Direct"/> (its
+    /// tiles already outnumber the simulated threads). Cuda: enough slices that tiles × slices reach half a wave
+    /// (maxThreads / 2 work items: 528 groups of 256 on an H200, two per SM above the 264-group fill rule), but no
+    /// fewer than <see cref="GpuMinPositionsPerSplit"/> positions a slice; <see cref="Direct"/> when one slice is enough.
+    /// </summary>
+    public static Conv2dWeightPlan For(DeviceKind kind, int maxThreads, Conv2dGeometry g)
+    {
+        if (kind == DeviceKind.Cpu) return Direct;
+        long tiles = Math.Max(1, g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock));
+        long positions = (long)g.Batch * g.OutHeight * g.OutWidth;
+        long wanted = (Math.Max(2, maxThreads) / 2 + tiles - 1) / tiles;
+        int splits = (int)Math.Clamp(wanted, 1, Math.Max(1, positions / GpuMinPositionsPerSplit));
+        return splits == 1 ? Direct : Split(splits);
+    }
+
+    /// <summary>Throws when this plan cannot run for <paramref name="g"/>.</summary>
+    /// <exception cref="ArgumentException">Fewer than one split, more than one without <see cref="SplitK"/>, or
+    /// partials [splits, |w|] or work items beyond 2³¹ − 1.</exception>
+    internal void Validate(Conv2dGeometry g)
+    {
+        if (Splits < 1)
+            throw new ArgumentException($"Conv2d: weight-gradient splits must be at least 1; got {Splits}.", "weightPlan");
+        if (!SplitK && Splits != 1)
+            throw new ArgumentException($"Conv2d: the direct weight-gradient rung takes 1 split; got {Splits}.", "weightPlan");
+        long items = (long)Splits * Math.Max(g.WeightLength, g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock));
+        if (items > int.MaxValue)
+            throw new ArgumentException($"Conv2d: {Splits} weight-gradient splits of a {g.WeightLength}-element weight exceed 2^31 − 1 partials.", "weightPlan");
+    }
+}
 
 public static partial class Ops
 {
@@ -10,22 +66,26 @@ public static partial class Ops
     /// 2-D convolution, NCHW: input <c>[B, C_in, H, W]</c>, weight <c>[C_out, C_in/groups, K, K]</c>, optional
     /// bias <c>[C_out]</c>; returns <c>[B, C_out, Ho, Wo]</c> with <c>Ho = (H + 2·padding − K)/stride + 1</c>
     /// (likewise Wo). Zero padding on every side; <paramref name="groups"/> splits the channels into groups
-    /// (groups = C_in = C_out is a depthwise convolution). Gradients flow to input, weight and bias.
+    /// (groups = C_in = C_out is a depthwise convolution). Gradients flow to input, weight and bias. The weight
+    /// gradient runs as <paramref name="weightPlan"/> says (default: <see cref="Conv2dWeightPlan.For(Device, Conv2dGeometry)"/>).
     /// </summary>
-    /// <exception cref="ArgumentException">A shape or value is invalid; the message names it.</exception>
-    public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1)
+    /// <exception cref="ArgumentException">A shape or value is invalid, or the plan cannot run; the message names it.</exception>
+    public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1,
+        Conv2dWeightPlan? weightPlan = null)
     {
         Tensor[] operands = bias is null ? [input, weight] : [input, weight, bias];
         RequireSameDevice("Conv2d", tape, operands);
         var g = Conv2dGeometryOf(input, weight, bias, stride, padding, groups);
         var d = tape.Device;
+        var plan = weightPlan ?? Conv2dWeightPlan.For(d, g);
+        plan.Validate(g);
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
         Conv2dForward(d, g, input.View, weight.View, bias?.View, y.View);
         if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
                 if (input.RequiresGrad) Conv2dBackwardInput(d, g, y.Grad.View, weight.View, input.Grad.View);
-                if (weight.RequiresGrad) Conv2dBackwardWeight(d, g, y.Grad.View, input.View, weight.Grad.View);
+                if (weight.RequiresGrad) Conv2dBackwardWeight(d, g, plan, y.Grad.View, input.View, weight.Grad.View);
                 if (bias is { RequiresGrad: true }) Conv2dBackwardBias(d, g, y.Grad.View, bias.Grad.View);
             });
         return y;
@@ -81,12 +141,23 @@ public static partial class Ops
         d.Kernels.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, dOutput, weight, dInput);
     }
 
-    /// <summary>Accumulates the weight gradient.</summary>
-    internal static void Conv2dBackwardWeight(Device d, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> dWeight)
+    /// <summary>Accumulates the weight gradient as <paramref name="plan"/> says (split-K partials come from the device pool).</summary>
+    internal static void Conv2dBackwardWeight(Device d, Conv2dGeometry g, Conv2dWeightPlan plan, ArrayView<float> dOutput, ArrayView<float> input,
+        ArrayView<float> dWeight)
     {
         int outBlock = g.OutChannelBlock, inBlock = g.InChannelBlock;
-        int n = g.BackwardWeightItems(outBlock, inBlock), ext = d.Extent(n);
-        d.Kernels.Conv2dBackwardWeight(d.Stream, ext, n, ext, g, outBlock, inBlock, dOutput, input, dWeight);
+        int n = g.BackwardWeightItems(outBlock, inBlock);
+        if (!plan.SplitK)
+        {
+            int ext = d.Extent(n);
+            d.Kernels.Conv2dBackwardWeight(d.Stream, ext, n, ext, g, outBlock, inBlock, dOutput, input, dWeight);
+            return;
+        }
+        int splits = plan.Splits, items = splits * n, weights = g.WeightLength;
+        using var partials = Tensor.Empty(d, splits * weights);
+        int splitExt = d.Extent(items), finalExt = d.Extent(weights);
+        d.Kernels.Conv2dBackwardWeightSplit(d.Stream, splitExt, items, splitExt, g, outBlock, inBlock, splits, dOutput, input, partials.View);
+        d.Kernels.Conv2dBackwardWeightFinalize(d.Stream, finalExt, weights, finalExt, splits, partials.View, dWeight);
     }
 
     /// <summary>Accumulates the bias gradient (one work item per output channel).</summary>

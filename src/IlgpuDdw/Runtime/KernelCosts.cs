@@ -20,6 +20,8 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dForward</term><description>2·MACs (+ B·C_out·Ho·Wo with bias), MACs = B·C_out·Ho·Wo·(C_in/groups)·K²; x + w (+ bias) + y</description></item>
 /// <item><term>Conv2dBackwardInput</term><description>2·MACs; dy + w + 2·dx</description></item>
 /// <item><term>Conv2dBackwardWeight</term><description>2·MACs; dy + x + 2·dw</description></item>
+/// <item><term>Conv2dBackwardWeightSplit</term><description>2·MACs; dy + x + splits·|w| partials</description></item>
+/// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
 /// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
 /// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
 /// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
@@ -214,6 +216,13 @@ public static class KernelCosts
     public static KernelCost Conv2dBackwardWeight(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, ArrayView<float> dOutput,
         ArrayView<float> input, ArrayView<float> dWeight) =>
         Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.InputLength + 2.0 * g.WeightLength, g.ToString());
+
+    public static KernelCost Conv2dBackwardWeightSplit(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, int splits,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> partials) =>
+        Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.InputLength + (double)splits * g.WeightLength, $"{g} ×{splits}");
+
+    public static KernelCost Conv2dBackwardWeightFinalize(int n, int stride, int splits, ArrayView<float> partials, ArrayView<float> dWeight) =>
+        Cost(n, (double)splits * n, (double)splits * n + 2.0 * n);
 
     public static KernelCost Conv2dBackwardBias(int n, int stride, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> dBias) =>
         Cost(n, g.OutputLength, (double)g.OutputLength + 2.0 * g.OutChannels, g.ToString());

@@ -11,7 +11,8 @@ namespace IlgpuDdw.Verification;
 /// channels per group) and depthwise, with and without bias. Each geometry runs twice: through the tape (the
 /// channel block the op picks), and with the kernels launched directly at every channel block (1, 3: a partial
 /// block, 4: repeated slots at depthwise shapes) and several (output, input) weight-gradient blocks, each
-/// backward accumulating onto a non-zero gradient.
+/// backward accumulating onto a non-zero gradient. The weight gradient's split-K rung runs at every geometry
+/// through the tape and directly at 1 split, 2, 7, a count that does not divide K = B·Ho·Wo and more splits than K.
 /// </summary>
 internal static class Conv2dCases
 {
@@ -54,6 +55,11 @@ internal static class Conv2dCases
             string shape = Describe(g, bias);
             yield return new(Family, $"every block, {shape}", Passes, d => EveryBlock(d, g, bias, shape));
         }
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, $"split-K, {shape}", ["Conv2d.BackwardWeight"], d => SplitK(d, g, bias, shape));
+        }
     }
 
     private static string Describe(Conv2dGeometry g, bool bias) =>
@@ -76,6 +82,40 @@ internal static class Conv2dCases
         R.BackwardWeight<float>(g, dy, x, dw);
         R.BackwardBias<float>(g, dy, db);
         return new Data(x, w, b, dy, y, dx, dw, db);
+    }
+
+    /// <summary>Split counts for <paramref name="g"/>: 1, 2, 7, one that does not divide K = B·Ho·Wo, and K + 3.</summary>
+    internal static int[] SplitCounts(Conv2dGeometry g)
+    {
+        int k = g.Batch * g.OutHeight * g.OutWidth;
+        int odd = Enumerable.Range(2, Math.Max(1, k)).First(s => k % s != 0);
+        return [.. new[] { 1, 2, 7, odd, k + 3 }.Distinct()];
+    }
+
+    private static IEnumerable<VerifyResult> SplitK(Device d, Conv2dGeometry g, bool hasBias, string shape)
+    {
+        var e = Reference(g, hasBias);
+        using (var tx = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width))
+        using (var tw = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize))
+        using (var tb = Tensor.FromArray(d, e.B, g.OutChannels))
+        using (var tape = new Tape(d))
+        {
+            tw.RequiresGrad = true;
+            var y = tape.Conv2d(tx, tw, hasBias ? tb : null, g.Stride, g.Padding, g.Groups, Conv2dWeightPlan.Split(5));
+            tape.Backward(y, e.DY);
+            yield return VerifyResult.Compare("Conv2d.BackwardWeight split-K ×5 (tape)", shape, e.DW, tw.GradToArray(), Tolerance.Backward);
+        }
+        var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
+        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        using var x = Tensor.FromArray(d, e.X, g.InputLength);
+        using var dy = Tensor.FromArray(d, e.DY, g.OutputLength);
+        using var dw = Tensor.Empty(d, g.WeightLength);
+        foreach (int splits in SplitCounts(g))
+        {
+            dw.CopyFrom(w0);
+            Ops.Conv2dBackwardWeight(d, g, Conv2dWeightPlan.Split(splits), dy.View, x.View, dw.View);
+            yield return VerifyResult.Compare($"Conv2d.BackwardWeight split-K ×{splits}", shape, edw, dw.ToArray(), Tolerance.Backward);
+        }
     }
 
     private static IEnumerable<VerifyResult> ThroughTape(Device device, Conv2dGeometry g, bool hasBias, string shape)
