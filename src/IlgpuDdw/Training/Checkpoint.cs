@@ -22,7 +22,8 @@ public sealed record CheckpointInfo(string Model, int InputSize, WiringConfig Wi
 /// <summary>
 /// Checkpoints in the safetensors format: every model parameter and buffer under its dotted name, the optimizer's
 /// momentum buffers under <c>optimizer.*</c>, and string metadata (format, library version, model, input size,
-/// wiring, τ, router reduction, gate gradient, seed, epoch, step, training options and history as JSON). Written
+/// wiring, τ, router reduction, gate gradient, gate and its settings, seed, epoch, step, training options and history
+/// as JSON). Written
 /// atomically (temporary file, then rename): a failed save never replaces an existing checkpoint.
 /// </summary>
 public static class Checkpoint
@@ -72,10 +73,14 @@ public static class Checkpoint
             ["router_reduction"] = w.Reduction.ToString(CultureInfo.InvariantCulture),
             ["gate_gradient"] = w.Gradient.ToString(),
             ["initial_edge_logit"] = w.InitialEdgeLogit.ToString("R", CultureInfo.InvariantCulture),
+            ["gate"] = w.Gate.ToString(),
+            ["gate_temperature"] = w.GateTemperature.ToString("R", CultureInfo.InvariantCulture),
+            ["top_k_fraction"] = w.TopKFraction.ToString("R", CultureInfo.InvariantCulture),
             ["seed"] = model.Seed.ToString(CultureInfo.InvariantCulture),
             ["epoch"] = "0",
             ["step"] = "0",
         };
+        if (w.ForceOutputEdge is bool force) metadata["force_output_edge"] = force ? "true" : "false";
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) metadata[k] = v;
         var tensors = new List<KeyValuePair<string, SafeTensor>>();
@@ -111,7 +116,24 @@ public static class Checkpoint
         };
         if (!Enum.TryParse<GateGradient>(Get("gate_gradient"), out var gradient))
             throw new InvalidDataException($"{path}: unknown gate gradient '{m["gate_gradient"]}'.");
-        var wiring = new WiringConfig { Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit") };
+        // Gate settings: absent from checkpoints written before there was a choice of gate (today's threshold gate).
+        var gate = GateKind.Threshold;
+        if (m.TryGetValue("gate", out var g) && !Enum.TryParse(g, out gate))
+            throw new InvalidDataException($"{path}: unknown gate '{g}'.");
+        float Optional(string key, float fallback) => m.ContainsKey(key) ? Float(key) : fallback;
+        bool? force = m.TryGetValue("force_output_edge", out var f) ? f switch
+        {
+            "true" => true,
+            "false" => false,
+            _ => throw new InvalidDataException($"{path}: metadata 'force_output_edge' = '{f}' is not true or false."),
+        } : null;
+        var defaults = new WiringConfig();
+        var wiring = new WiringConfig
+        {
+            Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit"),
+            Gate = gate, GateTemperature = Optional("gate_temperature", defaults.GateTemperature), TopKFraction = Optional("top_k_fraction", defaults.TopKFraction),
+            ForceOutputEdge = force,
+        };
         try { wiring.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
         return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"));
