@@ -184,6 +184,11 @@ public sealed class GateReferenceTests
         Fill();
         GateReference.TopKForward<double>(1, 4, 4, 4, adj);
         Assert.Equal(v, Column());
+        // straight-through backward of the top-k gate: every in-edge passes dA as if kept, the cut ones included
+        var dA = Enumerable.Range(0, 25).Select(k => (double)k).ToArray();
+        var da = new double[4];
+        GateReference.Backward<double>([0.2, 0.9, 0.5, 0.9], dA, 1, 4, 0, -1, true, da, adj);
+        Assert.Equal([dA[1], dA[2], dA[3], dA[4]], da);
         // k = max(1, round(f · in-degree)), halves rounded up
         Assert.Equal(1, WiringConfig.TopK(0.1f, 3));
         Assert.Equal(2, WiringConfig.TopK(0.5f, 3));

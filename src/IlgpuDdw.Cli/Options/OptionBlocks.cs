@@ -131,7 +131,7 @@ internal sealed class BudgetOptionBlock : OptionBlock
 
 /// <summary>
 /// <c>--seed --augment --label-smoothing --sparsity --tau-warmup --keep-target --keep-target-warmup --keep-target-weight
-/// --batch-shaping --batch-shaping-alpha --batch-shaping-beta --noise-off-fraction</c>: the trainer settings a budget leaves open.
+/// --keep-temperature --batch-shaping --batch-shaping-alpha --batch-shaping-beta --noise-off-fraction</c>: the trainer settings a budget leaves open.
 /// </summary>
 internal sealed class TrainerOptionBlock : OptionBlock
 {
@@ -144,13 +144,14 @@ internal sealed class TrainerOptionBlock : OptionBlock
     public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring)." };
     public readonly Option<float> KeepTargetWarmup = new("--keep-target-warmup") { Description = "Fraction of training over which the keep target falls from 1 to ρ.", DefaultValueFactory = _ => 0.25f };
     public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term.", DefaultValueFactory = _ => 1f };
+    public readonly Option<float> KeepTemperature = new("--keep-temperature") { Description = "Temperature T of the soft keep indicator sigmoid((a − τ)/T) of the keep-target and batch-shaping terms.", DefaultValueFactory = _ => 0.1f };
     public readonly Option<float> BatchShaping = new("--batch-shaping") { Description = "Batch-shaping weight λ: each edge's keep values over the batch pushed toward a Beta(α, β) prior.", DefaultValueFactory = _ => 0f };
     public readonly Option<float> BatchShapingAlpha = new("--batch-shaping-alpha") { Description = "α of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.6f };
     public readonly Option<float> BatchShapingBeta = new("--batch-shaping-beta") { Description = "β of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.4f };
     public readonly Option<float> NoiseOffFraction = new("--noise-off-fraction") { Description = "Stochastic gate: the last fraction of training run without gate noise.", DefaultValueFactory = _ => 0.1f };
 
     public override IEnumerable<Option> Options =>
-        [Seed, Augment, Smoothing, Sparsity, TauWarmup, KeepTarget, KeepTargetWarmup, KeepTargetWeight, BatchShaping, BatchShapingAlpha, BatchShapingBeta, NoiseOffFraction];
+        [Seed, Augment, Smoothing, Sparsity, TauWarmup, KeepTarget, KeepTargetWarmup, KeepTargetWeight, KeepTemperature, BatchShaping, BatchShapingAlpha, BatchShapingBeta, NoiseOffFraction];
 
     /// <summary>The trainer options (validated) for <paramref name="budget"/>.</summary>
     public TrainerOptions Bind(ParseResult p, Budget budget)
@@ -160,6 +161,7 @@ internal sealed class TrainerOptionBlock : OptionBlock
             Epochs = budget.Epochs, BatchSize = budget.BatchSize, LearningRate = budget.LearningRate, Seed = p.GetValue(Seed), Augment = p.GetValue(Augment),
             LabelSmoothing = p.GetValue(Smoothing), SparsityWeight = p.GetValue(Sparsity), TauWarmupFraction = p.GetValue(TauWarmup),
             KeepTarget = p.GetValue(KeepTarget), KeepTargetWarmupFraction = p.GetValue(KeepTargetWarmup), KeepTargetWeight = p.GetValue(KeepTargetWeight),
+            KeepTemperature = p.GetValue(KeepTemperature),
             BatchShapingWeight = p.GetValue(BatchShaping), BatchShapingAlpha = p.GetValue(BatchShapingAlpha), BatchShapingBeta = p.GetValue(BatchShapingBeta),
             NoiseOffFraction = p.GetValue(NoiseOffFraction),
         };
