@@ -46,25 +46,234 @@ public static class GateKernels
     }
 
     /// <summary>
-    /// Backward of <see cref="Forward"/>: <c>dWeights[b, o] += (a[b, o] &gt; tau || straightThrough ≠ 0) ?
-    /// dAdjacency[b, node, node + 1 + o] : 0</c>. Kept-only (straightThrough = 0): a cut edge passes no
-    /// gradient; straight-through: every edge passes its gradient as if kept. Accumulates.
+    /// Backward of <see cref="Forward"/>: <c>dWeights[b, o] += (a[b, o] &gt; tau || A[b, node, node + 1 + o] ≠ 0 ||
+    /// straightThrough ≠ 0) ? dAdjacency[b, node, node + 1 + o] : 0</c>. Kept-only (straightThrough = 0): a cut edge
+    /// passes no gradient, a kept one, or one forced on (<see cref="ForceOutputEdge"/>, which writes a), passes it;
+    /// straight-through: every edge passes its gradient as if kept. Reads the final adjacency. Accumulates.
+    /// Also the backward of the top-k gate (<see cref="TopKForward"/>) with straightThrough = 1.
     /// </summary>
     [Kernel]
     public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, int straightThrough,
-        ArrayView<float> a, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
+        ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
         int outDegree = nodes - node;
         int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            if (straightThrough != 0 || a[k] > tau)
+            int b = k / outDegree;
+            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            if (straightThrough != 0 || a[k] > tau || adjacency[offset] != 0f)
+                dWeights[k] += dAdjacency[offset];
+        }
+    }
+
+    /// <summary>
+    /// Continuous threshold gate of row <c>node</c>: <c>A[b, node, node + 1 + o] = max(0, (a − tau) / (1 − tau))</c>
+    /// for the n = Batch·outDegree router outputs <c>a [Batch, outDegree]</c>, 0 ≤ tau &lt; 1: no jump at τ (a kept
+    /// edge starts at weight 0), 1 at a = 1. Overwrites that row; the backward needs a.
+    /// </summary>
+    [Kernel]
+    public static void ContinuousForward(Index1D index, int n, int stride, int nodes, int node, float tau,
+        ArrayView<float> a, ArrayView<float> adjacency)
+    {
+        int outDegree = nodes - node;
+        int size = nodes + 1;
+        for (int k = index; k < n; k += stride)
+        {
+            int b = k / outDegree;
+            float v = a[k];
+            adjacency[(b * size + node) * size + node + 1 + k - b * outDegree] = v > tau ? (v - tau) / (1f - tau) : 0f;
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="ContinuousForward"/>: <c>dWeights[b, o] += dAdjacency[b, node, node + 1 + o] / (1 − tau)</c>
+    /// on every edge, the exact derivative on kept edges (a &gt; τ) and the one-sided (right) derivative on cut ones,
+    /// so a cut edge can reopen; an edge forced on (a ≤ τ and A ≠ 0, see <see cref="ForceOutputEdge"/>, which writes
+    /// a) passes dA unscaled. Reads the final adjacency. Accumulates.
+    /// </summary>
+    [Kernel]
+    public static void ContinuousBackward(Index1D index, int n, int stride, int nodes, int node, float tau,
+        ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
+    {
+        int outDegree = nodes - node;
+        int size = nodes + 1;
+        for (int k = index; k < n; k += stride)
+        {
+            int b = k / outDegree;
+            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            float g = dAdjacency[offset];
+            bool forced = a[k] <= tau && adjacency[offset] != 0f;
+            dWeights[k] += forced ? g : g / (1f - tau);
+        }
+    }
+
+    /// <summary>The lowbias32 integer hash (Wellons): a bijection of 32-bit words with good avalanche.</summary>
+    public static uint Hash(uint x)
+    {
+        x ^= x >> 16;
+        x *= 0x7FEB352Du;
+        x ^= x >> 15;
+        x *= 0x846CA68Bu;
+        x ^= x >> 16;
+        return x;
+    }
+
+    /// <summary>
+    /// Logistic noise <c>L = log u − log(1 − u)</c> of item k of row <c>node</c> under <c>key</c>, with
+    /// <c>u = (m + ½) / 2²³</c> ∈ [2⁻²⁴, 1 − 2⁻²⁴] and m the top 23 bits of a hash of (key, node, k): a counter-based
+    /// stream, the same on every accelerator and in the backward pass.
+    /// </summary>
+    public static float LogisticNoise(int key, int node, int k)
+    {
+        uint h = Hash((uint)key ^ Hash((uint)node * 0x9E3779B9u ^ Hash((uint)k)));
+        float u = ((h >> 9) + 0.5f) * (1f / 8388608f);
+        return MathF.Log(u) - MathF.Log(1f - u);
+    }
+
+    /// <summary>
+    /// Stochastic binary gate of row <c>node</c> from separate edge weights <c>w [Batch, outDegree]</c> (the router's
+    /// sigmoid outputs) and gate logits <c>z [Batch, outDegree]</c>, n = Batch·outDegree: with noise (noise ≠ 0,
+    /// training) <c>L = </c><see cref="LogisticNoise"/><c>(key, node, k)</c>, else L = 0 (evaluation);
+    /// <c>A[b, node, node + 1 + o] = z + L &gt; 0 ? w : 0</c>, i.e. kept when the Gumbel-sigmoid
+    /// <c>g = sigmoid((z + L) / T)</c> exceeds ½ (the hard decision does not depend on T). Overwrites that row; the
+    /// backward needs w, z and the key.
+    /// </summary>
+    [Kernel]
+    public static void StochasticForward(Index1D index, int n, int stride, int nodes, int node, int noise, int key,
+        ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency)
+    {
+        int outDegree = nodes - node;
+        int size = nodes + 1;
+        for (int k = index; k < n; k += stride)
+        {
+            int b = k / outDegree;
+            float l = noise != 0 ? LogisticNoise(key, node, k) : 0f;
+            adjacency[(b * size + node) * size + node + 1 + k - b * outDegree] = logits[k] + l > 0f ? weights[k] : 0f;
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="StochasticForward"/>, with h the hard decision and <c>g = sigmoid((z + L) / T)</c>
+    /// (same noise): <c>dWeights += h · dA</c> (exact: A = h·w; an edge forced on, A ≠ 0, counts as kept) and the
+    /// straight-through estimate <c>dLogits += dA · w · g(1 − g) / T</c> (h replaced by g in the backward) on every
+    /// edge. Reads the final adjacency. Accumulates into both.
+    /// </summary>
+    [Kernel]
+    public static void StochasticBackward(Index1D index, int n, int stride, int nodes, int node, float temperature, int noise, int key,
+        ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency,
+        ArrayView<float> dWeights, ArrayView<float> dLogits)
+    {
+        int outDegree = nodes - node;
+        int size = nodes + 1;
+        for (int k = index; k < n; k += stride)
+        {
+            int b = k / outDegree;
+            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            float t = logits[k] + (noise != 0 ? LogisticNoise(key, node, k) : 0f);
+            float dA = dAdjacency[offset];
+            if (t > 0f || adjacency[offset] != 0f)
+                dWeights[k] += dA;
+            float g = ActivationKernels.Sigmoid(t / temperature);
+            dLogits[k] += dA * weights[k] * g * (1f - g) / temperature;
+        }
+    }
+
+    /// <summary>
+    /// Top-k in-edges of node <c>target</c> (1..nodes), one thread per sample (n = Batch): of the column's entries
+    /// <c>A[b, i, target]</c>, i &lt; target (every source row written with its raw router outputs, see
+    /// <see cref="Forward"/> at tau below 0), keeps the k largest, ties to the lower source index, and zeroes the
+    /// rest; 1 ≤ k. Rewrites that column in place. Its backward is <see cref="Backward"/> with straightThrough = 1
+    /// on every source row (straight-through to all in-edges).
+    /// </summary>
+    [Kernel]
+    public static void TopKForward(Index1D index, int n, int stride, int nodes, int target, int k, ArrayView<float> adjacency)
+    {
+        int size = nodes + 1;
+        if (k >= target) return;
+        for (int b = index; b < n; b += stride)
+        {
+            int column = b * size * size + target;
+            // the entry of rank k − 1 in the order (value descending, source ascending): the last one kept
+            int cut = 0;
+            for (int i = 0; i < target; i++)
             {
-                int b = k / outDegree;
-                int o = k - b * outDegree;
-                dWeights[k] += dAdjacency[(b * size + node) * size + node + 1 + o];
+                float v = adjacency[column + i * size];
+                int rank = 0;
+                for (int j = 0; j < target; j++)
+                {
+                    float u = adjacency[column + j * size];
+                    if (u > v || (u == v && j < i)) rank++;
+                }
+                if (rank == k - 1) cut = i;
+            }
+            float c = adjacency[column + cut * size];
+            for (int i = 0; i < target; i++)
+            {
+                float v = adjacency[column + i * size];
+                if (!(v > c || (v == c && i <= cut))) adjacency[column + i * size] = 0f;
             }
         }
+    }
+
+    /// <summary>
+    /// Saves the weight of node <c>node</c>'s edge into the stage output (its last out-edge) for every sample, one
+    /// thread per sample (n = Batch): <c>fallback[b, node] = weights[b, outDegree − 1]</c>, <c>fallback [Batch, nodes]</c>.
+    /// The value <see cref="ForceOutputEdge"/> writes if it forces that edge on. Overwrites.
+    /// </summary>
+    [Kernel]
+    public static void StoreOutputEdge(Index1D index, int n, int stride, int nodes, int node, ArrayView<float> weights, ArrayView<float> fallback)
+    {
+        int outDegree = nodes - node;
+        for (int b = index; b < n; b += stride)
+            fallback[b * nodes + node] = weights[b * outDegree + outDegree - 1];
+    }
+
+    /// <summary>
+    /// Keeps the stage output node connected, one thread per sample (n = Batch): when every in-edge
+    /// <c>A[b, i, nodes]</c> is 0, sets the one from the live source with the largest <c>fallback[b, i]</c> (ties to the
+    /// lower index) to that value; node 0 is live, node i ≥ 1 is live when one of its in-edges is non-zero. Rewrites
+    /// at most one entry per sample. No backward of its own: the gate backwards see the forced entry (A ≠ 0).
+    /// </summary>
+    [Kernel]
+    public static void ForceOutputEdge(Index1D index, int n, int stride, int nodes, ArrayView<float> fallback, ArrayView<float> adjacency)
+    {
+        int size = nodes + 1;
+        for (int b = index; b < n; b += stride)
+        {
+            int matrix = b * size * size;
+            bool connected = false;
+            for (int i = 0; i < nodes; i++)
+                if (adjacency[matrix + i * size + nodes] != 0f) connected = true;
+            if (connected) continue;
+            int best = 0;
+            float bestValue = fallback[b * nodes];
+            for (int i = 1; i < nodes; i++)
+            {
+                bool live = false;
+                for (int j = 0; j < i; j++)
+                    if (adjacency[matrix + j * size + i] != 0f) live = true;
+                float v = fallback[b * nodes + i];
+                if (live && v > bestValue)
+                {
+                    best = i;
+                    bestValue = v;
+                }
+            }
+            adjacency[matrix + best * size + nodes] = bestValue;
+        }
+    }
+
+    /// <summary>
+    /// Backward of an objective term whose value and local gradient were computed on the host (keep-rate and
+    /// batch-shaping terms): <c>dInput[i] += dOutput[0] · gradient[i]</c> for i &lt; n. Accumulates.
+    /// </summary>
+    [Kernel]
+    public static void TermBackward(Index1D index, int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput)
+    {
+        float d = dOutput[0];
+        for (int i = index; i < n; i += stride)
+            dInput[i] += d * gradient[i];
     }
 
     /// <summary>

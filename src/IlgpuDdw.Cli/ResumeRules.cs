@@ -62,6 +62,9 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         Same(t.Gate.Tau, _ => F(gate.Tau), F(info.Wiring.Tau));
         Same(t.Gate.Reduction, _ => I(gate.Reduction), I(info.Wiring.Reduction));
         Same(t.Gate.Gradient, _ => Gradient(gate.Gradient), Gradient(info.Wiring.Gradient));
+        Same(t.Gate.Gate, _ => gate.Gate.ToString(), info.Wiring.Gate.ToString());
+        Same(t.Gate.Temperature, _ => F(gate.GateTemperature), F(info.Wiring.GateTemperature));
+        Same(t.Gate.TopKFraction, _ => F(gate.TopKFraction), F(info.Wiring.TopKFraction));
         Same(t.Budget.Preset, b => Budget.Get(b).Name, data?.Budget);
         Same(t.Budget.Batch, b => I(b!.Value), I(saved.BatchSize));
         Same(t.Budget.Lr, v => F(v!.Value), F(saved.LearningRate));
@@ -73,6 +76,14 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         Same(t.Trainer.Smoothing, F, F(saved.LabelSmoothing));
         Same(t.Trainer.Sparsity, F, F(saved.SparsityWeight));
         Same(t.Trainer.TauWarmup, F, F(saved.TauWarmupFraction));
+        Same(t.Trainer.KeepTarget, v => v is float r ? F(r) : "off", saved.KeepTarget is float k ? F(k) : "off");
+        Same(t.Trainer.KeepTargetWarmup, F, F(saved.KeepTargetWarmupFraction));
+        Same(t.Trainer.KeepTargetWeight, F, F(saved.KeepTargetWeight));
+        Same(t.Trainer.KeepTemperature, F, F(saved.KeepTemperature));
+        Same(t.Trainer.BatchShaping, F, F(saved.BatchShapingWeight));
+        Same(t.Trainer.BatchShapingAlpha, F, F(saved.BatchShapingAlpha));
+        Same(t.Trainer.BatchShapingBeta, F, F(saved.BatchShapingBeta));
+        Same(t.Trainer.NoiseOffFraction, F, F(saved.NoiseOffFraction));
 
         var options = saved;
         handled.Add(t.Budget.Epochs);

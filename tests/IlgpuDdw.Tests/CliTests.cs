@@ -142,4 +142,33 @@ public sealed class CliTests
         Assert.True(code == 0, err);
         Assert.True(File.Exists(Path.Combine(outDir, "wiring-3.png")));
     }
+
+    [Fact]
+    public void Train_TakesTheGateAndKeepOptions_AndTheCheckpointCarriesThem()
+    {
+        using var dir = new TempDirectory();
+        string outDir = dir.File("run");
+        var (code, _, err) = Run("train", "--budget", "smoke", "--device", "cpu", "--train-images", "64", "--test-images", "32", "--batch", "32",
+            "--gate", "stochastic", "--gate-temperature", "0.5", "--top-k-fraction", "0.75", "--keep-target", "0.4", "--keep-target-warmup", "0.5",
+            "--keep-target-weight", "2", "--keep-temperature", "0.2", "--batch-shaping", "0.3", "--batch-shaping-alpha", "0.7", "--batch-shaping-beta", "0.5", "--noise-off-fraction", "0.25",
+            "--out", outDir);
+        Assert.True(code == 0, err);
+        string checkpoint = Path.Combine(outDir, "checkpoint.safetensors");
+        var info = IlgpuDdw.Training.Checkpoint.ReadInfo(checkpoint);
+        Assert.Equal(IlgpuDdw.Wiring.GateKind.Stochastic, info.Wiring.Gate);
+        Assert.Equal(0.5f, info.Wiring.GateTemperature);
+        Assert.Equal(0.75f, info.Wiring.TopKFraction);
+        var metadata = IlgpuDdw.IO.SafeTensors.Load(checkpoint).Metadata;
+        var options = JsonSerializer.Deserialize(metadata["options"], IlgpuDdw.Training.CheckpointJsonContext.Default.TrainerOptions)!;
+        Assert.Equal((0.4f, 0.5f, 2f, 0.2f, 0.3f, 0.7f, 0.5f, 0.25f),
+            (options.KeepTarget!.Value, options.KeepTargetWarmupFraction, options.KeepTargetWeight, options.KeepTemperature, options.BatchShapingWeight,
+             options.BatchShapingAlpha, options.BatchShapingBeta, options.NoiseOffFraction));
+
+        (code, _, err) = Run("train", "--budget", "smoke", "--device", "cpu", "--gate", "sideways", "--out", dir.File("bad"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("Unknown gate 'sideways'", err);
+        (code, _, err) = Run("train", "--budget", "smoke", "--device", "cpu", "--keep-target", "1.5", "--out", dir.File("bad"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("Keep target must be in (0, 1]; got 1.5", err);
+    }
 }

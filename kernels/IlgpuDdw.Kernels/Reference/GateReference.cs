@@ -3,8 +3,10 @@ using System.Numerics;
 namespace IlgpuDdw.Kernels.Reference;
 
 /// <summary>
-/// CPU reference of <see cref="GateKernels"/> (threshold gate, dense edge weights, chain), generic over float
-/// and double. Adjacency layout <c>[batch, nodes + 1, nodes + 1]</c>. Backward references accumulate.
+/// CPU reference of <see cref="GateKernels"/> (threshold, continuous, stochastic and top-k gates, the output-edge
+/// fix-up, dense edge weights, chain), generic over float and double. Adjacency layout
+/// <c>[batch, nodes + 1, nodes + 1]</c>; router outputs of row <c>node</c> <c>[batch, nodes − node]</c>. Backward
+/// references accumulate and read the final adjacency (after any fix-up).
 /// </summary>
 public static class GateReference
 {
@@ -23,8 +25,12 @@ public static class GateReference
             }
     }
 
-    /// <summary><c>dA[b, o] += (a &gt; tau || straightThrough) ? dAdjacency[b, node, node + 1 + o] : 0</c>.</summary>
-    public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, bool straightThrough, Span<T> dA)
+    /// <summary>
+    /// <c>dA[b, o] += (a &gt; tau || straightThrough || A ≠ 0) ? dAdjacency[b, node, node + 1 + o] : 0</c>; the
+    /// adjacency (final, may be empty: no edge forced on) marks edges forced on.
+    /// </summary>
+    public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, bool straightThrough, Span<T> dA,
+        ReadOnlySpan<T> adjacency = default)
         where T : IFloatingPointIeee754<T>
     {
         int degree = nodes - node;
@@ -32,9 +38,114 @@ public static class GateReference
             for (int o = 0; o < degree; o++)
             {
                 int k = b * degree + o;
-                if (straightThrough || a[k] > tau)
-                    dA[k] += dAdjacency[Index(nodes, b, node, node + 1 + o)];
+                int at = Index(nodes, b, node, node + 1 + o);
+                if (straightThrough || a[k] > tau || (!adjacency.IsEmpty && adjacency[at] != T.Zero))
+                    dA[k] += dAdjacency[at];
             }
+    }
+
+    /// <summary>Continuous gate: <c>A[b, node, node + 1 + o] = max(0, (a − tau) / (1 − tau))</c>.</summary>
+    public static void ContinuousForward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        int degree = nodes - node;
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < degree; o++)
+            {
+                T v = a[b * degree + o];
+                adjacency[Index(nodes, b, node, node + 1 + o)] = v > tau ? (v - tau) / (T.One - tau) : T.Zero;
+            }
+    }
+
+    /// <summary>
+    /// <c>dA[b, o] += dAdjacency / (1 − tau)</c> on every edge (one-sided on cut edges); <c>+= dAdjacency</c> on an
+    /// edge forced on (a ≤ τ, A ≠ 0).
+    /// </summary>
+    public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA)
+        where T : IFloatingPointIeee754<T>
+    {
+        int degree = nodes - node;
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < degree; o++)
+            {
+                int k = b * degree + o;
+                int at = Index(nodes, b, node, node + 1 + o);
+                bool forced = a[k] <= tau && adjacency[at] != T.Zero;
+                dA[k] += forced ? dAdjacency[at] : dAdjacency[at] / (T.One - tau);
+            }
+    }
+
+    /// <summary>The noise of item k of row <c>node</c> (<see cref="GateKernels.LogisticNoise"/>), or 0 without noise.</summary>
+    public static T Noise<T>(int? key, int node, int k) where T : IFloatingPointIeee754<T> =>
+        key is int s ? T.CreateChecked(GateKernels.LogisticNoise(s, node, k)) : T.Zero;
+
+    /// <summary>Stochastic gate: <c>A = z + L &gt; 0 ? w : 0</c>, L the noise of <paramref name="key"/> (null: none).</summary>
+    public static void StochasticForward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, int batch, int nodes, int node, int? key, Span<T> adjacency)
+        where T : IFloatingPointIeee754<T>
+    {
+        int degree = nodes - node;
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < degree; o++)
+            {
+                int k = b * degree + o;
+                adjacency[Index(nodes, b, node, node + 1 + o)] = logits[k] + Noise<T>(key, node, k) > T.Zero ? weights[k] : T.Zero;
+            }
+    }
+
+    /// <summary>
+    /// <c>dWeights += h · dA</c> (h: z + L &gt; 0, or forced on) and <c>dLogits += dA · w · g(1 − g) / T</c>,
+    /// <c>g = sigmoid((z + L) / T)</c>.
+    /// </summary>
+    public static void StochasticBackward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency,
+        int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits) where T : IFloatingPointIeee754<T>
+    {
+        int degree = nodes - node;
+        for (int b = 0; b < batch; b++)
+            for (int o = 0; o < degree; o++)
+            {
+                int k = b * degree + o;
+                int at = Index(nodes, b, node, node + 1 + o);
+                T t = logits[k] + Noise<T>(key, node, k);
+                if (t > T.Zero || adjacency[at] != T.Zero) dWeights[k] += dAdjacency[at];
+                T g = ActivationReference.Sigmoid(t / temperature);
+                dLogits[k] += dAdjacency[at] * weights[k] * g * (T.One - g) / temperature;
+            }
+    }
+
+    /// <summary>
+    /// Top-k in-edges of node <paramref name="target"/>: of <c>A[b, i, target]</c>, i &lt; target, keeps the k largest
+    /// (ties to the lower i) and zeroes the rest.
+    /// </summary>
+    public static void TopKForward<T>(int batch, int nodes, int target, int k, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            var values = new T[target];
+            for (int i = 0; i < target; i++) values[i] = adjacency[Index(nodes, b, i, target)];
+            var order = Enumerable.Range(0, target).OrderByDescending(i => values[i]).ThenBy(i => i).ToArray();
+            for (int r = k; r < target; r++) adjacency[Index(nodes, b, order[r], target)] = T.Zero;
+        }
+    }
+
+    /// <summary>
+    /// Keeps the output node connected: a sample whose in-edges into node <paramref name="nodes"/> are all 0 gets
+    /// the edge from its live source with the largest <c>fallback[b, i]</c> (ties to the lower i) set to that value.
+    /// </summary>
+    public static void ForceOutputEdge<T>(ReadOnlySpan<T> fallback, int batch, int nodes, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            bool connected = false;
+            for (int i = 0; i < nodes; i++) connected |= adjacency[Index(nodes, b, i, nodes)] != T.Zero;
+            if (connected) continue;
+            int best = -1;
+            for (int i = 0; i < nodes; i++)
+            {
+                bool live = i == 0;
+                for (int j = 0; j < i; j++) live |= adjacency[Index(nodes, b, j, i)] != T.Zero;
+                if (live && (best < 0 || fallback[b * nodes + i] > fallback[b * nodes + best])) best = i;
+            }
+            adjacency[Index(nodes, b, best, nodes)] = fallback[b * nodes + best];
+        }
     }
 
     /// <summary><c>A[b, i, j] = sigmoid(logits[e(i, j)])</c> for every edge and sample.</summary>

@@ -75,14 +75,21 @@ internal sealed class DataOptionBlock : OptionBlock
     }
 }
 
-/// <summary><c>--tau --router-reduction --gate-gradient</c>: the wiring settings beyond its kind.</summary>
+/// <summary><c>--tau --router-reduction --gate-gradient --gate --gate-temperature --top-k-fraction</c>: the wiring settings beyond its kind.</summary>
 internal sealed class GateOptionBlock : OptionBlock
 {
     public readonly Option<float> Tau = new("--tau") { Description = "Gate threshold τ in [0, 1).", DefaultValueFactory = _ => 0.5f };
     public readonly Option<int> Reduction = CommonOptions.RouterReduction();
     public readonly Option<string> Gradient = new("--gate-gradient") { Description = "kept-only | straight-through", DefaultValueFactory = _ => "kept-only" };
+    public readonly Option<string> Gate = new("--gate")
+    {
+        Description = "Gate of dynamic wiring: threshold (a > τ keeps a) | continuous (max(0, (a − τ)/(1 − τ))) | stochastic (gate logit + logistic noise, straight-through) | topk (k largest in-edges per node).",
+        DefaultValueFactory = _ => "threshold",
+    };
+    public readonly Option<float> Temperature = new("--gate-temperature") { Description = "Temperature T of the stochastic gate's straight-through gradient.", DefaultValueFactory = _ => 1f };
+    public readonly Option<float> TopKFraction = new("--top-k-fraction") { Description = "Fraction of each node's in-edges the topk gate keeps (at least one).", DefaultValueFactory = _ => 0.5f };
 
-    public override IEnumerable<Option> Options => [Tau, Reduction, Gradient];
+    public override IEnumerable<Option> Options => [Tau, Reduction, Gradient, Gate, Temperature, TopKFraction];
 
     /// <summary>The settings (validated), with the default kind.</summary>
     public WiringConfig Bind(ParseResult p)
@@ -93,7 +100,18 @@ internal sealed class GateOptionBlock : OptionBlock
             "straight-through" or "straightthrough" => GateGradient.StraightThrough,
             var other => throw new ArgumentException($"Unknown gate gradient '{other}'. Use kept-only or straight-through."),
         };
-        var w = new WiringConfig { Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g };
+        var gate = p.GetValue(Gate)!.Trim().ToLowerInvariant() switch
+        {
+            "threshold" => GateKind.Threshold,
+            "continuous" => GateKind.Continuous,
+            "stochastic" => GateKind.Stochastic,
+            "topk" or "top-k" => GateKind.TopK,
+            var other => throw new ArgumentException($"Unknown gate '{other}'. Use threshold, continuous, stochastic or topk."),
+        };
+        var w = new WiringConfig
+        {
+            Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g, Gate = gate, GateTemperature = p.GetValue(Temperature), TopKFraction = p.GetValue(TopKFraction),
+        };
         w.Validate();
         return w;
     }
@@ -127,7 +145,10 @@ internal sealed class BudgetOptionBlock : OptionBlock
     }
 }
 
-/// <summary><c>--seed --augment --label-smoothing --sparsity --tau-warmup</c>: the trainer settings a budget leaves open.</summary>
+/// <summary>
+/// <c>--seed --augment --label-smoothing --sparsity --tau-warmup --keep-target --keep-target-warmup --keep-target-weight
+/// --keep-temperature --batch-shaping --batch-shaping-alpha --batch-shaping-beta --noise-off-fraction</c>: the trainer settings a budget leaves open.
+/// </summary>
 internal sealed class TrainerOptionBlock : OptionBlock
 {
     public readonly Option<int> Seed = new("--seed") { Description = "Seed of initialisation, shuffling and augmentation.", DefaultValueFactory = _ => 0 };
@@ -136,7 +157,17 @@ internal sealed class TrainerOptionBlock : OptionBlock
     public readonly Option<float> Sparsity = new("--sparsity") { Description = "Sparsity loss weight λ (λ·mean of the router outputs).", DefaultValueFactory = _ => 0f };
     public readonly Option<float> TauWarmup = new("--tau-warmup") { Description = "Fraction of training over which τ rises from 0 to its value.", DefaultValueFactory = _ => 0f };
 
-    public override IEnumerable<Option> Options => [Seed, Augment, Smoothing, Sparsity, TauWarmup];
+    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring)." };
+    public readonly Option<float> KeepTargetWarmup = new("--keep-target-warmup") { Description = "Fraction of training over which the keep target falls from 1 to ρ.", DefaultValueFactory = _ => 0.25f };
+    public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term.", DefaultValueFactory = _ => 1f };
+    public readonly Option<float> KeepTemperature = new("--keep-temperature") { Description = "Temperature T of the soft keep indicator sigmoid((a − τ)/T) of the keep-target and batch-shaping terms.", DefaultValueFactory = _ => 0.1f };
+    public readonly Option<float> BatchShaping = new("--batch-shaping") { Description = "Batch-shaping weight λ: each edge's keep values over the batch pushed toward a Beta(α, β) prior.", DefaultValueFactory = _ => 0f };
+    public readonly Option<float> BatchShapingAlpha = new("--batch-shaping-alpha") { Description = "α of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.6f };
+    public readonly Option<float> BatchShapingBeta = new("--batch-shaping-beta") { Description = "β of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.4f };
+    public readonly Option<float> NoiseOffFraction = new("--noise-off-fraction") { Description = "Stochastic gate: the last fraction of training run without gate noise.", DefaultValueFactory = _ => 0.1f };
+
+    public override IEnumerable<Option> Options =>
+        [Seed, Augment, Smoothing, Sparsity, TauWarmup, KeepTarget, KeepTargetWarmup, KeepTargetWeight, KeepTemperature, BatchShaping, BatchShapingAlpha, BatchShapingBeta, NoiseOffFraction];
 
     /// <summary>The trainer options (validated) for <paramref name="budget"/>.</summary>
     public TrainerOptions Bind(ParseResult p, Budget budget)
@@ -145,6 +176,10 @@ internal sealed class TrainerOptionBlock : OptionBlock
         {
             Epochs = budget.Epochs, BatchSize = budget.BatchSize, LearningRate = budget.LearningRate, Seed = p.GetValue(Seed), Augment = p.GetValue(Augment),
             LabelSmoothing = p.GetValue(Smoothing), SparsityWeight = p.GetValue(Sparsity), TauWarmupFraction = p.GetValue(TauWarmup),
+            KeepTarget = p.GetValue(KeepTarget), KeepTargetWarmupFraction = p.GetValue(KeepTargetWarmup), KeepTargetWeight = p.GetValue(KeepTargetWeight),
+            KeepTemperature = p.GetValue(KeepTemperature),
+            BatchShapingWeight = p.GetValue(BatchShaping), BatchShapingAlpha = p.GetValue(BatchShapingAlpha), BatchShapingBeta = p.GetValue(BatchShapingBeta),
+            NoiseOffFraction = p.GetValue(NoiseOffFraction),
         };
         o.Validate();
         return o;
@@ -154,7 +189,7 @@ internal sealed class TrainerOptionBlock : OptionBlock
 /// <summary>What <c>compare</c> and <c>train</c> were asked to train.</summary>
 /// <param name="Model">Model name.</param>
 /// <param name="Budget">Budget with its overrides.</param>
-/// <param name="Wiring">τ, router reduction and gate gradient (the kind is the default).</param>
+/// <param name="Wiring">τ, router reduction, gate gradient, gate and its settings (the kind is the default).</param>
 /// <param name="Trainer">Trainer options.</param>
 /// <param name="Out">Output directory, when given.</param>
 /// <param name="Overwrite">Whether a non-empty output directory may be written into.</param>

@@ -211,9 +211,12 @@ public sealed class Tape : IDisposable
             }
             if (e.Output.GradOrNull is null) continue; // no gradient reached this op
             e.Backward();
-            // Every reader of this output was recorded later, so its gradient is complete and now consumed.
+            // An output with several producers (a stage's adjacency, written row by row by its gates) keeps its
+            // gradient until the backward of the earliest-recorded producer has run: every reader of the output was
+            // recorded after that producer, so only then is its gradient complete and consumed.
+            if (--_producers[e.Output] != 0) continue;
             if (FreeGradsEagerly && _owned.Contains(e.Output)) e.Output.DropGrad();
-            if (FreeActivationsEagerly && --_producers[e.Output] == 0 && !ReferenceEquals(e.Output, _keep))
+            if (FreeActivationsEagerly && !ReferenceEquals(e.Output, _keep))
                 Free(e.Output); // its readers (recorded later) and its producers have all run: nothing reads it any more
         }
     }

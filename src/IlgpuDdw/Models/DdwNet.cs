@@ -54,6 +54,20 @@ public sealed class DdwNet : Module
             if (s.Wiring is not null) s.Wiring.Tau = tau;
     }
 
+    /// <summary>
+    /// Sets the stochastic gate's noise of every wired stage for the next training step: the stream's counter
+    /// (<see cref="StageWiring.NoiseStep"/>) and whether noise is drawn at all (e.g. off for the end of training).
+    /// </summary>
+    public void SetGateNoise(int step, bool enabled)
+    {
+        foreach (var s in _stages)
+            if (s.Wiring is not null)
+            {
+                s.Wiring.NoiseStep = step;
+                s.Wiring.GateNoise = enabled;
+            }
+    }
+
     /// <summary>Turns dead-node skipping at evaluation on or off for every stage.</summary>
     public void SetSkipDeadNodes(bool skip)
     {

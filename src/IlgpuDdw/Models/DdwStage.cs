@@ -10,7 +10,7 @@ namespace IlgpuDdw.Models;
 /// by <see cref="WiringKind"/>:
 /// chain runs the blocks one after another (exactly the published backbone; no aggregation kernels);
 /// dense and dynamic aggregate <c>x_j[b] = Σ_{i&lt;j} A[b,i,j]·y_i[b]</c> into node j and into the output node,
-/// with A from learned edge logits (dense) or from each node's router and the threshold gate (dynamic).
+/// with A from learned edge logits (dense) or from each node's router and the gate (dynamic, <see cref="GateKind"/>).
 /// A stage of one node has no edges to learn and runs as a chain under every wiring.
 /// </summary>
 /// <remarks>
@@ -67,6 +67,10 @@ public sealed class DdwStage : Module
     public IReadOnlyList<Tensor> LastRouterOutputs => _routerOutputs;
     private readonly List<Tensor> _routerOutputs = new();
 
+    /// <summary>Gate logits z [B, n − i] of the last forward pass (stochastic gate), else empty.</summary>
+    public IReadOnlyList<Tensor> LastGateLogits => _gateLogits;
+    private readonly List<Tensor> _gateLogits = new();
+
     /// <summary>Per node, the number of samples its block ran on in the last forward pass.</summary>
     public IReadOnlyList<int> LastComputedSamples => _computed;
     private readonly List<int> _computed = new();
@@ -77,6 +81,7 @@ public sealed class DdwStage : Module
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(input);
         _routerOutputs.Clear();
+        _gateLogits.Clear();
         _computed.Clear();
         int batch = input.Dim(0);
         using var scope = tape.Scope();
@@ -128,8 +133,9 @@ public sealed class DdwStage : Module
 
     private void Route(Tape tape, Adjacency adjacency, int node, Tensor y)
     {
-        var a = Wiring!.Route(tape, adjacency, node, y);
-        if (a is not null) _routerOutputs.Add(tape.Retain(a));
+        if (Wiring!.RouteHeads(tape, adjacency, node, y) is not { } r) return;
+        _routerOutputs.Add(tape.Retain(r.Weights));
+        if (r.GateLogits is { } z) _gateLogits.Add(tape.Retain(z));
     }
 
     private Tensor ForwardSkippingDead(Tape tape, Adjacency adjacency, int j, Tensor x)

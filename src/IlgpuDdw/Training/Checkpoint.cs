@@ -56,7 +56,7 @@ public sealed record DataSource
 /// <summary>
 /// Checkpoints in the safetensors format: every model parameter and buffer under its dotted name, the optimizer's
 /// momentum buffers under <c>optimizer.*</c>, and string metadata: format, library version, model, input size,
-/// wiring (its kind, τ, router reduction, gate gradient and initial edge logit as keys of their own, and the whole
+/// wiring (its kind, τ, router reduction, gate gradient, initial edge logit, gate and its settings as keys of their own, and the whole
 /// <see cref="WiringConfig"/> as JSON under <c>wiring_config</c>), seed, epoch, step and, for a training run, the
 /// whole <see cref="TrainerOptions"/> (<c>options</c>), the <see cref="DataSource"/> (<c>data</c>), the history and
 /// the step losses as JSON. Written atomically (temporary file, then rename): a failed save never replaces an
@@ -114,10 +114,14 @@ public static class Checkpoint
             ["gate_gradient"] = w.Gradient.ToString(),
             ["initial_edge_logit"] = w.InitialEdgeLogit.ToString("R", CultureInfo.InvariantCulture),
             ["wiring_config"] = JsonSerializer.Serialize(w, CheckpointJsonContext.Default.WiringConfig),
+            ["gate"] = w.Gate.ToString(),
+            ["gate_temperature"] = w.GateTemperature.ToString("R", CultureInfo.InvariantCulture),
+            ["top_k_fraction"] = w.TopKFraction.ToString("R", CultureInfo.InvariantCulture),
             ["seed"] = model.Seed.ToString(CultureInfo.InvariantCulture),
             ["epoch"] = "0",
             ["step"] = "0",
         };
+        if (w.ForceOutputEdge is bool force) metadata["force_output_edge"] = force ? "true" : "false";
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) metadata[k] = v;
         var tensors = new List<KeyValuePair<string, SafeTensor>>();
@@ -183,7 +187,24 @@ public static class Checkpoint
         };
         if (!Enum.TryParse<GateGradient>(Get("gate_gradient"), out var gradient))
             throw new InvalidDataException($"{path}: unknown gate gradient '{m["gate_gradient"]}'.");
-        var wiring = new WiringConfig { Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit") };
+        // Gate settings: absent from checkpoints written before there was a choice of gate (today's threshold gate).
+        var gate = GateKind.Threshold;
+        if (m.TryGetValue("gate", out var g) && !Enum.TryParse(g, out gate))
+            throw new InvalidDataException($"{path}: unknown gate '{g}'.");
+        float Optional(string key, float fallback) => m.ContainsKey(key) ? Float(key) : fallback;
+        bool? force = m.TryGetValue("force_output_edge", out var f) ? f switch
+        {
+            "true" => true,
+            "false" => false,
+            _ => throw new InvalidDataException($"{path}: metadata 'force_output_edge' = '{f}' is not true or false."),
+        } : null;
+        var defaults = new WiringConfig();
+        var wiring = new WiringConfig
+        {
+            Kind = kind, Tau = Float("tau"), Reduction = Int("router_reduction"), Gradient = gradient, InitialEdgeLogit = Float("initial_edge_logit"),
+            Gate = gate, GateTemperature = Optional("gate_temperature", defaults.GateTemperature), TopKFraction = Optional("top_k_fraction", defaults.TopKFraction),
+            ForceOutputEdge = force,
+        };
         try
         {
             // The whole record when present (it carries every gate setting); the keys above for older files.

@@ -83,15 +83,22 @@ public sealed class RouterSparsityTerm(float weight) : IObjectiveTerm
 public static class ObjectiveTerms
 {
     /// <summary>
-    /// Cross-entropy with <see cref="TrainerOptions.LabelSmoothing"/>, plus <see cref="RouterSparsityTerm"/> when
-    /// <see cref="TrainerOptions.SparsityWeight"/> &gt; 0 and the model is a dynamically wired <see cref="DdwNet"/>.
+    /// Cross-entropy with <see cref="TrainerOptions.LabelSmoothing"/>; for a dynamically wired <see cref="DdwNet"/>
+    /// also <see cref="RouterSparsityTerm"/> when <see cref="TrainerOptions.SparsityWeight"/> &gt; 0,
+    /// <see cref="KeepRateTerm"/> when <see cref="TrainerOptions.KeepTarget"/> is set and
+    /// <see cref="BatchShapingTerm"/> when <see cref="TrainerOptions.BatchShapingWeight"/> &gt; 0, in that order.
     /// </summary>
     public static IReadOnlyList<IObjectiveTerm> FromOptions(TrainerOptions options, Module model)
     {
         ArgumentNullException.ThrowIfNull(options);
         var terms = new List<IObjectiveTerm> { new CrossEntropyTerm(options.LabelSmoothing) };
-        if (options.SparsityWeight > 0 && model is DdwNet { Wiring.Kind: WiringKind.Dynamic })
+        if (model is not DdwNet { Wiring.Kind: WiringKind.Dynamic }) return terms;
+        if (options.SparsityWeight > 0)
             terms.Add(new RouterSparsityTerm(options.SparsityWeight));
+        if (options.KeepTarget is float rho)
+            terms.Add(new KeepRateTerm(rho, options.KeepTargetWeight, options.KeepTargetWarmupFraction, options.KeepTemperature));
+        if (options.BatchShapingWeight > 0)
+            terms.Add(new BatchShapingTerm(options.BatchShapingWeight, options.BatchShapingAlpha, options.BatchShapingBeta, options.KeepTemperature));
         return terms;
     }
 }

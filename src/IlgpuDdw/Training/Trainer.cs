@@ -172,7 +172,7 @@ public sealed class Trainer : IDisposable
         foreach (var batch in _loader.Epoch(epoch, 0, cancellationToken))
         {
             Optimizer.LearningRate = _schedule.At(Step);
-            if (dynamic) _net!.SetTau(TauAt(Step));
+            if (dynamic) { _net!.SetTau(TauAt(Step)); _net.SetGateNoise(Step, Step < (1.0 - _options.NoiseOffFraction) * TotalSteps); }
             var x = tape.Own(Tensor.FromArray(device, batch.Images, batch.Shape));
             using var labels = IntTensor.FromArray(device, batch.Labels);
             var logits = Model.Forward(tape, x);

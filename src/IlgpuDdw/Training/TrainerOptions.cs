@@ -63,6 +63,36 @@ public sealed record TrainerOptions
     /// </summary>
     public float MaxGradNorm { get; init; } = 1e5f;
 
+    /// <summary>
+    /// Per-stage target keep rate ρ in (0, 1] (null = off): adds <see cref="KeepRateTerm"/>,
+    /// <c>λ_ρ · Σ_s (k̂_s − ρ_t)²</c> (dynamic wiring).
+    /// </summary>
+    public float? KeepTarget { get; init; }
+
+    /// <summary>Weight λ_ρ of the keep-rate term (default 1).</summary>
+    public float KeepTargetWeight { get; init; } = 1f;
+
+    /// <summary>Fraction of all steps over which the keep target ρ_t falls linearly from 1 to <see cref="KeepTarget"/> (default 0.25; 0 = at once).</summary>
+    public float KeepTargetWarmupFraction { get; init; } = 0.25f;
+
+    /// <summary>
+    /// Temperature T of the soft keep indicator <c>sigmoid((a − τ)/T)</c> of the keep-rate and batch-shaping terms
+    /// for the threshold, continuous and top-k gates (default 0.1; the stochastic gate uses its keep probability).
+    /// </summary>
+    public float KeepTemperature { get; init; } = 0.1f;
+
+    /// <summary>Weight λ of the batch-shaping term (0 = off): pushes each edge's soft keep values over the batch toward a Beta(α, β) prior.</summary>
+    public float BatchShapingWeight { get; init; }
+
+    /// <summary>α of the batch-shaping Beta prior (default 0.6).</summary>
+    public float BatchShapingAlpha { get; init; } = 0.6f;
+
+    /// <summary>β of the batch-shaping Beta prior (default 0.4).</summary>
+    public float BatchShapingBeta { get; init; } = 0.4f;
+
+    /// <summary>Stochastic gate: the last fraction of all steps trained without gate noise (default 0.1).</summary>
+    public float NoiseOffFraction { get; init; } = 0.1f;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
     public void Validate()
     {
@@ -77,5 +107,13 @@ public sealed record TrainerOptions
         if (!(MaxLoss >= 0)) throw new ArgumentException($"Maximum loss must be ≥ 0 (0 = off); got {MaxLoss}.");
         if (!(MaxLossRatio >= 0)) throw new ArgumentException($"Maximum loss ratio must be ≥ 0 (0 = off); got {MaxLossRatio}.");
         if (!(MaxGradNorm >= 0)) throw new ArgumentException($"Maximum gradient norm must be ≥ 0 (0 = off); got {MaxGradNorm}.");
+        if (KeepTarget is float rho && !(rho > 0 && rho <= 1)) throw new ArgumentException($"Keep target must be in (0, 1]; got {rho}.");
+        if (!(KeepTargetWeight >= 0) || !float.IsFinite(KeepTargetWeight)) throw new ArgumentException($"Keep-target weight must be ≥ 0; got {KeepTargetWeight}.");
+        if (KeepTargetWarmupFraction is < 0 or > 1 || float.IsNaN(KeepTargetWarmupFraction)) throw new ArgumentException($"Keep-target warm-up fraction must be in [0, 1]; got {KeepTargetWarmupFraction}.");
+        if (!(KeepTemperature > 0) || !float.IsFinite(KeepTemperature)) throw new ArgumentException($"Keep temperature must be positive; got {KeepTemperature}.");
+        if (!(BatchShapingWeight >= 0) || !float.IsFinite(BatchShapingWeight)) throw new ArgumentException($"Batch-shaping weight must be ≥ 0; got {BatchShapingWeight}.");
+        if (!(BatchShapingAlpha > 0) || !float.IsFinite(BatchShapingAlpha)) throw new ArgumentException($"Batch-shaping α must be positive; got {BatchShapingAlpha}.");
+        if (!(BatchShapingBeta > 0) || !float.IsFinite(BatchShapingBeta)) throw new ArgumentException($"Batch-shaping β must be positive; got {BatchShapingBeta}.");
+        if (NoiseOffFraction is < 0 or > 1 || float.IsNaN(NoiseOffFraction)) throw new ArgumentException($"Noise-off fraction must be in [0, 1]; got {NoiseOffFraction}.");
     }
 }

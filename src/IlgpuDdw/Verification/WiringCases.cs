@@ -7,7 +7,8 @@ namespace IlgpuDdw.Verification;
 /// backward) through a stage's wiring with given node outputs, against <c>StageReference&lt;float&gt;</c>: odd
 /// channel counts, non-square maps, batch 1 and 3, 2 to 9 nodes (9: the output node reads its sources in two
 /// launches), both gate gradients, and fixed aggregation launch geometries (chunk length, parts per sample)
-/// besides the device's own.
+/// besides the device's own; then every gate (<see cref="GateCase"/>: threshold, continuous, stochastic with and
+/// without noise, top-k) over whole adjacencies, with and without the output-edge fix-up.
 /// </summary>
 internal static class WiringCases
 {
@@ -37,6 +38,23 @@ internal static class WiringCases
             }.Select(s => WiringCase.Create(s.Kind, s.Nodes, s.Batch, s.Channels, s.Height, s.Width, s.Gradient,
                 seed: s.Nodes * 100 + s.Batch * 10 + s.Channels, geometry: s.Geometry)),
         ];
-        return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))));
+        const bool noise = true, force = true;
+        GateCase[] gates =
+        [
+            new(GateKind.Threshold, 3, 4, 0.5f, kept, false, force, 0.8, 101),
+            new(GateKind.Threshold, 5, 3, 0.3f, straight, false, force, 0.85, 102),
+            new(GateKind.Threshold, 4, 2, 0.5f, kept, false, !force, 0.5, 103),
+            new(GateKind.Continuous, 2, 1, 0.5f, kept, false, !force, 0.5, 104),
+            new(GateKind.Continuous, 3, 4, 0.5f, kept, false, force, 0.8, 105),
+            new(GateKind.Continuous, 9, 3, 0.25f, kept, false, force, 0.9, 106),
+            new(GateKind.Stochastic, 3, 4, 0.5f, kept, noise, force, 0.8, 107),
+            new(GateKind.Stochastic, 5, 4, 0.5f, kept, !noise, force, 0.9, 108),
+            new(GateKind.Stochastic, 2, 1, 0.5f, kept, noise, !force, 0.5, 109),
+            new(GateKind.TopK, 2, 3, 0.5f, kept, false, !force, 0.5, 110),
+            new(GateKind.TopK, 5, 3, 0.5f, kept, false, !force, 0.5, 111),
+            new(GateKind.TopK, 9, 2, 0.5f, kept, false, !force, 0.5, 112),
+        ];
+        return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))))
+            .Concat(gates.Select(c => new VerifyCase("Wiring", c.ToString(), c.Passes, c.Run)));
     }
 }

@@ -16,6 +16,9 @@ public sealed class Adjacency : IDisposable
 {
     private readonly bool[] _rowWritten;
     private readonly bool[] _cutEdgeGradient;
+    private readonly bool[] _fallbackStored;
+    private readonly Tape? _tape;
+    private Tensor? _fallback;
 
     /// <summary>
     /// A zeroed adjacency owned by <paramref name="tape"/> and outside its scopes (disposed by <see cref="Tape.Clear"/>,
@@ -43,6 +46,8 @@ public sealed class Adjacency : IDisposable
         Tensor = tape is null ? t : tape.Retain(tape.Own(t));
         _rowWritten = new bool[nodes];
         _cutEdgeGradient = new bool[nodes];
+        _fallbackStored = new bool[nodes];
+        _tape = tape;
     }
 
     private static Device Validate(Device? device, int nodes, int batch)
@@ -171,6 +176,32 @@ public sealed class Adjacency : IDisposable
 
     internal void SetCutEdgeGradient(int row, bool value) => _cutEdgeGradient[row] = value;
 
+    /// <summary>
+    /// The weight each node's edge into the output node would carry if forced on, <c>[Batch, n]</c> (see
+    /// <see cref="WiringOps.ForceOutputEdge"/>); allocated on first use, owned like the matrix.
+    /// </summary>
+    internal Tensor OutputFallback
+    {
+        get
+        {
+            if (_fallback is null)
+            {
+                var t = Tensor.Zeros(Device, Batch, Nodes);
+                t.Name = "output_fallback";
+                _fallback = _tape is null ? t : _tape.Retain(_tape.Own(t));
+            }
+            return _fallback;
+        }
+    }
+
+    internal bool IsFallbackStored(int row) => _fallbackStored[row];
+
+    internal void MarkFallbackStored(int row) => _fallbackStored[row] = true;
+
     /// <summary>Disposes the tensor (also safe for a tape-owned adjacency: the tape's later dispose is a no-op).</summary>
-    public void Dispose() => Tensor.Dispose();
+    public void Dispose()
+    {
+        Tensor.Dispose();
+        _fallback?.Dispose();
+    }
 }

@@ -8,7 +8,9 @@ namespace IlgpuDdw.Wiring;
 /// <summary>
 /// The router of one node, <c>a = sigmoid(fc2(ReLU(fc1(GAP(y)))))</c>: two <see cref="Linear"/> layers,
 /// <c>fc1 [Hidden, Channels]</c> with the ReLU fused and <c>fc2 [OutDegree, Hidden]</c> with the sigmoid fused,
-/// Hidden = <see cref="HiddenSize"/>. Its outputs weigh the node's out-edges for each sample.
+/// Hidden = <see cref="HiddenSize"/>. Its outputs weigh the node's out-edges for each sample. For the stochastic gate
+/// a second head <c>gate [OutDegree, Hidden]</c> (no activation) reads the same hidden activations and gives each
+/// edge a gate logit z (<see cref="ForwardHeads"/>); fc1 and fc2 keep their names and initial values.
 /// </summary>
 public sealed class Router : Module
 {
@@ -27,8 +29,17 @@ public sealed class Router : Module
     /// <paramref name="seeds"/> (fc1's weight and bias, then fc2's weight); fc2's bias is then set to
     /// <paramref name="outputBias"/> (see <see cref="DefaultOutputBias"/>).
     /// </summary>
+    /// <param name="device">Device of the parameters.</param>
+    /// <param name="channels">Channels C of the node output.</param>
+    /// <param name="outDegree">Out-edges of the node.</param>
+    /// <param name="reduction">Router reduction r.</param>
+    /// <param name="seeds">Seed of the initial values.</param>
+    /// <param name="outputBias">Initial fc2 bias (and gate head bias).</param>
+    /// <param name="gateHead">Whether to add the gate head (stochastic gate), drawn from the same generator after fc2's
+    /// weight and bias, its bias then set to <paramref name="outputBias"/> (every edge starts kept with probability
+    /// sigmoid(outputBias)).</param>
     /// <exception cref="ArgumentException">Channels or out-degree below 1, an invalid reduction, or a non-finite bias.</exception>
-    public Router(Device device, int channels, int outDegree, int reduction, SeedSequence seeds, float outputBias = DefaultOutputBias)
+    public Router(Device device, int channels, int outDegree, int reduction, SeedSequence seeds, float outputBias = DefaultOutputBias, bool gateHead = false)
         : base(device)
     {
         ArgumentNullException.ThrowIfNull(seeds);
@@ -41,6 +52,11 @@ public sealed class Router : Module
         Fc1 = RegisterModule("fc1", new Linear(device, new LinearSpec(channels, hidden), generator, LinearActivation.Relu));
         Fc2 = RegisterModule("fc2", new Linear(device, new LinearSpec(hidden, outDegree), generator, LinearActivation.Sigmoid));
         Init.Constant(Fc2.Bias!, outputBias);
+        if (gateHead)
+        {
+            GateHead = RegisterModule("gate", new Linear(device, new LinearSpec(hidden, outDegree), generator));
+            Init.Constant(GateHead.Bias!, outputBias);
+        }
     }
 
     /// <summary>Hidden width of a router: <c>max(channels / reduction, 4)</c> (integer division).</summary>
@@ -51,6 +67,9 @@ public sealed class Router : Module
 
     /// <summary>Second layer, Hidden → OutDegree, sigmoid fused.</summary>
     public Linear Fc2 { get; }
+
+    /// <summary>Gate head, Hidden → OutDegree, no activation (stochastic gate), else null.</summary>
+    public Linear? GateHead { get; }
 
     /// <summary>Input channels C.</summary>
     public int Channels => Fc1.Spec.InFeatures;
@@ -67,7 +86,14 @@ public sealed class Router : Module
     /// <c>[B, Hidden]</c> are freed at once in no-grad mode.
     /// </summary>
     /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
-    public override Tensor Forward(Tape tape, Tensor input)
+    public override Tensor Forward(Tape tape, Tensor input) => ForwardHeads(tape, input).Weights;
+
+    /// <summary>
+    /// The edge weights <c>a [B, OutDegree]</c> (see <see cref="Forward"/>) and, with a gate head, the gate logits
+    /// <c>z [B, OutDegree]</c> from the same hidden activations (else null).
+    /// </summary>
+    /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
+    public (Tensor Weights, Tensor? GateLogits) ForwardHeads(Tape tape, Tensor input)
     {
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(input);
@@ -76,6 +102,7 @@ public sealed class Router : Module
             throw new ArgumentException($"Router: node output {input.Describe()} must be [B, {Channels}, H, W] for a router with {Channels} input channels.", nameof(input));
         using var scope = tape.Scope();
         var hidden = scope.FreeExcept(Fc1.Forward(tape, tape.GlobalAvgPool2d(input)));
-        return scope.Keep(Fc2.Forward(tape, hidden));
+        var weights = scope.Keep(Fc2.Forward(tape, hidden));
+        return (weights, GateHead is null ? null : scope.Keep(GateHead.Forward(tape, hidden)));
     }
 }

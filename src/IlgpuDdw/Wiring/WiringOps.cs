@@ -4,39 +4,153 @@ using IlgpuDdw.Kernels;
 namespace IlgpuDdw.Wiring;
 
 /// <summary>
-/// The wiring ops of a DDW stage on the tape: gate (after a <see cref="Wiring.Router"/>), aggregation and dense edges. Each runs its forward kernel
-/// at once and records its backward.
+/// The wiring ops of a DDW stage on the tape: the gates (after a <see cref="Wiring.Router"/>; threshold, continuous,
+/// stochastic, top-k), the output-edge fix-up, aggregation and dense edges. Each runs its forward kernel at once and
+/// records its backward. Every gate writes exact zeros for cut edges, so the dead-node rule (a node whose in-edges
+/// are all 0 is off) and evaluation's skipping read the same adjacency training ran on.
 /// </summary>
 public static class WiringOps
 {
     /// <summary>
     /// The threshold gate of node <paramref name="node"/>: writes row <c>node</c> of the adjacency for every sample,
     /// <c>A[b, node, node + 1 + o] = a[b, o] &gt; τ ? a[b, o] : 0</c>, from the router outputs
-    /// <c>a [B, n − node]</c>. Backward: <c>da += dA</c> on kept edges; on cut edges 0 under
-    /// <see cref="GateGradient.KeptOnly"/>, <c>dA</c> under <see cref="GateGradient.StraightThrough"/> (the router's
-    /// sigmoid then multiplies by a(1 − a)). Saves nothing beyond a.
+    /// <c>a [B, n − node]</c>. Backward: <c>da += dA</c> on kept edges (and an edge <see cref="ForceOutputEdge"/>
+    /// forced on); on cut edges 0 under <see cref="GateGradient.KeptOnly"/>, <c>dA</c> under
+    /// <see cref="GateGradient.StraightThrough"/> (the router's sigmoid then multiplies by a(1 − a)). Saves nothing
+    /// beyond a.
     /// </summary>
     /// <exception cref="ArgumentException">τ outside [0, 1), node outside 0..n−1, or a not [B, n − node].</exception>
     public static void Gate(this Tape tape, Adjacency adjacency, int node, Tensor weights, float tau, GateGradient gradient)
     {
-        ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(adjacency);
-        ArgumentNullException.ThrowIfNull(weights);
         ValidateGate("Gate", adjacency, node, tau, gradient);
-        Ops.RequireSameDevice("Gate", tape, adjacency.Tensor, weights);
-        int degree = adjacency.OutDegree(node);
-        if (weights.Rank != 2 || weights.Dim(0) != adjacency.Batch || weights.Dim(1) != degree)
-            throw new ArgumentException($"Gate: router outputs {weights.Describe()} must be [{adjacency.Batch}, {degree}] (batch, out-degree of node {node} in a {adjacency.Nodes}-node stage).", nameof(weights));
+        CheckRow("Gate", tape, adjacency, node, weights, "router outputs");
+        bool straight = gradient == GateGradient.StraightThrough;
+        ThresholdRow(tape, "Gate", adjacency, node, weights, tau, straight);
+    }
+
+    /// <summary>
+    /// The continuous threshold gate of node <paramref name="node"/>: <c>A[b, node, node + 1 + o] = max(0, (a − τ)/(1 − τ))</c>
+    /// from the router outputs <c>a [B, n − node]</c>. Backward: <c>da += dA/(1 − τ)</c> on every edge (exact on kept
+    /// edges, one-sided on cut ones, so a cut edge can reopen); <c>da += dA</c> on an edge forced on. Saves nothing
+    /// beyond a.
+    /// </summary>
+    /// <exception cref="ArgumentException">τ outside [0, 1), node outside 0..n−1, or a not [B, n − node].</exception>
+    public static void ContinuousGate(this Tape tape, Adjacency adjacency, int node, Tensor weights, float tau)
+    {
+        CheckRow("ContinuousGate", tape, adjacency, node, weights, "router outputs");
+        WiringConfig.ValidateTau(tau);
         var d = tape.Device;
         int n = weights.Length, ext = d.Extent(n);
-        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
+        d.Kernels.ContinuousForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
         adjacency.MarkRowWritten(node);
-        bool straight = gradient == GateGradient.StraightThrough;
-        adjacency.SetCutEdgeGradient(node, straight);
+        adjacency.SetCutEdgeGradient(node, true);
         if (!tape.NeedsGrad(weights)) return;
         var at = adjacency.Tensor;
-        tape.Record("Gate", at, () =>
-            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.Grad.View, weights.Grad.View));
+        tape.Record("ContinuousGate", at, () =>
+            d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View, at.Grad.View, weights.Grad.View));
+    }
+
+    /// <summary>
+    /// The stochastic binary gate of node <paramref name="node"/> from edge weights <c>w [B, n − node]</c> and gate
+    /// logits <c>z [B, n − node]</c>: <c>A = z + L &gt; 0 ? w : 0</c>, L the logistic noise of
+    /// <paramref name="noiseKey"/> (<see cref="GateKernels.LogisticNoise"/>; null: no noise, kept when z &gt; 0).
+    /// Backward: <c>dw += dA</c> on kept edges (exact), straight-through <c>dz += dA · w · g(1 − g)/T</c>,
+    /// <c>g = sigmoid((z + L)/T)</c>, on every edge. Saves nothing beyond w and z (the noise is recomputed).
+    /// </summary>
+    /// <exception cref="ArgumentException">T not positive, node outside 0..n−1, or w or z not [B, n − node].</exception>
+    public static void StochasticGate(this Tape tape, Adjacency adjacency, int node, Tensor weights, Tensor logits, float temperature, int? noiseKey)
+    {
+        CheckRow("StochasticGate", tape, adjacency, node, weights, "edge weights");
+        CheckRow("StochasticGate", tape, adjacency, node, logits, "gate logits");
+        WiringConfig.ValidateGateTemperature(temperature);
+        var d = tape.Device;
+        int n = weights.Length, ext = d.Extent(n);
+        int noise = noiseKey is null ? 0 : 1, key = noiseKey ?? 0;
+        d.Kernels.StochasticForward(d.Stream, ext, n, ext, adjacency.Nodes, node, noise, key, weights.View, logits.View, adjacency.Tensor.View);
+        adjacency.MarkRowWritten(node);
+        adjacency.SetCutEdgeGradient(node, true);
+        if (!tape.NeedsGrad(weights, logits)) return;
+        var at = adjacency.Tensor;
+        tape.Record("StochasticGate", at, () =>
+        {
+            using var scratch = weights.RequiresGrad && logits.RequiresGrad ? null : Tensor.Empty(d, n);
+            var dW = weights.RequiresGrad ? weights.Grad : scratch!;
+            var dZ = logits.RequiresGrad ? logits.Grad : scratch!;
+            d.Kernels.StochasticBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, temperature, noise, key,
+                weights.View, logits.View, at.View, at.Grad.View, dW.View, dZ.View);
+        });
+    }
+
+    /// <summary>
+    /// The row part of the top-k gate of node <paramref name="node"/>: writes every out-edge with its router output,
+    /// <c>A[b, node, node + 1 + o] = a[b, o]</c>; <see cref="TopKInEdges"/> then keeps each target's k largest.
+    /// Backward: straight-through, <c>da += dA</c> on every edge.
+    /// </summary>
+    /// <exception cref="ArgumentException">Node outside 0..n−1, or a not [B, n − node].</exception>
+    public static void TopKGate(this Tape tape, Adjacency adjacency, int node, Tensor weights)
+    {
+        CheckRow("TopKGate", tape, adjacency, node, weights, "router outputs");
+        ThresholdRow(tape, "TopKGate", adjacency, node, weights, -1f, straight: true);
+    }
+
+    /// <summary>
+    /// The column part of the top-k gate: of the in-edges <c>A[b, i, target]</c>, i &lt; target, keeps the
+    /// <paramref name="k"/> largest per sample (ties to the lower source) and zeroes the rest, in place. Records
+    /// nothing: its straight-through backward is the identity on dA, and the rows' <see cref="TopKGate"/> backward
+    /// passes every edge's gradient.
+    /// </summary>
+    /// <exception cref="ArgumentException">Target outside 1..n or k outside 1..target.</exception>
+    /// <exception cref="InvalidOperationException">A source row has not been written.</exception>
+    public static void TopKInEdges(this Tape tape, Adjacency adjacency, int target, int k)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        Ops.RequireSameDevice("TopKInEdges", tape, adjacency.Tensor);
+        if (target < 1 || target > adjacency.Nodes)
+            throw new ArgumentException($"TopKInEdges: target {target} is outside 1..{adjacency.Nodes} (a {adjacency.Nodes}-node stage).", nameof(target));
+        if (k < 1 || k > target)
+            throw new ArgumentException($"TopKInEdges: k = {k} is outside 1..{target} (the in-degree of node {target}).", nameof(k));
+        RequireRowsWritten("TopKInEdges", adjacency, target);
+        var d = tape.Device;
+        int n = adjacency.Batch, ext = d.Extent(n);
+        d.Kernels.TopKForward(d.Stream, ext, n, ext, adjacency.Nodes, target, k, adjacency.Tensor.View);
+    }
+
+    /// <summary>
+    /// Saves node <paramref name="node"/>'s edge into the output node, <c>weights[b, n − node − 1]</c>, as the value
+    /// <see cref="ForceOutputEdge"/> writes if it forces that edge on (router output a, or edge weight w of the
+    /// stochastic gate). Records nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException">Node outside 0..n−1, or the weights not [B, n − node].</exception>
+    public static void StoreOutputEdge(this Tape tape, Adjacency adjacency, int node, Tensor weights)
+    {
+        CheckRow("StoreOutputEdge", tape, adjacency, node, weights, "edge weights");
+        var d = tape.Device;
+        int n = adjacency.Batch, ext = d.Extent(n);
+        d.Kernels.StoreOutputEdge(d.Stream, ext, n, ext, adjacency.Nodes, node, weights.View, adjacency.OutputFallback.View);
+        adjacency.MarkFallbackStored(node);
+    }
+
+    /// <summary>
+    /// Never lets the stage output node lose every in-edge: for each sample whose in-edges into node n are all 0,
+    /// sets the one from the live source (node 0, or a node with a non-zero in-edge) with the largest stored weight
+    /// (<see cref="StoreOutputEdge"/>; ties to the lower source) to that weight. Records nothing: the gates'
+    /// backwards treat the forced entry as kept (gradient <c>dA</c> to its weight).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A row, or a row's stored output edge, is missing.</exception>
+    public static void ForceOutputEdge(this Tape tape, Adjacency adjacency)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        Ops.RequireSameDevice("ForceOutputEdge", tape, adjacency.Tensor);
+        RequireRowsWritten("ForceOutputEdge", adjacency, adjacency.Nodes);
+        for (int i = 0; i < adjacency.Nodes; i++)
+            if (!adjacency.IsFallbackStored(i))
+                throw new InvalidOperationException($"ForceOutputEdge: node {i}'s edge into the output node was not stored (call StoreOutputEdge after its gate).");
+        var d = tape.Device;
+        int n = adjacency.Batch, ext = d.Extent(n);
+        d.Kernels.ForceOutputEdge(d.Stream, ext, n, ext, adjacency.Nodes, adjacency.OutputFallback.View, adjacency.Tensor.View);
     }
 
     /// <summary>
@@ -48,13 +162,8 @@ public static class WiringOps
     public static Tensor Route(this Tape tape, Adjacency adjacency, int node, Tensor nodeOutput, Router router, float tau, GateGradient gradient)
     {
         ArgumentNullException.ThrowIfNull(adjacency);
-        ArgumentNullException.ThrowIfNull(router);
-        ArgumentNullException.ThrowIfNull(nodeOutput);
         ValidateGate("Route", adjacency, node, tau, gradient);
-        if (router.OutDegree != adjacency.OutDegree(node))
-            throw new ArgumentException($"Route: router of node {node} has {router.OutDegree} outputs but node {node} of a {adjacency.Nodes}-node stage has out-degree {adjacency.OutDegree(node)}.", nameof(router));
-        if (nodeOutput.Rank < 1 || nodeOutput.Dim(0) != adjacency.Batch)
-            throw new ArgumentException($"Route: node output {nodeOutput.Describe()} has batch {(nodeOutput.Rank < 1 ? 0 : nodeOutput.Dim(0))}; the adjacency has {adjacency.Batch}.", nameof(nodeOutput));
+        CheckRouter("Route", adjacency, node, nodeOutput, router);
         var a = router.Forward(tape, nodeOutput);
         tape.Gate(adjacency, node, a, tau, gradient);
         return a;
@@ -116,11 +225,62 @@ public static class WiringOps
             d.Kernels.DenseEdgesBackward(d.Stream, eb, edges, eb, adjacency.Nodes, adjacency.Batch, edgeLogits.View, at.Grad.View, edgeLogits.Grad.View));
     }
 
+    private static void ThresholdRow(Tape tape, string op, Adjacency adjacency, int node, Tensor weights, float tau, bool straight)
+    {
+        var d = tape.Device;
+        int n = weights.Length, ext = d.Extent(n);
+        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
+        adjacency.MarkRowWritten(node);
+        adjacency.SetCutEdgeGradient(node, straight);
+        if (!tape.NeedsGrad(weights)) return;
+        var at = adjacency.Tensor;
+        tape.Record(op, at, () =>
+            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.View, at.Grad.View, weights.Grad.View));
+    }
+
+    /// <summary>Validates a row op's node and its <c>[B, n − node]</c> input.</summary>
+    private static void CheckRow(string op, Tape tape, Adjacency adjacency, int node, Tensor values, string what)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        ArgumentNullException.ThrowIfNull(values);
+        ValidateNode(op, adjacency, node);
+        Ops.RequireSameDevice(op, tape, adjacency.Tensor, values);
+        int degree = adjacency.OutDegree(node);
+        if (values.Rank != 2 || values.Dim(0) != adjacency.Batch || values.Dim(1) != degree)
+            throw new ArgumentException($"{op}: {what} {values.Describe()} must be [{adjacency.Batch}, {degree}] (batch, out-degree of node {node} in a {adjacency.Nodes}-node stage).", nameof(values));
+    }
+
+    /// <summary>Validates that <paramref name="router"/> and <paramref name="nodeOutput"/> fit row <paramref name="node"/>.</summary>
+    internal static void CheckRouter(string op, Adjacency adjacency, int node, Tensor nodeOutput, Router router)
+    {
+        ArgumentNullException.ThrowIfNull(adjacency);
+        ArgumentNullException.ThrowIfNull(router);
+        ArgumentNullException.ThrowIfNull(nodeOutput);
+        ValidateNode(op, adjacency, node);
+        if (router.OutDegree != adjacency.OutDegree(node))
+            throw new ArgumentException($"{op}: router of node {node} has {router.OutDegree} outputs but node {node} of a {adjacency.Nodes}-node stage has out-degree {adjacency.OutDegree(node)}.", nameof(router));
+        if (nodeOutput.Rank < 1 || nodeOutput.Dim(0) != adjacency.Batch)
+            throw new ArgumentException($"{op}: node output {nodeOutput.Describe()} has batch {(nodeOutput.Rank < 1 ? 0 : nodeOutput.Dim(0))}; the adjacency has {adjacency.Batch}.", nameof(nodeOutput));
+    }
+
+    private static void RequireRowsWritten(string op, Adjacency adjacency, int target)
+    {
+        for (int i = 0; i < target; i++)
+            if (!adjacency.IsRowWritten(i))
+                throw new InvalidOperationException($"{op}: row {i} of the adjacency has not been written (node {i}'s gate must run before node {target} reads it).");
+    }
+
     private static void ValidateGate(string op, Adjacency adjacency, int node, float tau, GateGradient gradient)
     {
         WiringConfig.ValidateTau(tau);
         if (!Enum.IsDefined(gradient))
             throw new ArgumentException($"{op}: gate gradient mode {(int)gradient} is not one of KeptOnly, StraightThrough.", nameof(gradient));
+        ValidateNode(op, adjacency, node);
+    }
+
+    internal static void ValidateNode(string op, Adjacency adjacency, int node)
+    {
         if (node < 0 || node >= adjacency.Nodes)
             throw new ArgumentException($"{op}: node {node} is outside 0..{adjacency.Nodes - 1} (a {adjacency.Nodes}-node stage).", nameof(node));
     }
