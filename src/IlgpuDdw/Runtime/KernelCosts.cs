@@ -41,7 +41,12 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S</description></item>
 /// <item><term>AggregationBackwardAdjacency</term><description>2·count·B·S; B·count + count·B·S + dX + (partials B·count·parts, or 2·B·count)</description></item>
 /// <item><term>AggregationReduceAdjacencyGradient</term><description>n·parts; n·parts + 2·n</description></item>
-/// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 4·n</description></item>
+/// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 5·n (a, A, dA, 2·da)</description></item>
+/// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n</description></item>
+/// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n</description></item>
+/// <item><term>TopKForward</term><description>n·target² compares (rank of each in-edge, n = samples); 2·n·target</description></item>
+/// <item><term>StoreOutputEdge / ForceOutputEdge</term><description>0 / n·nodes(nodes+1)/2 compares; 2·n / n·(nodes + nodes(nodes+1)/2 + 1)</description></item>
+/// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated)</description></item>
 /// <item><term>DenseEdgesForward</term><description>4·n (a sigmoid per item); E logits + n</description></item>
 /// <item><term>DenseEdgesBackward</term><description>B·E + 6·E; E + B·E + 2·E</description></item>
 /// <item><term>ChainFill, Fill</term><description>0; n</description></item>
@@ -248,7 +253,32 @@ public static class KernelCosts
         Cost(n, n, 2.0 * n);
 
     public static KernelCost GateBackward(int n, int stride, int nodes, int node, float tau, int straightThrough, ArrayView<float> a,
-        ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 4.0 * n);
+        ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 5.0 * n);
+
+    public static KernelCost ContinuousForward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency) =>
+        Cost(n, 3.0 * n, 2.0 * n);
+
+    public static KernelCost ContinuousBackward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency,
+        ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 5.0 * n);
+
+    public static KernelCost StochasticForward(int n, int stride, int nodes, int node, int noise, int key, ArrayView<float> weights,
+        ArrayView<float> logits, ArrayView<float> adjacency) => Cost(n, 10.0 * n, 3.0 * n);
+
+    public static KernelCost StochasticBackward(int n, int stride, int nodes, int node, float temperature, int noise, int key,
+        ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights,
+        ArrayView<float> dLogits) => Cost(n, 12.0 * n, 8.0 * n);
+
+    public static KernelCost TopKForward(int n, int stride, int nodes, int target, int k, ArrayView<float> adjacency) =>
+        Cost(n, (double)n * target * target, 2.0 * n * target);
+
+    public static KernelCost StoreOutputEdge(int n, int stride, int nodes, int node, ArrayView<float> weights, ArrayView<float> fallback) =>
+        Cost(n, 0, 2.0 * n);
+
+    public static KernelCost ForceOutputEdge(int n, int stride, int nodes, ArrayView<float> fallback, ArrayView<float> adjacency) =>
+        Cost(n, (double)n * nodes * (nodes + 1) / 2, (double)n * (nodes + nodes * (nodes + 1) / 2.0 + 1));
+
+    public static KernelCost TermBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
+        Cost(n, 2.0 * n, 1 + 3.0 * n);
 
     public static KernelCost DenseEdgesForward(int n, int stride, int nodes, ArrayView<float> logits, ArrayView<float> adjacency) =>
         Cost(n, 4.0 * n, nodes * (nodes + 1) / 2.0 + n);
