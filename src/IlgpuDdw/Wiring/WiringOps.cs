@@ -41,14 +41,10 @@ public static class WiringOps
         CheckRow("ContinuousGate", tape, adjacency, node, weights, "router outputs");
         WiringConfig.ValidateTau(tau);
         var d = tape.Device;
-        int n = weights.Length, ext = d.Extent(n);
-        d.Kernels.ContinuousForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
-        adjacency.MarkRowWritten(node);
-        adjacency.SetCutEdgeGradient(node, true);
-        if (!tape.NeedsGrad(weights)) return;
         var at = adjacency.Tensor;
-        tape.Record("ContinuousGate", at, () =>
-            d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View, at.Grad.View, weights.Grad.View));
+        GateRow(tape, "ContinuousGate", adjacency, node, weights, cutEdgeGradient: true,
+            (n, ext) => d.Kernels.ContinuousForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
+            (n, ext) => d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View, at.Grad.View, weights.Grad.View));
     }
 
     /// <summary>
@@ -228,14 +224,26 @@ public static class WiringOps
     private static void ThresholdRow(Tape tape, string op, Adjacency adjacency, int node, Tensor weights, float tau, bool straight)
     {
         var d = tape.Device;
-        int n = weights.Length, ext = d.Extent(n);
-        d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, adjacency.Tensor.View);
-        adjacency.MarkRowWritten(node);
-        adjacency.SetCutEdgeGradient(node, straight);
-        if (!tape.NeedsGrad(weights)) return;
         var at = adjacency.Tensor;
-        tape.Record(op, at, () =>
-            d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.View, at.Grad.View, weights.Grad.View));
+        GateRow(tape, op, adjacency, node, weights, cutEdgeGradient: straight,
+            (n, ext) => d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
+            (n, ext) => d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.View, at.Grad.View, weights.Grad.View));
+    }
+
+    /// <summary>
+    /// The shared steps of a gate writing row <paramref name="node"/> from the router outputs: the forward launch
+    /// (n = weights.Length work items at extent ext), the row's bookkeeping, and the backward recorded when the
+    /// router outputs need a gradient.
+    /// </summary>
+    private static void GateRow(Tape tape, string op, Adjacency adjacency, int node, Tensor weights, bool cutEdgeGradient,
+        Action<int, int> forward, Action<int, int> backward)
+    {
+        int n = weights.Length, ext = tape.Device.Extent(n);
+        forward(n, ext);
+        adjacency.MarkRowWritten(node);
+        adjacency.SetCutEdgeGradient(node, cutEdgeGradient);
+        if (tape.NeedsGrad(weights))
+            tape.Record(op, adjacency.Tensor, () => backward(n, ext));
     }
 
     /// <summary>Validates a row op's node and its <c>[B, n − node]</c> input.</summary>
