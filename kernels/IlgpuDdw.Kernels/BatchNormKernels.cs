@@ -474,21 +474,9 @@ public static class BatchNormKernels
     /// as planeStep = step / spatial and positionStep = step % spatial so that no division runs per step (ILGPU
     /// places loop-invariant values inside the loop); <see cref="Offset"/> is the element's index in the NCHW tensor.
     /// </summary>
-    private struct ChannelWalk
+    private struct ChannelWalk(int channels, int spatial, int channel, int first, int planeStep, int positionStep)
     {
-        private readonly int _channels, _spatial, _channel, _planeStep, _positionStep;
-        private int _b, _s;
-
-        public ChannelWalk(int channels, int spatial, int channel, int first, int planeStep, int positionStep)
-        {
-            _channels = channels;
-            _spatial = spatial;
-            _channel = channel;
-            _planeStep = planeStep;
-            _positionStep = positionStep;
-            _b = first / spatial;
-            _s = first - _b * spatial;
-        }
+        private int _b = first / spatial, _s = first % spatial;
 
         /// <summary>A walk with step 1.</summary>
         public static ChannelWalk Unit(int channels, int spatial, int channel, int first) =>
@@ -496,14 +484,14 @@ public static class BatchNormKernels
                 ? new ChannelWalk(channels, spatial, channel, first, 1, 0)
                 : new ChannelWalk(channels, spatial, channel, first, 0, 1);
 
-        public readonly int Offset => (_b * _channels + _channel) * _spatial + _s;
+        public readonly int Offset => (_b * channels + channel) * spatial + _s;
 
         public void Next()
         {
-            int s = _s + _positionStep;
-            int wrap = s >= _spatial ? 1 : 0; // a select, not a branch, between the loads in flight
-            _s = s - wrap * _spatial;
-            _b += _planeStep + wrap;
+            int s = _s + positionStep;
+            int wrap = s >= spatial ? 1 : 0; // a select, not a branch, between the loads in flight
+            _s = s - wrap * spatial;
+            _b += planeStep + wrap;
         }
     }
 

@@ -26,6 +26,18 @@ public static class GateKernels
     }
 
     /// <summary>
+    /// Flat offset in <c>A [Batch, N, N]</c> of item k = b·outDegree + o of row <c>node</c> (outDegree = nodes − node):
+    /// the entry <c>A[b, node, node + 1 + o]</c>.
+    /// </summary>
+    public static int RowOffset(int k, int nodes, int node)
+    {
+        int outDegree = nodes - node;
+        int size = nodes + 1;
+        int b = k / outDegree;
+        return (b * size + node) * size + node + 1 + k - b * outDegree;
+    }
+
+    /// <summary>
     /// Threshold gate of row <c>node</c> (dynamic wiring): for the n = Batch·outDegree router outputs
     /// <c>a [Batch, outDegree]</c>, <c>A[b, node, node + 1 + o] = a[b, o] &gt; tau ? a[b, o] : 0</c>. Overwrites
     /// that row; the backward needs a.
@@ -34,14 +46,10 @@ public static class GateKernels
     public static void Forward(Index1D index, int n, int stride, int nodes, int node, float tau,
         ArrayView<float> a, ArrayView<float> adjacency)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
-            int o = k - b * outDegree;
             float v = a[k];
-            adjacency[(b * size + node) * size + node + 1 + o] = v > tau ? v : 0f;
+            adjacency[RowOffset(k, nodes, node)] = v > tau ? v : 0f;
         }
     }
 
@@ -56,12 +64,9 @@ public static class GateKernels
     public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, int straightThrough,
         ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
-            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            int offset = RowOffset(k, nodes, node);
             if (straightThrough != 0 || a[k] > tau || adjacency[offset] != 0f)
                 dWeights[k] += dAdjacency[offset];
         }
@@ -76,13 +81,10 @@ public static class GateKernels
     public static void ContinuousForward(Index1D index, int n, int stride, int nodes, int node, float tau,
         ArrayView<float> a, ArrayView<float> adjacency)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
             float v = a[k];
-            adjacency[(b * size + node) * size + node + 1 + k - b * outDegree] = v > tau ? (v - tau) / (1f - tau) : 0f;
+            adjacency[RowOffset(k, nodes, node)] = v > tau ? (v - tau) / (1f - tau) : 0f;
         }
     }
 
@@ -96,12 +98,9 @@ public static class GateKernels
     public static void ContinuousBackward(Index1D index, int n, int stride, int nodes, int node, float tau,
         ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
-            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            int offset = RowOffset(k, nodes, node);
             float g = dAdjacency[offset];
             bool forced = a[k] <= tau && adjacency[offset] != 0f;
             dWeights[k] += forced ? g : g / (1f - tau);
@@ -143,13 +142,10 @@ public static class GateKernels
     public static void StochasticForward(Index1D index, int n, int stride, int nodes, int node, int noise, int key,
         ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
             float l = noise != 0 ? LogisticNoise(key, node, k) : 0f;
-            adjacency[(b * size + node) * size + node + 1 + k - b * outDegree] = logits[k] + l > 0f ? weights[k] : 0f;
+            adjacency[RowOffset(k, nodes, node)] = logits[k] + l > 0f ? weights[k] : 0f;
         }
     }
 
@@ -164,12 +160,9 @@ public static class GateKernels
         ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency,
         ArrayView<float> dWeights, ArrayView<float> dLogits)
     {
-        int outDegree = nodes - node;
-        int size = nodes + 1;
         for (int k = index; k < n; k += stride)
         {
-            int b = k / outDegree;
-            int offset = (b * size + node) * size + node + 1 + k - b * outDegree;
+            int offset = RowOffset(k, nodes, node);
             float t = logits[k] + (noise != 0 ? LogisticNoise(key, node, k) : 0f);
             float dA = dAdjacency[offset];
             if (t > 0f || adjacency[offset] != 0f)

@@ -13,16 +13,26 @@ public static class GateReference
     /// <summary>Offset of <c>A[b, i, j]</c>.</summary>
     public static int Index(int nodes, int b, int i, int j) => (b * (nodes + 1) + i) * (nodes + 1) + j;
 
-    /// <summary><c>A[b, node, node + 1 + o] = a[b, o] &gt; tau ? a[b, o] : 0</c>.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    /// <summary>
+    /// The items of row <c>node</c> in order: k = b·degree + o (the router output's index, degree = nodes − node)
+    /// and the offset of <c>A[b, node, node + 1 + o]</c>.
+    /// </summary>
+    public static IEnumerable<(int K, int At)> Row(int batch, int nodes, int node)
     {
         int degree = nodes - node;
         for (int b = 0; b < batch; b++)
             for (int o = 0; o < degree; o++)
-            {
-                T v = a[b * degree + o];
-                adjacency[Index(nodes, b, node, node + 1 + o)] = v > tau ? v : T.Zero;
-            }
+                yield return (b * degree + o, Index(nodes, b, node, node + 1 + o));
+    }
+
+    /// <summary><c>A[b, node, node + 1 + o] = a[b, o] &gt; tau ? a[b, o] : 0</c>.</summary>
+    public static void Forward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            T v = a[k];
+            adjacency[at] = v > tau ? v : T.Zero;
+        }
     }
 
     /// <summary>
@@ -33,27 +43,21 @@ public static class GateReference
         ReadOnlySpan<T> adjacency = default)
         where T : IFloatingPointIeee754<T>
     {
-        int degree = nodes - node;
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < degree; o++)
-            {
-                int k = b * degree + o;
-                int at = Index(nodes, b, node, node + 1 + o);
-                if (straightThrough || a[k] > tau || (!adjacency.IsEmpty && adjacency[at] != T.Zero))
-                    dA[k] += dAdjacency[at];
-            }
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            if (straightThrough || a[k] > tau || (!adjacency.IsEmpty && adjacency[at] != T.Zero))
+                dA[k] += dAdjacency[at];
+        }
     }
 
     /// <summary>Continuous gate: <c>A[b, node, node + 1 + o] = max(0, (a − tau) / (1 − tau))</c>.</summary>
     public static void ContinuousForward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
     {
-        int degree = nodes - node;
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < degree; o++)
-            {
-                T v = a[b * degree + o];
-                adjacency[Index(nodes, b, node, node + 1 + o)] = v > tau ? (v - tau) / (T.One - tau) : T.Zero;
-            }
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            T v = a[k];
+            adjacency[at] = v > tau ? (v - tau) / (T.One - tau) : T.Zero;
+        }
     }
 
     /// <summary>
@@ -63,15 +67,11 @@ public static class GateReference
     public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA)
         where T : IFloatingPointIeee754<T>
     {
-        int degree = nodes - node;
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < degree; o++)
-            {
-                int k = b * degree + o;
-                int at = Index(nodes, b, node, node + 1 + o);
-                bool forced = a[k] <= tau && adjacency[at] != T.Zero;
-                dA[k] += forced ? dAdjacency[at] : dAdjacency[at] / (T.One - tau);
-            }
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            bool forced = a[k] <= tau && adjacency[at] != T.Zero;
+            dA[k] += forced ? dAdjacency[at] : dAdjacency[at] / (T.One - tau);
+        }
     }
 
     /// <summary>The noise of item k of row <c>node</c> (<see cref="GateKernels.LogisticNoise"/>), or 0 without noise.</summary>
@@ -82,13 +82,10 @@ public static class GateReference
     public static void StochasticForward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, int batch, int nodes, int node, int? key, Span<T> adjacency)
         where T : IFloatingPointIeee754<T>
     {
-        int degree = nodes - node;
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < degree; o++)
-            {
-                int k = b * degree + o;
-                adjacency[Index(nodes, b, node, node + 1 + o)] = logits[k] + Noise<T>(key, node, k) > T.Zero ? weights[k] : T.Zero;
-            }
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            adjacency[at] = logits[k] + Noise<T>(key, node, k) > T.Zero ? weights[k] : T.Zero;
+        }
     }
 
     /// <summary>
@@ -98,17 +95,13 @@ public static class GateReference
     public static void StochasticBackward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency,
         int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits) where T : IFloatingPointIeee754<T>
     {
-        int degree = nodes - node;
-        for (int b = 0; b < batch; b++)
-            for (int o = 0; o < degree; o++)
-            {
-                int k = b * degree + o;
-                int at = Index(nodes, b, node, node + 1 + o);
-                T t = logits[k] + Noise<T>(key, node, k);
-                if (t > T.Zero || adjacency[at] != T.Zero) dWeights[k] += dAdjacency[at];
-                T g = ActivationReference.Sigmoid(t / temperature);
-                dLogits[k] += dAdjacency[at] * weights[k] * g * (T.One - g) / temperature;
-            }
+        foreach (var (k, at) in Row(batch, nodes, node))
+        {
+            T t = logits[k] + Noise<T>(key, node, k);
+            if (t > T.Zero || adjacency[at] != T.Zero) dWeights[k] += dAdjacency[at];
+            T g = ActivationReference.Sigmoid(t / temperature);
+            dLogits[k] += dAdjacency[at] * weights[k] * g * (T.One - g) / temperature;
+        }
     }
 
     /// <summary>

@@ -1,6 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
-
 namespace IlgpuDdw.Autograd;
 
 public static partial class Ops

@@ -1,7 +1,3 @@
-using ILGPU;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Autograd;
 
 /// <summary>

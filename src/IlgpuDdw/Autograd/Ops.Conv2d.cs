@@ -1,8 +1,3 @@
-using ILGPU;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
-using Device = IlgpuDdw.Runtime.Device;
-
 namespace IlgpuDdw.Autograd;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using IlgpuDdw.Kernels;
-
 namespace IlgpuDdw.Autograd;
 
 public static partial class Ops

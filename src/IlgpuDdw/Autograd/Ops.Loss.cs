@@ -1,7 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
-using Device = IlgpuDdw.Runtime.Device;
-
 namespace IlgpuDdw.Autograd;
 
 public static partial class Ops

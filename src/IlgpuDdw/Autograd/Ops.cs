@@ -1,8 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
-using IlgpuDdw.Runtime;
-using Device = IlgpuDdw.Runtime.Device;
-
 namespace IlgpuDdw.Autograd;
 
 /// <summary>

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace IlgpuDdw.Data;
 
 /// <summary>Per-pixel normalisation of 8-bit images: <c>(x / 255 − Mean) / Std</c>.</summary>

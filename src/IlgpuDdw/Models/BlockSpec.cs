@@ -1,4 +1,3 @@
-using System.Globalization;
 using IlgpuDdw.Nn;
 
 namespace IlgpuDdw.Models;

@@ -1,6 +1,4 @@
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Nn;
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Models;

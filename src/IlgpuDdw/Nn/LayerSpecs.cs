@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace IlgpuDdw.Nn;
 
 /// <summary>Element-wise activation applied by an <see cref="ActivationSpec"/> or at the end of a block.</summary>

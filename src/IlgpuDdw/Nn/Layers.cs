@@ -1,7 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Nn;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Nn;
 
 /// <summary>One named tensor of a <see cref="StateDict"/>: shape and row-major float data on the host.</summary>

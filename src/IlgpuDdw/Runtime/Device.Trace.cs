@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using ILGPU;
-using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 
 namespace IlgpuDdw.Runtime;

@@ -1,6 +1,3 @@
-using ILGPU;
-using IlgpuDdw.Kernels;
-
 namespace IlgpuDdw.Runtime;
 
 /// <summary>

@@ -1,9 +1,6 @@
-using System.Diagnostics;
 using System.Linq.Expressions;
 using System.Reflection;
 using System.Runtime.ExceptionServices;
-using ILGPU;
-using ILGPU.Runtime;
 
 namespace IlgpuDdw.Runtime;
 

@@ -1,6 +1,4 @@
 using System.Reflection;
-using ILGPU.Runtime;
-using IlgpuDdw.Kernels;
 
 namespace IlgpuDdw.Runtime;
 

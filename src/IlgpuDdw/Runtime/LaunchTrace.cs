@@ -1,5 +1,3 @@
-using ILGPU.Runtime;
-
 namespace IlgpuDdw.Runtime;
 
 /// <summary>Why the host waited for the device.</summary>
@@ -32,42 +30,38 @@ public interface ILaunchTracer
 }
 
 /// <summary>One traced kernel launch.</summary>
-public sealed class LaunchRecord
+/// <param name="kernel">The launcher's name.</param>
+/// <param name="family">The kernel's class without the <c>Kernels</c> suffix.</param>
+/// <param name="explicitlyGrouped">Whether the caller chose the grid.</param>
+/// <param name="extent">Threads launched.</param>
+/// <param name="groups">Thread groups.</param>
+/// <param name="groupSize">Threads per group.</param>
+/// <param name="cost">The cost formula's figures, or null.</param>
+public sealed class LaunchRecord(string kernel, string family, bool explicitlyGrouped, long extent, long groups, int groupSize, KernelCost? cost)
 {
-    internal LaunchRecord(string kernel, string family, bool explicitlyGrouped, long extent, long groups, int groupSize, KernelCost? cost)
-    {
-        Kernel = kernel;
-        ExplicitlyGrouped = explicitlyGrouped;
-        Family = family;
-        Extent = extent;
-        Groups = groups;
-        GroupSize = groupSize;
-        Cost = cost;
-    }
-
     /// <summary>The launcher's name on <see cref="KernelSet"/> (e.g. <c>Conv2dBackwardWeight</c>), or <c>Type.Method</c> for a custom kernel.</summary>
-    public string Kernel { get; }
+    public string Kernel { get; } = kernel;
 
     /// <summary>The kernel's class without the <c>Kernels</c> suffix (e.g. <c>Conv2d</c>).</summary>
-    public string Family { get; }
+    public string Family { get; } = family;
 
     /// <summary>Whether the caller chose the grid (a <c>KernelConfig</c>) rather than an extent the device groups.</summary>
-    public bool ExplicitlyGrouped { get; }
+    public bool ExplicitlyGrouped { get; } = explicitlyGrouped;
 
     /// <summary>Threads launched: the extent of an implicitly grouped launch, groups × group size of an explicit one.</summary>
-    public long Extent { get; }
+    public long Extent { get; } = extent;
 
     /// <summary>Thread groups (the grid).</summary>
-    public long Groups { get; }
+    public long Groups { get; } = groups;
 
     /// <summary>Threads per group.</summary>
-    public int GroupSize { get; }
+    public int GroupSize { get; } = groupSize;
 
     /// <summary>Threads of a group that exist: the group size, or the extent when the launch is smaller than one group.</summary>
     public int ThreadsPerGroup => (int)Math.Min(GroupSize, Extent);
 
     /// <summary>FLOPs, bytes and work items from <see cref="KernelCosts"/>; null when the kernel has no cost formula.</summary>
-    public KernelCost? Cost { get; }
+    public KernelCost? Cost { get; } = cost;
 
     /// <summary>The work items the kernel loops over (the extent when it has no cost formula).</summary>
     public long WorkItems => Cost?.WorkItems ?? Extent;

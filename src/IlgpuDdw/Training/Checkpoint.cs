@@ -1,12 +1,9 @@
-using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
 using IlgpuDdw.Data;
 using IlgpuDdw.IO;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Training;

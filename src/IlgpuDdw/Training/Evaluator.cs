@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;

@@ -1,4 +1,3 @@
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Models;
 using IlgpuDdw.Wiring;
 using Beta = MathNet.Numerics.Distributions.Beta;

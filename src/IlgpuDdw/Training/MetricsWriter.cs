@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace IlgpuDdw.Training;
 
 /// <summary>Appends one JSON object per line (JSON lines) to a file; flushed after every record.</summary>

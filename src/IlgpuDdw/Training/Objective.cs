@@ -1,4 +1,3 @@
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;

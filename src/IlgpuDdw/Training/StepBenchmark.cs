@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Models;
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Training;

@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using ILGPU;
-using ILGPU.Runtime;
-using IlgpuDdw.Autograd;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;

@@ -1,5 +1,3 @@
-using System.Text.Json.Serialization;
-
 namespace IlgpuDdw.Training;
 
 /// <summary>JSON of a checkpoint's metadata values: compact, C# property names, NaN and ±Infinity as strings, enums by name.</summary>

@@ -1,6 +1,4 @@
 using System.Numerics;
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
 using A = IlgpuDdw.Kernels.Reference.ActivationReference;
 
 namespace IlgpuDdw.Verification;

@@ -1,5 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
 using R = IlgpuDdw.Kernels.Reference.BatchNormReference;
 
 namespace IlgpuDdw.Verification;

@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
 using R = IlgpuDdw.Kernels.Reference.Conv2dReference;
 
 namespace IlgpuDdw.Verification;

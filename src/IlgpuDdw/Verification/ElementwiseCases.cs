@@ -1,5 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
 using A = IlgpuDdw.Kernels.Reference.ActivationReference;
 using R = IlgpuDdw.Kernels.Reference.ElementwiseReference;
 

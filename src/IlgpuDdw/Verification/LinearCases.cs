@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
 using L = IlgpuDdw.Kernels.Reference.LinearReference;
 
 namespace IlgpuDdw.Verification;

@@ -1,5 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
 using C = IlgpuDdw.Kernels.Reference.LossReference;
 
 namespace IlgpuDdw.Verification;

@@ -1,4 +1,3 @@
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Training;
 using O = IlgpuDdw.Kernels.Reference.OptimizerReference;
 

@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
 using R = IlgpuDdw.Kernels.Reference.PoolingReference;
 
 namespace IlgpuDdw.Verification;

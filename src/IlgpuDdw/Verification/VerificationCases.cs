@@ -1,5 +1,3 @@
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Verification;
 
 /// <summary>The one list of verification cases, and the <c>--op</c> filter over it.</summary>

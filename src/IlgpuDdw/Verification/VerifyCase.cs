@@ -1,5 +1,3 @@
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Verification;
 
 /// <summary>

@@ -1,7 +1,4 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
 using IlgpuDdw.Kernels.Reference;
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Verification;

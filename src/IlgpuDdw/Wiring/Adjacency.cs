@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Wiring;
 
 /// <summary>

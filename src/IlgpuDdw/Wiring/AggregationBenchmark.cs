@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Wiring;
 
 /// <summary>One keep rate of <see cref="AggregationBenchmark.Run"/>.</summary>

@@ -1,6 +1,3 @@
-using IlgpuDdw.Kernels;
-using IlgpuDdw.Runtime;
-
 namespace IlgpuDdw.Wiring;
 
 /// <summary>

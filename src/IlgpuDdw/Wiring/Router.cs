@@ -1,7 +1,4 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
 using IlgpuDdw.Nn;
-using IlgpuDdw.Runtime;
 
 namespace IlgpuDdw.Wiring;
 

@@ -1,6 +1,3 @@
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Kernels;
-
 namespace IlgpuDdw.Wiring;
 
 /// <summary>

@@ -1,8 +1,5 @@
-using System.Diagnostics;
-using System.Globalization;
 using IlgpuDdw.Data;
 using IlgpuDdw.Models;
-using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Training.Experiments;
