@@ -389,6 +389,205 @@ public static class Conv2dKernels
         }
     }
 
+    // ---- The tiled rung (implicit GEMM with shared-memory tiles): the GPU path of the forward and the input gradient ----
+
+    /// <summary>Largest <c>tileM</c> of the tiled kernels (the shared tiles are sized for it).</summary>
+    public const int MaxTileM = 64;
+
+    /// <summary>Largest <c>tileN</c> of the tiled kernels.</summary>
+    public const int MaxTileN = 128;
+
+    /// <summary>Largest <c>tileK</c> of the tiled kernels.</summary>
+    public const int MaxTileK = 16;
+
+    /// <summary>
+    /// Forward as an implicit GEMM per channel group: <c>Y[co, n] = Σ_k W[co, k] · X̂[k, n]</c> with
+    /// n = (b, oh, ow), k = (ci, kh, kw) and X̂ the im2col view of the input, formed while loading (never stored).
+    /// Launched with <c>groups · ⌈C_out/groups / tileM⌉ · ⌈B·Ho·Wo / tileN⌉</c> groups of <c>tileM·tileN/16</c>
+    /// threads (see <see cref="TiledGemm{TOperands}"/>); overwrites <paramref name="output"/>. Same values as
+    /// <see cref="Forward"/> up to float summation order (each output sums its taps in k order).
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void ForwardTiled(Conv2dGeometry g, int tileM, int tileN, int tileK,
+        ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
+        TiledGemm(new ForwardOperands(g, input, weight, bias, hasBias, output), tileM, tileN, tileK);
+
+    /// <summary>
+    /// Input gradient as an implicit GEMM per channel group: <c>dX[ci, n] += Σ_k Wᵀ[ci, k] · dŶ[k, n]</c> with
+    /// n = (b, ih, iw), k = (co, kh, kw) and <c>dŶ[k, n] = dOutput[b, co, (ih + p − kh)/s, (iw + p − kw)/s]</c> where
+    /// both divisions are exact and inside the output, else 0. Launched with
+    /// <c>groups · ⌈C_in/groups / tileM⌉ · ⌈B·H·W / tileN⌉</c> groups of <c>tileM·tileN/16</c> threads. Accumulates
+    /// into <paramref name="dInput"/>.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK,
+        ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput) =>
+        TiledGemm(new BackwardInputOperands(g, dOutput, weight, dInput), tileM, tileN, tileK);
+
+    /// <summary>The operands of one tiled convolution pass: an M × K matrix A, a K × N matrix B, where C = A·B goes.</summary>
+    private interface IGemmOperands
+    {
+        /// <summary>Channel groups (one GEMM each).</summary>
+        int Groups { get; }
+
+        /// <summary>Rows, reduction length and columns of one group's GEMM.</summary>
+        int M { get; }
+
+        int K { get; }
+
+        int N { get; }
+
+        /// <summary>A[m, k] of group <paramref name="grp"/>; m &lt; M and k &lt; K.</summary>
+        float A(int grp, int m, int k);
+
+        /// <summary>B[k, n] of group <paramref name="grp"/>; k &lt; K and n &lt; N.</summary>
+        float B(int grp, int k, int n);
+
+        /// <summary>Writes C[m, n] = <paramref name="value"/> of group <paramref name="grp"/>; m &lt; M and n &lt; N.</summary>
+        void Store(int grp, int m, int n, float value);
+    }
+
+    private readonly struct ForwardOperands(Conv2dGeometry g, ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias,
+        int hasBias, ArrayView<float> output) : IGemmOperands
+    {
+        public int Groups => g.Groups;
+        public int M => g.OutPerGroup;
+        public int K => g.InPerGroup * g.KernelSize * g.KernelSize;
+        public int N => g.Batch * g.OutHeight * g.OutWidth;
+
+        public float A(int grp, int m, int k) => weight[(grp * g.OutPerGroup + m) * K + k];
+
+        public float B(int grp, int k, int n)
+        {
+            int kk = g.KernelSize * g.KernelSize, howo = g.OutHeight * g.OutWidth;
+            int b = n / howo, r = n - b * howo, oh = r / g.OutWidth, ow = r - oh * g.OutWidth;
+            int ci = k / kk, t = k - ci * kk, kh = t / g.KernelSize, kw = t - kh * g.KernelSize;
+            int ih = oh * g.Stride - g.Padding + kh, iw = ow * g.Stride - g.Padding + kw;
+            return (uint)ih < (uint)g.Height && (uint)iw < (uint)g.Width
+                ? input[((b * g.InChannels + grp * g.InPerGroup + ci) * g.Height + ih) * g.Width + iw]
+                : 0f;
+        }
+
+        public void Store(int grp, int m, int n, float value)
+        {
+            int co = grp * g.OutPerGroup + m, howo = g.OutHeight * g.OutWidth, b = n / howo;
+            output[(b * g.OutChannels + co) * howo + n - b * howo] = hasBias != 0 ? value + bias[co] : value;
+        }
+    }
+
+    private readonly struct BackwardInputOperands(Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> weight,
+        ArrayView<float> dInput) : IGemmOperands
+    {
+        public int Groups => g.Groups;
+        public int M => g.InPerGroup;
+        public int K => g.OutPerGroup * g.KernelSize * g.KernelSize;
+        public int N => g.Batch * g.Height * g.Width;
+
+        public float A(int grp, int m, int k)
+        {
+            int kk = g.KernelSize * g.KernelSize, co = k / kk;
+            return weight[((grp * g.OutPerGroup + co) * g.InPerGroup + m) * kk + k - co * kk];
+        }
+
+        public float B(int grp, int k, int n)
+        {
+            int kk = g.KernelSize * g.KernelSize, hw = g.Height * g.Width, s = g.Stride;
+            int b = n / hw, r = n - b * hw, ih = r / g.Width, iw = r - ih * g.Width;
+            int co = k / kk, t = k - co * kk, kh = t / g.KernelSize, kw = t - kh * g.KernelSize;
+            int rh = ih + g.Padding - kh, rw = iw + g.Padding - kw;
+            if (rh < 0 || rw < 0) return 0f;
+            int oh = rh / s, ow = rw / s;
+            return oh * s == rh && ow * s == rw && oh < g.OutHeight && ow < g.OutWidth
+                ? dOutput[((b * g.OutChannels + grp * g.OutPerGroup + co) * g.OutHeight + oh) * g.OutWidth + ow]
+                : 0f;
+        }
+
+        public void Store(int grp, int m, int n, float value)
+        {
+            int hw = g.Height * g.Width, b = n / hw;
+            dInput[(b * g.InChannels + grp * g.InPerGroup + m) * hw + n - b * hw] += value;
+        }
+    }
+
+    /// <summary>
+    /// C = A·B for every group, one thread group per tileM × tileN block of C (tiles numbered column-fastest, then
+    /// row, then channel group), <c>tileM·tileN/16</c> threads each owning a 4 × 4 register tile: rows
+    /// <c>tm + i·tileM/4</c>, columns <c>tn + j·tileN/4</c> (tn fastest across threads, so loads of B and stores are
+    /// coalesced along n). Per step of tileK, the group stages A (transposed) and B in shared memory, then every
+    /// thread runs tileK rank-1 updates from it. Out-of-range rows, columns and k read 0 and are not stored. Host
+    /// checks: tileM, tileN multiples of 4 up to <see cref="MaxTileM"/>, <see cref="MaxTileN"/>; 1 ≤ tileK ≤ <see cref="MaxTileK"/>.
+    /// </summary>
+    private static void TiledGemm<TOperands>(TOperands op, int tileM, int tileN, int tileK) where TOperands : struct, IGemmOperands
+    {
+        var tileA = SharedMemory.Allocate<float>(MaxTileK * MaxTileM);
+        var tileB = SharedMemory.Allocate<float>(MaxTileK * MaxTileN);
+        int m = op.M, n = op.N, kTotal = op.K;
+        int tilesN = Conv2dGeometry.CeilDiv(n, tileN), tilesM = Conv2dGeometry.CeilDiv(m, tileM);
+        int tile = Grid.IdxX, q = tile / tilesN;
+        int n0 = (tile - q * tilesN) * tileN;
+        int grp = q / tilesM, m0 = (q - grp * tilesM) * tileM;
+        int tid = Group.IdxX, threads = Group.DimX;
+        int rowStep = tileM / 4, colStep = tileN / 4;
+        int tm = tid / colStep, tn = tid - tm * colStep;
+        var acc = default(Tile4x4);
+        for (int k0 = 0; k0 < kTotal; k0 += tileK)
+        {
+            for (int e = tid; e < tileM * tileK; e += threads)
+            {
+                int r = e / tileK, kq = e - r * tileK; // consecutive threads: consecutive k of one row of A
+                tileA[kq * tileM + r] = m0 + r < m && k0 + kq < kTotal ? op.A(grp, m0 + r, k0 + kq) : 0f;
+            }
+            for (int e = tid; e < tileK * tileN; e += threads)
+            {
+                int kq = e / tileN, c = e - kq * tileN; // consecutive threads: consecutive n
+                tileB[e] = n0 + c < n && k0 + kq < kTotal ? op.B(grp, k0 + kq, n0 + c) : 0f;
+            }
+            Group.Barrier();
+            int steps = Min(tileK, kTotal - k0);
+            for (int kq = 0; kq < steps; kq++)
+            {
+                int a = kq * tileM + tm, b = kq * tileN + tn;
+                acc.Add(tileA[a], tileA[a + rowStep], tileA[a + 2 * rowStep], tileA[a + 3 * rowStep],
+                    tileB[b], tileB[b + colStep], tileB[b + 2 * colStep], tileB[b + 3 * colStep]);
+            }
+            Group.Barrier();
+        }
+        int row = m0 + tm, col = n0 + tn;
+        StoreRow(op, grp, row, col, colStep, m, n, acc.C00, acc.C01, acc.C02, acc.C03);
+        StoreRow(op, grp, row + rowStep, col, colStep, m, n, acc.C10, acc.C11, acc.C12, acc.C13);
+        StoreRow(op, grp, row + 2 * rowStep, col, colStep, m, n, acc.C20, acc.C21, acc.C22, acc.C23);
+        StoreRow(op, grp, row + 3 * rowStep, col, colStep, m, n, acc.C30, acc.C31, acc.C32, acc.C33);
+    }
+
+    /// <summary>Stores the four values of one register-tile row at columns col + j·step that exist.</summary>
+    private static void StoreRow<TOperands>(TOperands op, int grp, int row, int col, int step, int m, int n,
+        float v0, float v1, float v2, float v3) where TOperands : struct, IGemmOperands
+    {
+        if (row >= m) return;
+        if (col < n) op.Store(grp, row, col, v0);
+        if (col + step < n) op.Store(grp, row, col + step, v1);
+        if (col + 2 * step < n) op.Store(grp, row, col + 2 * step, v2);
+        if (col + 3 * step < n) op.Store(grp, row, col + 3 * step, v3);
+    }
+
+    /// <summary>
+    /// A 4 × 4 register tile of sums. Deliberate unrolling: written out by hand (ILGPU 1.5.3 does not unroll loops, and
+    /// a local array stays in registers only with constant indices).
+    /// </summary>
+    private struct Tile4x4
+    {
+        public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
+
+        /// <summary>Adds the outer product of a column (a0..a3) and a row (b0..b3).</summary>
+        public void Add(float a0, float a1, float a2, float a3, float b0, float b1, float b2, float b3)
+        {
+            C00 += a0 * b0; C01 += a0 * b1; C02 += a0 * b2; C03 += a0 * b3;
+            C10 += a1 * b0; C11 += a1 * b1; C12 += a1 * b2; C13 += a1 * b3;
+            C20 += a2 * b0; C21 += a2 * b1; C22 += a2 * b2; C23 += a2 * b3;
+            C30 += a3 * b0; C31 += a3 * b1; C32 += a3 * b2; C33 += a3 * b3;
+        }
+    }
+
     /// <summary><c>v[rowStart + col]</c> when 0 ≤ col &lt; width, else 0 (a tap in the zero padding).</summary>
     private static float LoadOrZero(ArrayView<float> v, int rowStart, int col, int width) =>
         (uint)col < (uint)width ? v[rowStart + col] : 0f;

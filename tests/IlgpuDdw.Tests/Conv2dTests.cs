@@ -236,3 +236,65 @@ public sealed class Conv2dTests(DeviceFixture fx)
         Assert.Equal(0, tape.Count);
     }
 }
+
+/// <summary>
+/// The tiled (implicit-GEMM) Conv2d rung on a CPU accelerator whose groups hold up to 16 threads: every tiled
+/// verification case with groups of 1, 2, 4 and 16 threads; the default plans per device.
+/// </summary>
+[Collection("cpu-groups")]
+public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
+{
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in VerificationCases.All.Where(c => c.Family == "Conv2d" && c.Name.StartsWith("tiled", StringComparison.Ordinal)))
+            data.Add(c.Name);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void VerificationCase_MatchesReference_WithGroupsOf16(string name)
+    {
+        Assert.Equal(5, Conv2dCases.TilePlans(fx.Device).Length); // up to 16 × 16 tiles (16 threads)
+        var c = VerificationCases.All.Single(x => x.Family == "Conv2d" && x.Name == name);
+        var rows = c.Run(fx.Device).ToArray();
+        Assert.Equal(2 * 5 + 2, rows.Length);
+        var failed = rows.Where(r => !r.Pass).ToArray();
+        Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
+    }
+
+    [Fact]
+    public void DefaultPlans_AreDirectOnTheCpu_TiledOnCudaAboveEightRows()
+    {
+        Assert.Equal(Conv2dTilePlan.Direct, Conv2dTilePlan.For(DeviceKind.Cpu, 4, 1, 256, 100_000));
+        int h200 = 132 * 2048;
+        // resnet_mini stage 1 at batch 256: 16 channels × 200,704 positions → 16 × 128 tiles of 128 threads
+        var p = Conv2dTilePlan.For(DeviceKind.Cuda, h200, 1, 16, 256 * 28 * 28);
+        Assert.Equal(new Conv2dTilePlan(16, 128, Conv2dTilePlan.GpuTileK), p);
+        Assert.Equal(128, p.Threads);
+        Assert.Equal(new Conv2dTilePlan(32, 64, Conv2dTilePlan.GpuTileK), Conv2dTilePlan.For(DeviceKind.Cuda, h200, 1, 24, 100_000));
+        // many positions: 64 × 64 tiles (256 threads); a small late layer (512 channels × 7·7·8): 64 × 32 for more groups
+        Assert.Equal(new Conv2dTilePlan(64, 64, Conv2dTilePlan.GpuTileK), Conv2dTilePlan.For(DeviceKind.Cuda, h200, 1, 64, 64 * 56 * 56));
+        var late = Conv2dTilePlan.For(DeviceKind.Cuda, h200, 1, 512, 8 * 7 * 7);
+        Assert.Equal(new Conv2dTilePlan(64, 32, Conv2dTilePlan.GpuTileK), late);
+        // depthwise: one channel a group stays direct
+        Assert.Equal(Conv2dTilePlan.Direct, Conv2dTilePlan.For(DeviceKind.Cuda, h200, 96, 1, 100_000));
+    }
+
+    [Theory]
+    [InlineData(6, 8, 8, "multiples of 4")]
+    [InlineData(8, 132, 8, "multiples of 4")]
+    [InlineData(128, 8, 8, "tileM up to 64")]
+    [InlineData(8, 8, 0, "tileK must be 1 to 16; got 0")]
+    [InlineData(8, 8, 17, "tileK must be 1 to 16; got 17")]
+    [InlineData(32, 32, 8, "need 64 threads a group; the device allows 16")]
+    public void BadTilePlans_AreRefusedBeforeAnyLaunch(int m, int n, int k, string message)
+    {
+        using var x = Tensor.FromArray(fx.Device, new float[2 * 3 * 5 * 5], 2, 3, 5, 5);
+        using var w = Tensor.FromArray(fx.Device, new float[4 * 3 * 3 * 3], 4, 3, 3, 3);
+        using var tape = new Tape(fx.Device);
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, 1, 1, 1, tilePlan: new Conv2dTilePlan(m, n, k)));
+        Assert.Contains(message, e.Message);
+        Assert.Equal(0, tape.OwnedCount);
+    }
+}

@@ -123,11 +123,12 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         // Where the two devices take different kernel variants: the Cuda path reduces batch-norm channels with
         // groups of threads where the CPU path uses chunked work items, and it splits each adjacency-gradient dot
         // product into parts (a second, reducing launch) where the CPU path gives a thread a whole edge; it splits
-        // the weight gradient's reduction (split-K, then a finalize) where the CPU path sums it in one launch.
+        // the weight gradient's reduction (split-K, then a finalize) where the CPU path sums it in one launch; it runs
+        // the forward and input gradient as tiled implicit GEMMs where the CPU path runs the register-blocked kernels.
         static IEnumerable<LaunchRecord> Common(LaunchTrace t) =>
             t.Launches.Where(l => l.Kernel is not ("AggregationReduceAdjacencyGradient" or "Conv2dBackwardWeightFinalize"));
         static string Variant(LaunchRecord l) =>
-            l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung").Replace("Conv2dBackwardWeightSplit", "Conv2dBackwardWeight");
+            l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung").Replace("Conv2dBackwardWeightSplit", "Conv2dBackwardWeight").Replace("Tiled", "");
         Assert.Equal(Common(real).Select(Variant), Common(recorded).Select(Variant));
         Assert.Equal(Common(real).Select(l => l.Cost!.Value.Flops), Common(recorded).Select(l => l.Cost!.Value.Flops));
         Assert.Contains(recorded.Launches, l => l.Kernel == "BatchNormForwardStatisticsGroups");
@@ -135,6 +136,11 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
             Assert.Contains(recorded.Launches, l => l.Kernel == "AggregationReduceAdjacencyGradient");
         Assert.All(recorded.Launches, l =>
         {
+            if (l.Kernel.EndsWith("Tiled", StringComparison.Ordinal))
+            {
+                Assert.True(l.GroupSize is 128 or 256, $"{l.Kernel}: {l.GroupSize} threads a group"); // tileM·tileN/16
+                return;
+            }
             Assert.Equal(Device.GpuGroupSize, l.GroupSize);
             if (l.ExplicitlyGrouped) return; // the op chose the grid
             Assert.Equal(dry.Extent(l.WorkItems), l.Extent); // the GPU launch policy, not the CPU's
@@ -212,7 +218,11 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         int splits = Launches("Conv2dBackwardWeightSplit");
         Assert.True(splits > 0);
         Assert.Equal(splits, Launches("Conv2dBackwardWeightFinalize"));
-        Assert.Equal(Launches("Conv2dForward"), splits + Launches("Conv2dBackwardWeight")); // one rung per convolution
+        // one rung per convolution, for the weight gradient and for the forward
+        Assert.Equal(Launches("Conv2dForward") + Launches("Conv2dForwardTiled"), splits + Launches("Conv2dBackwardWeight"));
+        Assert.Equal(0, Launches("Conv2dForward")); // every ResNet convolution has at least 8 output channels a group: tiled
+        Assert.Equal(0, Launches("Conv2dBackwardInput"));
+        Assert.True(Launches("Conv2dBackwardInputTiled") > 0);
     }
 
     [Fact]

@@ -55,6 +55,71 @@ public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
     }
 }
 
+/// <summary>
+/// How the Conv2d forward or input gradient runs: <see cref="Direct"/> (the register-blocked grid-stride kernels
+/// <see cref="Conv2dKernels.Forward"/> / <see cref="Conv2dKernels.BackwardInput"/>) or tiled
+/// (<see cref="Conv2dKernels.ForwardTiled"/> / <see cref="Conv2dKernels.BackwardInputTiled"/>: an implicit GEMM
+/// over tileM × tileN blocks of the output, tileK at a time through shared memory, tileM·tileN/16 threads a group).
+/// <see cref="For(DeviceKind, int, int, int, int)"/> picks a device's default per pass.
+/// </summary>
+/// <param name="TileM">Rows of a block (output channels of the forward, input channels of the input gradient); 0: direct.</param>
+/// <param name="TileN">Columns of a block (positions b, h, w).</param>
+/// <param name="TileK">Reduction step staged in shared memory.</param>
+public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK)
+{
+    /// <summary>The register-blocked grid-stride kernels (the CPU accelerator's choice: barriers cost it milliseconds).</summary>
+    public static Conv2dTilePlan Direct => default;
+
+    /// <summary>Whether the tiled kernels run.</summary>
+    public bool IsTiled => TileM > 0;
+
+    /// <summary>Threads per group of a tiled launch.</summary>
+    public int Threads => TileM * TileN / 16;
+
+    /// <summary>Thread groups of a tiled launch over <paramref name="rows"/> × <paramref name="columns"/> per channel group.</summary>
+    public long Blocks(int channelGroups, int rows, int columns) =>
+        (long)channelGroups * Conv2dGeometry.CeilDiv(rows, TileM) * Conv2dGeometry.CeilDiv(columns, TileN);
+
+    /// <summary>Reduction step of the default GPU plan.</summary>
+    public const int GpuTileK = 8;
+
+    /// <summary>Fewest rows a channel group needs for the default GPU plan to tile it (fewer: direct, e.g. depthwise).</summary>
+    public const int GpuMinRows = 8;
+
+    /// <summary>
+    /// The default plan for a pass whose GEMM per channel group has <paramref name="rows"/> rows and
+    /// <paramref name="columns"/> columns, on a device of <paramref name="kind"/> running <paramref name="maxThreads"/>
+    /// threads at once. CPU accelerator: <see cref="Direct"/>. Cuda: tileM 16, 32 or 64 (the smallest that holds the
+    /// rows, at most 64) and tileN = 2048 / tileM (128 threads a group; 64 × 64 tiles, 256 threads, when that launch
+    /// still has two groups per SM, taking 2048 threads an SM), tileK <see cref="GpuTileK"/>; <see cref="Direct"/>
+    /// below <see cref="GpuMinRows"/> rows (depthwise, a one-channel input).
+    /// </summary>
+    public static Conv2dTilePlan For(DeviceKind kind, int maxThreads, int channelGroups, int rows, int columns)
+    {
+        if (kind == DeviceKind.Cpu || rows < GpuMinRows) return Direct;
+        int tileM = rows > 32 ? 64 : rows > 16 ? 32 : 16;
+        var plan = new Conv2dTilePlan(tileM, 2048 / tileM, GpuTileK);
+        var wide = new Conv2dTilePlan(64, 64, GpuTileK);
+        long wanted = Math.Max(1, maxThreads / 2048) * 2L;
+        return tileM == 64 && wide.Blocks(channelGroups, rows, columns) >= wanted ? wide : plan;
+    }
+
+    /// <summary>Throws when this plan cannot run on <paramref name="device"/>.</summary>
+    /// <exception cref="ArgumentException">A tile extent out of range or more threads than a group may have.</exception>
+    internal void Validate(Device device)
+    {
+        if (!IsTiled) return;
+        if (TileM % 4 != 0 || TileN % 4 != 0 || TileM > Conv2dKernels.MaxTileM || TileN > Conv2dKernels.MaxTileN || TileN < 4)
+            throw new ArgumentException(
+                $"Conv2d: tiles must be multiples of 4, tileM up to {Conv2dKernels.MaxTileM} and tileN up to {Conv2dKernels.MaxTileN}; got {TileM} × {TileN}.", "tilePlan");
+        if (TileK < 1 || TileK > Conv2dKernels.MaxTileK)
+            throw new ArgumentException($"Conv2d: tileK must be 1 to {Conv2dKernels.MaxTileK}; got {TileK}.", "tilePlan");
+        if (Threads > device.MaxThreadsPerGroup)
+            throw new ArgumentException(
+                $"Conv2d: tiles {TileM} × {TileN} need {Threads} threads a group; the device allows {device.MaxThreadsPerGroup}.", "tilePlan");
+    }
+}
+
 public static partial class Ops
 {
     /// <summary>
@@ -62,11 +127,13 @@ public static partial class Ops
     /// bias <c>[C_out]</c>; returns <c>[B, C_out, Ho, Wo]</c> with <c>Ho = (H + 2·padding − K)/stride + 1</c>
     /// (likewise Wo). Zero padding on every side; <paramref name="groups"/> splits the channels into groups
     /// (groups = C_in = C_out is a depthwise convolution). Gradients flow to input, weight and bias. The weight
-    /// gradient runs as <paramref name="weightPlan"/> says (default: <see cref="Conv2dWeightPlan.For(Device, Conv2dGeometry)"/>).
+    /// gradient runs as <paramref name="weightPlan"/> says (default: <see cref="Conv2dWeightPlan.For(Device, Conv2dGeometry)"/>);
+    /// the forward and the input gradient as <paramref name="tilePlan"/> says (default: each pass's
+    /// <see cref="Conv2dTilePlan.For(DeviceKind, int, int, int, int)"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A shape or value is invalid, or the plan cannot run; the message names it.</exception>
     public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1,
-        Conv2dWeightPlan? weightPlan = null)
+        Conv2dWeightPlan? weightPlan = null, Conv2dTilePlan? tilePlan = null)
     {
         Tensor[] operands = bias is null ? [input, weight] : [input, weight, bias];
         RequireSameDevice("Conv2d", tape, operands);
@@ -74,12 +141,16 @@ public static partial class Ops
         var d = tape.Device;
         var plan = weightPlan ?? Conv2dWeightPlan.For(d, g);
         plan.Validate(g);
+        var forwardTiles = tilePlan ?? ForwardTiles(d, g);
+        var inputTiles = tilePlan ?? InputTiles(d, g);
+        forwardTiles.Validate(d);
+        inputTiles.Validate(d);
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
-        Conv2dForward(d, g, input.View, weight.View, bias?.View, y.View);
+        Conv2dForward(d, g, forwardTiles, input.View, weight.View, bias?.View, y.View);
         if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
-                if (input.RequiresGrad) Conv2dBackwardInput(d, g, y.Grad.View, weight.View, input.Grad.View);
+                if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.Grad.View);
                 if (weight.RequiresGrad) Conv2dBackwardWeight(d, g, plan, y.Grad.View, input.View, weight.Grad.View);
                 if (bias is { RequiresGrad: true }) Conv2dBackwardBias(d, g, y.Grad.View, bias.Grad.View);
             });
@@ -118,20 +189,44 @@ public static partial class Ops
         return new Conv2dGeometry(b, cin, h, w, cout, k, stride, padding, groups);
     }
 
+    /// <summary>The device's default plan for the forward of <paramref name="g"/> (rows: output channels per group).</summary>
+    internal static Conv2dTilePlan ForwardTiles(Device d, Conv2dGeometry g) =>
+        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth);
+
+    /// <summary>The device's default plan for the input gradient of <paramref name="g"/> (rows: input channels per group).</summary>
+    internal static Conv2dTilePlan InputTiles(Device d, Conv2dGeometry g) =>
+        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width);
+
     /// <summary>
-    /// Launches the forward (overwrites <paramref name="output"/>) with the geometry's channel block (4 output
-    /// channels per work item, 1 for depthwise).
+    /// Launches the forward (overwrites <paramref name="output"/>): tiled as <paramref name="tiles"/> says, else with
+    /// the geometry's channel block (4 output channels per work item, 1 for depthwise).
     /// </summary>
-    internal static void Conv2dForward(Device d, Conv2dGeometry g, ArrayView<float> input, ArrayView<float> weight, ArrayView<float>? bias, ArrayView<float> output)
+    internal static void Conv2dForward(Device d, Conv2dGeometry g, Conv2dTilePlan tiles, ArrayView<float> input, ArrayView<float> weight,
+        ArrayView<float>? bias, ArrayView<float> output)
     {
+        // without a bias the kernels read no bias element: any view will do
+        var b = bias ?? weight;
+        int hasBias = bias is null ? 0 : 1;
+        if (tiles.IsTiled)
+        {
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth), tiles.Threads);
+            d.Kernels.Conv2dForwardTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, input, weight, b, hasBias, output);
+            return;
+        }
         int block = g.OutChannelBlock, n = g.ForwardItems(block), ext = d.Extent(n);
-        // without a bias the kernel reads no bias element: any view will do
-        d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, block, input, weight, bias ?? weight, bias is null ? 0 : 1, output);
+        d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, block, input, weight, b, hasBias, output);
     }
 
-    /// <summary>Accumulates the input gradient.</summary>
-    internal static void Conv2dBackwardInput(Device d, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
+    /// <summary>Accumulates the input gradient, tiled as <paramref name="tiles"/> says.</summary>
+    internal static void Conv2dBackwardInput(Device d, Conv2dGeometry g, Conv2dTilePlan tiles, ArrayView<float> dOutput, ArrayView<float> weight,
+        ArrayView<float> dInput)
     {
+        if (tiles.IsTiled)
+        {
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.Threads);
+            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, dOutput, weight, dInput);
+            return;
+        }
         int block = g.InChannelBlock, n = g.BackwardInputItems(block), ext = d.Extent(n);
         d.Kernels.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, dOutput, weight, dInput);
     }

@@ -19,6 +19,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dBackwardWeight</term><description>2·MACs; dy + x + 2·dw</description></item>
 /// <item><term>Conv2dBackwardWeightSplit</term><description>2·MACs; dy + x + splits·|w| partials</description></item>
 /// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
+/// <item><term>Conv2dForwardTiled / Conv2dBackwardInputTiled</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs)</description></item>
 /// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
 /// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
 /// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
@@ -214,6 +215,14 @@ public static class KernelCosts
     public static KernelCost Conv2dBackwardInput(int n, int stride, Conv2dGeometry g, int channelBlock, ArrayView<float> dOutput, ArrayView<float> weight,
         ArrayView<float> dInput) =>
         Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.WeightLength + 2.0 * g.InputLength, g.ToString());
+
+    public static KernelCost Conv2dForwardTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, ArrayView<float> input, ArrayView<float> weight,
+        ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
+        Conv2dForward(g.OutputLength, 0, g, 0, input, weight, bias, hasBias, output) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
+
+    public static KernelCost Conv2dBackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, ArrayView<float> dOutput,
+        ArrayView<float> weight, ArrayView<float> dInput) =>
+        Conv2dBackwardInput(g.InputLength, 0, g, 0, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
 
     public static KernelCost Conv2dBackwardWeight(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, ArrayView<float> dOutput,
         ArrayView<float> input, ArrayView<float> dWeight) =>

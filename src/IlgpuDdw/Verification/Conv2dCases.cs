@@ -10,6 +10,8 @@ namespace IlgpuDdw.Verification;
 /// block, 4: repeated slots at depthwise shapes) and several (output, input) weight-gradient blocks, each
 /// backward accumulating onto a non-zero gradient. The weight gradient's split-K rung runs at every geometry
 /// through the tape and directly at 1 split, 2, 7, a count that does not divide K = B·Ho·Wo and more splits than K.
+/// The tiled forward and input gradient run at every geometry with every tile plan of <see cref="TilePlans"/> the
+/// device's groups can hold (blocks larger than the GEMM, partial blocks, tileK 1 to 16) and through the tape.
 /// </summary>
 internal static class Conv2dCases
 {
@@ -57,6 +59,53 @@ internal static class Conv2dCases
             string shape = Describe(g, bias);
             yield return new(Family, $"split-K, {shape}", ["Conv2d.BackwardWeight"], d => SplitK(d, g, bias, shape));
         }
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, $"tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape));
+        }
+    }
+
+    /// <summary>
+    /// Tile plans for the tiled kernels that fit <paramref name="device"/>'s groups: 1 and 2 threads (the default
+    /// CPU accelerator), 4, 16 (warps of 4) and the GPU's 128 and 256.
+    /// </summary>
+    internal static Conv2dTilePlan[] TilePlans(Device device) =>
+    [
+        .. new Conv2dTilePlan[] { new(4, 4, 1), new(8, 4, 3), new(4, 8, 16), new(8, 8, 5), new(16, 16, 8), new(64, 16, 4), new(16, 128, 8), new(64, 64, 8) }
+            .Where(p => p.Threads <= device.MaxThreadsPerGroup)
+    ];
+
+    private static IEnumerable<VerifyResult> Tiled(Device d, Conv2dGeometry g, bool hasBias, string shape)
+    {
+        var e = Reference(g, hasBias);
+        var x0 = Seeded.Uniform<float>(g.InputLength, 5);
+        var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
+        var plans = TilePlans(d);
+        using (var tx = Tensor.FromArray(d, e.X, g.InputLength))
+        using (var tw = Tensor.FromArray(d, e.W, g.WeightLength))
+        using (var tb = Tensor.FromArray(d, e.B, g.OutChannels))
+        using (var tdy = Tensor.FromArray(d, e.DY, g.OutputLength))
+        using (var ty = Tensor.Empty(d, g.OutputLength))
+        using (var tdx = Tensor.Empty(d, g.InputLength))
+            foreach (var plan in plans)
+            {
+                plan.Validate(d);
+                string tiles = $"tiles {plan.TileM}×{plan.TileN}×{plan.TileK}";
+                Ops.Conv2dForward(d, g, plan, tx.View, tw.View, hasBias ? tb.View : null, ty.View);
+                yield return VerifyResult.Compare($"Conv2d.Forward {tiles}", shape, e.Y, ty.ToArray(), Tolerance.Forward);
+                tdx.CopyFrom(x0);
+                Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View);
+                yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles}", shape, edx, tdx.ToArray(), Tolerance.Backward);
+            }
+        using var x = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width); x.RequiresGrad = true;
+        using var w = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize);
+        using var b = Tensor.FromArray(d, e.B, g.OutChannels);
+        using var tape = new Tape(d);
+        var y = tape.Conv2d(x, w, hasBias ? b : null, g.Stride, g.Padding, g.Groups, tilePlan: plans[^1]);
+        tape.Backward(y, e.DY);
+        yield return VerifyResult.Compare("Conv2d.Forward tiled (tape)", shape, e.Y, y.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("Conv2d.BackwardInput tiled (tape)", shape, e.DX, x.GradToArray(), Tolerance.Backward);
     }
 
     private static string Describe(Conv2dGeometry g, bool bias) =>
