@@ -1,4 +1,5 @@
 using ILGPU;
+using static IlgpuDdw.Kernels.ReductionKernels;
 
 namespace IlgpuDdw.Kernels;
 
@@ -459,14 +460,6 @@ public static class BatchNormKernels
         float inv = invstd[c];
         float xhat = (x - mean[c]) * inv;
         return gamma[c] * inv * (dy - statisticsWeight * (sumDy[c] + xhat * sumDyXhat[c]));
-    }
-
-    /// <summary>Sum over the warp by a butterfly of shuffles (every lane gets the same value).</summary>
-    private static float WarpSum(float value)
-    {
-        for (int offset = 1; offset < Warp.WarpSize; offset <<= 1)
-            value += Warp.ShuffleXor(value, offset);
-        return value;
     }
 
     /// <summary>

@@ -8,6 +8,14 @@ namespace IlgpuDdw.Kernels;
 /// </summary>
 public static class ReductionKernels
 {
+    /// <summary>Sum over the warp by a butterfly of shuffles (every lane gets the same value; a fixed order).</summary>
+    internal static float WarpSum(float value)
+    {
+        for (int offset = 1; offset < Warp.WarpSize; offset <<= 1)
+            value += Warp.ShuffleXor(value, offset);
+        return value;
+    }
+
     /// <summary>
     /// <c>y[k] = scale · Σ x[i]</c> (or <c>Σ x[i]²</c> when <paramref name="squares"/> ≠ 0: a squared L2 norm's partials)
     /// over <c>i ∈ [k·chunk, min(n, (k+1)·chunk))</c> for k &lt; count. Grid-stride over k. Overwrites y. Summation in

@@ -298,3 +298,26 @@ public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
         Assert.Equal(0, tape.OwnedCount);
     }
 }
+
+/// <summary>The fused router's verification cases on a CPU accelerator with groups of 4 warps of 4 threads.</summary>
+[Collection("cpu-groups")]
+public sealed class RouterGroupsTests(GroupedDeviceFixture fx)
+{
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in VerificationCases.All.Where(c => c.Name.StartsWith("router fused", StringComparison.Ordinal)))
+            data.Add(c.Name);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void VerificationCase_MatchesReference_WithGroupsOf16(string name)
+    {
+        var c = VerificationCases.All.Single(x => x.Name == name);
+        var rows = c.Run(fx.Device).ToArray();
+        Assert.NotEmpty(rows);
+        var failed = rows.Where(r => !r.Pass).ToArray();
+        Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
+    }
+}

@@ -89,7 +89,7 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         var wiring = new WiringConfig { Kind = kind };
         var d = fx.Device;
         LaunchTrace real;
-        int parameters, convs, norms, linears;
+        int parameters, convs, norms, linears, routers;
         using (var workload = new TrainingStepWorkload(d, spec, wiring, 2))
         {
             for (int i = 0; i < 2; i++) workload.Step(readKeepRate: false, synchronize: false);
@@ -99,7 +99,8 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
             var modules = workload.Net.NamedModules().Select(m => m.Module).ToArray();
             convs = modules.OfType<Conv2d>().Count();
             norms = modules.OfType<BatchNorm2d>().Count();
-            linears = modules.OfType<Linear>().Count();
+            routers = modules.OfType<Router>().Count();
+            linears = modules.OfType<Linear>().Count() - 2 * routers; // a router's two layers run as one fused op
         }
         int Count(LaunchTrace t, string kernel) => t.Launches.Count(l => l.Kernel == kernel);
         Assert.Equal(parameters, Count(real, "SgdStep"));
@@ -107,6 +108,9 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         Assert.Equal(convs, Count(real, "Conv2dBackwardWeight"));
         Assert.Equal(norms, Count(real, "BatchNormForwardStatisticsFinalize")); // every batch norm: partial sums, then one finalize
         Assert.Equal(linears, Count(real, "LinearForward"));
+        Assert.Equal(routers, Count(real, "RouterForward"));
+        Assert.Equal(routers, Count(real, "RouterBackwardActivations"));
+        Assert.Equal(routers, Count(real, "RouterBackwardParameters"));
         Assert.Equal(0, real.Allocations); // after two warm-up steps the pool serves every tensor
         Assert.Equal(0, real.Synchronizations);
 

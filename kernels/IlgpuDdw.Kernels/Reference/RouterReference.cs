@@ -6,7 +6,8 @@ namespace IlgpuDdw.Kernels.Reference;
 /// CPU reference of the router op, <c>a = sigmoid(FC2(ReLU(FC1(GAP(y)))))</c>, composed of the references of
 /// the kernels the op launches (<see cref="PoolingReference.GlobalAvgPoolForward{T}"/> and
 /// <see cref="LinearReference"/> with a fused activation), generic over float and double. Layouts as in the
-/// kernels: <c>y [B, C, H, W]</c>, weights <c>[Out, In]</c>. Backward references accumulate (+=).
+/// kernels: <c>y [B, C, H, W]</c>, weights <c>[Out, In]</c>. Backward references accumulate (+=). Also the reference of
+/// the fused <see cref="RouterKernels"/>, which compute the same function in one launch per direction.
 /// </summary>
 public static class RouterReference
 {

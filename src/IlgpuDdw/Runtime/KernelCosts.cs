@@ -20,6 +20,9 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dBackwardWeightSplit</term><description>2·MACs; dy + x + splits·|w| partials</description></item>
 /// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
 /// <item><term>Conv2dForwardTiled / Conv2dBackwardInputTiled</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs)</description></item>
+/// <item><term>RouterForward</term><description>B·C·S + 2·B·(H·C + O·H) + B·O; y + parameters + pooled + hidden + a (work items: samples)</description></item>
+/// <item><term>RouterBackwardActivations</term><description>3·B·O + 2·B·(O·H + H·C) + B·C·S; dA + a + hidden + W1 + W2 + dZ2 + dZ1 + 2·dInput</description></item>
+/// <item><term>RouterBackwardParameters</term><description>2·B per parameter element; dZ1 + dZ2 + pooled + hidden + 2 per element</description></item>
 /// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
 /// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
 /// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
@@ -237,6 +240,32 @@ public static class KernelCosts
 
     public static KernelCost Conv2dBackwardBias(int n, int stride, Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> dBias) =>
         Cost(n, g.OutputLength, (double)g.OutputLength + 2.0 * g.OutChannels, g.ToString());
+
+    // ---- Router ----
+
+    public static KernelCost RouterForward(RouterShape shape, ArrayView<float> y, ArrayView<float> w1,
+        ArrayView<float> b1, ArrayView<float> w2, ArrayView<float> b2, ArrayView<float> pooled, ArrayView<float> hiddenOut, ArrayView<float> a)
+    {
+        var (channels, spatial, hidden, outDegree) = shape;
+        long batch = a.Length / Math.Max(1, outDegree), parameters = (long)hidden * channels + hidden + (long)outDegree * hidden + outDegree;
+        return Cost(batch, batch * ((double)channels * spatial + 2.0 * ((double)hidden * channels + (double)outDegree * hidden) + outDegree),
+            (double)batch * channels * spatial + parameters + batch * ((double)channels + hidden + outDegree), $"B={batch} C={channels} S={spatial} H={hidden} O={outDegree}");
+    }
+
+    public static KernelCost RouterBackwardActivations(RouterShape shape, ArrayView<float> dA, ArrayView<float> a,
+        ArrayView<float> hiddenIn, ArrayView<float> w1, ArrayView<float> w2, ArrayView<float> dZ2, ArrayView<float> dZ1, ArrayView<float> dInput)
+    {
+        var (channels, spatial, hidden, outDegree) = shape;
+        long batch = a.Length / Math.Max(1, outDegree);
+        return Cost(batch, batch * (3.0 * outDegree + 2.0 * ((double)outDegree * hidden + (double)hidden * channels) + (double)channels * spatial),
+            batch * (3.0 * outDegree + 2.0 * hidden + 2.0 * channels * spatial) + (double)hidden * channels + (double)outDegree * hidden,
+            $"B={batch} C={channels} S={spatial} H={hidden} O={outDegree}");
+    }
+
+    public static KernelCost RouterBackwardParameters(int n, int stride, int batch, int channels, int hidden, int outDegree, ArrayView<float> dZ1,
+        ArrayView<float> dZ2, ArrayView<float> pooled, ArrayView<float> hiddenIn, ArrayView<float> dW1, ArrayView<float> db1, ArrayView<float> dW2,
+        ArrayView<float> db2) =>
+        Cost(n, 2.0 * batch * n, (double)batch * (2.0 * hidden + outDegree + channels) + 2.0 * n, $"B={batch} C={channels} H={hidden} O={outDegree}");
 
     // ---- Elementwise ----
 
