@@ -1,13 +1,15 @@
 using BenchmarkDotNet.Attributes;
+using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels.Reference;
 using DdwDevice = IlgpuDdw.Runtime.Device;
 
 namespace IlgpuDdw.Bench;
 
 /// <summary>
-/// Training-mode BatchNorm2d forward + backward at [16, 32, 28, 28]: the kernels launched in the order the
-/// BatchNorm2d op launches them (batch statistics with the running-statistics update, normalize; channel sums,
-/// gamma/beta gradients, input gradient), synchronised inside each timed call, against the scalar C# reference
+/// Training-mode BatchNorm2d forward + backward at [16, 32, 28, 28] through the op (<see cref="Ops.BatchNorm2d"/>: batch
+/// statistics with the running-statistics update, normalize; channel sums, gamma/beta gradients, input gradient),
+/// synchronised inside each timed call (dy is uploaded in each), for each reduction rung (<see cref="Rung"/>: the one-thread-per-channel first
+/// rung, the chunked partials, the device's default plan), against the scalar C# reference
 /// (<see cref="BatchNormReference"/>) of the same forward + backward in the same run (the baseline).
 /// </summary>
 [MemoryDiagnoser(false), Config(typeof(DdwBenchConfig))]
@@ -23,11 +25,15 @@ public class BatchNormBenchmark
     /// <summary>Values of <see cref="Device"/>.</summary>
     public static IEnumerable<string> Devices => BenchDevices.FromEnvironment();
 
+    /// <summary>Reduction rung: per-channel, chunks (the CPU default's shape, 64 chunks a channel) or default (the device's plan).</summary>
+    [Params("per-channel", "chunks", "default")]
+    public string Rung { get; set; } = "default";
+
     private DdwDevice _device = null!;
-    private Tensor _x = null!, _y = null!, _dy = null!, _dx = null!, _gamma = null!, _beta = null!, _dGamma = null!, _dBeta = null!;
-    private Tensor _runningMean = null!, _runningVar = null!, _mean = null!, _invstd = null!, _sumDy = null!, _sumDyXhat = null!;
+    private Tensor _x = null!, _gamma = null!, _beta = null!, _runningMean = null!, _runningVar = null!;
     private float[] _hx = null!, _hy = null!, _hdy = null!, _hdx = null!, _hGamma = null!, _hBeta = null!, _hdGamma = null!, _hdBeta = null!;
     private float[] _hRunningMean = null!, _hRunningVar = null!, _hMean = null!, _hInvstd = null!;
+    private BatchNormPlan? _plan;
 
     [GlobalSetup]
     public void Setup()
@@ -45,17 +51,19 @@ public class BatchNormBenchmark
         _hRunningVar = Enumerable.Repeat(1f, Channels).ToArray();
         _hMean = new float[Channels];
         _hInvstd = new float[Channels];
-        int[] shape = [Batch, Channels, Side, Side];
-        _x = Tensor.FromArray(_device, _hx, shape);
-        _dy = Tensor.FromArray(_device, _hdy, shape);
-        _y = Tensor.Empty(_device, shape);
-        _dx = Tensor.Zeros(_device, shape);
+        _x = Tensor.FromArray(_device, _hx, Batch, Channels, Side, Side);
+        _x.RequiresGrad = true;
         _gamma = Tensor.FromArray(_device, _hGamma, Channels);
         _beta = Tensor.FromArray(_device, _hBeta, Channels);
+        _gamma.RequiresGrad = _beta.RequiresGrad = true;
         _runningMean = Tensor.FromArray(_device, _hRunningMean, Channels);
         _runningVar = Tensor.FromArray(_device, _hRunningVar, Channels);
-        Tensor ChannelZeros() => Tensor.Zeros(_device, Channels);
-        (_dGamma, _dBeta, _mean, _invstd, _sumDy, _sumDyXhat) = (ChannelZeros(), ChannelZeros(), ChannelZeros(), ChannelZeros(), ChannelZeros(), ChannelZeros());
+        _plan = Rung switch
+        {
+            "per-channel" => new BatchNormPlan(BatchNormReduction.PerChannel, 1, 1),
+            "chunks" => new BatchNormPlan(BatchNormReduction.Chunks, Batch * Spatial / 64, 1),
+            _ => null,
+        };
         Kernels(); // compile every kernel outside the timing
     }
 
@@ -67,29 +75,19 @@ public class BatchNormBenchmark
         BatchNormReference.Backward<float>(_hx, _hdy, Batch, Channels, Spatial, _hMean, _hInvstd, _hGamma, true, _hdx, _hdGamma, _hdBeta);
     }
 
-    [Benchmark(Description = "BatchNorm2d kernels forward+backward")]
+    [Benchmark(Description = "BatchNorm2d op forward+backward")]
     public void Kernels()
     {
-        var d = _device;
-        var k = d.Kernels;
-        int ce = d.Extent(Channels), e = d.Extent(N);
-        k.BatchNormForwardStatistics(d.Stream, ce, Channels, ce, Batch, Spatial, Eps, Momentum, _x.View, _mean.View, _invstd.View,
-            _runningMean.View, _runningVar.View);
-        k.BatchNormForwardNormalize(d.Stream, e, N, e, Channels, Spatial, _x.View, _mean.View, _invstd.View, _gamma.View, _beta.View, _y.View);
-        k.BatchNormBackwardChannelSums(d.Stream, ce, Channels, ce, Batch, Spatial, _x.View, _dy.View, _mean.View, _invstd.View,
-            _sumDy.View, _sumDyXhat.View);
-        k.Axpy(d.Stream, ce, Channels, ce, 1f, _sumDyXhat.View, _dGamma.View);
-        k.Axpy(d.Stream, ce, Channels, ce, 1f, _sumDy.View, _dBeta.View);
-        k.BatchNormBackwardInput(d.Stream, e, N, e, Channels, Spatial, 1f / (Batch * Spatial), _x.View, _dy.View, _mean.View, _invstd.View,
-            _gamma.View, _sumDy.View, _sumDyXhat.View, _dx.View);
-        d.Synchronize();
+        using var tape = new Tape(_device);
+        var y = tape.BatchNorm2d(_x, _gamma, _beta, _runningMean, _runningVar, training: true, Momentum, Eps, _plan);
+        tape.Backward(y, _hdy);
+        _device.Synchronize();
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (var t in new[] { _x, _y, _dy, _dx, _gamma, _beta, _dGamma, _dBeta, _runningMean, _runningVar, _mean, _invstd, _sumDy, _sumDyXhat })
-            t.Dispose();
+        foreach (var t in new[] { _x, _gamma, _beta, _runningMean, _runningVar }) t.Dispose();
         _device.Dispose();
     }
 }

@@ -3,14 +3,18 @@ using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
+using ILGPU;
+using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
 using IlgpuDdw.Runtime;
+using Device = IlgpuDdw.Runtime.Device;
 
 namespace IlgpuDdw.Bench;
 
 /// <summary>
-/// 3×3 convolution, 32 → 32 channels, 28×28, padding 1, batch 16: the register-blocked Conv2d kernels launched
-/// through <see cref="KernelSet"/> (compiled during setup, synchronised inside each timed call) against a
+/// 3×3 convolution, 32 → 32 channels, 28×28, padding 1, batch 16: the Conv2d kernels of the device's default rung
+/// (<see cref="Conv2dTilePlan.For"/>: the register-blocked kernels on the CPU accelerator, the tiled implicit GEMM on
+/// Cuda; the weight gradient's direct rung) launched through <see cref="KernelSet"/> (compiled during setup, synchronised inside each timed call) against a
 /// scalar C# loop of the same convolution in the same run (the baseline of each category). Forward, and forward
 /// + backward (input and weight gradients). The GFLOP/s column counts 2 flops per multiply-add; the Ratio column is
 /// kernel time / scalar time (below 1: the kernels are faster). Device: the DDW_DEVICE environment variable
@@ -62,7 +66,7 @@ public class Conv2dBenchmark
     [Benchmark(Baseline = true, Description = "scalar C# forward"), BenchmarkCategory("Forward")]
     public void ScalarForward() => ScalarConv.Forward(Geometry, _hx, _hw, _hb, _hy);
 
-    [Benchmark(Description = "Conv2d kernel forward"), BenchmarkCategory("Forward")]
+    [Benchmark(Description = "Conv2d kernel forward (default rung)"), BenchmarkCategory("Forward")]
     public void KernelForward()
     {
         LaunchForward();
@@ -76,14 +80,23 @@ public class Conv2dBenchmark
         ScalarConv.Backward(Geometry, _hx, _hw, _hdy, _hdx, _hdw);
     }
 
-    [Benchmark(Description = "Conv2d kernels forward+backward"), BenchmarkCategory("ForwardBackward")]
+    [Benchmark(Description = "Conv2d kernels forward+backward (default rung)"), BenchmarkCategory("ForwardBackward")]
     public void KernelForwardBackward()
     {
         var g = Geometry;
         var d = _device;
         LaunchForward();
-        int ni = g.BackwardInputItems(g.InChannelBlock), ei = d.Extent(ni);
-        d.Kernels.Conv2dBackwardInput(d.Stream, ei, ni, ei, g, g.InChannelBlock, _dy.View, _w.View, _dx.View);
+        var tiles = Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width);
+        if (tiles.IsTiled)
+        {
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.Threads);
+            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, _dy.View, _w.View, _dx.View);
+        }
+        else
+        {
+            int ni = g.BackwardInputItems(g.InChannelBlock), ei = d.Extent(ni);
+            d.Kernels.Conv2dBackwardInput(d.Stream, ei, ni, ei, g, g.InChannelBlock, _dy.View, _w.View, _dx.View);
+        }
         int nw = g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock), ew = d.Extent(nw);
         d.Kernels.Conv2dBackwardWeight(d.Stream, ew, nw, ew, g, g.OutChannelBlock, g.InChannelBlock, _dy.View, _x.View, _dw.View);
         d.Synchronize();
@@ -93,6 +106,14 @@ public class Conv2dBenchmark
     {
         var g = Geometry;
         var d = _device;
+        int positions = g.Batch * g.OutHeight * g.OutWidth;
+        var tiles = Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.OutPerGroup, positions);
+        if (tiles.IsTiled)
+        {
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.OutPerGroup, positions), tiles.Threads);
+            d.Kernels.Conv2dForwardTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, _x.View, _w.View, _b.View, 1, _y.View);
+            return;
+        }
         int n = g.ForwardItems(g.OutChannelBlock), ext = d.Extent(n);
         d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, g.OutChannelBlock, _x.View, _w.View, _b.View, 1, _y.View);
     }
