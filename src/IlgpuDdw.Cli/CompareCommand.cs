@@ -15,7 +15,7 @@ internal static class CompareCommand
 {
     public static Command Build()
     {
-        var training = new TrainingOptionBlock();
+        var training = new TrainingOptionBlock("runs/compare-MODEL-yyyyMMdd-HHmmss (UTC) in the current folder");
         var seeds = new Option<int>("--seeds") { Description = "Train each wiring with K seeds (seed, seed+1, ...) and report mean and spread.", DefaultValueFactory = _ => 1 };
         var json = CommonOptions.Json("Print one JSON object (with a runs array) instead of the table.");
         var cmd = new Command("compare", "Train chain, dense and dynamic wiring of one model on Fashion-MNIST with the same seed and budget; print accuracy, cost and speed side by side.")

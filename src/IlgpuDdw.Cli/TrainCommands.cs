@@ -25,7 +25,7 @@ internal static class TrainCommands
 
     private static Command Train()
     {
-        var training = new TrainingOptionBlock();
+        var training = new TrainingOptionBlock("runs/train-MODEL-WIRING-yyyyMMdd-HHmmss (UTC) in the current folder; with --resume, the checkpoint's folder");
         var wiring = CommonOptions.Wiring("dynamic");
         var resume = new Option<string?>("--resume") { Description = ResumePlan.ResumeHelp };
         var extend = new Option<bool>("--extend") { Description = ResumePlan.ExtendHelp };
@@ -113,7 +113,7 @@ internal static class TrainCommands
         var data = new DataOptionBlock();
         var testImages = CommonOptions.TestImages();
         var json = CommonOptions.Json();
-        var noSkip = new Option<bool>("--no-skip") { Description = "Compute every node (no dead-node skipping)." };
+        var noSkip = new Option<bool>("--no-skip") { Description = "Compute every node (no dead-node skipping) [default: off, dead nodes are skipped]." };
         var cmd = new Command("eval", "Evaluate a checkpoint on the Fashion-MNIST test set.").With([checkpoint, .. data.Options, testImages, json, noSkip]);
         cmd.SetAction(parse =>
         {
@@ -148,7 +148,7 @@ internal static class TrainCommands
         var data = new DataOptionBlock();
         var checkpoint = CommonOptions.Checkpoint();
         var index = new Option<int[]>("--index", "-i") { Description = "Test image indices (repeatable).", DefaultValueFactory = _ => [0], AllowMultipleArgumentsPerToken = true };
-        var outDir = CommonOptions.Out("Directory for the PNGs (default: next to the checkpoint).");
+        var outDir = CommonOptions.Out("Directory for the PNGs [default: the checkpoint's folder].");
         var cmd = new Command("wiring", "Print and plot the adjacency matrices the model chose for given test images.").With([checkpoint, index, .. data.Options, outDir]);
         cmd.SetAction(parse =>
         {

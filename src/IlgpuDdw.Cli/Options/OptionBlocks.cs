@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using IlgpuDdw.Data;
 using IlgpuDdw.Training;
 using IlgpuDdw.Wiring;
@@ -14,6 +15,18 @@ namespace IlgpuDdw.Cli.Options;
 /// <param name="LearningRate">Peak learning rate.</param>
 internal sealed record Budget(string Name, int? TrainImages, int? TestImages, int Epochs, int BatchSize, float LearningRate)
 {
+    /// <summary>The budget names, in order of size.</summary>
+    public static readonly string[] Names = ["smoke", "default", "full"];
+
+    /// <summary>What each budget sets, for help texts: <c>smoke = 256/128 images, 1 epoch, batch 32, lr 0.02; ...</c>.</summary>
+    public static string Describe() => string.Join("; ", Names.Select(n => Get(n) is var b
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{n} = {(b.TrainImages is int tr ? tr.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")}/{(b.TestImages is int te ? te.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")} training/test images, {b.Epochs} epoch{(b.Epochs == 1 ? "" : "s")}, batch {b.BatchSize}, lr {b.LearningRate}")
+        : ""));
+
+    /// <summary>One field of every budget, for the help text of the flag that overrides it: <c>smoke 1, default 1, full 15</c>.</summary>
+    public static string Each(Func<Budget, string> field) => string.Join(", ", Names.Select(n => $"{n} {field(Get(n))}"));
+
     public static Budget Get(string name) => name.Trim().ToLowerInvariant() switch
     {
         // CI: seconds per wiring.
@@ -36,7 +49,7 @@ internal abstract class OptionBlock
 /// <summary><c>--data</c>: where Fashion-MNIST is read from.</summary>
 internal sealed class DataOptionBlock : OptionBlock
 {
-    public readonly Option<string?> Data = new("--data") { Description = $"Fashion-MNIST directory (default {FashionMnist.DefaultDirectory})." };
+    public readonly Option<string?> Data = new("--data") { Description = $"Fashion-MNIST directory [default: {FashionMnist.DefaultDirectory}]." };
 
     public override IEnumerable<Option> Options => [Data];
 
@@ -120,12 +133,15 @@ internal sealed class GateOptionBlock : OptionBlock
 /// <summary><c>--budget --epochs --batch --lr --train-images --test-images</c>: a budget with its overrides.</summary>
 internal sealed class BudgetOptionBlock : OptionBlock
 {
-    public readonly Option<string> Preset = new("--budget") { Description = "smoke | default | full", DefaultValueFactory = _ => "default" };
-    public readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs (overrides the budget)." };
-    public readonly Option<int?> Batch = new("--batch") { Description = "Batch size (overrides the budget)." };
-    public readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate (overrides the budget)." };
-    public readonly Option<int?> TrainImages = new("--train-images") { Description = "Use the first N training images (overrides the budget; 0 = all)." };
-    public readonly Option<int?> TestImages = CommonOptions.TestImages();
+    public readonly Option<string> Preset = new("--budget") { Description = $"smoke | default | full: {Budget.Describe()}.", DefaultValueFactory = _ => "default" };
+    public readonly Option<int?> Epochs = new("--epochs") { Description = $"Epochs [default: the budget's: {Budget.Each(b => b.Epochs.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<int?> Batch = new("--batch") { Description = $"Batch size [default: the budget's: {Budget.Each(b => b.BatchSize.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<float?> Lr = new("--lr") { Description = $"Peak learning rate [default: the budget's: {Budget.Each(b => b.LearningRate.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<int?> TrainImages = new("--train-images")
+    {
+        Description = $"Use the first N training images (0 = all) [default: the budget's: {Budget.Each(b => b.TrainImages?.ToString(CultureInfo.InvariantCulture) ?? "all")}].",
+    };
+    public readonly Option<int?> TestImages = CommonOptions.TestImages($"the budget's: {Budget.Each(b => b.TestImages?.ToString(CultureInfo.InvariantCulture) ?? "all")}");
 
     public override IEnumerable<Option> Options => [Preset, Epochs, Batch, Lr, TrainImages, TestImages];
 
@@ -152,12 +168,12 @@ internal sealed class BudgetOptionBlock : OptionBlock
 internal sealed class TrainerOptionBlock : OptionBlock
 {
     public readonly Option<int> Seed = new("--seed") { Description = "Seed of initialisation, shuffling and augmentation.", DefaultValueFactory = _ => 0 };
-    public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip." };
+    public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip [default: off]." };
     public readonly Option<float> Smoothing = new("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0f };
     public readonly Option<float> Sparsity = new("--sparsity") { Description = "Sparsity loss weight λ (λ·mean of the router outputs).", DefaultValueFactory = _ => 0f };
     public readonly Option<float> TauWarmup = new("--tau-warmup") { Description = "Fraction of training over which τ rises from 0 to its value.", DefaultValueFactory = _ => 0f };
 
-    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring)." };
+    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring) [default: none, no keep-target term]." };
     public readonly Option<float> KeepTargetWarmup = new("--keep-target-warmup") { Description = "Fraction of training over which the keep target falls from 1 to ρ.", DefaultValueFactory = _ => 0.25f };
     public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term.", DefaultValueFactory = _ => 1f };
     public readonly Option<float> KeepTemperature = new("--keep-temperature") { Description = "Temperature T of the soft keep indicator sigmoid((a − τ)/T) of the keep-target and batch-shaping terms.", DefaultValueFactory = _ => 0.1f };
@@ -196,14 +212,14 @@ internal sealed class TrainerOptionBlock : OptionBlock
 internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false);
 
 /// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
-internal sealed class TrainingOptionBlock : OptionBlock
+internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
 {
     public readonly Option<string> Model = CommonOptions.Model();
     public readonly DataOptionBlock Data = new();
     public readonly GateOptionBlock Gate = new();
     public readonly BudgetOptionBlock Budget = new();
     public readonly TrainerOptionBlock Trainer = new();
-    public readonly Option<string?> Out = CommonOptions.Out();
+    public readonly Option<string?> Out = CommonOptions.Out($"Output directory [default: {outDefault}].");
     public readonly RunOptionBlock Run = new();
 
     public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
