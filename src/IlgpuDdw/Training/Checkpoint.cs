@@ -213,7 +213,7 @@ public static class Checkpoint
             return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"))
             {
                 Options = m.TryGetValue("options", out var o) ? WithDefaults(o, new TrainerOptions(), CheckpointJsonContext.Default.TrainerOptions) : null,
-                Data = m.TryGetValue("data", out var d) ? JsonSerializer.Deserialize(d, CheckpointJsonContext.Default.DataSource) : null,
+                Data = m.TryGetValue("data", out var d) ? WithDefaults(d, new DataSource(), CheckpointJsonContext.Default.DataSource) : null,
             };
         }
         catch (Exception e) when (e is ArgumentException or JsonException)
@@ -224,14 +224,35 @@ public static class Checkpoint
 
     /// <summary>
     /// Reads a record from <paramref name="json"/>, taking the fields it lacks (written by an older version) from
-    /// <paramref name="defaults"/> rather than from default(T).
+    /// <paramref name="defaults"/> rather than from default(T). Older versions wrote C# property names: they are read
+    /// as their camelCase names.
     /// </summary>
     private static T WithDefaults<T>(string json, T defaults, JsonTypeInfo<T> type)
     {
         var stored = JsonNode.Parse(json) as JsonObject ?? throw new JsonException($"expected a JSON object for {typeof(T).Name}");
         var merged = JsonSerializer.SerializeToNode(defaults, type)!.AsObject();
-        foreach (var (name, value) in stored) merged[name] = value?.DeepClone();
+        foreach (var (name, value) in stored) merged[JsonNamingPolicy.CamelCase.ConvertName(name)] = value?.DeepClone();
         return merged.Deserialize(type) ?? throw new JsonException($"empty {typeof(T).Name}");
+    }
+
+    /// <summary>
+    /// A checkpoint's history: camelCase with 1-based epochs, or as older checkpoints hold it (C# property names,
+    /// 0-based epochs).
+    /// </summary>
+    internal static List<EpochResult> ReadHistory(string json)
+    {
+        var array = JsonNode.Parse(json) as JsonArray ?? throw new JsonException("the history is not a JSON array");
+        foreach (var item in array.OfType<JsonObject>())
+        {
+            if (!item.ContainsKey("Epoch")) continue;
+            foreach (var (name, value) in item.ToArray())
+            {
+                item.Remove(name);
+                item[JsonNamingPolicy.CamelCase.ConvertName(name)] = value;
+            }
+            item["epoch"] = item["epoch"]!.GetValue<int>() + 1;
+        }
+        return array.Deserialize(CheckpointJsonContext.Default.ListEpochResult) ?? [];
     }
 
     /// <summary>Builds the model a checkpoint describes and loads its weights (strict).</summary>
@@ -306,7 +327,7 @@ public static class Checkpoint
             var optimizerState = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))
                 .ToDictionary(t => t.Key["optimizer.".Length..], t => t.Value.ToFloat32());
             trainer.Optimizer.LoadStateDict(optimizerState);
-            var history = JsonSerializer.Deserialize(m.GetValueOrDefault("history", "[]"), CheckpointJsonContext.Default.ListEpochResult) ?? [];
+            var history = ReadHistory(m.GetValueOrDefault("history", "[]"));
             var losses = JsonSerializer.Deserialize(m.GetValueOrDefault("step_losses", "[]"), CheckpointJsonContext.Default.ListSingle) ?? [];
             trainer.Restore(info.Epoch, info.Step, history, losses);
             return trainer;
