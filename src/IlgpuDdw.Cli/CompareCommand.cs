@@ -25,18 +25,21 @@ internal static class CompareCommand
             int k = parse.GetValue(seeds);
             if (k < 1) throw new ArgumentException($"--seeds must be at least 1; got {k}.");
             var t = training.Bind(parse);
-            var spec = ModelZoo.Get(t.Model);
-            string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{spec.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            string name = ModelZoo.Get(t.Model).Name;
+            string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            var (loadedTrain, loadedTest) = training.Data.Load(parse, t.Budget);
+            var (spec, train, test) = TrainingOptionBlock.Fit(t.Model, t.InputSize, loadedTrain, loadedTest);
             RunFiles.PrepareOutput(outDir, t.Overwrite);
-            var (train, test) = training.Data.Load(parse, t.Budget);
             bool quiet = parse.GetValue(json);
             var options = new CompareExperimentOptions
             {
                 Model = spec, Wiring = t.Wiring, Training = t.Trainer, Seeds = k, Budget = t.Budget.Name, OutputDirectory = outDir, Overwrite = t.Overwrite,
-                Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test),
+                Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest),
             };
             using var device = CliApp.OpenDevice(parse);
             using var experiment = new CompareExperiment(device, options, train, test);
+            if (!quiet && (spec.InputSize != loadedTrain.Height || spec.InputChannels != ModelZoo.Get(t.Model).InputChannels))
+                Console.WriteLine(TrainingOptionBlock.Describe(spec, Wiring.WiringKind.Chain, t.Wiring.Reduction, loadedTrain));
             if (!quiet)
                 Console.WriteLine($"compare {spec.Name} on {device}: budget {t.Budget.Name} ({train.Count} training images × {t.Trainer.Epochs} epoch(s), {test.Count} test images, batch {t.Trainer.BatchSize}), {k} seed(s) from {t.Trainer.Seed}; output {outDir}");
             foreach (var run in experiment.Runs)

@@ -57,6 +57,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         static string Gradient(GateGradient g) => g == GateGradient.KeptOnly ? "kept-only" : "straight-through";
 
         Same(t.Model, m => ModelZoo.Get(m).Name, info.Model);
+        Same(t.InputSize, s => I(s!.Value), I(info.InputSize));
         Same(wiring, w => CommonOptions.Name(CommonOptions.ParseWiring(w)), CommonOptions.Name(info.Wiring.Kind));
         var gate = t.Gate.Bind(p);
         Same(t.Gate.Tau, _ => F(gate.Tau), F(info.Wiring.Tau));

@@ -53,6 +53,7 @@ internal static class TrainCommands
                 var (train, test) = DataOptionBlock.Load(plan.DataDirectory, plan.TrainImages, plan.TestImages);
                 var source = DataOptionBlock.Source(plan.DataDirectory, plan.Info.Data?.Budget, train, test);
                 plan.CheckData(source);
+                (train, test) = (train.Resize(plan.Info.InputSize), test.Resize(plan.Info.InputSize));
                 string checkpoint = outDir == checkpointDir ? Path.GetFullPath(from) : Path.Combine(outDir, "checkpoint.safetensors");
                 start = device =>
                 {
@@ -68,11 +69,13 @@ internal static class TrainCommands
             {
                 var t = training.Bind(parse);
                 var w = t.Wiring with { Kind = CommonOptions.ParseWiring(parse.GetValue(wiring)!) };
-                var spec = ModelZoo.Get(t.Model);
-                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{spec.Name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                string name = ModelZoo.Get(t.Model).Name;
+                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                var (loadedTrain, loadedTest) = training.Data.Load(parse, t.Budget);
+                var (spec, train, test) = TrainingOptionBlock.Fit(t.Model, t.InputSize, loadedTrain, loadedTest);
                 RunFiles.PrepareOutput(outDir, t.Overwrite);
-                var (train, test) = training.Data.Load(parse, t.Budget);
-                var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test);
+                var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest);
+                Console.WriteLine(TrainingOptionBlock.Describe(spec, w.Kind, w.Reduction, loadedTrain));
                 start = device =>
                 {
                     var created = new DdwNet(device, spec, w, t.Trainer.Seed);
@@ -122,6 +125,7 @@ internal static class TrainCommands
             var test = data.LoadTest(parse, parse.GetValue(testImages) is int n and > 0 ? n : null);
             using var device = CliApp.OpenDevice(parse);
             using var model = Checkpoint.LoadModel(device, path);
+            test = test.Resize(model.Spec.InputSize);
             model.SetSkipDeadNodes(!parse.GetValue(noSkip));
             var r = Evaluator.Evaluate(model, test);
             var cost = CostModel.Compute(model.Spec, model.Wiring.Kind, model.Wiring.Reduction);
@@ -160,6 +164,7 @@ internal static class TrainCommands
                 if (i < 0 || i >= test.Count) throw new ArgumentException($"--index {i} is outside the test set (0..{test.Count - 1}).");
             using var device = CliApp.OpenDevice(parse);
             using var model = Checkpoint.LoadModel(device, path);
+            test = test.Resize(model.Spec.InputSize);
             model.Eval();
             string dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.GetDirectoryName(Path.GetFullPath(path))!);
             RunFiles.CheckWritable(dir);

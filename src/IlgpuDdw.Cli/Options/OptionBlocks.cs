@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using IlgpuDdw.Data;
+using IlgpuDdw.Models;
 using IlgpuDdw.Training;
 using IlgpuDdw.Wiring;
 
@@ -209,12 +210,17 @@ internal sealed class TrainerOptionBlock : OptionBlock
 /// <param name="Trainer">Trainer options.</param>
 /// <param name="Out">Output directory, when given.</param>
 /// <param name="Overwrite">Whether a non-empty output directory may be written into.</param>
-internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false);
+/// <param name="InputSize">The requested input side (null: the data's, raised to the model's minimum).</param>
+internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false, int? InputSize = null);
 
 /// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
 internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
 {
     public readonly Option<string> Model = CommonOptions.Model();
+    public readonly Option<int?> InputSize = new("--input-size")
+    {
+        Description = "Resize the images to S×S (bilinear, once per run) and build the model for S×S inputs [default: the data's side, 28, raised to the model's minimum input (e.g. 32 for resnet18)].",
+    };
     public readonly DataOptionBlock Data = new();
     public readonly GateOptionBlock Gate = new();
     public readonly BudgetOptionBlock Budget = new();
@@ -222,13 +228,39 @@ internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
     public readonly Option<string?> Out = CommonOptions.Out($"Output directory [default: {outDefault}].");
     public readonly RunOptionBlock Run = new();
 
-    public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
+    public override IEnumerable<Option> Options => [Model, InputSize, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
 
     public TrainingSettings Bind(ParseResult p)
     {
         var budget = Budget.Bind(p);
         var trainer = Run.Apply(p, Trainer.Bind(p, budget));
-        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite));
+        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite), p.GetValue(InputSize));
+    }
+
+    /// <summary>
+    /// The zoo model <paramref name="model"/> for the loaded data (its stem takes the images' channels, its classifier
+    /// the data's classes) at <paramref name="inputSize"/>² (default: the images' side, raised to the model's minimum),
+    /// and the data resized to that side.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown model, or an input size below the model's minimum.</exception>
+    public static (ModelSpec Spec, ImageDataset Train, ImageDataset Test) Fit(string model, int? inputSize, ImageDataset train, ImageDataset test)
+    {
+        var native = ModelZoo.Get(model).WithData(train.Channels, train.ClassCount);
+        if (inputSize is < 1) throw new ArgumentException($"--input-size {inputSize}: must be positive.");
+        int size = inputSize ?? Math.Max(train.Height, native.MinimumInputSize);
+        var spec = ModelZoo.Get(model, size, train.Channels, train.ClassCount);
+        return (spec, train.Resize(size), test.Resize(size));
+    }
+
+    /// <summary>One line for the console: the model's configuration, its parameters and MACs under <paramref name="wiring"/>, and the resize.</summary>
+    public static string Describe(ModelSpec spec, WiringKind wiring, int reduction, ImageDataset original)
+    {
+        var cost = CostModel.Compute(spec, wiring, reduction);
+        var ci = CultureInfo.InvariantCulture;
+        string resize = original.Height == spec.InputSize && original.Width == spec.InputSize ? ""
+            : $"; images resized from {original.Height}×{original.Width} to {spec.InputSize}×{spec.InputSize} (bilinear)";
+        return $"{spec.Name} for {spec.InputChannels}×{spec.InputSize}×{spec.InputSize} inputs and {spec.NumClasses} classes, {CommonOptions.Name(wiring)} wiring: "
+            + $"{cost.TotalParameters.ToString("N0", ci)} parameters, {cost.TotalMacs.ToString("N0", ci)} MACs per sample{resize}";
     }
 }
 
