@@ -37,6 +37,7 @@ internal static class CompareCommand
                 Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest),
             };
             using var device = CliApp.OpenDevice(parse);
+            TrainingOptionBlock.CheckBatch(device, spec, Enum.GetValues<Wiring.WiringKind>().Select(kind => t.Wiring with { Kind = kind }), t.Trainer.BatchSize, train.Count);
             using var experiment = new CompareExperiment(device, options, train, test);
             if (!quiet && (spec.InputSize != loadedTrain.Height || spec.InputChannels != ModelZoo.Get(t.Model).InputChannels))
                 Console.WriteLine(TrainingOptionBlock.Describe(spec, Wiring.WiringKind.Chain, t.Wiring.Reduction, loadedTrain));

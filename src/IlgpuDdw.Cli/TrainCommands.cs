@@ -8,6 +8,7 @@ using IlgpuDdw.Data;
 using IlgpuDdw.Models;
 using IlgpuDdw.Runtime;
 using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
 using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
@@ -34,6 +35,9 @@ internal static class TrainCommands
         cmd.SetAction(parse =>
         {
             string outDir;
+            ModelSpec runSpec;
+            WiringConfig runWiring;
+            int runBatch, runImages;
             Func<Device, Trainer> start;
             Func<Trainer, MetricsWriter> openMetrics;
             if (parse.GetValue(resume) is { } from)
@@ -55,6 +59,7 @@ internal static class TrainCommands
                 plan.CheckData(source);
                 (train, test) = (train.Resize(plan.Info.InputSize), test.Resize(plan.Info.InputSize));
                 string checkpoint = outDir == checkpointDir ? Path.GetFullPath(from) : Path.Combine(outDir, "checkpoint.safetensors");
+                (runSpec, runWiring, runBatch, runImages) = (plan.Info.Spec(), plan.Info.Wiring, plan.Options.BatchSize, train.Count);
                 start = device =>
                 {
                     var trainer = Checkpoint.Resume(device, from, train, test, options: plan.Options);
@@ -76,6 +81,7 @@ internal static class TrainCommands
                 RunFiles.PrepareOutput(outDir, t.Overwrite);
                 var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest);
                 Console.WriteLine(TrainingOptionBlock.Describe(spec, w.Kind, w.Reduction, loadedTrain));
+                (runSpec, runWiring, runBatch, runImages) = (spec, w, t.Trainer.BatchSize, train.Count);
                 start = device =>
                 {
                     var created = new DdwNet(device, spec, w, t.Trainer.Seed);
@@ -92,6 +98,7 @@ internal static class TrainCommands
                 openMetrics = _ => new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: false);
             }
             using var device = CliApp.OpenDevice(parse);
+            TrainingOptionBlock.CheckBatch(device, runSpec, [runWiring], runBatch, runImages);
             using var trainer = start(device);
             using var model = (DdwNet)trainer.Model;
             using var metrics = openMetrics(trainer);

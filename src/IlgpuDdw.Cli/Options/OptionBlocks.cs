@@ -252,6 +252,18 @@ internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
         return (spec, train.Resize(size), test.Resize(size));
     }
 
+    /// <summary>
+    /// Refuses a batch larger than the training set (it is not capped) or one whose step would not fit in the
+    /// device's memory (estimated before anything is allocated, see <see cref="StepMemory"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">One line naming the batch: the image count, or the estimate, the free memory and the largest batch that fits.</exception>
+    public static void CheckBatch(Runtime.Device device, ModelSpec spec, IEnumerable<WiringConfig> wirings, int batch, int trainImages)
+    {
+        if (batch > trainImages)
+            throw new ArgumentException($"--batch {batch} is larger than the {trainImages.ToString("N0", CultureInfo.InvariantCulture)} training images; use at most {trainImages} or more --train-images.");
+        foreach (var w in wirings) StepMemory.Check(device, spec, w, batch);
+    }
+
     /// <summary>One line for the console: the model's configuration, its parameters and MACs under <paramref name="wiring"/>, and the resize.</summary>
     public static string Describe(ModelSpec spec, WiringKind wiring, int reduction, ImageDataset original)
     {
