@@ -33,6 +33,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(ProfileCommand.Build());
         foreach (var c in TrainCommands.Build()) root.Subcommands.Add(c);
+        foreach (var c in InteropCommands.Build()) root.Subcommands.Add(c);
         return root;
     }
 

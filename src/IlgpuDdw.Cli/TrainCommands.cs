@@ -30,8 +30,12 @@ internal static class TrainCommands
         var wiring = CommonOptions.Wiring("dynamic");
         var resume = new Option<string?>("--resume") { Description = ResumePlan.ResumeHelp };
         var extend = new Option<bool>("--extend") { Description = ResumePlan.ExtendHelp };
+        var init = new Option<string?>("--init")
+        {
+            Description = "Start the backbone from this torchvision-named safetensors file (DdwNet.LoadTorchvision: a 3-channel stem is summed to 1, a classifier of another class count stays initialised) [default: none, random initialisation].",
+        };
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume, extend]);
+            .With([.. training.Options, wiring, resume, extend, init]);
         cmd.SetAction(parse =>
         {
             string outDir;
@@ -42,6 +46,7 @@ internal static class TrainCommands
             Func<Trainer, MetricsWriter> openMetrics;
             if (parse.GetValue(resume) is { } from)
             {
+                if (parse.GetValue(init) is not null) throw new ArgumentException("--init cannot be used with --resume: the checkpoint holds the weights.");
                 var plan = ResumePlan.Build(parse, training, wiring, extend, from);
                 if (plan.IsComplete)
                 {
@@ -87,6 +92,11 @@ internal static class TrainCommands
                     var created = new DdwNet(device, spec, w, t.Trainer.Seed);
                     try
                     {
+                        if (parse.GetValue(init) is { } initFile)
+                        {
+                            string full = Path.GetFullPath(initFile);
+                            InteropCommands.Print(RunFiles.Read("torchvision weights", full, () => created.LoadTorchvision(full)));
+                        }
                         return new Trainer(created, train, test, t.Trainer) { Data = source, CheckpointPath = Path.Combine(outDir, "checkpoint.safetensors") };
                     }
                     catch
