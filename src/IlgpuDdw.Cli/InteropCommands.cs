@@ -78,7 +78,9 @@ internal static class InteropCommands
         ArgumentNullException.ThrowIfNull(result);
         Console.WriteLine($"loaded {result.Loaded} tensors from torchvision names");
         foreach (var a in result.Adapted) Console.WriteLine($"  adapted: {a}");
-        foreach (var k in result.KeptInitial) Console.WriteLine($"  left as initialised: {k}");
+        int wiring = result.KeptInitial.Count(k => k.StartsWith(TorchvisionNames.WiringPrefix, StringComparison.Ordinal));
+        if (wiring > 0) Console.WriteLine($"  left as initialised: {wiring} wiring tensors (the file has no {TorchvisionNames.WiringPrefix}* names)");
+        foreach (var k in result.KeptInitial.Where(k => !k.StartsWith(TorchvisionNames.WiringPrefix, StringComparison.Ordinal))) Console.WriteLine($"  left as initialised: {k}");
         if (result.Unused.Count > 0) Console.WriteLine($"  not used: {string.Join(", ", result.Unused.Take(8))}{(result.Unused.Count > 8 ? $", ... ({result.Unused.Count})" : "")}");
     }
 }

@@ -72,6 +72,8 @@ public sealed class ModelZooDataTests(DeviceFixture fx)
         Assert.True(code == 0, err);
         Assert.Contains("resnet18 for 1×32×32 inputs and 10 classes, chain wiring: 11,175,370 parameters", output);
         Assert.Contains("images resized from 28×28 to 32×32", output);
+        Assert.Contains("train: epoch 1/1 trained (loss ", output); // the evaluation phase is announced
+        Assert.Contains("evaluating on the test set", output);
         var info = Checkpoint.ReadInfo(Path.Combine(dir.Path, "checkpoint.safetensors"));
         Assert.Equal((32, 1, 10), (info.InputSize, info.InputChannels, info.NumClasses));
         (code, output, err) = CliTests.Run("eval", "--device", "cpu", "--checkpoint", Path.Combine(dir.Path, "checkpoint.safetensors"), "--test-images", "4");
