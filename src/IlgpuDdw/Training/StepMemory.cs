@@ -113,6 +113,6 @@ public static class StepMemory
 
     /// <summary>Bytes as MiB or GiB with one decimal.</summary>
     public static string Format(long bytes) => bytes >= 1L << 30
-        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F1} GiB")
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):N1} GiB")
         : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):F1} MiB");
 }
