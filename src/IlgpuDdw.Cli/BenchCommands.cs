@@ -26,6 +26,9 @@ internal static class BenchCommands
             var bs = parse.GetValue(batches) ?? [32];
             foreach (var b in bs) if (b < 1) throw new ArgumentException($"--batch must be at least 1; got {b}.");
             using var device = CliApp.OpenDevice(parse);
+            foreach (var b in bs)
+                foreach (var kind in new[] { WiringKind.Dense, WiringKind.Chain, WiringKind.Dynamic })
+                    Training.StepMemory.Check(device, spec, new WiringConfig { Kind = kind }, b);
             var rows = new List<Training.StepBenchmarkRow>();
             foreach (var b in bs)
                 foreach (var kind in new[] { WiringKind.Dense, WiringKind.Chain, WiringKind.Dynamic })

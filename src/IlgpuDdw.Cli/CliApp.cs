@@ -10,7 +10,7 @@ public static class CliApp
     /// <summary>The global <c>--device</c> option (cpu, cuda, cuda:N, auto; default: DDW_DEVICE, then auto).</summary>
     public static readonly Option<string?> DeviceOption = new("--device", "-d")
     {
-        Description = "Device: cpu | cuda | cuda:N | auto (default: the DDW_DEVICE environment variable, else auto).",
+        Description = "Device: cpu | cuda | cuda:N | auto [default: the DDW_DEVICE environment variable, else auto].",
         Recursive = true,
     };
 
@@ -33,6 +33,7 @@ public static class CliApp
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(ProfileCommand.Build());
         foreach (var c in TrainCommands.Build()) root.Subcommands.Add(c);
+        foreach (var c in InteropCommands.Build()) root.Subcommands.Add(c);
         return root;
     }
 
@@ -90,7 +91,7 @@ public static class CliApp
 
     private static Command VerifyCommand()
     {
-        var filter = new Option<string?>("--op") { Description = "Only ops or passes whose name contains this text, any case (e.g. Relu, Conv2d.BackwardWeight, Pooling)." };
+        var filter = new Option<string?>("--op") { Description = "Only ops or passes whose name contains this text, any case (e.g. Relu, Conv2d.BackwardWeight, Pooling) [default: all]." };
         var cmd = new Command("verify", "Run every kernel on the device against its CPU reference at several shapes; exit code 0 only if all pass.");
         cmd.Options.Add(filter);
         cmd.SetAction(parse =>

@@ -15,7 +15,7 @@ internal static class CompareCommand
 {
     public static Command Build()
     {
-        var training = new TrainingOptionBlock();
+        var training = new TrainingOptionBlock("runs/compare-MODEL-yyyyMMdd-HHmmss (UTC) in the current folder");
         var seeds = new Option<int>("--seeds") { Description = "Train each wiring with K seeds (seed, seed+1, ...) and report mean and spread.", DefaultValueFactory = _ => 1 };
         var json = CommonOptions.Json("Print one JSON object (with a runs array) instead of the table.");
         var cmd = new Command("compare", "Train chain, dense and dynamic wiring of one model on Fashion-MNIST with the same seed and budget; print accuracy, cost and speed side by side.")
@@ -25,18 +25,22 @@ internal static class CompareCommand
             int k = parse.GetValue(seeds);
             if (k < 1) throw new ArgumentException($"--seeds must be at least 1; got {k}.");
             var t = training.Bind(parse);
-            var spec = ModelZoo.Get(t.Model);
-            string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{spec.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            string name = ModelZoo.Get(t.Model).Name;
+            string outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"compare-{name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+            var (loadedTrain, loadedTest) = training.Data.Load(parse, t.Budget);
+            var (spec, train, test) = TrainingOptionBlock.Fit(t.Model, t.InputSize, loadedTrain, loadedTest);
             RunFiles.PrepareOutput(outDir, t.Overwrite);
-            var (train, test) = training.Data.Load(parse, t.Budget);
             bool quiet = parse.GetValue(json);
             var options = new CompareExperimentOptions
             {
                 Model = spec, Wiring = t.Wiring, Training = t.Trainer, Seeds = k, Budget = t.Budget.Name, OutputDirectory = outDir, Overwrite = t.Overwrite,
-                Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test),
+                Data = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest),
             };
             using var device = CliApp.OpenDevice(parse);
+            TrainingOptionBlock.CheckBatch(device, spec, Enum.GetValues<Wiring.WiringKind>().Select(kind => t.Wiring with { Kind = kind }), t.Trainer.BatchSize, train.Count);
             using var experiment = new CompareExperiment(device, options, train, test);
+            if (!quiet && (spec.InputSize != loadedTrain.Height || spec.InputChannels != ModelZoo.Get(t.Model).InputChannels))
+                Console.WriteLine(TrainingOptionBlock.Describe(spec, Wiring.WiringKind.Chain, t.Wiring.Reduction, loadedTrain));
             if (!quiet)
                 Console.WriteLine($"compare {spec.Name} on {device}: budget {t.Budget.Name} ({train.Count} training images × {t.Trainer.Epochs} epoch(s), {test.Count} test images, batch {t.Trainer.BatchSize}), {k} seed(s) from {t.Trainer.Seed}; output {outDir}");
             foreach (var run in experiment.Runs)

@@ -6,6 +6,7 @@ using IlgpuDdw.Cli.Options;
 using IlgpuDdw.Cli.Reports;
 using IlgpuDdw.Models;
 using IlgpuDdw.Runtime;
+using IlgpuDdw.Training;
 using IlgpuDdw.Wiring;
 using Spectre.Console;
 
@@ -21,12 +22,22 @@ internal static class InfoCommand
         var size = CommonOptions.InputSize();
         var reduction = CommonOptions.RouterReduction();
         var json = CommonOptions.Json();
+        var channels = new Option<int?>("--channels") { Description = "Image channels the stem takes [default: the model's, 1 for the *_mini models, 3 for the others]." };
+        var classes = new Option<int?>("--classes") { Description = "Classes of the classifier [default: the model's, 10 for the *_mini models, 1000 for the others]." };
+        var batch = new Option<int?>("--batch", "-b")
+        {
+            Description = "Also estimate the peak device memory of a training step at this batch, and the largest batch that fits in the free memory of --device [default: none].",
+        };
         var cmd = new Command("info", "Print the available devices and versions, or with --model a model's parameters and MACs per stage.")
-            .With([model, wiring, size, reduction, json]);
+            .With([model, wiring, size, channels, classes, reduction, batch, json]);
         cmd.SetAction(parse =>
         {
             if (parse.GetValue(model) is { } name)
-                return ModelInfo(name, CommonOptions.ParseWiring(parse.GetValue(wiring)!), parse.GetValue(size), parse.GetValue(reduction), parse.GetValue(json));
+            {
+                var native = ModelZoo.Get(name);
+                var spec = ModelZoo.Get(name, parse.GetValue(size), parse.GetValue(channels) ?? native.InputChannels, parse.GetValue(classes) ?? native.NumClasses);
+                return ModelInfo(parse, spec, CommonOptions.ParseWiring(parse.GetValue(wiring)!), parse.GetValue(reduction), parse.GetValue(batch), parse.GetValue(json));
+            }
             var table = new Table().AddColumns("device", "name", "memory", "warp size", "multiprocessors");
             foreach (var d in Device.ListDevices())
                 table.AddRow(d.Spec, Markup.Escape(d.Name), d.MemoryBytes >= 1L << 50 ? "host memory" : $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB",
@@ -47,14 +58,23 @@ internal static class InfoCommand
         return cmd;
     }
 
-    private static int ModelInfo(string name, WiringKind wiring, int? inputSize, int reduction, bool json)
+    private static int ModelInfo(ParseResult parse, ModelSpec spec, WiringKind wiring, int reduction, int? batch, bool json)
     {
         WiringConfig.ValidateReduction(reduction);
-        var spec = inputSize is int s ? ModelZoo.Get(name, s) : ModelZoo.Get(name);
         var cost = CostModel.Compute(spec, wiring, reduction);
+        StepMemoryReport? memory = null;
+        if (batch is int b)
+        {
+            if (b < 1) throw new ArgumentException($"--batch must be at least 1; got {b}.");
+            var estimate = StepMemory.Estimate(spec, new WiringConfig { Kind = wiring, Reduction = reduction }, b);
+            using var device = CliApp.OpenDevice(parse);
+            long free = StepMemory.FreeBytes(device);
+            memory = new StepMemoryReport(b, estimate.PeakBytes, estimate.FixedBytes, estimate.BytesPerSample, device.ToString(), free, estimate.LargestBatch(free));
+        }
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(ModelInfoReport.From(spec, CommonOptions.Name(wiring), reduction, cost), CliJsonContext.Default.ModelInfoReport));
+            Console.WriteLine(JsonSerializer.Serialize(ModelInfoReport.From(spec, CommonOptions.Name(wiring), reduction, cost) with { StepMemory = memory },
+                CliJsonContext.Default.ModelInfoReport));
             return 0;
         }
         var table = new Table().AddColumns("stage", "nodes", "width", "resolution", "params", "MACs", "edge params", "router params", "router MACs", "aggregation MACs");
@@ -68,6 +88,9 @@ internal static class InfoCommand
             N(cost.EdgeParameters), N(cost.RouterParameters), N(cost.Stages.Sum(x => x.RouterMacs)), N(cost.Stages.Sum(x => x.AggregationMacs)));
         Console.WriteLine($"{spec.Name}, {CommonOptions.Name(wiring)} wiring, input {spec.InputChannels}×{spec.InputSize}×{spec.InputSize}, {spec.NumClasses} classes (MACs per sample; router r = {reduction})");
         AnsiConsole.Write(table);
+        if (memory is { } m)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"training step at batch {m.Batch}: about {StepMemory.Format(m.PeakBytes)} peak device memory (estimate: {StepMemory.Format(m.FixedBytes)} + {StepMemory.Format(m.BytesPerSample)} per sample); {m.Device} has {StepMemory.Format(m.FreeBytes)} free: the largest batch that fits is about {m.LargestBatch:N0}"));
         return 0;
     }
 }

@@ -23,7 +23,7 @@ internal static class ProfileCommand
         var batch = new Option<int>("--batch", "-b") { Description = "Batch size.", DefaultValueFactory = _ => 32 };
         var size = CommonOptions.InputSize();
         var wiring = CommonOptions.Wiring("dynamic");
-        var gpu = new Option<string?>("--gpu") { Description = "Roofline (and dry-run launch geometry) of: h200 | h100 (default: the Cuda card when it is one, else h200)." };
+        var gpu = new Option<string?>("--gpu") { Description = "Roofline (and dry-run launch geometry) of: h200 | h100 [default: the Cuda card when it is one, else h200]." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Record the launches the Cuda path would make on --gpu without executing them (no device memory, --device unused; seconds for resnet50 at 224)." };
         var measure = new Option<bool>("--measure") { Description = "On the CPU accelerator: time every launch with a synchronisation before and after it (changes the step's timing). Cuda runs are always timed with CUDA events." };
         var warmup = new Option<int>("--warmup") { Description = "Untraced steps before the traced one (two reach the steady state: the first creates the parameter gradients and momentum buffers the second keeps alive).", DefaultValueFactory = _ => 2 };

@@ -20,7 +20,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
     public const string ResumeHelp =
         "Continue the run saved in this checkpoint. Everything comes from the checkpoint (model, wiring and gate, every training option, " +
         "the data folder, image counts and budget); a flag that names another value is refused. Only --device, --out, --overwrite, " +
-        "--eval-batch, --max-loss, --max-loss-ratio and --max-grad-norm may change; --epochs only with --extend.";
+        "--eval-batch, --max-loss, --max-loss-ratio and --max-grad-norm may change; --epochs only with --extend [default: none, a new run].";
 
     /// <summary>Help of <c>--extend</c>.</summary>
     public const string ExtendHelp =
@@ -57,6 +57,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         static string Gradient(GateGradient g) => g == GateGradient.KeptOnly ? "kept-only" : "straight-through";
 
         Same(t.Model, m => ModelZoo.Get(m).Name, info.Model);
+        Same(t.InputSize, s => I(s!.Value), I(info.InputSize));
         Same(wiring, w => CommonOptions.Name(CommonOptions.ParseWiring(w)), CommonOptions.Name(info.Wiring.Kind));
         var gate = t.Gate.Bind(p);
         Same(t.Gate.Tau, _ => F(gate.Tau), F(info.Wiring.Tau));

@@ -8,6 +8,7 @@ using IlgpuDdw.Data;
 using IlgpuDdw.Models;
 using IlgpuDdw.Runtime;
 using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
 using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
@@ -25,19 +26,27 @@ internal static class TrainCommands
 
     private static Command Train()
     {
-        var training = new TrainingOptionBlock();
+        var training = new TrainingOptionBlock("runs/train-MODEL-WIRING-yyyyMMdd-HHmmss (UTC) in the current folder; with --resume, the checkpoint's folder");
         var wiring = CommonOptions.Wiring("dynamic");
         var resume = new Option<string?>("--resume") { Description = ResumePlan.ResumeHelp };
         var extend = new Option<bool>("--extend") { Description = ResumePlan.ExtendHelp };
+        var init = new Option<string?>("--init")
+        {
+            Description = "Start the backbone from this torchvision-named safetensors file (DdwNet.LoadTorchvision: a 3-channel stem is summed to 1, a classifier of another class count stays initialised) [default: none, random initialisation].",
+        };
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume, extend]);
+            .With([.. training.Options, wiring, resume, extend, init]);
         cmd.SetAction(parse =>
         {
             string outDir;
+            ModelSpec runSpec;
+            WiringConfig runWiring;
+            int runBatch, runImages;
             Func<Device, Trainer> start;
             Func<Trainer, MetricsWriter> openMetrics;
             if (parse.GetValue(resume) is { } from)
             {
+                if (parse.GetValue(init) is not null) throw new ArgumentException("--init cannot be used with --resume: the checkpoint holds the weights.");
                 var plan = ResumePlan.Build(parse, training, wiring, extend, from);
                 if (plan.IsComplete)
                 {
@@ -53,7 +62,9 @@ internal static class TrainCommands
                 var (train, test) = DataOptionBlock.Load(plan.DataDirectory, plan.TrainImages, plan.TestImages);
                 var source = DataOptionBlock.Source(plan.DataDirectory, plan.Info.Data?.Budget, train, test);
                 plan.CheckData(source);
+                (train, test) = (train.Resize(plan.Info.InputSize), test.Resize(plan.Info.InputSize));
                 string checkpoint = outDir == checkpointDir ? Path.GetFullPath(from) : Path.Combine(outDir, "checkpoint.safetensors");
+                (runSpec, runWiring, runBatch, runImages) = (plan.Info.Spec(), plan.Info.Wiring, plan.Options.BatchSize, train.Count);
                 start = device =>
                 {
                     var trainer = Checkpoint.Resume(device, from, train, test, options: plan.Options);
@@ -68,16 +79,24 @@ internal static class TrainCommands
             {
                 var t = training.Bind(parse);
                 var w = t.Wiring with { Kind = CommonOptions.ParseWiring(parse.GetValue(wiring)!) };
-                var spec = ModelZoo.Get(t.Model);
-                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{spec.Name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                string name = ModelZoo.Get(t.Model).Name;
+                outDir = Path.GetFullPath(t.Out ?? Path.Combine("runs", $"train-{name}-{CommonOptions.Name(w.Kind)}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+                var (loadedTrain, loadedTest) = training.Data.Load(parse, t.Budget);
+                var (spec, train, test) = TrainingOptionBlock.Fit(t.Model, t.InputSize, loadedTrain, loadedTest);
                 RunFiles.PrepareOutput(outDir, t.Overwrite);
-                var (train, test) = training.Data.Load(parse, t.Budget);
-                var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, train, test);
+                var source = DataOptionBlock.Source(training.Data.DataDirectory(parse), t.Budget.Name, loadedTrain, loadedTest);
+                Console.WriteLine(TrainingOptionBlock.Describe(spec, w.Kind, w.Reduction, loadedTrain));
+                (runSpec, runWiring, runBatch, runImages) = (spec, w, t.Trainer.BatchSize, train.Count);
                 start = device =>
                 {
                     var created = new DdwNet(device, spec, w, t.Trainer.Seed);
                     try
                     {
+                        if (parse.GetValue(init) is { } initFile)
+                        {
+                            string full = Path.GetFullPath(initFile);
+                            InteropCommands.Print(RunFiles.Read("torchvision weights", full, () => created.LoadTorchvision(full)));
+                        }
                         return new Trainer(created, train, test, t.Trainer) { Data = source, CheckpointPath = Path.Combine(outDir, "checkpoint.safetensors") };
                     }
                     catch
@@ -89,6 +108,7 @@ internal static class TrainCommands
                 openMetrics = _ => new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: false);
             }
             using var device = CliApp.OpenDevice(parse);
+            TrainingOptionBlock.CheckBatch(device, runSpec, [runWiring], runBatch, runImages);
             using var trainer = start(device);
             using var model = (DdwNet)trainer.Model;
             using var metrics = openMetrics(trainer);
@@ -113,7 +133,7 @@ internal static class TrainCommands
         var data = new DataOptionBlock();
         var testImages = CommonOptions.TestImages();
         var json = CommonOptions.Json();
-        var noSkip = new Option<bool>("--no-skip") { Description = "Compute every node (no dead-node skipping)." };
+        var noSkip = new Option<bool>("--no-skip") { Description = "Compute every node (no dead-node skipping) [default: off, dead nodes are skipped]." };
         var cmd = new Command("eval", "Evaluate a checkpoint on the Fashion-MNIST test set.").With([checkpoint, .. data.Options, testImages, json, noSkip]);
         cmd.SetAction(parse =>
         {
@@ -122,6 +142,7 @@ internal static class TrainCommands
             var test = data.LoadTest(parse, parse.GetValue(testImages) is int n and > 0 ? n : null);
             using var device = CliApp.OpenDevice(parse);
             using var model = Checkpoint.LoadModel(device, path);
+            test = test.Resize(model.Spec.InputSize);
             model.SetSkipDeadNodes(!parse.GetValue(noSkip));
             var r = Evaluator.Evaluate(model, test);
             var cost = CostModel.Compute(model.Spec, model.Wiring.Kind, model.Wiring.Reduction);
@@ -148,7 +169,7 @@ internal static class TrainCommands
         var data = new DataOptionBlock();
         var checkpoint = CommonOptions.Checkpoint();
         var index = new Option<int[]>("--index", "-i") { Description = "Test image indices (repeatable).", DefaultValueFactory = _ => [0], AllowMultipleArgumentsPerToken = true };
-        var outDir = CommonOptions.Out("Directory for the PNGs (default: next to the checkpoint).");
+        var outDir = CommonOptions.Out("Directory for the PNGs [default: the checkpoint's folder].");
         var cmd = new Command("wiring", "Print and plot the adjacency matrices the model chose for given test images.").With([checkpoint, index, .. data.Options, outDir]);
         cmd.SetAction(parse =>
         {
@@ -160,6 +181,7 @@ internal static class TrainCommands
                 if (i < 0 || i >= test.Count) throw new ArgumentException($"--index {i} is outside the test set (0..{test.Count - 1}).");
             using var device = CliApp.OpenDevice(parse);
             using var model = Checkpoint.LoadModel(device, path);
+            test = test.Resize(model.Spec.InputSize);
             model.Eval();
             string dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.GetDirectoryName(Path.GetFullPath(path))!);
             RunFiles.CheckWritable(dir);

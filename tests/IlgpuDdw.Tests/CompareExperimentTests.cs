@@ -88,7 +88,10 @@ public sealed class CompareExperimentTests(DeviceFixture fx)
         using var doc = JsonDocument.Parse(json);
         Assert.Equal("dynamic", doc.RootElement.GetProperty("runs")[2].GetProperty("wiring").GetString());
         Assert.Equal("KeptOnly", doc.RootElement.GetProperty("gateGradient").GetString());
-        Assert.True(doc.RootElement.GetProperty("runs")[0].GetProperty("epochs")[0].TryGetProperty("TrainLoss", out _));
+        var epoch = doc.RootElement.GetProperty("runs")[0].GetProperty("epochs")[0];
+        Assert.True(epoch.TryGetProperty("trainLoss", out _));
+        Assert.False(epoch.TryGetProperty("TrainLoss", out _));
+        Assert.Equal(1, epoch.GetProperty("epoch").GetInt32()); // 1-based, as in metrics.jsonl
         var lines = File.ReadAllLines(Path.Combine(dir.Path, "metrics.jsonl"));
         Assert.Equal(4, lines.Length);
         using var line = JsonDocument.Parse(lines[3]);

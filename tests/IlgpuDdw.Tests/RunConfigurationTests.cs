@@ -58,10 +58,14 @@ public sealed class RunConfigurationTests(DeviceFixture fx)
         using (var model = new DdwNet(fx.Device, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = WiringKind.Dense, Tau = 0.4f }, seed: 1))
         using (var t = new Trainer(model, train, test, new TrainerOptions { Epochs = 2, BatchSize = 8, EvalBatchSize = 8 }) { CheckpointPath = path, Data = Source with { TrainImages = 16 } })
             t.RunEpoch();
-        // Strip what versions before the run configuration did not write, and the guard fields from the options.
+        // Strip what versions before the run configuration did not write, and the guard fields from the options; write the
+        // options and the history as those versions did (C# property names, 0-based history epochs).
         var file = SafeTensors.Load(path);
         var metadata = file.Metadata.Where(kv => kv.Key is not ("wiring_config" or "data")).ToDictionary();
-        metadata["options"] = System.Text.RegularExpressions.Regex.Replace(metadata["options"], ",\"Max[A-Za-z]+\":[^,}]+", "");
+        Assert.Contains("\"epoch\":1,", metadata["history"]);
+        metadata["options"] = System.Text.RegularExpressions.Regex.Replace(LegacyNames(metadata["options"]), ",\"Max[A-Za-z]+\":[^,}]+", "");
+        metadata["history"] = LegacyNames(metadata["history"]).Replace("\"Epoch\":1,", "\"Epoch\":0,", StringComparison.Ordinal);
+        Assert.Contains("\"Epoch\":0,\"TrainLoss\":", metadata["history"]);
         SafeTensors.Save(path, file.Tensors.ToList(), metadata);
 
         var info = Checkpoint.ReadInfo(path);
@@ -71,9 +75,18 @@ public sealed class RunConfigurationTests(DeviceFixture fx)
         using var resumed = Checkpoint.Resume(fx.Device, path, train, test);
         using var resumedModel = resumed.Model;
         Assert.Equal(1, resumed.Epoch);
+        Assert.Equal(0, Assert.Single(resumed.History).Epoch);
+        resumed.CheckpointPath = path;
         resumed.Run();
-        Assert.Equal(2, resumed.History.Count);
+        Assert.Equal([0, 1], resumed.History.Select(h => h.Epoch));
+        string history = SafeTensors.Load(path).Metadata["history"];
+        Assert.Contains("\"epoch\":1,\"trainLoss\":", history);
+        Assert.Contains("\"epoch\":2,\"trainLoss\":", history);
     }
+
+    /// <summary>JSON object keys with their first letter in upper case (what versions before camelCase metadata wrote).</summary>
+    private static string LegacyNames(string json) =>
+        System.Text.RegularExpressions.Regex.Replace(json, "\"([a-z])([A-Za-z0-9]*)\":", m => $"\"{char.ToUpperInvariant(m.Groups[1].Value[0])}{m.Groups[2].Value}\":");
 
     [Fact]
     public void Save_RemovesTemporaryFilesThatInterruptedSavesLeft()

@@ -14,7 +14,7 @@ internal static class CommonOptions
         new("--model", "-m") { Description = description ?? ModelList, DefaultValueFactory = _ => "resnet_mini" };
 
     /// <summary><c>--model</c> without a default (absent = no model).</summary>
-    public static Option<string?> OptionalModel() => new("--model", "-m") { Description = ModelList };
+    public static Option<string?> OptionalModel() => new("--model", "-m") { Description = ModelList + " [default: none, list the devices]" };
 
     /// <summary><c>--wiring</c>: chain | dense | dynamic.</summary>
     public static Option<string> Wiring(string defaultWiring) =>
@@ -24,7 +24,7 @@ internal static class CommonOptions
     public static Option<int> RouterReduction() => new("--router-reduction") { Description = "Router reduction r.", DefaultValueFactory = _ => 4 };
 
     /// <summary><c>--input-size</c>.</summary>
-    public static Option<int?> InputSize() => new("--input-size") { Description = "Input resolution (default: the model's)." };
+    public static Option<int?> InputSize() => new("--input-size") { Description = "Input resolution [default: the model's, 28 for the *_mini models, 224 for the others]." };
 
     /// <summary><c>--json</c>.</summary>
     public static Option<bool> Json(string description = "Print one JSON object.") => new("--json") { Description = description };
@@ -39,9 +39,9 @@ internal static class CommonOptions
     /// <summary><c>--out</c>.</summary>
     public static Option<string?> Out(string description = "Output directory.") => new("--out", "-o") { Description = description };
 
-    /// <summary><c>--test-images</c>.</summary>
-    public static Option<int?> TestImages() =>
-        new("--test-images") { Description = "Use the first N test images (overrides the budget; 0 = all)." };
+    /// <summary><c>--test-images</c>; <paramref name="defaultText"/> says what is used without it.</summary>
+    public static Option<int?> TestImages(string defaultText = "all") =>
+        new("--test-images") { Description = $"Use the first N test images (0 = all) [default: {defaultText}]." };
 
     /// <summary>Adds <paramref name="options"/> to <paramref name="command"/> in order; returns the command.</summary>
     public static Command With(this Command command, IEnumerable<Option> options)

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Globalization;
 using IlgpuDdw.Data;
+using IlgpuDdw.Models;
 using IlgpuDdw.Training;
 using IlgpuDdw.Wiring;
 
@@ -14,6 +16,18 @@ namespace IlgpuDdw.Cli.Options;
 /// <param name="LearningRate">Peak learning rate.</param>
 internal sealed record Budget(string Name, int? TrainImages, int? TestImages, int Epochs, int BatchSize, float LearningRate)
 {
+    /// <summary>The budget names, in order of size.</summary>
+    public static readonly string[] Names = ["smoke", "default", "full"];
+
+    /// <summary>What each budget sets, for help texts: <c>smoke = 256/128 images, 1 epoch, batch 32, lr 0.02; ...</c>.</summary>
+    public static string Describe() => string.Join("; ", Names.Select(n => Get(n) is var b
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{n} = {(b.TrainImages is int tr ? tr.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")}/{(b.TestImages is int te ? te.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")} training/test images, {b.Epochs} epoch{(b.Epochs == 1 ? "" : "s")}, batch {b.BatchSize}, lr {b.LearningRate}")
+        : ""));
+
+    /// <summary>One field of every budget, for the help text of the flag that overrides it: <c>smoke 1, default 1, full 15</c>.</summary>
+    public static string Each(Func<Budget, string> field) => string.Join(", ", Names.Select(n => $"{n} {field(Get(n))}"));
+
     public static Budget Get(string name) => name.Trim().ToLowerInvariant() switch
     {
         // CI: seconds per wiring.
@@ -36,7 +50,7 @@ internal abstract class OptionBlock
 /// <summary><c>--data</c>: where Fashion-MNIST is read from.</summary>
 internal sealed class DataOptionBlock : OptionBlock
 {
-    public readonly Option<string?> Data = new("--data") { Description = $"Fashion-MNIST directory (default {FashionMnist.DefaultDirectory})." };
+    public readonly Option<string?> Data = new("--data") { Description = $"Fashion-MNIST directory [default: {FashionMnist.DefaultDirectory}]." };
 
     public override IEnumerable<Option> Options => [Data];
 
@@ -120,12 +134,15 @@ internal sealed class GateOptionBlock : OptionBlock
 /// <summary><c>--budget --epochs --batch --lr --train-images --test-images</c>: a budget with its overrides.</summary>
 internal sealed class BudgetOptionBlock : OptionBlock
 {
-    public readonly Option<string> Preset = new("--budget") { Description = "smoke | default | full", DefaultValueFactory = _ => "default" };
-    public readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs (overrides the budget)." };
-    public readonly Option<int?> Batch = new("--batch") { Description = "Batch size (overrides the budget)." };
-    public readonly Option<float?> Lr = new("--lr") { Description = "Peak learning rate (overrides the budget)." };
-    public readonly Option<int?> TrainImages = new("--train-images") { Description = "Use the first N training images (overrides the budget; 0 = all)." };
-    public readonly Option<int?> TestImages = CommonOptions.TestImages();
+    public readonly Option<string> Preset = new("--budget") { Description = $"smoke | default | full: {Budget.Describe()}.", DefaultValueFactory = _ => "default" };
+    public readonly Option<int?> Epochs = new("--epochs") { Description = $"Epochs [default: the budget's: {Budget.Each(b => b.Epochs.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<int?> Batch = new("--batch") { Description = $"Batch size [default: the budget's: {Budget.Each(b => b.BatchSize.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<float?> Lr = new("--lr") { Description = $"Peak learning rate [default: the budget's: {Budget.Each(b => b.LearningRate.ToString(CultureInfo.InvariantCulture))}]." };
+    public readonly Option<int?> TrainImages = new("--train-images")
+    {
+        Description = $"Use the first N training images (0 = all) [default: the budget's: {Budget.Each(b => b.TrainImages?.ToString(CultureInfo.InvariantCulture) ?? "all")}].",
+    };
+    public readonly Option<int?> TestImages = CommonOptions.TestImages($"the budget's: {Budget.Each(b => b.TestImages?.ToString(CultureInfo.InvariantCulture) ?? "all")}");
 
     public override IEnumerable<Option> Options => [Preset, Epochs, Batch, Lr, TrainImages, TestImages];
 
@@ -152,12 +169,12 @@ internal sealed class BudgetOptionBlock : OptionBlock
 internal sealed class TrainerOptionBlock : OptionBlock
 {
     public readonly Option<int> Seed = new("--seed") { Description = "Seed of initialisation, shuffling and augmentation.", DefaultValueFactory = _ => 0 };
-    public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip." };
+    public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip [default: off]." };
     public readonly Option<float> Smoothing = new("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0f };
     public readonly Option<float> Sparsity = new("--sparsity") { Description = "Sparsity loss weight λ (λ·mean of the router outputs).", DefaultValueFactory = _ => 0f };
     public readonly Option<float> TauWarmup = new("--tau-warmup") { Description = "Fraction of training over which τ rises from 0 to its value.", DefaultValueFactory = _ => 0f };
 
-    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring)." };
+    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring) [default: none, no keep-target term]." };
     public readonly Option<float> KeepTargetWarmup = new("--keep-target-warmup") { Description = "Fraction of training over which the keep target falls from 1 to ρ.", DefaultValueFactory = _ => 0.25f };
     public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term.", DefaultValueFactory = _ => 1f };
     public readonly Option<float> KeepTemperature = new("--keep-temperature") { Description = "Temperature T of the soft keep indicator sigmoid((a − τ)/T) of the keep-target and batch-shaping terms.", DefaultValueFactory = _ => 0.1f };
@@ -193,26 +210,69 @@ internal sealed class TrainerOptionBlock : OptionBlock
 /// <param name="Trainer">Trainer options.</param>
 /// <param name="Out">Output directory, when given.</param>
 /// <param name="Overwrite">Whether a non-empty output directory may be written into.</param>
-internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false);
+/// <param name="InputSize">The requested input side (null: the data's, raised to the model's minimum).</param>
+internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfig Wiring, TrainerOptions Trainer, string? Out, bool Overwrite = false, int? InputSize = null);
 
 /// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
-internal sealed class TrainingOptionBlock : OptionBlock
+internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
 {
     public readonly Option<string> Model = CommonOptions.Model();
+    public readonly Option<int?> InputSize = new("--input-size")
+    {
+        Description = "Resize the images to S×S (bilinear, once per run) and build the model for S×S inputs [default: the data's side, 28, raised to the model's minimum input (e.g. 32 for resnet18)].",
+    };
     public readonly DataOptionBlock Data = new();
     public readonly GateOptionBlock Gate = new();
     public readonly BudgetOptionBlock Budget = new();
     public readonly TrainerOptionBlock Trainer = new();
-    public readonly Option<string?> Out = CommonOptions.Out();
+    public readonly Option<string?> Out = CommonOptions.Out($"Output directory [default: {outDefault}].");
     public readonly RunOptionBlock Run = new();
 
-    public override IEnumerable<Option> Options => [Model, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
+    public override IEnumerable<Option> Options => [Model, InputSize, .. Data.Options, .. Gate.Options, .. Budget.Options, .. Trainer.Options, Out, .. Run.Options];
 
     public TrainingSettings Bind(ParseResult p)
     {
         var budget = Budget.Bind(p);
         var trainer = Run.Apply(p, Trainer.Bind(p, budget));
-        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite));
+        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite), p.GetValue(InputSize));
+    }
+
+    /// <summary>
+    /// The zoo model <paramref name="model"/> for the loaded data (its stem takes the images' channels, its classifier
+    /// the data's classes) at <paramref name="inputSize"/>² (default: the images' side, raised to the model's minimum),
+    /// and the data resized to that side.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown model, or an input size below the model's minimum.</exception>
+    public static (ModelSpec Spec, ImageDataset Train, ImageDataset Test) Fit(string model, int? inputSize, ImageDataset train, ImageDataset test)
+    {
+        var native = ModelZoo.Get(model).WithData(train.Channels, train.ClassCount);
+        if (inputSize is < 1) throw new ArgumentException($"--input-size {inputSize}: must be positive.");
+        int size = inputSize ?? Math.Max(train.Height, native.MinimumInputSize);
+        var spec = ModelZoo.Get(model, size, train.Channels, train.ClassCount);
+        return (spec, train.Resize(size), test.Resize(size));
+    }
+
+    /// <summary>
+    /// Refuses a batch larger than the training set (it is not capped) or one whose step would not fit in the
+    /// device's memory (estimated before anything is allocated, see <see cref="StepMemory"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">One line naming the batch: the image count, or the estimate, the free memory and the largest batch that fits.</exception>
+    public static void CheckBatch(Runtime.Device device, ModelSpec spec, IEnumerable<WiringConfig> wirings, int batch, int trainImages)
+    {
+        if (batch > trainImages)
+            throw new ArgumentException($"--batch {batch} is larger than the {trainImages.ToString("N0", CultureInfo.InvariantCulture)} training images; use at most {trainImages} or more --train-images.");
+        foreach (var w in wirings) StepMemory.Check(device, spec, w, batch);
+    }
+
+    /// <summary>One line for the console: the model's configuration, its parameters and MACs under <paramref name="wiring"/>, and the resize.</summary>
+    public static string Describe(ModelSpec spec, WiringKind wiring, int reduction, ImageDataset original)
+    {
+        var cost = CostModel.Compute(spec, wiring, reduction);
+        var ci = CultureInfo.InvariantCulture;
+        string resize = original.Height == spec.InputSize && original.Width == spec.InputSize ? ""
+            : $"; images resized from {original.Height}×{original.Width} to {spec.InputSize}×{spec.InputSize} (bilinear)";
+        return $"{spec.Name} for {spec.InputChannels}×{spec.InputSize}×{spec.InputSize} inputs and {spec.NumClasses} classes, {CommonOptions.Name(wiring)} wiring: "
+            + $"{cost.TotalParameters.ToString("N0", ci)} parameters, {cost.TotalMacs.ToString("N0", ci)} MACs per sample{resize}";
     }
 }
 

@@ -8,6 +8,9 @@ internal sealed record ModelInfoReport(string Model, string Wiring, int InputSiz
     long Params, long Macs, long BackboneParams, long BackboneMacs, long EdgeParams, long RouterParams, long RouterMacs, long AggregationMacs,
     IReadOnlyList<StageInfoReport> Stages)
 {
+    /// <summary>With <c>--batch</c>: the estimated peak device memory of a training step.</summary>
+    public StepMemoryReport? StepMemory { get; init; }
+
     public static ModelInfoReport From(ModelSpec spec, string wiring, int reduction, ModelCost cost) => new(
         spec.Name, wiring, spec.InputSize, spec.InputChannels, spec.NumClasses, reduction, cost.TotalParameters, cost.TotalMacs,
         cost.BackboneParameters, cost.BackboneMacs, cost.EdgeParameters, cost.RouterParameters, cost.Stages.Sum(x => x.RouterMacs),
@@ -15,6 +18,9 @@ internal sealed record ModelInfoReport(string Model, string Wiring, int InputSiz
         cost.Stages.Select(x => new StageInfoReport(x.Name, x.Nodes, x.Width, x.Resolution, x.TotalParameters, x.TotalMacs, x.Parameters, x.Macs,
             x.EdgeParameters, x.RouterParameters, x.RouterMacs, x.AggregationMacs)).ToArray());
 }
+
+/// <summary>The step-memory estimate of <c>info --model M --batch B</c>.</summary>
+internal sealed record StepMemoryReport(int Batch, long PeakBytes, long FixedBytes, long BytesPerSample, string Device, long FreeBytes, int LargestBatch);
 
 /// <summary>One stage of <see cref="ModelInfoReport"/>.</summary>
 internal sealed record StageInfoReport(string Name, int Nodes, int Width, int Resolution, long Params, long Macs, long BackboneParams,

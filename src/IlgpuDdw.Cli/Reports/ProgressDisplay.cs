@@ -22,6 +22,7 @@ internal static class ProgressDisplay
                     last.Restart();
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{title}: epoch {p.Epoch + 1}/{p.Epochs} batch {p.Batch}/{p.Batches} loss {p.Loss:F4} acc {100 * p.Accuracy:F1}% {p.ImagesPerSecond:F1} img/s"));
+                    if (p.Batch == p.Batches) Console.WriteLine(Evaluating(title, p));
                 }
             });
             return work(progress);
@@ -36,12 +37,21 @@ internal static class ProgressDisplay
                 {
                     task.MaxValue = p.Batches * p.Epochs;
                     task.Value = p.Epoch * p.Batches + p.Batch;
-                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                        $"{title} e{p.Epoch + 1}/{p.Epochs} loss {p.Loss:F3} acc {100 * p.Accuracy:F1}% {p.ImagesPerSecond:F0} img/s"));
+                    task.Description = p.Batch == p.Batches
+                        ? $"[yellow]{Markup.Escape(Evaluating(title, p))}[/]"
+                        : Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                            $"{title} e{p.Epoch + 1}/{p.Epochs} loss {p.Loss:F3} acc {100 * p.Accuracy:F1}% {p.ImagesPerSecond:F0} img/s"));
                 }));
             });
         return result;
     }
+
+    /// <summary>
+    /// The line shown once an epoch's last training batch is reported: the trainer evaluates on the test set next,
+    /// which takes a while and reports nothing until the next epoch starts.
+    /// </summary>
+    internal static string Evaluating(string title, TrainProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"{title}: epoch {p.Epoch + 1}/{p.Epochs} trained (loss {p.Loss:F4}, acc {100 * p.Accuracy:F1}%); evaluating on the test set ...");
 
     private sealed class PlainProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
     {

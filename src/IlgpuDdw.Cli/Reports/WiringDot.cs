@@ -4,7 +4,10 @@ using IlgpuDdw.Training.Experiments;
 
 namespace IlgpuDdw.Cli.Reports;
 
-/// <summary>Graphviz DOT of a model's learned wiring: one cluster per stage, edge width and label = mean weight.</summary>
+/// <summary>
+/// Graphviz DOT of a model's learned wiring: one cluster per stage, nodes numbered 0..n−1 and "output", edge width and
+/// label = mean weight (and keep %); an edge every test sample cut is dashed grey ("cut"); pairs that cannot be edges are absent.
+/// </summary>
 internal static class WiringDot
 {
     /// <param name="title">Graph label.</param>
@@ -32,7 +35,12 @@ internal static class WiringDot
                 {
                     double w = mean[i * m + j];
                     double k = keep?[i * m + j] ?? (w > 0 ? 1 : 0);
-                    if (k <= 0) continue;
+                    if (k <= 0)
+                    {
+                        // A possible edge no test sample kept (dense, dynamic): drawn, unlike pairs that cannot be edges.
+                        if (keep is not null) sb.AppendLine(ci, $"    s{s}_{i} -> s{s}_{j} [style=dashed, color=gray60, fontcolor=gray40, label=\"cut\", penwidth=0.5, constraint=false];");
+                        continue;
+                    }
                     string label = keep is null ? w.ToString("F2", ci) : $"{w.ToString("F2", ci)} ({(100 * k).ToString("F0", ci)}%)";
                     sb.AppendLine(ci, $"    s{s}_{i} -> s{s}_{j} [label=\"{label}\", penwidth={(0.5 + 3 * w).ToString("F2", ci)}];");
                 }

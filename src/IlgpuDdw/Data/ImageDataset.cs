@@ -130,6 +130,57 @@ public sealed class ImageDataset
         return Images.AsSpan(index * SampleLength, SampleLength);
     }
 
+    /// <summary>
+    /// The images resized to <paramref name="size"/>² by bilinear interpolation (half-pixel centres, edge pixels
+    /// repeated: PyTorch's <c>F.interpolate(mode="bilinear", align_corners=False)</c> without antialiasing), computed on
+    /// the host once; labels are shared. Returns this dataset when it already has that size.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="size"/> is below 1.</exception>
+    public ImageDataset Resize(int size)
+    {
+        if (size < 1) throw new ArgumentException($"image size {size}: must be at least 1", nameof(size));
+        if (size == Height && size == Width) return this;
+        var (y0, y1, wy) = BilinearTaps(Height, size);
+        var (x0, x1, wx) = BilinearTaps(Width, size);
+        int planes = Count * Channels, inPlane = Height * Width, outPlane = size * size;
+        var output = new float[(long)planes * outPlane];
+        var input = Images;
+        Parallel.For(0, planes, p =>
+        {
+            int src = p * inPlane, dst = p * outPlane;
+            for (int y = 0; y < size; y++)
+            {
+                int r0 = src + y0[y] * Width, r1 = src + y1[y] * Width;
+                float fy = wy[y];
+                for (int x = 0; x < size; x++)
+                {
+                    float top = input[r0 + x0[x]] + wx[x] * (input[r0 + x1[x]] - input[r0 + x0[x]]);
+                    float bottom = input[r1 + x0[x]] + wx[x] * (input[r1 + x1[x]] - input[r1 + x0[x]]);
+                    output[dst + y * size + x] = top + fy * (bottom - top);
+                }
+            }
+        });
+        return new ImageDataset(output, Labels, Channels, size, size, ClassCount, BackgroundValue);
+    }
+
+    /// <summary>For each output index: the two input indices and the weight of the second (align_corners = false).</summary>
+    private static (int[] Lo, int[] Hi, float[] Weight) BilinearTaps(int inSize, int outSize)
+    {
+        var lo = new int[outSize];
+        var hi = new int[outSize];
+        var w = new float[outSize];
+        double scale = (double)inSize / outSize;
+        for (int o = 0; o < outSize; o++)
+        {
+            double src = Math.Max(0, (o + 0.5) * scale - 0.5);
+            int i = Math.Min((int)src, inSize - 1);
+            lo[o] = i;
+            hi[o] = Math.Min(i + 1, inSize - 1);
+            w[o] = (float)(src - i);
+        }
+        return (lo, hi, w);
+    }
+
     /// <summary>A copy of the first <paramref name="count"/> images and labels (for small runs).</summary>
     /// <exception cref="ArgumentOutOfRangeException">A negative count, or more images than the dataset holds
     /// (never silently capped; the message gives both numbers).</exception>

@@ -88,6 +88,25 @@ public sealed record ModelSpec
     /// <exception cref="ArgumentException"><paramref name="size"/> is below <see cref="MinimumInputSize"/>.</exception>
     public ModelSpec WithInput(int size) => new(Name, InputChannels, size, NumClasses, Stem, Stages, Head);
 
+    /// <summary>
+    /// The same network for images of <paramref name="channels"/> channels and <paramref name="classes"/> classes:
+    /// the stem's first convolution takes the channels, the classifier writes the classes (every other layer is
+    /// unchanged). Returns this spec when both already match.
+    /// </summary>
+    /// <exception cref="ArgumentException">A count below 1, or a stem that does not start with an ungrouped convolution.</exception>
+    public ModelSpec WithData(int channels, int classes)
+    {
+        if (channels == InputChannels && classes == NumClasses) return this;
+        if (channels < 1 || classes < 1) throw new ArgumentException($"channels {channels}, classes {classes}: both must be at least 1.");
+        var stem = Stem.ToArray();
+        if (stem.Length == 0 || stem[0] is not ConvSpec { Groups: 1 } c)
+            throw new ArgumentException($"Model '{Name}': the stem does not start with an ungrouped convolution, so it cannot take {channels}-channel images.");
+        stem[0] = new ConvSpec(channels, c.OutChannels, c.Kernel, c.Stride, c.Padding, 1, c.Bias);
+        var head = Head.ToArray();
+        head[^1] = new LinearSpec(Classifier.InFeatures, classes, Classifier.Bias);
+        return new ModelSpec(Name, channels, InputSize, classes, stem, Stages, head);
+    }
+
     /// <inheritdoc/>
     public bool Equals(ModelSpec? other) =>
         other is not null && Name == other.Name && InputChannels == other.InputChannels && InputSize == other.InputSize

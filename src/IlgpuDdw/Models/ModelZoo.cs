@@ -39,6 +39,18 @@ public static class ModelZoo
     /// <exception cref="ArgumentException">Unknown name, or an input below the model's minimum.</exception>
     public static ModelSpec Get(string name, int inputSize) => Get(name).WithInput(inputSize);
 
+    /// <summary>
+    /// The spec named <paramref name="name"/> for a data set of <paramref name="channels"/>-channel images of
+    /// <paramref name="classes"/> classes (<see cref="ModelSpec.WithData"/>) at <paramref name="inputSize"/>² (default:
+    /// the model's own size).
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown name, or an input below the model's minimum.</exception>
+    public static ModelSpec Get(string name, int? inputSize, int channels, int classes)
+    {
+        var spec = Get(name).WithData(channels, classes);
+        return inputSize is int s && s != spec.InputSize ? spec.WithInput(s) : spec;
+    }
+
     private const int ImageNetSize = 224;
     private const int ImageNetClasses = 1000;
     private const int MnistSize = 28;

@@ -18,6 +18,20 @@ namespace IlgpuDdw.Training;
 /// <param name="Step">Completed steps.</param>
 public sealed record CheckpointInfo(string Model, int InputSize, WiringConfig Wiring, int Seed, string LibraryVersion, int Epoch, int Step)
 {
+    /// <summary>Image channels the model takes (null in checkpoints written before this was recorded: the model's own).</summary>
+    public int? InputChannels { get; init; }
+
+    /// <summary>Classes the model predicts (null in checkpoints written before this was recorded: the model's own).</summary>
+    public int? NumClasses { get; init; }
+
+    /// <summary>The model's spec as the checkpoint describes it (zoo models only).</summary>
+    /// <exception cref="ArgumentException">Not a zoo model, or an input size the model does not accept.</exception>
+    public ModelSpec Spec()
+    {
+        var native = ModelZoo.Get(Model);
+        return ModelZoo.Get(Model, InputSize, InputChannels ?? native.InputChannels, NumClasses ?? native.NumClasses);
+    }
+
     /// <summary>The training options of the run (null for a model-only checkpoint).</summary>
     public TrainerOptions? Options { get; init; }
 
@@ -52,7 +66,7 @@ public sealed record DataSource
 
 /// <summary>
 /// Checkpoints in the safetensors format: every model parameter and buffer under its dotted name, the optimizer's
-/// momentum buffers under <c>optimizer.*</c>, and string metadata: format, library version, model, input size,
+/// momentum buffers under <c>optimizer.*</c>, and string metadata: format, library version, model, input size, input channels, classes,
 /// wiring (its kind, τ, router reduction, gate gradient, initial edge logit, gate and its settings as keys of their own, and the whole
 /// <see cref="WiringConfig"/> as JSON under <c>wiring_config</c>), seed, epoch, step and, for a training run, the
 /// whole <see cref="TrainerOptions"/> (<c>options</c>), the <see cref="DataSource"/> (<c>data</c>), the history and
@@ -105,6 +119,8 @@ public static class Checkpoint
             ["library_version"] = LibraryVersion,
             ["model"] = model.Spec.Name,
             ["input_size"] = model.Spec.InputSize.ToString(CultureInfo.InvariantCulture),
+            ["input_channels"] = model.Spec.InputChannels.ToString(CultureInfo.InvariantCulture),
+            ["num_classes"] = model.Spec.NumClasses.ToString(CultureInfo.InvariantCulture),
             ["wiring"] = w.Kind.ToString().ToLowerInvariant(),
             ["tau"] = w.Tau.ToString("R", CultureInfo.InvariantCulture),
             ["router_reduction"] = w.Reduction.ToString(CultureInfo.InvariantCulture),
@@ -209,8 +225,10 @@ public static class Checkpoint
             wiring.Validate();
             return new CheckpointInfo(Get("model"), Int("input_size"), wiring, Int("seed"), Get("library_version"), Int("epoch"), Int("step"))
             {
+                InputChannels = m.ContainsKey("input_channels") ? Int("input_channels") : null,
+                NumClasses = m.ContainsKey("num_classes") ? Int("num_classes") : null,
                 Options = m.TryGetValue("options", out var o) ? WithDefaults(o, new TrainerOptions(), CheckpointJsonContext.Default.TrainerOptions) : null,
-                Data = m.TryGetValue("data", out var d) ? JsonSerializer.Deserialize(d, CheckpointJsonContext.Default.DataSource) : null,
+                Data = m.TryGetValue("data", out var d) ? WithDefaults(d, new DataSource(), CheckpointJsonContext.Default.DataSource) : null,
             };
         }
         catch (Exception e) when (e is ArgumentException or JsonException)
@@ -221,14 +239,35 @@ public static class Checkpoint
 
     /// <summary>
     /// Reads a record from <paramref name="json"/>, taking the fields it lacks (written by an older version) from
-    /// <paramref name="defaults"/> rather than from default(T).
+    /// <paramref name="defaults"/> rather than from default(T). Older versions wrote C# property names: they are read
+    /// as their camelCase names.
     /// </summary>
     private static T WithDefaults<T>(string json, T defaults, JsonTypeInfo<T> type)
     {
         var stored = JsonNode.Parse(json) as JsonObject ?? throw new JsonException($"expected a JSON object for {typeof(T).Name}");
         var merged = JsonSerializer.SerializeToNode(defaults, type)!.AsObject();
-        foreach (var (name, value) in stored) merged[name] = value?.DeepClone();
+        foreach (var (name, value) in stored) merged[JsonNamingPolicy.CamelCase.ConvertName(name)] = value?.DeepClone();
         return merged.Deserialize(type) ?? throw new JsonException($"empty {typeof(T).Name}");
+    }
+
+    /// <summary>
+    /// A checkpoint's history: camelCase with 1-based epochs, or as older checkpoints hold it (C# property names,
+    /// 0-based epochs).
+    /// </summary>
+    internal static List<EpochResult> ReadHistory(string json)
+    {
+        var array = JsonNode.Parse(json) as JsonArray ?? throw new JsonException("the history is not a JSON array");
+        foreach (var item in array.OfType<JsonObject>())
+        {
+            if (!item.ContainsKey("Epoch")) continue;
+            foreach (var (name, value) in item.ToArray())
+            {
+                item.Remove(name);
+                item[JsonNamingPolicy.CamelCase.ConvertName(name)] = value;
+            }
+            item["epoch"] = item["epoch"]!.GetValue<int>() + 1;
+        }
+        return array.Deserialize(CheckpointJsonContext.Default.ListEpochResult) ?? [];
     }
 
     /// <summary>Builds the model a checkpoint describes and loads its weights (strict).</summary>
@@ -247,7 +286,7 @@ public static class Checkpoint
                 throw new InvalidDataException(
                     $"{path}: tensor '{name}' holds {bad.Value} at index {bad.Index}; a checkpoint with non-finite values cannot be evaluated or resumed.");
         DdwNet model;
-        try { model = DdwNet.Create(device, info.Model, info.Wiring, info.Seed, info.InputSize); }
+        try { model = new DdwNet(device, info.Spec(), info.Wiring, info.Seed); }
         catch (ArgumentException e) { throw new InvalidDataException($"{path}: {e.Message}", e); }
         var state = new StateDict();
         foreach (var (name, t) in file.Tensors)
@@ -303,7 +342,7 @@ public static class Checkpoint
             var optimizerState = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))
                 .ToDictionary(t => t.Key["optimizer.".Length..], t => t.Value.ToFloat32());
             trainer.Optimizer.LoadStateDict(optimizerState);
-            var history = JsonSerializer.Deserialize(m.GetValueOrDefault("history", "[]"), CheckpointJsonContext.Default.ListEpochResult) ?? [];
+            var history = ReadHistory(m.GetValueOrDefault("history", "[]"));
             var losses = JsonSerializer.Deserialize(m.GetValueOrDefault("step_losses", "[]"), CheckpointJsonContext.Default.ListSingle) ?? [];
             trainer.Restore(info.Epoch, info.Step, history, losses);
             return trainer;

@@ -1,7 +1,10 @@
 namespace IlgpuDdw.Training;
 
-/// <summary>JSON of a checkpoint's metadata values: compact, C# property names, NaN and ±Infinity as strings, enums by name.</summary>
-[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, UseStringEnumConverter = true)]
+/// <summary>
+/// JSON of a checkpoint's metadata values: compact, camelCase, NaN and ±Infinity as strings, enums by name. Older
+/// checkpoints used the C# property names and 0-based history epochs; <see cref="Checkpoint"/> reads both.
+/// </summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(TrainerOptions))]
 [JsonSerializable(typeof(Wiring.WiringConfig))]
 [JsonSerializable(typeof(DataSource))]

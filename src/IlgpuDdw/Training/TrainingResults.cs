@@ -1,10 +1,10 @@
 namespace IlgpuDdw.Training;
 
 /// <summary>
-/// One epoch's numbers. Its JSON names are the property names as written (checkpoints store the history that way,
-/// and results.json embeds it).
+/// One epoch's numbers. In JSON (results.json, a checkpoint's history) the names are camelCase like every other JSON
+/// the library writes, and <c>epoch</c> is 1-based like metrics.jsonl's; in memory <see cref="Epoch"/> is 0-based.
 /// </summary>
-/// <param name="Epoch">0-based epoch.</param>
+/// <param name="Epoch">0-based epoch (written 1-based).</param>
 /// <param name="TrainLoss">Mean training loss: the first objective term (cross-entropy by default).</param>
 /// <param name="TrainAccuracy">Training accuracy (on augmented batches).</param>
 /// <param name="TestLoss">Mean test loss.</param>
@@ -17,18 +17,18 @@ namespace IlgpuDdw.Training;
 /// <param name="Tau">Gate threshold at the end of the epoch.</param>
 /// <param name="PeakBytes">Peak device bytes held by tensors during the epoch's training steps.</param>
 public sealed record EpochResult(
-    [property: JsonPropertyName("Epoch")] int Epoch,
-    [property: JsonPropertyName("TrainLoss")] double TrainLoss,
-    [property: JsonPropertyName("TrainAccuracy")] double TrainAccuracy,
-    [property: JsonPropertyName("TestLoss")] double TestLoss,
-    [property: JsonPropertyName("TestAccuracy")] double TestAccuracy,
-    [property: JsonPropertyName("TrainImagesPerSecond")] double TrainImagesPerSecond,
-    [property: JsonPropertyName("EvalImagesPerSecond")] double EvalImagesPerSecond,
-    [property: JsonPropertyName("KeepRate")] double KeepRate,
-    [property: JsonPropertyName("EffectiveMacs")] double EffectiveMacs,
-    [property: JsonPropertyName("LearningRate")] float LearningRate,
-    [property: JsonPropertyName("Tau")] float Tau,
-    [property: JsonPropertyName("PeakBytes")] long PeakBytes)
+    [property: JsonPropertyName("epoch"), JsonConverter(typeof(OneBasedJsonConverter))] int Epoch,
+    [property: JsonPropertyName("trainLoss")] double TrainLoss,
+    [property: JsonPropertyName("trainAccuracy")] double TrainAccuracy,
+    [property: JsonPropertyName("testLoss")] double TestLoss,
+    [property: JsonPropertyName("testAccuracy")] double TestAccuracy,
+    [property: JsonPropertyName("trainImagesPerSecond")] double TrainImagesPerSecond,
+    [property: JsonPropertyName("evalImagesPerSecond")] double EvalImagesPerSecond,
+    [property: JsonPropertyName("keepRate")] double KeepRate,
+    [property: JsonPropertyName("effectiveMacs")] double EffectiveMacs,
+    [property: JsonPropertyName("learningRate")] float LearningRate,
+    [property: JsonPropertyName("tau")] float Tau,
+    [property: JsonPropertyName("peakBytes")] long PeakBytes)
 {
     /// <summary>Mean of every objective term over the epoch's training samples (not stored in checkpoints).</summary>
     [JsonIgnore]
@@ -89,4 +89,14 @@ public sealed record EpochMetrics(string Model, string Wiring, int Seed, int Epo
         return new(model, wiring, seed, result.Epoch + 1, step, result.TrainLoss, result.TrainAccuracy, result.TestLoss, result.TestAccuracy,
             result.TrainImagesPerSecond, result.EvalImagesPerSecond, result.KeepRate, result.EffectiveMacs, result.LearningRate, result.Tau, result.PeakBytes);
     }
+}
+
+/// <summary>A 0-based index written and read 1-based (epochs in JSON).</summary>
+internal sealed class OneBasedJsonConverter : JsonConverter<int>
+{
+    /// <inheritdoc/>
+    public override int Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) => reader.GetInt32() - 1;
+
+    /// <inheritdoc/>
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, int value, System.Text.Json.JsonSerializerOptions options) => writer.WriteNumberValue(value + 1);
 }
