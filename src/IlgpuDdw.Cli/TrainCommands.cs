@@ -18,6 +18,7 @@ internal static class TrainCommands
     public static IEnumerable<Command> Build()
     {
         yield return CompareCommand.Build();
+        yield return SweepCommand.Build();
         yield return Train();
         yield return Eval();
         yield return WiringCmd();
