@@ -60,6 +60,8 @@ internal static class CompareCommand
                 return 0;
             }
             PrintTable(result);
+            DiversityReport.PrintDiversity(result.Runs.Where(r => r.Diversity is not null)
+                .Select(r => ($"{CommonOptions.Name(r.Wiring)}{(result.Seeds > 1 ? $" seed {r.Seed}" : "")}", r.Diversity!, r.SkipSpeedup)).ToArray());
             Console.WriteLine($"wrote {Path.Combine(outDir, "results.json")}, curves-loss.png, curves-accuracy.png, adjacency-*.png, wiring-*.dot, metrics.jsonl, checkpoints");
             return 0;
         });

@@ -13,15 +13,16 @@ using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 
-/// <summary><c>ddw compare</c>, <c>ddw train</c>, <c>ddw eval</c> and <c>ddw wiring</c>.</summary>
+/// <summary><c>ddw compare</c>, <c>ddw sweep</c>, <c>ddw train</c>, <c>ddw eval</c> and <c>ddw wiring</c>.</summary>
 internal static class TrainCommands
 {
     public static IEnumerable<Command> Build()
     {
         yield return CompareCommand.Build();
+        yield return SweepCommand.Build();
         yield return Train();
         yield return Eval();
-        yield return WiringCmd();
+        yield return WiringCommand.Build();
     }
 
     private static Command Train()
@@ -134,7 +135,9 @@ internal static class TrainCommands
         var testImages = CommonOptions.TestImages();
         var json = CommonOptions.Json();
         var noSkip = new Option<bool>("--no-skip") { Description = "Compute every node (no dead-node skipping) [default: off, dead nodes are skipped]." };
-        var cmd = new Command("eval", "Evaluate a checkpoint on the Fashion-MNIST test set.").With([checkpoint, .. data.Options, testImages, json, noSkip]);
+        var noSpeedup = new Option<bool>("--no-speedup") { Description = "Dynamic wiring: evaluate once, without timing the speed-up of dead-node skipping (a second evaluation) [default: off, the speed-up is measured]." };
+        var cmd = new Command("eval", "Evaluate a checkpoint on the Fashion-MNIST test set: accuracy, cost, wiring diversity and the measured speed-up of dead-node skipping.")
+            .With([checkpoint, .. data.Options, testImages, json, noSkip, noSpeedup]);
         cmd.SetAction(parse =>
         {
             string path = parse.GetValue(checkpoint)!;
@@ -143,13 +146,16 @@ internal static class TrainCommands
             using var device = CliApp.OpenDevice(parse);
             using var model = Checkpoint.LoadModel(device, path);
             test = test.Resize(model.Spec.InputSize);
-            model.SetSkipDeadNodes(!parse.GetValue(noSkip));
-            var r = Evaluator.Evaluate(model, test);
+            bool skip = !parse.GetValue(noSkip);
+            model.SetSkipDeadNodes(skip);
+            // dynamic wiring: evaluate with and without dead-node skipping in this run to measure the speed-up
+            var timed = model.Wiring.Kind == WiringKind.Dynamic && !parse.GetValue(noSpeedup) ? Evaluator.MeasureSkipSpeedup(model, test) : null;
+            var r = timed is null ? Evaluator.Evaluate(model, test) : skip ? timed.Skipping : timed.Full;
             var cost = CostModel.Compute(model.Spec, model.Wiring.Kind, model.Wiring.Reduction);
             if (parse.GetValue(json))
             {
                 var report = new EvalReport(path, info.Model, CommonOptions.Name(info.Wiring.Kind), info.Epoch, device.ToString(), test.Count, r.Accuracy,
-                    r.Loss, r.KeepRate, cost.TotalParameters, cost.TotalMacs, r.EffectiveMacs, r.ImagesPerSecond);
+                    r.Loss, r.KeepRate, cost.TotalParameters, cost.TotalMacs, r.EffectiveMacs, r.ImagesPerSecond) { Diversity = r.Diversity, SkipSpeedup = timed?.Speedup };
                 Console.WriteLine(JsonSerializer.Serialize(report, EvalJsonContext.Default.EvalReport));
                 return 0;
             }
@@ -159,69 +165,7 @@ internal static class TrainCommands
                 r.EffectiveMacs.ToString("N0", CultureInfo.InvariantCulture), $"{r.ImagesPerSecond:F1}");
             Console.WriteLine($"device: {device}");
             AnsiConsole.Write(table);
-            return 0;
-        });
-        return cmd;
-    }
-
-    private static Command WiringCmd()
-    {
-        var data = new DataOptionBlock();
-        var checkpoint = CommonOptions.Checkpoint();
-        var index = new Option<int[]>("--index", "-i") { Description = "Test image indices (repeatable).", DefaultValueFactory = _ => [0], AllowMultipleArgumentsPerToken = true };
-        var outDir = CommonOptions.Out("Directory for the PNGs [default: the checkpoint's folder].");
-        var cmd = new Command("wiring", "Print and plot the adjacency matrices the model chose for given test images.").With([checkpoint, index, .. data.Options, outDir]);
-        cmd.SetAction(parse =>
-        {
-            string path = parse.GetValue(checkpoint)!;
-            var indices = parse.GetValue(index) ?? [0];
-            Checkpoint.ReadInfo(path);
-            var test = data.LoadTest(parse, null);
-            foreach (int i in indices)
-                if (i < 0 || i >= test.Count) throw new ArgumentException($"--index {i} is outside the test set (0..{test.Count - 1}).");
-            using var device = CliApp.OpenDevice(parse);
-            using var model = Checkpoint.LoadModel(device, path);
-            test = test.Resize(model.Spec.InputSize);
-            model.Eval();
-            string dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.GetDirectoryName(Path.GetFullPath(path))!);
-            RunFiles.CheckWritable(dir);
-            using var tape = new Tape(device);
-            foreach (int i in indices)
-            {
-                using (tape.NoGrad())
-                {
-                    var x = tape.Own(Tensor.FromArray(device, test.Image(i), 1, test.Channels, test.Height, test.Width));
-                    var logits = model.Forward(tape, x);
-                    int predicted = Ops.Argmax(logits)[0];
-                    Console.WriteLine($"test image {i}: label {FashionMnist.ClassNames[test.Labels[i]]}, predicted {FashionMnist.ClassNames[predicted]}");
-                    var figures = new List<(string, int, float[,])>();
-                    for (int s = 0; s < model.Stages.Count; s++)
-                    {
-                        var st = model.Stages[s];
-                        int n = st.Nodes.Count, m = n + 1;
-                        var a = new float[m, m];
-                        if (st.LastAdjacency is { } adj)
-                        {
-                            var r = adj.Read();
-                            for (int p = 0; p < m; p++) for (int q = 0; q < m; q++) a[p, q] = r[0, p, q];
-                        }
-                        else
-                        {
-                            for (int p = 0; p < n; p++) a[p, p + 1] = 1;
-                        }
-                        figures.Add((st.Spec.Name, n, a));
-                        var table = new Table().Title($"{Markup.Escape(st.Spec.Name)} ({CommonOptions.Name(st.Kind)})").AddColumn("from \\ to");
-                        for (int q = 1; q < m; q++) table.AddColumn(q == n ? "out" : q.ToString(CultureInfo.InvariantCulture));
-                        for (int p = 0; p < n; p++)
-                            table.AddRow(new[] { p.ToString(CultureInfo.InvariantCulture) }.Concat(Enumerable.Range(1, n).Select(q => q <= p ? "" : a[p, q] == 0 ? "[grey]cut[/]" : a[p, q].ToString("F3", CultureInfo.InvariantCulture))).ToArray());
-                        AnsiConsole.Write(table);
-                    }
-                    string png = Path.Combine(dir, $"wiring-{i}.png");
-                    RunFiles.Write("plot", png, () => Plots.SampleAdjacency(png, $"image {i} ({FashionMnist.ClassNames[test.Labels[i]]})", figures));
-                    Console.WriteLine($"wrote {png}");
-                }
-                tape.Clear();
-            }
+            if (r.Diversity is { } d) DiversityReport.PrintDiversity([(CommonOptions.Name(info.Wiring.Kind), d, timed?.Speedup)]);
             return 0;
         });
         return cmd;

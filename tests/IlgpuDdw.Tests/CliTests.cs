@@ -138,9 +138,31 @@ public sealed class CliTests
         Assert.True(code == 0, err);
         using var eval = JsonDocument.Parse(output);
         Assert.Equal("dynamic", eval.RootElement.GetProperty("wiring").GetString());
-        (code, output, err) = Run("wiring", "--checkpoint", Path.Combine(outDir, "dynamic-seed0.safetensors"), "--device", "cpu", "--index", "3", "--out", outDir);
+        Assert.True(eval.RootElement.GetProperty("skipSpeedup").GetDouble() > 0);
+        Assert.Equal(64, eval.RootElement.GetProperty("diversity").GetProperty("samples").GetInt64());
+        Assert.True(runs[2].GetProperty("skipSpeedup").GetDouble() > 0);
+        Assert.Equal(3, runs[2].GetProperty("diversity").GetProperty("stages").GetArrayLength());
+        (code, output, err) = Run("wiring", "--checkpoint", Path.Combine(outDir, "dynamic-seed0.safetensors"), "--device", "cpu", "--images", "3,5", "--class-images", "16", "--out", outDir);
         Assert.True(code == 0, err);
-        Assert.True(File.Exists(Path.Combine(outDir, "wiring-3.png")));
+        foreach (var f in new[] { "wiring-3.png", "wiring-3-graph.png", "wiring-3.dot", "wiring-5-graph.png" })
+            Assert.True(File.Exists(Path.Combine(outDir, f)), f);
+        Assert.Contains("(on)", File.ReadAllText(Path.Combine(outDir, "wiring-5.dot")));
+        Assert.Contains("distinct wirings", output);
+        Assert.True(File.Exists(Path.Combine(outDir, "wiring-classes.png")) || output.Contains("the classes do not differ"), output);
+        (code, _, err) = Run("wiring", "--checkpoint", Path.Combine(outDir, "dynamic-seed0.safetensors"), "--device", "cpu", "--images", "3,x");
+        Assert.Equal((2, "error: --images 'x' is not an image index."), (code, err.Trim()));
+    }
+
+    [Fact]
+    public void Sweep_RejectsBadTargets_BeforeTraining()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, err) = Run("sweep", "--budget", "smoke", "--device", "cpu", "--targets", "0.5", "1.5", "--out", dir.File("sw"));
+        Assert.Equal((2, "error: --targets 1.5 is outside (0, 1]."), (code, err.Trim()));
+        (code, _, err) = Run("sweep", "--budget", "smoke", "--device", "cpu", "--targets", "0.5", "0.5", "--out", dir.File("sw"));
+        Assert.Equal(2, code);
+        Assert.Contains("Targets repeat", err);
+        Assert.False(Directory.Exists(dir.File("sw")));
     }
 
     [Fact]

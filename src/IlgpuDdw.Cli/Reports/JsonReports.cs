@@ -42,7 +42,14 @@ internal sealed record AggregationBenchmarkReportRow(double KeepRate, double Med
 
 /// <summary><c>eval --json</c>.</summary>
 internal sealed record EvalReport(string Checkpoint, string Model, string Wiring, int Epoch, string Device, int Images, double TestAccuracy,
-    double TestLoss, double KeepRate, long Params, long Macs, double EffectiveMacs, double ImagesPerSecond);
+    double TestLoss, double KeepRate, long Params, long Macs, double EffectiveMacs, double ImagesPerSecond)
+{
+    /// <summary>Measured wiring diversity (dense and dynamic).</summary>
+    public Training.WiringDiversity? Diversity { get; init; }
+
+    /// <summary>Measured evaluation speed-up of dead-node skipping (dynamic).</summary>
+    public double? SkipSpeedup { get; init; }
+}
 
 /// <summary>JSON of <c>info</c> and <c>bench</c>: compact, camelCase.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]

@@ -34,6 +34,8 @@ public static class Evaluator
             classMean[s] = wired ? Enumerable.Range(0, data.ClassCount).Select(_ => new double[m * m]).ToArray() : null!;
             edgeKeep[s] = wired ? new double[m * m] : null!;
         }
+        var diversity = net is not null && net.Wiring.Kind != WiringKind.Chain
+            ? new WiringDiversityAccumulator(net.Spec, net.Wiring.Kind, net.Wiring.Reduction, data.ClassCount) : null;
         double lossSum = 0, macsSum = 0, keepSum = 0;
         long correct = 0, seen = 0, keepBatches = 0;
         double seconds = 0;
@@ -60,6 +62,7 @@ public static class Evaluator
             seen += batch.Count;
             foreach (int label in batch.Labels) classCount[label]++;
             if (net is null) continue;
+            diversity?.Add(adjacency, batch.Labels);
             var rule = net.Stages.All(s => s.SkipDeadNodes) ? DeadNodeRule.InputCut : DeadNodeRule.None;
             var cost = CostModel.Effective(net.Spec, net.Wiring.Kind, net.Wiring.Kind == WiringKind.Chain ? null : adjacency, net.Wiring.Reduction, rule);
             macsSum += cost.TotalMacs * batch.Count;
@@ -90,6 +93,48 @@ public static class Evaluator
         model.Train(wasTraining);
         return new EvalResult(lossSum / seen, (double)correct / seen, seen / Math.Max(seconds, 1e-9),
             keepBatches == 0 ? 1 : keepSum / keepBatches, net is null ? double.NaN : macsSum / seen, classMean.Select(c => (double[][]?)c).ToArray(),
-            edgeKeep.Select(e => (double[]?)e).ToArray(), classCount);
+            edgeKeep.Select(e => (double[]?)e).ToArray(), classCount)
+        {
+            Diversity = diversity is { Samples: > 0 } ? diversity.Result() : null,
+        };
     }
+
+    /// <summary>Images of the warm-up evaluation before each timed one in <see cref="MeasureSkipSpeedup"/>.</summary>
+    public const int WarmupImages = 8;
+
+    /// <summary>
+    /// Evaluates <paramref name="model"/> with dead-node skipping off, then on (each after a warm-up on the first
+    /// <see cref="WarmupImages"/> images, so kernel compilation stays out of the timing), and restores
+    /// its setting: the two results and the measured speed-up (only dynamic wiring skips nodes).
+    /// </summary>
+    public static SkipComparison MeasureSkipSpeedup(DdwNet model, ImageDataset data, int batchSize = 256, float labelSmoothing = 0f)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        bool skipping = model.Stages.All(s => s.SkipDeadNodes);
+        var warm = data.Subset(Math.Min(data.Count, Math.Min(batchSize, WarmupImages)));
+        try
+        {
+            model.SetSkipDeadNodes(false);
+            Evaluate(model, warm, batchSize, labelSmoothing);
+            var full = Evaluate(model, data, batchSize, labelSmoothing);
+            model.SetSkipDeadNodes(true);
+            Evaluate(model, warm, batchSize, labelSmoothing);
+            var skip = Evaluate(model, data, batchSize, labelSmoothing);
+            return new SkipComparison(skip, full);
+        }
+        finally
+        {
+            model.SetSkipDeadNodes(skipping);
+        }
+    }
+}
+
+/// <summary>One evaluation with dead-node skipping and one without, in the same run (<see cref="Evaluator.MeasureSkipSpeedup"/>).</summary>
+/// <param name="Skipping">With dead nodes skipped.</param>
+/// <param name="Full">With every node computed.</param>
+public sealed record SkipComparison(EvalResult Skipping, EvalResult Full)
+{
+    /// <summary>Evaluation throughput with skipping over throughput without.</summary>
+    public double Speedup => Skipping.ImagesPerSecond / Full.ImagesPerSecond;
 }

@@ -45,7 +45,11 @@ public sealed record EpochResult(
 /// <param name="EdgeKeep">Per stage with wiring: the fraction of samples keeping each edge, [(n+1)²], else null.</param>
 /// <param name="ClassCounts">Test samples per class.</param>
 public sealed record EvalResult(double Loss, double Accuracy, double ImagesPerSecond, double KeepRate, double EffectiveMacs,
-    IReadOnlyList<double[][]?> MeanAdjacency, IReadOnlyList<double[]?> EdgeKeep, IReadOnlyList<long> ClassCounts);
+    IReadOnlyList<double[][]?> MeanAdjacency, IReadOnlyList<double[]?> EdgeKeep, IReadOnlyList<long> ClassCounts)
+{
+    /// <summary>Measured wiring diversity (dense or dynamic <see cref="Models.DdwNet"/>), else null.</summary>
+    public WiringDiversity? Diversity { get; init; }
+}
 
 /// <summary>Progress of a running epoch (reported after every training batch).</summary>
 /// <param name="Epoch">0-based epoch.</param>

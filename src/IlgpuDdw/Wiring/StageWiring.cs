@@ -149,6 +149,36 @@ public sealed class StageWiring : Module
     public Tensor? EdgeLogits { get; }
 
     /// <summary>
+    /// Dense wiring: which of the E edges (<see cref="Adjacency.EdgeIndex"/> order) are kept; null (default) keeps all.
+    /// A pruned edge carries 0 in the forward pass (a static pruning of the dense DAG); its logit still receives a
+    /// gradient but has no effect. Not stored in checkpoints.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set on a wiring that is not dense.</exception>
+    /// <exception cref="ArgumentException">Set to an array whose length is not E.</exception>
+    public bool[]? EdgeMask
+    {
+        get => _edgeMask;
+        set
+        {
+            if (value is not null && Kind != WiringKind.Dense) throw new InvalidOperationException($"Only dense wiring can be pruned; this stage is {Kind}.");
+            if (value is not null && value.Length != Adjacency.EdgeCountOf(Nodes))
+                throw new ArgumentException($"An edge mask of a {Nodes}-node stage needs {Adjacency.EdgeCountOf(Nodes)} entries; got {value.Length}.", nameof(value));
+            _edgeMask = value is null ? null : (bool[])value.Clone();
+        }
+    }
+    private bool[]? _edgeMask;
+
+    private void Prune(Adjacency adjacency, bool[] mask)
+    {
+        var a = adjacency.Read();
+        for (int b = 0; b < adjacency.Batch; b++)
+            for (int i = 0; i < Nodes; i++)
+                for (int j = i + 1; j <= Nodes; j++)
+                    if (!mask[Adjacency.EdgeIndex(Nodes, i, j)]) a[b, i, j] = 0f;
+        adjacency.Write(a);
+    }
+
+    /// <summary>
     /// Starts a forward pass: a zeroed, tape-owned adjacency for <paramref name="batch"/> samples; chain wiring
     /// fills the chain, dense wiring writes every edge (recorded for the logits' gradient).
     /// </summary>
@@ -157,7 +187,11 @@ public sealed class StageWiring : Module
         ArgumentNullException.ThrowIfNull(tape);
         var adjacency = new Adjacency(tape, Nodes, batch);
         if (Kind == WiringKind.Chain) adjacency.FillChain();
-        else if (Kind == WiringKind.Dense) tape.DenseEdges(adjacency, EdgeLogits!);
+        else if (Kind == WiringKind.Dense)
+        {
+            tape.DenseEdges(adjacency, EdgeLogits!);
+            if (_edgeMask is { } mask) Prune(adjacency, mask);
+        }
         _noiseKey = null;
         if (Kind == WiringKind.Dynamic && Gate == GateKind.Stochastic && Training && GateNoise)
             _noiseKey = NoiseKey(NoiseSeed, NoiseStep++);

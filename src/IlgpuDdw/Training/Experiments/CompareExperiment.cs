@@ -79,7 +79,11 @@ public sealed class CompareExperiment : IDisposable
         var cost = CostModel.Compute(spec, run.Wiring.Kind, run.Wiring.Reduction);
         var record = new RunRecord(run.Wiring.Kind, run.Seed, cost.TotalParameters, cost.TotalMacs, eval.EffectiveMacs, cost.RouterMacs, eval.KeepRate,
             eval.Accuracy, eval.Loss, history.Average(h => h.TrainImagesPerSecond), eval.ImagesPerSecond, history.Max(h => h.PeakBytes),
-            clock.Elapsed.TotalSeconds, history.ToArray());
+            clock.Elapsed.TotalSeconds, history.ToArray())
+        {
+            Diversity = eval.Diversity,
+            SkipSpeedup = run.Wiring.Kind == WiringKind.Dynamic ? Evaluator.MeasureSkipSpeedup(model, _test, Options.Training.EvalBatchSize).Speedup : null,
+        };
         var result = new CompareRunResult(run, record, trainer.StepLosses.ToArray(), StageAdjacency.FromEvaluation(spec, eval));
         _results.Add(result);
         _device.TrimPool();

@@ -28,7 +28,14 @@ public sealed record CompareRun(WiringConfig Wiring, int Seed, int SeedIndex, st
 public sealed record RunRecord(
     [property: JsonConverter(typeof(LowerCaseEnumConverter<WiringKind>))] WiringKind Wiring,
     int Seed, long Params, long Macs, double EffectiveMacs, long RouterMacs, double KeepRate, double TestAccuracy, double TestLoss,
-    double TrainImagesPerSecond, double EvalImagesPerSecond, long PeakBytes, double Seconds, IReadOnlyList<EpochResult> Epochs);
+    double TrainImagesPerSecond, double EvalImagesPerSecond, long PeakBytes, double Seconds, IReadOnlyList<EpochResult> Epochs)
+{
+    /// <summary>Measured wiring diversity at the last evaluation (dense and dynamic), else null.</summary>
+    public WiringDiversity? Diversity { get; init; }
+
+    /// <summary>Evaluation throughput with dead-node skipping over without, measured after training (dynamic), else null.</summary>
+    public double? SkipSpeedup { get; init; }
+}
 
 /// <summary>Mean (and spread) of the runs of one wiring.</summary>
 /// <param name="Wiring">Chain, dense or dynamic.</param>
