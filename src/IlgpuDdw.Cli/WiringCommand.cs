@@ -31,7 +31,7 @@ internal static class WiringCommand
             Description = $"Test images evaluated for the per-class figure (0 = none; default {DefaultClassImages}).",
             DefaultValueFactory = _ => DefaultClassImages,
         };
-        var outDir = CommonOptions.Out("Directory for the PNGs and DOT files (default: next to the checkpoint).");
+        var outDir = CommonOptions.Out("Directory for the PNGs and DOT files [default: the checkpoint's folder].");
         var cmd = new Command("wiring", "Show which edges and nodes were on for given test images (table, PNG graph and heatmap, DOT), and a per-class " +
             "figure of the edges whose keep rate differs between classes.").With([checkpoint, images, classImages, .. data.Options, outDir]);
         cmd.SetAction(parse =>
