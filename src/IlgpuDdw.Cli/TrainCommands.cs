@@ -29,10 +29,12 @@ internal static class TrainCommands
         var wiring = CommonOptions.Wiring("dynamic");
         var resume = new Option<string?>("--resume") { Description = ResumePlan.ResumeHelp };
         var extend = new Option<bool>("--extend") { Description = ResumePlan.ExtendHelp };
+        var parallel = new DistributedOptionBlock();
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume, extend]);
+            .With([.. training.Options, wiring, resume, extend, .. parallel.Options]);
         cmd.SetAction(parse =>
         {
+            parallel.Apply(parse);
             string outDir;
             Func<Device, Trainer> start;
             Func<Trainer, MetricsWriter> openMetrics;

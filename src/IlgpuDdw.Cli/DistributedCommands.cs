@@ -1,0 +1,333 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Cli.Options;
+using IlgpuDdw.Data;
+using IlgpuDdw.Distributed;
+using IlgpuDdw.Models;
+using IlgpuDdw.Nn;
+using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
+using Spectre.Console;
+
+namespace IlgpuDdw.Cli;
+
+/// <summary>The data-parallel options of <c>ddw train</c> and <c>ddw compare</c>.</summary>
+internal sealed class DistributedOptionBlock
+{
+    public readonly Option<int> Ranks = new("--ranks")
+    {
+        Description = "Run data-parallel over N processes on this machine: starts mpirun -n N with the same command (--batch-size is the global batch). Under mpirun or srun the ranks come from the launcher.",
+        DefaultValueFactory = _ => 1,
+    };
+
+    public readonly Option<bool> SyncBn = new("--sync-bn") { Description = "Data-parallel: batch-norm statistics over the global batch (the same result as one process); without it each rank uses its own batch's." };
+
+    public readonly Option<bool> NoOverlap = new("--no-overlap") { Description = "Data-parallel: all-reduce the gradients after the backward pass instead of during it." };
+
+    public readonly Option<int> BucketKb = new("--bucket-kb") { Description = "Data-parallel: KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
+
+    public IEnumerable<Option> Options => [Ranks, SyncBn, NoOverlap, BucketKb];
+
+    /// <summary>Sets <see cref="DataParallelOptions.Default"/> from the parsed options (before a trainer is made).</summary>
+    public void Apply(ParseResult parse)
+    {
+        int kb = parse.GetValue(BucketKb);
+        if (kb < 1) throw new ArgumentException($"--bucket-kb must be at least 1; got {kb}.");
+        if (parse.GetValue(Ranks) < 1) throw new ArgumentException($"--ranks must be at least 1; got {parse.GetValue(Ranks)}.");
+        DataParallelOptions.Default = new DataParallelOptions
+        {
+            SyncBatchNorm = parse.GetValue(SyncBn),
+            Overlap = !parse.GetValue(NoOverlap),
+            BucketBytes = kb << 10,
+        };
+    }
+}
+
+/// <summary>
+/// Process start-up under MPI: <c>--ranks N</c> starts <c>mpirun</c> with the same command; under a launcher, ranks
+/// other than 0 print nothing to standard output (errors still reach standard error, prefixed with the rank) and
+/// write their files to a scratch directory that is removed at the end; at exit MPI is finalized, or, after an
+/// error with several ranks, the job is aborted so that no rank waits for the failed one.
+/// </summary>
+internal static class MpiRun
+{
+    /// <summary>Environment variable naming the launcher <c>--ranks</c> starts (default <c>mpirun</c>).</summary>
+    public const string LauncherVariable = "DDW_MPIRUN";
+
+    /// <summary>"rank r of n: " under several ranks, else empty (for error lines).</summary>
+    public static string RankPrefix => Communicator.WorldCreated && Communicator.World.Size > 1 ? $"rank {Communicator.World.Rank} of {Communicator.World.Size}: " : "";
+
+    /// <summary>The program: runs <paramref name="args"/> as one rank, or starts <c>mpirun</c> for <c>--ranks N</c>.</summary>
+    public static int Start(string[] args)
+    {
+        int ranks = RanksOption(args);
+        if (ranks > 1 && !Launcher.WantsMpi()) return Launch(ranks, WithoutRanks(args));
+        string? scratch = null;
+        if (Launcher.WantsMpi())
+        {
+            Communicator world;
+            try { world = Communicator.World; }
+            catch (Exception e) when (e is DistributedException or ArgumentException)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+            if (world.Size > 1 && !world.IsRoot)
+            {
+                Console.SetOut(TextWriter.Null);
+                scratch = Path.Combine(Path.GetTempPath(), $"ddw-rank{world.Rank}-{Environment.ProcessId}");
+                args = WithOutput(args, scratch);
+            }
+        }
+        int code = CliApp.Run(args);
+        if (scratch is not null) try { Directory.Delete(scratch, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        if (Communicator.WorldCreated)
+        {
+            var world = Communicator.World;
+            if (code != 0 && world.Size > 1) world.Abort(code);
+            world.Dispose();
+        }
+        return code;
+    }
+
+    private static int RanksOption(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string? value = args[i] == "--ranks" && i + 1 < args.Length ? args[i + 1] : args[i].StartsWith("--ranks=", StringComparison.Ordinal) ? args[i][8..] : null;
+            if (value is not null) return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) ? n : 1;
+        }
+        return 1;
+    }
+
+    internal static string[] WithoutRanks(string[] args)
+    {
+        var rest = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--ranks") { i++; continue; }
+            if (args[i].StartsWith("--ranks=", StringComparison.Ordinal)) continue;
+            rest.Add(args[i]);
+        }
+        return [.. rest];
+    }
+
+    /// <summary><paramref name="args"/> with <c>--out</c> replaced by <paramref name="directory"/> and <c>--overwrite</c> (commands that have them).</summary>
+    internal static string[] WithOutput(string[] args, string directory)
+    {
+        if (args.Length == 0 || args[0] is not ("train" or "compare")) return args;
+        var rest = new List<string>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] is "--out" or "-o") { i++; continue; }
+            if (args[i].StartsWith("--out=", StringComparison.Ordinal) || args[i] == "--overwrite") continue;
+            rest.Add(args[i]);
+        }
+        rest.AddRange(["--out", directory, "--overwrite"]);
+        return [.. rest];
+    }
+
+    /// <summary>The command line that starts this program again: the apphost, or <c>dotnet ddw.dll</c>.</summary>
+    internal static (string File, string[] Prefix) Self()
+    {
+        var process = Environment.ProcessPath ?? throw new InvalidOperationException("The path of this program is unknown; start mpirun yourself.");
+        var entry = Assembly.GetEntryAssembly()?.Location;
+        bool host = Path.GetFileNameWithoutExtension(process).Equals("dotnet", StringComparison.OrdinalIgnoreCase);
+        return host && !string.IsNullOrEmpty(entry) ? (process, [entry]) : (process, []);
+    }
+
+    private static int Launch(int ranks, string[] args)
+    {
+        string mpirun = Environment.GetEnvironmentVariable(LauncherVariable) is { Length: > 0 } l ? l : "mpirun";
+        var (file, prefix) = Self();
+        var start = new ProcessStartInfo(mpirun) { UseShellExecute = false };
+        foreach (var a in (string[])["-n", ranks.ToString(CultureInfo.InvariantCulture), file, .. prefix, .. args]) start.ArgumentList.Add(a);
+        // Open MPI: allow root and more ranks than cores (MPICH ignores these); plain output under the launcher.
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        start.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        start.Environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1";
+        start.Environment["TERM"] = "dumb";
+        Console.Error.WriteLine($"starting {ranks} ranks: {mpirun} -n {ranks} {string.Join(' ', [file, .. prefix, .. args])}");
+        Process process;
+        try { process = Process.Start(start)!; }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            Console.Error.WriteLine($"error: could not start {mpirun} for --ranks {ranks} ({e.Message}); install Open MPI (Debian: apt-get install openmpi-bin) or MPICH, or set {LauncherVariable}.");
+            return 1;
+        }
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+}
+
+/// <summary><c>ddw distributed check</c> and <c>ddw distributed bench</c>.</summary>
+internal static class DistributedCommands
+{
+    public static Command Build()
+    {
+        var cmd = new Command("distributed", "Data-parallel training over MPI ranks: an equivalence check and a benchmark (run them under mpirun -n N, or with --ranks N).");
+        cmd.Subcommands.Add(Check());
+        cmd.Subcommands.Add(DistributedBench.Build());
+        return cmd;
+    }
+
+    /// <summary>A small ResNet for 8×8 inputs: stem 1→4, two dynamic-capable stages of 3 basic blocks (4 and 8 channels), 4 classes.</summary>
+    internal static ModelSpec TinySpec() => new("resnet_tiny", 1, 8, 4,
+        [ConvSpec.Conv3x3(1, 4), new BatchNormSpec(4), new ActivationSpec(ActivationKind.Relu)],
+        [StageSpec.Repeat("layer1", 3, 4, 4, 1, BlockSpec.Basic), StageSpec.Repeat("layer2", 3, 4, 8, 2, BlockSpec.Basic)],
+        [new GlobalAvgPoolSpec(), new LinearSpec(8, 4)]);
+
+    /// <summary><see cref="Synthetic"/> images of <paramref name="spec"/>'s input shape.</summary>
+    internal static ImageDataset SyntheticLike(ModelSpec spec, int count, int seed) => Synthetic(count, seed, spec.InputSize, spec.InputChannels);
+
+    /// <summary>Four classes of patterns with noise (a learnable task), deterministic in the seed.</summary>
+    internal static ImageDataset Synthetic(int count, int seed, int size = 8, int channels = 1)
+    {
+        var r = new Random(seed);
+        var images = new float[count * channels * size * size];
+        var labels = new int[count];
+        for (int n = 0; n < count; n++)
+        {
+            int c = r.Next(4);
+            labels[n] = c;
+            for (int i = 0; i < size * size; i++)
+            {
+                int y = i / size, x = i % size;
+                bool center = Math.Abs(2 * x - size + 1) < size / 2 && Math.Abs(2 * y - size + 1) < size / 2;
+                bool on = c switch { 0 => y < size / 2, 1 => y >= size / 2, 2 => center, _ => !center };
+                for (int ch = 0; ch < channels; ch++)
+                    images[(n * channels + ch) * size * size + i] = (on ? 1f : -1f) + 0.3f * (float)(r.NextDouble() - 0.5);
+            }
+        }
+        return new ImageDataset(images, labels, channels, size, size, 4);
+    }
+
+    /// <summary>One wiring's result of the check.</summary>
+    internal sealed record CheckRow(string Wiring, int Ranks, int Steps, double SyncMaxDiff, double PerRankMaxDiff, bool RanksIdentical,
+        double ReferenceAccuracy, double SyncAccuracy, bool ShardsCoverEpoch);
+
+    private static Command Check()
+    {
+        var steps = new Option<int>("--steps") { Description = "SGD steps per run (default 20).", DefaultValueFactory = _ => 20 };
+        var batch = new Option<int>("--batch-size") { Description = "Global batch (default 32).", DefaultValueFactory = _ => 32 };
+        var wirings = new Option<string>("--wirings") { Description = "Comma-separated wirings (default chain,dense,dynamic).", DefaultValueFactory = _ => "chain,dense,dynamic" };
+        var noOverlap = new Option<bool>("--no-overlap") { Description = "All-reduce after the backward pass." };
+        var json = CommonOptions.Json();
+        var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
+        var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
+        var failMode = new Option<string>("--fail-mode") { Description = "Testing: throw | kill.", DefaultValueFactory = _ => "throw", Hidden = true };
+        var cmd = new Command("check",
+            "Train a tiny model data-parallel over the ranks (per-rank batch = global / ranks) with synchronised and with per-rank batch norm, and " +
+            "compare with one process at the global batch: max |Δw|, whether the ranks agree bit for bit, test accuracies and epoch coverage.")
+            .With([steps, batch, wirings, noOverlap, json, failRank, failStep, failMode]);
+        cmd.SetAction(parse =>
+        {
+            int n = parse.GetValue(steps), b = parse.GetValue(batch);
+            if (n < 1) throw new ArgumentException($"--steps must be at least 1; got {n}.");
+            var kinds = parse.GetValue(wirings)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(CommonOptions.ParseWiring).ToArray();
+            string mode = parse.GetValue(failMode)!;
+            if (mode is not ("throw" or "kill")) throw new ArgumentException($"--fail-mode must be throw or kill; got '{mode}'.");
+            var world = Communicator.World;
+            if (b < world.Size) throw new ArgumentException($"--batch-size {b} is smaller than the {world.Size} ranks.");
+            using var device = CliApp.OpenDevice(parse);
+            Console.WriteLine($"distributed check on {world.Engine}: {world.Size} rank(s), device {device}, {n} steps, global batch {b}");
+            var rows = new List<CheckRow>();
+            foreach (var kind in kinds)
+                rows.Add(CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap), (parse.GetValue(failRank), parse.GetValue(failStep), mode)));
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
+                return 0;
+            }
+            var table = new Table().AddColumns("wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
+            foreach (var r in rows)
+                table.AddRow(r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", $"{r.PerRankMaxDiff:E2}", r.RanksIdentical ? "yes" : "[red]NO[/]",
+                    $"{100 * r.ReferenceAccuracy:F2}%", $"{100 * r.SyncAccuracy:F2}%", r.ShardsCoverEpoch ? "yes" : "[red]NO[/]");
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap, (int Rank, int Step, string Mode) fault)
+    {
+        var spec = TinySpec();
+        var train = Synthetic(steps * batch, 11);
+        var test = Synthetic(40, 12);
+        var options = new TrainerOptions
+        {
+            Epochs = 1, BatchSize = batch, EvalBatchSize = 16, LearningRate = 0.05f, Seed = 3, Augment = true, WarmupFraction = 0.1f,
+            LabelSmoothing = 0.05f, MaxLossRatio = 0,
+        };
+        if (kind == WiringKind.Dynamic) options = options with { SparsityWeight = 0.01f, KeepTarget = 0.7f, BatchShapingWeight = 0.5f };
+        var wiring = new WiringConfig { Kind = kind };
+
+        (float[] Weights, double Accuracy) Run(DataParallelOptions parallel, bool injectFault)
+        {
+            using var model = new DdwNet(device, spec, wiring, seed: 5);
+            var terms = ObjectiveTerms.FromOptions(options, model).ToList();
+            if (injectFault) terms[0] = new FaultTerm(terms[0], world, fault.Rank, fault.Step, fault.Mode);
+            using var trainer = new Trainer(model, train, test, options, terms, parallel);
+            trainer.Run();
+            return (model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
+        }
+
+        var reference = Run(DataParallelOptions.SingleProcess, false);
+        var sync = Run(new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap }, fault.Rank >= 0);
+        var perRank = Run(new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap }, false);
+
+        var all = world.AllGather<float>(sync.Weights);
+        bool identical = true;
+        for (int r = 1; r < world.Size && identical; r++)
+            identical = all.AsSpan(r * sync.Weights.Length, sync.Weights.Length).SequenceEqual(all.AsSpan(0, sync.Weights.Length));
+        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights),
+            identical, reference.Accuracy, sync.Accuracy, CoversEpoch(train, options, world));
+    }
+
+    private static double MaxDiff(float[] a, float[] b)
+    {
+        double max = 0;
+        for (int i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
+        return max;
+    }
+
+    /// <summary>Whether the ranks' shards of every batch of epoch 0 together visit each sample of one loader's epoch exactly once.</summary>
+    private static bool CoversEpoch(ImageDataset train, TrainerOptions options, Communicator world)
+    {
+        var loaderOptions = new BatchLoaderOptions { BatchSize = options.BatchSize, Seed = options.Seed, DropLast = train.Count > options.BatchSize, Prefetch = 0 };
+        using var whole = new BatchLoader(train, loaderOptions);
+        using var shard = new BatchLoader(train, loaderOptions with { ShardCount = world.Size, ShardIndex = world.Rank });
+        var mine = shard.Epoch(0).SelectMany(x => x.Indices).ToArray();
+        var counts = world.AllGather<int>([mine.Length]);
+        var padded = new int[counts.Max()];
+        Array.Fill(padded, -1);
+        mine.CopyTo(padded, 0);
+        var visited = world.AllGather<int>(padded).Where(i => i >= 0).ToArray();
+        var expected = whole.Epoch(0).SelectMany(x => x.Indices).ToArray();
+        return visited.Length == expected.Length && visited.Distinct().Count() == visited.Length && visited.Order().SequenceEqual(expected.Order());
+    }
+
+    /// <summary>Testing: wraps the first objective term and makes one rank throw or die at one step.</summary>
+    private sealed class FaultTerm(IObjectiveTerm inner, Communicator world, int rank, int step, string mode) : IObjectiveTerm
+    {
+        public string Name => inner.Name;
+
+        public Tensor Compute(Tape tape, ObjectiveContext context)
+        {
+            if (world.Rank == rank && context.Step == step)
+            {
+                if (mode == "kill") Process.GetCurrentProcess().Kill();
+                throw new InvalidOperationException($"injected failure at step {step}");
+            }
+            return inner.Compute(tape, context);
+        }
+    }
+}
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<DistributedCommands.CheckRow>))]
+internal sealed partial class CheckJson : System.Text.Json.Serialization.JsonSerializerContext;
