@@ -235,25 +235,32 @@ internal static class DistributedCommands
             if (b < world.Size) throw new ArgumentException($"--batch-size {b} is smaller than the {world.Size} ranks.");
             using var device = CliApp.OpenDevice(parse);
             Console.WriteLine($"distributed check on {world.Engine}: {world.Size} rank(s), device {device}, {n} steps, global batch {b}");
-            var rows = new List<CheckRow>();
-            foreach (var kind in kinds)
-                rows.Add(CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap), (parse.GetValue(failRank), parse.GetValue(failStep), mode)));
-            if (parse.GetValue(json))
+            var rows = kinds.Select(kind => CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap))).ToList();
+            if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
+            else Render(rows);
+            Console.Out.Flush();
+            if (parse.GetValue(failRank) is >= 0 and int rank) // testing: one more run in which a rank fails
             {
-                Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
-                return 0;
+                Console.WriteLine($"fault injection: rank {rank} fails ({mode}) at step {parse.GetValue(failStep)}");
+                Console.Out.Flush();
+                Train(device, world, kinds[0], n, b, new DataParallelOptions { Communicator = world, SyncBatchNorm = true }, (rank, parse.GetValue(failStep), mode));
             }
-            var table = new Table().AddColumns("wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
-            foreach (var r in rows)
-                table.AddRow(r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", $"{r.PerRankMaxDiff:E2}", r.RanksIdentical ? "yes" : "[red]NO[/]",
-                    $"{100 * r.ReferenceAccuracy:F2}%", $"{100 * r.SyncAccuracy:F2}%", r.ShardsCoverEpoch ? "yes" : "[red]NO[/]");
-            AnsiConsole.Write(table);
             return 0;
         });
         return cmd;
     }
 
-    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap, (int Rank, int Step, string Mode) fault)
+    private static void Render(List<CheckRow> rows)
+    {
+            var table = new Table().AddColumns("wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
+            foreach (var r in rows)
+                table.AddRow(r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", $"{r.PerRankMaxDiff:E2}", r.RanksIdentical ? "yes" : "[red]NO[/]",
+                    $"{100 * r.ReferenceAccuracy:F2}%", $"{100 * r.SyncAccuracy:F2}%", r.ShardsCoverEpoch ? "yes" : "[red]NO[/]");
+            AnsiConsole.Write(table);
+    }
+
+    private static (float[] Weights, double Accuracy) Train(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch,
+        DataParallelOptions parallel, (int Rank, int Step, string Mode)? fault = null)
     {
         var spec = TinySpec();
         var train = Synthetic(steps * batch, 11);
@@ -264,21 +271,21 @@ internal static class DistributedCommands
             LabelSmoothing = 0.05f, MaxLossRatio = 0,
         };
         if (kind == WiringKind.Dynamic) options = options with { SparsityWeight = 0.01f, KeepTarget = 0.7f, BatchShapingWeight = 0.5f };
-        var wiring = new WiringConfig { Kind = kind };
+        using var model = new DdwNet(device, spec, new WiringConfig { Kind = kind }, seed: 5);
+        var terms = ObjectiveTerms.FromOptions(options, model).ToList();
+        if (fault is { } f) terms[0] = new FaultTerm(terms[0], world, f.Rank, f.Step, f.Mode);
+        using var trainer = new Trainer(model, train, test, options, terms, parallel);
+        trainer.Run();
+        return (model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
+    }
 
-        (float[] Weights, double Accuracy) Run(DataParallelOptions parallel, bool injectFault)
-        {
-            using var model = new DdwNet(device, spec, wiring, seed: 5);
-            var terms = ObjectiveTerms.FromOptions(options, model).ToList();
-            if (injectFault) terms[0] = new FaultTerm(terms[0], world, fault.Rank, fault.Step, fault.Mode);
-            using var trainer = new Trainer(model, train, test, options, terms, parallel);
-            trainer.Run();
-            return (model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
-        }
-
-        var reference = Run(DataParallelOptions.SingleProcess, false);
-        var sync = Run(new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap }, fault.Rank >= 0);
-        var perRank = Run(new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap }, false);
+    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap)
+    {
+        var reference = Train(device, world, kind, steps, batch, DataParallelOptions.SingleProcess);
+        var sync = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap });
+        var perRank = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap });
+        var train = Synthetic(steps * batch, 11);
+        var options = new TrainerOptions { BatchSize = batch, Seed = 3 };
 
         var all = world.AllGather<float>(sync.Weights);
         bool identical = true;

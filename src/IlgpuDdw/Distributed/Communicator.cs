@@ -86,8 +86,9 @@ public abstract class Communicator : IDisposable
     public void AllReduce<T>(Span<T> values, ReduceOp op = ReduceOp.Sum) where T : unmanaged
     {
         ThrowIfDisposed();
+        var type = TypeOf<T>(); // the same error for one process as for many
         if (Size == 1 || values.IsEmpty) return;
-        AllReduceCore(MemoryMarshal.AsBytes(values), values.Length, TypeOf<T>(), op);
+        AllReduceCore(MemoryMarshal.AsBytes(values), values.Length, type, op);
     }
 
     /// <summary>Copies <paramref name="data"/> of rank <paramref name="root"/> to every rank.</summary>
