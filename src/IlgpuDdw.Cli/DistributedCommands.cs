@@ -30,7 +30,9 @@ internal sealed class DistributedOptionBlock
 
     public readonly Option<int> BucketKb = new("--bucket-kb") { Description = "Data-parallel: KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
 
-    public IEnumerable<Option> Options => [Ranks, SyncBn, NoOverlap, BucketKb];
+    public readonly Option<bool> Nccl = new("--nccl") { Description = "Data-parallel on Cuda GPUs: gradients and parameters through NCCL (libnccl.so.2; one GPU per rank, --device cuda picks the rank's local GPU)." };
+
+    public IEnumerable<Option> Options => [Ranks, SyncBn, NoOverlap, BucketKb, Nccl];
 
     /// <summary>Sets <see cref="DataParallelOptions.Default"/> from the parsed options (before a trainer is made).</summary>
     public void Apply(ParseResult parse)
@@ -43,6 +45,7 @@ internal sealed class DistributedOptionBlock
             SyncBatchNorm = parse.GetValue(SyncBn),
             Overlap = !parse.GetValue(NoOverlap),
             BucketBytes = kb << 10,
+            Nccl = parse.GetValue(Nccl),
         };
     }
 }
@@ -76,6 +79,7 @@ internal static class MpiRun
                 Console.Error.WriteLine($"error: {e.Message}");
                 return 1;
             }
+            if (world.Size > 1) args = WithLocalGpu(args);
             if (world.Size > 1 && !world.IsRoot)
             {
                 Console.SetOut(TextWriter.Null);
@@ -131,6 +135,21 @@ internal static class MpiRun
         return [.. rest];
     }
 
+    /// <summary>
+    /// <c>--device cuda</c> (or <c>-d cuda</c>) becomes <c>cuda:L</c>, L the rank's index on its machine
+    /// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID), so that each rank of a node takes its own GPU.
+    /// </summary>
+    internal static string[] WithLocalGpu(string[] args, Func<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        var local = new[] { "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID" }.Select(environment).FirstOrDefault(v => int.TryParse(v, out _));
+        if (local is null) return args;
+        var result = (string[])args.Clone();
+        for (int i = 0; i + 1 < result.Length; i++)
+            if (result[i] is "--device" or "-d" && result[i + 1] == "cuda") result[i + 1] = $"cuda:{local}";
+        return result;
+    }
+
     /// <summary>The command line that starts this program again: the apphost, or <c>dotnet ddw.dll</c>.</summary>
     internal static (string File, string[] Prefix) Self()
     {
@@ -172,6 +191,56 @@ internal static class DistributedCommands
         var cmd = new Command("distributed", "Data-parallel training over MPI ranks: an equivalence check and a benchmark (run them under mpirun -n N, or with --ranks N).");
         cmd.Subcommands.Add(Check());
         cmd.Subcommands.Add(DistributedBench.Build());
+        cmd.Subcommands.Add(NcclCheck());
+        return cmd;
+    }
+
+    private static Command NcclCheck()
+    {
+        var maxMb = new Option<int>("--max-mb") { Description = "Largest all-reduce in MiB (default 64).", DefaultValueFactory = _ => 64 };
+        var cmd = new Command("nccl-check",
+            "NCCL between GPUs, one rank per GPU (under mpirun, or with NCCL_COMM_ID=host:port, RANK and WORLD_SIZE): checks all-reduce and broadcast " +
+            "of device buffers against their expected values and times the all-reduce against size. Exit code 0 only if every value is right.").With([maxMb]);
+        cmd.SetAction(parse =>
+        {
+            int mb = parse.GetValue(maxMb);
+            if (mb < 1) throw new ArgumentException($"--max-mb must be at least 1; got {mb}.");
+            var world = Communicator.World;
+            using var device = CliApp.OpenDevice(parse);
+            using var nccl = NcclCommunicator.Create(world, device);
+            Console.WriteLine($"nccl check: rank {nccl.Rank} of {nccl.Size}, {nccl.Engine}, device {device}");
+            int bad = 0;
+            var table = new Table().AddColumns("bytes", "median ms", "bus GB/s", "values");
+            for (long bytes = 4 << 10; bytes <= (long)mb << 20; bytes *= 4)
+            {
+                int n = (int)(bytes / 4);
+                var host = new float[n];
+                for (int i = 0; i < n; i++) host[i] = (nccl.Rank + 1) * (1 + i % 7);
+                using var t = Tensor.FromArray(device, host, n);
+                var times = new double[5];
+                for (int r = 0; r < times.Length; r++)
+                {
+                    t.CopyFrom(host);
+                    long t0 = Stopwatch.GetTimestamp();
+                    nccl.AllReduce(device, t.View);
+                    times[r] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+                }
+                var result = t.ToArray();
+                float ranks = nccl.Size * (nccl.Size + 1) / 2f;
+                int wrong = result.Where((v, i) => v != ranks * (1 + i % 7)).Count();
+                t.Fill(nccl.Rank == 0 ? 3f : -1f);
+                nccl.Broadcast(device, t.View);
+                wrong += t.ToArray().Count(v => v != 3f);
+                bad += wrong;
+                Array.Sort(times);
+                double median = times[times.Length / 2];
+                table.AddRow(bytes >= 1 << 20 ? $"{bytes >> 20} MiB" : $"{bytes >> 10} KiB", (1e3 * median).ToString("F3", CultureInfo.InvariantCulture),
+                    (2.0 * (nccl.Size - 1) / nccl.Size * bytes / median / 1e9).ToString("F1", CultureInfo.InvariantCulture), wrong == 0 ? "right" : $"{wrong} wrong");
+            }
+            AnsiConsole.Write(table);
+            Console.WriteLine(bad == 0 ? "nccl check: pass" : $"nccl check: FAIL ({bad} wrong values)");
+            return bad == 0 ? 0 : 1;
+        });
         return cmd;
     }
 
@@ -216,6 +285,7 @@ internal static class DistributedCommands
         var batch = new Option<int>("--batch-size") { Description = "Global batch (default 32).", DefaultValueFactory = _ => 32 };
         var wirings = new Option<string>("--wirings") { Description = "Comma-separated wirings (default chain,dense,dynamic).", DefaultValueFactory = _ => "chain,dense,dynamic" };
         var noOverlap = new Option<bool>("--no-overlap") { Description = "All-reduce after the backward pass." };
+        var nccl = new Option<bool>("--nccl") { Description = "Gradients and parameters through NCCL (Cuda GPUs, one per rank)." };
         var json = CommonOptions.Json();
         var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
         var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
@@ -223,7 +293,7 @@ internal static class DistributedCommands
         var cmd = new Command("check",
             "Train a tiny model data-parallel over the ranks (per-rank batch = global / ranks) with synchronised and with per-rank batch norm, and " +
             "compare with one process at the global batch: max |Δw|, whether the ranks agree bit for bit, test accuracies and epoch coverage.")
-            .With([steps, batch, wirings, noOverlap, json, failRank, failStep, failMode]);
+            .With([steps, batch, wirings, noOverlap, nccl, json, failRank, failStep, failMode]);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(steps), b = parse.GetValue(batch);
@@ -235,7 +305,7 @@ internal static class DistributedCommands
             if (b < world.Size) throw new ArgumentException($"--batch-size {b} is smaller than the {world.Size} ranks.");
             using var device = CliApp.OpenDevice(parse);
             Console.WriteLine($"distributed check on {world.Engine}: {world.Size} rank(s), device {device}, {n} steps, global batch {b}");
-            var rows = kinds.Select(kind => CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap))).ToList();
+            var rows = kinds.Select(kind => CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap), parse.GetValue(nccl))).ToList();
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
             else Render(rows);
             Console.Out.Flush();
@@ -279,11 +349,12 @@ internal static class DistributedCommands
         return (model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
     }
 
-    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap)
+    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap, bool nccl)
     {
-        var reference = Train(device, world, kind, steps, batch, DataParallelOptions.SingleProcess);
-        var sync = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap });
-        var perRank = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap });
+        // one process at the global batch: rank 0 alone needs it
+        var reference = world.IsRoot ? Train(device, world, kind, steps, batch, DataParallelOptions.SingleProcess) : (Weights: Array.Empty<float>(), Accuracy: double.NaN);
+        var sync = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap, Nccl = nccl });
+        var perRank = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap, Nccl = nccl });
         var train = Synthetic(steps * batch, 11);
         var options = new TrainerOptions { BatchSize = batch, Seed = 3 };
 
@@ -291,14 +362,16 @@ internal static class DistributedCommands
         bool identical = true;
         for (int r = 1; r < world.Size && identical; r++)
             identical = all.AsSpan(r * sync.Weights.Length, sync.Weights.Length).SequenceEqual(all.AsSpan(0, sync.Weights.Length));
-        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights),
+        var differences = new[] { MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights) };
+        world.Broadcast<double>(differences);
+        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, differences[0], differences[1],
             identical, reference.Accuracy, sync.Accuracy, CoversEpoch(train, options, world));
     }
 
     private static double MaxDiff(float[] a, float[] b)
     {
         double max = 0;
-        for (int i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
+        for (int i = 0; i < Math.Min(a.Length, b.Length); i++) max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
         return max;
     }
 

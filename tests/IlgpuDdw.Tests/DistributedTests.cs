@@ -210,3 +210,68 @@ public sealed class FlatGradientTests(DeviceFixture fx)
         Assert.Equal(0f, flat.ToArray()[0]);
     }
 }
+
+/// <summary>The NCCL engine up to its native calls (no GPU here).</summary>
+[Collection("cpu")]
+public sealed class NcclTests(DeviceFixture fx)
+{
+    [Fact]
+    public void Library_IsLookedUpInTheVariable_ThenTheLoaderPath_ThenPythonPackages()
+    {
+        var env = new Dictionary<string, string?> { ["VIRTUAL_ENV"] = "/venv", ["HOME"] = "/home/u" };
+        var dirs = new Dictionary<string, string[]>
+        {
+            ["/venv/lib"] = ["/venv/lib/python3.11", "/venv/lib/tcl8"],
+            ["/usr/local/lib"] = ["/usr/local/lib/python3.12"],
+        };
+        var c = NcclLibrary.Candidates(n => env.GetValueOrDefault(n), d => dirs.GetValueOrDefault(d) ?? []);
+        Assert.Equal("libnccl.so.2", c[0]);
+        Assert.Equal("/venv/lib/python3.11/site-packages/nvidia/nccl/lib/libnccl.so.2", c[1]);
+        Assert.Contains("/usr/local/lib/python3.12/dist-packages/nvidia/nccl/lib/libnccl.so.2", c);
+        Assert.DoesNotContain(c, p => p.Contains("tcl8"));
+        env[NcclLibrary.LibraryVariable] = "/opt/nccl/libnccl.so.2";
+        Assert.Equal(["/opt/nccl/libnccl.so.2"], NcclLibrary.Candidates(n => env.GetValueOrDefault(n), _ => []));
+    }
+
+    [Fact]
+    public void Missing_Library_Or_NonGpuDevice_FailsBeforeAnyNativeCall()
+    {
+        var e = Assert.Throws<DistributedException>(() => NcclLibrary.Load(n => n == NcclLibrary.LibraryVariable ? "/nonexistent/libnccl.so.2" : null));
+        Assert.Contains("/nonexistent/libnccl.so.2", e.Message);
+        var cpu = Assert.Throws<ArgumentException>(() => NcclCommunicator.Create(new Communicator.SingleProcess(), fx.Device));
+        Assert.Contains("Cuda", cpu.Message);
+    }
+
+    [Fact]
+    public void Ranks_ComeFromTheBootstrap_OrFromNcclCommId()
+    {
+        static Func<string, string?> Env(params (string, string)[] vars) => name => vars.FirstOrDefault(v => v.Item1 == name).Item2;
+        Assert.Equal((1, 2), NcclCommunicator.Ranks(null, Env(("NCCL_COMM_ID", "h:1"), ("RANK", "1"), ("WORLD_SIZE", "2"))));
+        Assert.Contains("NCCL_COMM_ID", Assert.Throws<ArgumentException>(() => NcclCommunicator.Ranks(new Communicator.SingleProcess(), Env())).Message);
+        Assert.Contains("RANK", Assert.Throws<ArgumentException>(() => NcclCommunicator.Ranks(null, Env(("NCCL_COMM_ID", "h:1"), ("RANK", "2"), ("WORLD_SIZE", "2")))).Message);
+        Assert.Contains("WORLD_SIZE", Assert.Throws<ArgumentException>(() => NcclCommunicator.Ranks(null, Env(("NCCL_COMM_ID", "h:1"), ("RANK", "0")))).Message);
+    }
+
+    [Fact]
+    public unsafe void UniqueId_Is128BytesByValue_AndTypesMapToNccl()
+    {
+        Assert.Equal(128, sizeof(NcclUniqueId));
+        var id = new NcclUniqueId();
+        id.AsSpan()[127] = 9;
+        Assert.Equal(9, id.Internal[127]);
+        Assert.Equal(NcclLibrary.Float32, NcclLibrary.DataType(typeof(float)));
+        Assert.Equal(7, NcclLibrary.Float32);
+        Assert.Equal(4, NcclLibrary.Avg);
+        Assert.Equal(NcclLibrary.Max, NcclLibrary.Op(ReduceOp.Max));
+        Assert.Throws<NotSupportedException>(() => NcclLibrary.DataType(typeof(short)));
+        Assert.Contains("remote error", NcclLibrary.Describe(6));
+    }
+
+    [Fact]
+    public void LocalRank_PicksTheRanksGpu()
+    {
+        Assert.Equal(["--device", "cuda:1", "train"], MpiRun.WithLocalGpu(["--device", "cuda", "train"], n => n == "OMPI_COMM_WORLD_LOCAL_RANK" ? "1" : null));
+        Assert.Equal(["--device", "cuda:0"], MpiRun.WithLocalGpu(["--device", "cuda:0"], n => n == "SLURM_LOCALID" ? "3" : null));
+        Assert.Equal(["-d", "cuda"], MpiRun.WithLocalGpu(["-d", "cuda"], _ => null));
+    }
+}

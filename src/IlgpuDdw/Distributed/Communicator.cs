@@ -139,8 +139,16 @@ public abstract class Communicator : IDisposable
         ArgumentNullException.ThrowIfNull(device);
         ThrowIfDisposed();
         if (Size == 1 || values.Length == 0) return;
-        DeviceCollective(device, values, bytes => AllReduceCore(bytes, (int)values.Length, ElementType.Float, op));
+        AllReduceDevice(device, values, op);
     }
+
+    /// <summary>The device all-reduce: the host collective over the buffer's bytes (<see cref="DeviceCollective"/>); engines that read device memory override it.</summary>
+    protected virtual void AllReduceDevice(Device device, ArrayView<float> values, ReduceOp op) =>
+        DeviceCollective(device, values, bytes => AllReduceCore(bytes, (int)values.Length, ElementType.Float, op));
+
+    /// <summary>The device broadcast (see <see cref="AllReduceDevice"/>).</summary>
+    protected virtual void BroadcastDevice(Device device, ArrayView<float> values, int root) =>
+        DeviceCollective(device, values, bytes => BroadcastCore(bytes, root));
 
     /// <summary>Copies a device buffer of rank <paramref name="root"/> to every rank (see <see cref="AllReduce(Device, ArrayView{float}, ReduceOp)"/>).</summary>
     public void Broadcast(Device device, ArrayView<float> values, int root = 0)
@@ -149,14 +157,11 @@ public abstract class Communicator : IDisposable
         ThrowIfDisposed();
         CheckRoot(root);
         if (Size == 1 || values.Length == 0) return;
-        DeviceCollective(device, values, bytes => BroadcastCore(bytes, root));
+        BroadcastDevice(device, values, root);
     }
 
-    /// <summary>
-    /// Runs a host collective over the bytes of a device view: in place for CPU-accelerator memory, else through a
-    /// host copy. Engines that read device memory (NCCL) override it.
-    /// </summary>
-    protected internal virtual unsafe void DeviceCollective(Device device, ArrayView<float> values, SpanAction collective)
+    /// <summary>Runs a host collective over the bytes of a device view: in place for CPU-accelerator memory, else through a host copy.</summary>
+    protected static unsafe void DeviceCollective(Device device, ArrayView<float> values, SpanAction collective)
     {
         device.Stream.Synchronize();
         if (device.Kind == DeviceKind.Cpu && !device.IsDryRun)
@@ -175,7 +180,7 @@ public abstract class Communicator : IDisposable
     }
 
     /// <summary>A collective over a byte span (<see cref="DeviceCollective"/>).</summary>
-    protected internal delegate void SpanAction(Span<byte> bytes);
+    protected delegate void SpanAction(Span<byte> bytes);
 
     /// <summary>
     /// A second communicator over the same ranks whose collectives are independent of this one's (MPI_Comm_dup):
@@ -188,6 +193,9 @@ public abstract class Communicator : IDisposable
 
     /// <summary>The element types the engines know.</summary>
     protected internal enum ElementType { Float, Double, Int, Long, Byte }
+
+    /// <summary>Bytes per element of <paramref name="type"/>.</summary>
+    protected static int SizeOf(ElementType type) => type switch { ElementType.Double or ElementType.Long => 8, ElementType.Byte => 1, _ => 4 };
 
     /// <summary>All-reduce of <paramref name="count"/> elements of <paramref name="type"/> in <paramref name="bytes"/>, in place.</summary>
     protected abstract void AllReduceCore(Span<byte> bytes, int count, ElementType type, ReduceOp op);

@@ -24,6 +24,12 @@ public sealed record DataParallelOptions
     /// <summary>All-reduce gradient buckets on a communication thread while the backward pass runs (default true; CPU accelerator with a thread-safe engine).</summary>
     public bool Overlap { get; init; } = true;
 
+    /// <summary>
+    /// Reduce gradients and broadcast parameters with NCCL between GPUs (one rank per Cuda device; MPI still starts the
+    /// ranks and carries the host collectives). Default false: the communicator's own engine (MPI through host memory on a GPU).
+    /// </summary>
+    public bool Nccl { get; init; }
+
     /// <summary>Bytes per gradient bucket (default 256 KiB; a bucket holds whole parameters, in reverse layer order).</summary>
     public int BucketBytes { get; init; } = 256 << 10;
 
@@ -56,6 +62,7 @@ public sealed record DataParallelOptions
 internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
 {
     private readonly Communicator _comm;
+    private readonly NcclCommunicator? _nccl; // owned
     private readonly Device _device;
     private readonly Tensor[] _parameters;
     private readonly Dictionary<Tensor, int> _index = new(ReferenceEqualityComparer.Instance);
@@ -78,8 +85,9 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
 
     public DataParallel(Module model, Sgd optimizer, Communicator comm, DataParallelOptions options)
     {
-        _comm = comm;
         _device = model.Device;
+        if (options.Nccl) _nccl = NcclCommunicator.Create(comm, _device);
+        _comm = _nccl ?? comm;
         SyncBatchNorm = options.SyncBatchNorm;
         _parameters = optimizer.Parameters.ToArray();
         _offsets = new int[_parameters.Length + 1];
@@ -267,6 +275,7 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
         _requests.CompleteAdding();
         _thread?.Join();
         _gradComm?.Dispose();
+        _nccl?.Dispose();
         foreach (var p in _parameters)
             if (!p.IsDisposed) p.BindGrad(null);
         _flat.Dispose();
