@@ -362,10 +362,10 @@ internal static class DistributedCommands
         bool identical = true;
         for (int r = 1; r < world.Size && identical; r++)
             identical = all.AsSpan(r * sync.Weights.Length, sync.Weights.Length).SequenceEqual(all.AsSpan(0, sync.Weights.Length));
-        var differences = new[] { MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights) };
-        world.Broadcast<double>(differences);
-        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, differences[0], differences[1],
-            identical, reference.Accuracy, sync.Accuracy, CoversEpoch(train, options, world));
+        var fromRoot = new[] { MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights), reference.Accuracy };
+        world.Broadcast<double>(fromRoot);
+        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, fromRoot[0], fromRoot[1],
+            identical, fromRoot[2], sync.Accuracy, CoversEpoch(train, options, world));
     }
 
     private static double MaxDiff(float[] a, float[] b)

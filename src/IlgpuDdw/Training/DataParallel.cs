@@ -233,6 +233,7 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
         var (_, _, offset, length) = _buckets[bucket];
         if (_thread is not null)
         {
+            _device.Stream.Synchronize(); // the launches that wrote the bucket have finished (the CPU accelerator runs them asynchronously)
             _pending++;
             _requests.Add(bucket);
             return;
