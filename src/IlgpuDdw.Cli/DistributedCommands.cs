@@ -123,7 +123,7 @@ internal static class MpiRun
     /// <summary><paramref name="args"/> with <c>--out</c> replaced by <paramref name="directory"/> and <c>--overwrite</c> (commands that have them).</summary>
     internal static string[] WithOutput(string[] args, string directory)
     {
-        if (args.Length == 0 || args[0] is not ("train" or "compare")) return args;
+        if (Command(args) is not ("train" or "compare")) return args;
         var rest = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -148,6 +148,17 @@ internal static class MpiRun
         for (int i = 0; i + 1 < result.Length; i++)
             if (result[i] is "--device" or "-d" && result[i + 1] == "cuda") result[i + 1] = $"cuda:{local}";
         return result;
+    }
+
+    /// <summary>The first word of <paramref name="args"/> that is neither an option nor the value of a global option.</summary>
+    internal static string? Command(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] is "--device" or "-d") { i++; continue; }
+            if (!args[i].StartsWith('-')) return args[i];
+        }
+        return null;
     }
 
     /// <summary>The command line that starts this program again: the apphost, or <c>dotnet ddw.dll</c>.</summary>

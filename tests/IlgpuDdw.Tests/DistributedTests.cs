@@ -103,6 +103,7 @@ public sealed class DistributedTests
         Assert.Equal(["compare", "--budget", "smoke", "--out", "/tmp/r1", "--overwrite"],
             MpiRun.WithOutput(["compare", "-o", "runs/x", "--budget", "smoke", "--overwrite"], "/tmp/r1"));
         Assert.Equal(["info"], MpiRun.WithOutput(["info"], "/tmp/r1"));
+        Assert.Equal(["--device", "cpu", "train", "--out", "/tmp/r1", "--overwrite"], MpiRun.WithOutput(["--device", "cpu", "train", "--out=x"], "/tmp/r1"));
     }
 
     // ---- 2 ranks under mpirun ------------------------------------------------------------------------
