@@ -297,6 +297,9 @@ internal static class DistributedCommands
         var wirings = new Option<string>("--wirings") { Description = "Comma-separated wirings (default chain,dense,dynamic).", DefaultValueFactory = _ => "chain,dense,dynamic" };
         var noOverlap = new Option<bool>("--no-overlap") { Description = "All-reduce after the backward pass." };
         var nccl = new Option<bool>("--nccl") { Description = "Gradients and parameters through NCCL (Cuda GPUs, one per rank)." };
+        var modelName = new Option<string?>("--model") { Description = "A model of the zoo on synthetic images (default: a 2-stage ResNet for 8×8 inputs)." };
+        var bucketKb = new Option<int>("--bucket-kb") { Description = "KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
+        var inputSize = new Option<int?>("--input-size") { Description = "Input side for --model (default the model's)." };
         var json = CommonOptions.Json();
         var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
         var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
@@ -304,7 +307,7 @@ internal static class DistributedCommands
         var cmd = new Command("check",
             "Train a tiny model data-parallel over the ranks (per-rank batch = global / ranks) with synchronised and with per-rank batch norm, and " +
             "compare with one process at the global batch: max |Δw|, whether the ranks agree bit for bit, test accuracies and epoch coverage.")
-            .With([steps, batch, wirings, noOverlap, nccl, json, failRank, failStep, failMode]);
+            .With([steps, batch, wirings, noOverlap, nccl, modelName, inputSize, bucketKb, json, failRank, failStep, failMode]);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(steps), b = parse.GetValue(batch);
@@ -316,7 +319,10 @@ internal static class DistributedCommands
             if (b < world.Size) throw new ArgumentException($"--batch-size {b} is smaller than the {world.Size} ranks.");
             using var device = CliApp.OpenDevice(parse);
             Console.WriteLine($"distributed check on {world.Engine}: {world.Size} rank(s), device {device}, {n} steps, global batch {b}");
-            var rows = kinds.Select(kind => CheckWiring(device, world, kind, n, b, !parse.GetValue(noOverlap), parse.GetValue(nccl))).ToList();
+            var spec = parse.GetValue(modelName) is { } m ? ModelZoo.Get(m) : TinySpec();
+            if (parse.GetValue(inputSize) is int size) spec = spec.WithInput(size);
+            var parallel = new DataParallelOptions { Communicator = world, Overlap = !parse.GetValue(noOverlap), Nccl = parse.GetValue(nccl), BucketBytes = parse.GetValue(bucketKb) << 10 };
+            var rows = kinds.Select(kind => CheckWiring(spec, device, world, kind, n, b, parallel)).ToList();
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
             else Render(rows);
             Console.Out.Flush();
@@ -324,7 +330,7 @@ internal static class DistributedCommands
             {
                 Console.WriteLine($"fault injection: rank {rank} fails ({mode}) at step {parse.GetValue(failStep)}");
                 Console.Out.Flush();
-                Train(device, world, kinds[0], n, b, new DataParallelOptions { Communicator = world, SyncBatchNorm = true }, (rank, parse.GetValue(failStep), mode));
+                Train(TinySpec(), device, world, kinds[0], n, b, new DataParallelOptions { Communicator = world, SyncBatchNorm = true }, (rank, parse.GetValue(failStep), mode));
             }
             return 0;
         });
@@ -340,12 +346,11 @@ internal static class DistributedCommands
             AnsiConsole.Write(table);
     }
 
-    private static (float[] Weights, double Accuracy) Train(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch,
+    private static (float[] Weights, double Accuracy) Train(ModelSpec spec, Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch,
         DataParallelOptions parallel, (int Rank, int Step, string Mode)? fault = null)
     {
-        var spec = TinySpec();
-        var train = Synthetic(steps * batch, 11);
-        var test = Synthetic(40, 12);
+        var train = SyntheticLike(spec, steps * batch, 11);
+        var test = SyntheticLike(spec, 40, 12);
         var options = new TrainerOptions
         {
             Epochs = 1, BatchSize = batch, EvalBatchSize = 16, LearningRate = 0.05f, Seed = 3, Augment = true, WarmupFraction = 0.1f,
@@ -360,13 +365,13 @@ internal static class DistributedCommands
         return (model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
     }
 
-    private static CheckRow CheckWiring(Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, bool overlap, bool nccl)
+    private static CheckRow CheckWiring(ModelSpec spec, Runtime.Device device, Communicator world, WiringKind kind, int steps, int batch, DataParallelOptions parallel)
     {
         // one process at the global batch: rank 0 alone needs it
-        var reference = world.IsRoot ? Train(device, world, kind, steps, batch, DataParallelOptions.SingleProcess) : (Weights: Array.Empty<float>(), Accuracy: double.NaN);
-        var sync = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = true, Overlap = overlap, Nccl = nccl });
-        var perRank = Train(device, world, kind, steps, batch, new DataParallelOptions { Communicator = world, SyncBatchNorm = false, Overlap = overlap, Nccl = nccl });
-        var train = Synthetic(steps * batch, 11);
+        var reference = world.IsRoot ? Train(spec, device, world, kind, steps, batch, DataParallelOptions.SingleProcess) : (Weights: Array.Empty<float>(), Accuracy: double.NaN);
+        var sync = Train(spec, device, world, kind, steps, batch, parallel with { SyncBatchNorm = true });
+        var perRank = Train(spec, device, world, kind, steps, batch, parallel with { SyncBatchNorm = false });
+        var train = SyntheticLike(spec, steps * batch, 11);
         var options = new TrainerOptions { BatchSize = batch, Seed = 3 };
 
         var all = world.AllGather<float>(sync.Weights);
