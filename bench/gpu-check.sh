@@ -96,6 +96,29 @@ for w in chain dense dynamic; do
     step "profile-resnet18-$w" 60 "$ddw" profile --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --wiring "$w" --gpu "$gpu" --json
 done
 
+# Data-parallel over two GPUs (NCCL) when the machine has them: the NCCL engine's all-reduce/broadcast check and
+# timings (two ranks bootstrapped by NCCL_COMM_ID, no MPI needed), and, when mpirun exists, the 2-rank vs 1-process
+# training equivalence with gradients through NCCL.
+gpus=0
+command -v nvidia-smi > /dev/null && gpus=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
+if ((gpus >= 2)) && [[ $device == cuda ]]; then
+    if [[ -z ${DDW_NCCL_LIBRARY:-} ]] && command -v "$python" > /dev/null; then
+        DDW_NCCL_LIBRARY=$("$python" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib", "libnccl.so.2"))' 2>/dev/null || true)
+        [[ -n $DDW_NCCL_LIBRARY ]] && export DDW_NCCL_LIBRARY
+    fi
+    step nccl-check 90 bash -c 'export NCCL_COMM_ID=127.0.0.1:29511 WORLD_SIZE=2
+        RANK=1 "$0" distributed nccl-check --device cuda:1 --max-mb 64 > /dev/null & r1=$!
+        RANK=0 "$0" distributed nccl-check --device cuda:0 --max-mb 64; r0=$?
+        wait $r1; r1=$?; exit $((r0 | r1))' "$ddw"
+    if command -v mpirun > /dev/null; then
+        step distributed-check-nccl 150 mpirun --allow-run-as-root --oversubscribe -n 2 -x TERM=dumb "$ddw" --device cuda distributed check --nccl
+    else
+        echo "distributed-check-nccl skipped: no mpirun on this machine" | tee -a "$summary"
+    fi
+else
+    echo "NCCL steps skipped: $gpus GPU(s)" | tee -a "$summary"
+fi
+
 peer="$script_dir/peers/pytorch_ddw.py"
 if command -v "$python" > /dev/null && "$python" -c 'import torch' > /dev/null 2>&1; then
     "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' \

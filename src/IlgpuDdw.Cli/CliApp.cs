@@ -32,6 +32,7 @@ public static class CliApp
         root.Subcommands.Add(VerifyCommand());
         root.Subcommands.Add(BenchCommands.Build());
         root.Subcommands.Add(ProfileCommand.Build());
+        root.Subcommands.Add(DistributedCommands.Build());
         foreach (var c in TrainCommands.Build()) root.Subcommands.Add(c);
         foreach (var c in InteropCommands.Build()) root.Subcommands.Add(c);
         return root;
@@ -73,7 +74,7 @@ public static class CliApp
 
     private static int Fail(int code, string message, Exception e, bool verbose)
     {
-        Console.Error.WriteLine($"error: {message}");
+        Console.Error.WriteLine($"error: {MpiRun.RankPrefix}{message}");
         if (verbose) Console.Error.WriteLine(e.ToString());
         return code;
     }

@@ -18,10 +18,12 @@ internal static class CompareCommand
         var training = new TrainingOptionBlock("runs/compare-MODEL-yyyyMMdd-HHmmss (UTC) in the current folder");
         var seeds = new Option<int>("--seeds") { Description = "Train each wiring with K seeds (seed, seed+1, ...) and report mean and spread.", DefaultValueFactory = _ => 1 };
         var json = CommonOptions.Json("Print one JSON object (with a runs array) instead of the table.");
+        var parallel = new DistributedOptionBlock();
         var cmd = new Command("compare", "Train chain, dense and dynamic wiring of one model on Fashion-MNIST with the same seed and budget; print accuracy, cost and speed side by side.")
-            .With([.. training.Options, seeds, json]);
+            .With([.. training.Options, seeds, json, .. parallel.Options]);
         cmd.SetAction(parse =>
         {
+            parallel.Apply(parse);
             int k = parse.GetValue(seeds);
             if (k < 1) throw new ArgumentException($"--seeds must be at least 1; got {k}.");
             var t = training.Bind(parse);

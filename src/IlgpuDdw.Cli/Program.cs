@@ -1,3 +1,3 @@
 using IlgpuDdw.Cli;
 
-return CliApp.Run(args);
+return MpiRun.Start(args);

@@ -35,10 +35,12 @@ internal static class TrainCommands
         {
             Description = "Start the backbone from this torchvision-named safetensors file (DdwNet.LoadTorchvision: a 3-channel stem is summed to 1, a classifier of another class count stays initialised) [default: none, random initialisation].",
         };
+        var parallel = new DistributedOptionBlock();
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume, extend, init]);
+            .With([.. training.Options, wiring, resume, extend, init, .. parallel.Options]);
         cmd.SetAction(parse =>
         {
+            parallel.Apply(parse);
             string outDir;
             ModelSpec runSpec;
             WiringConfig runWiring;

@@ -25,14 +25,17 @@ public sealed class Tensor : IDisposable
     }
 
     private readonly int[] _shape;
+    private readonly int _offset;
     private Storage? _storage;
     private Tensor? _grad;
+    private (Tensor Flat, int Offset)? _gradSlot;
 
-    private Tensor(Device device, Storage storage, int[] shape)
+    private Tensor(Device device, Storage storage, int[] shape, int offset = 0)
     {
         Device = device;
         _storage = storage;
         _shape = shape;
+        _offset = offset;
         Length = ShapeLength(shape);
     }
 
@@ -92,7 +95,7 @@ public sealed class Tensor : IDisposable
         {
             var storage = _storage ?? throw new ObjectDisposedException(nameof(Tensor), $"Tensor {Describe()} was used after it was disposed.");
             var buffer = storage.Buffer ?? throw new InvalidOperationException($"Tensor {Describe()} was read while its storage is dropped for recomputation (Tape.Recompute).");
-            return buffer.View.SubView(0, Length);
+            return buffer.View.SubView(_offset, Length);
         }
     }
 
@@ -102,8 +105,37 @@ public sealed class Tensor : IDisposable
         get
         {
             ThrowIfDisposed();
-            return _grad ??= Zeros(Device, _shape);
+            return _grad ??= _gradSlot is { } slot ? slot.Flat.Slice(slot.Offset, _shape) : Zeros(Device, _shape);
         }
+    }
+
+    /// <summary>
+    /// Makes the gradient, when it is first needed, a view of elements [<paramref name="offset"/>,
+    /// offset + <see cref="Length"/>) of <paramref name="flat"/> (not zeroed then: the owner of the flat buffer zeros
+    /// it), so that many parameters' gradients form one buffer (one all-reduce, one zero-fill). A gradient already
+    /// allocated is disposed; null restores the default (a tensor of its own).
+    /// </summary>
+    public void BindGrad(Tensor? flat, int offset = 0)
+    {
+        ThrowIfDisposed();
+        if (flat is not null && (offset < 0 || (long)offset + Length > flat.Length))
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"the gradient of {Describe()} ({Length} elements) does not fit in {flat.Length} elements");
+        DropGrad();
+        _gradSlot = flat is null ? null : (flat, offset);
+    }
+
+    /// <summary>
+    /// A tensor of shape <paramref name="shape"/> viewing this tensor's elements from <paramref name="offset"/> on
+    /// (no copy; shares the storage, like <see cref="Reshape"/>).
+    /// </summary>
+    public Tensor Slice(int offset, params int[] shape)
+    {
+        ThrowIfDisposed();
+        var s = CheckShape(shape);
+        if (offset < 0 || (long)offset + ShapeLength(s) > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"a slice {Format(s)} from element {offset} does not fit in {Describe()} ({Length} elements)");
+        _storage!.References++;
+        return new Tensor(Device, _storage, s, _offset + offset);
     }
 
     /// <summary>The gradient if one was allocated, else null (no gradient has flowed here).</summary>
@@ -161,7 +193,7 @@ public sealed class Tensor : IDisposable
         if (ShapeLength(s) != Length)
             throw new ArgumentException($"Cannot reshape {Describe()} ({Length} elements) to {Format(s)} ({ShapeLength(s)} elements).", nameof(shape));
         _storage!.References++;
-        return new Tensor(Device, _storage, s) { RequiresGrad = RequiresGrad };
+        return new Tensor(Device, _storage, s, _offset) { RequiresGrad = RequiresGrad };
     }
 
     /// <summary>

@@ -155,7 +155,11 @@ public static partial class Ops
         var invstd = Tensor.Empty(d, channels);
         int n = y.Length;
         int channelExtent = d.Extent(channels), ext = d.Extent(n);
-        if (training)
+        var group = training && tape.BatchNormGroup is { Size: > 1 } g ? g : null; // synchronised batch norm
+        long statisticsCount = batch * spatial;
+        if (group is not null)
+            statisticsCount = SyncBatchNormStatistics(group, launch, input, eps, momentum, mean, invstd, runningMean, runningVar);
+        else if (training)
             BatchNormStatistics(launch, input, eps, momentum, mean, invstd, runningMean, runningVar);
         else
             d.Kernels.BatchNormInferenceStatistics(d.Stream, channelExtent, channels, channelExtent, eps,
@@ -176,13 +180,18 @@ public static partial class Ops
         tape.Own(mean);
         tape.Own(invstd);
 
-        float statisticsWeight = training ? 1f / (batch * spatial) : 0f;
+        float statisticsWeight = training ? 1f / statisticsCount : 0f;
         tape.Record(op, y, () =>
         {
             using var sumDy = Tensor.Empty(d, channels);
             using var sumDyXhat = Tensor.Empty(d, channels);
             BatchNormChannelSums(launch, input, y.Grad, relu ? y : null, mean, invstd, sumDy, sumDyXhat,
                 gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
+            if (group is not null) // the global batch's sums (dγ and dβ keep this rank's share: the gradients are summed later)
+            {
+                group.AllReduce(d, sumDy.View);
+                group.AllReduce(d, sumDyXhat.View);
+            }
             if (input.RequiresGrad && relu)
                 d.Kernels.BatchNormBackwardInputRelu(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, input.View,
                     y.Grad.View, y.View, mean.View, invstd.View, gamma.View, sumDy.View, sumDyXhat.View, input.Grad.View);

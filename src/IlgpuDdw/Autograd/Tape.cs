@@ -1,4 +1,16 @@
+using IlgpuDdw.Distributed;
+
 namespace IlgpuDdw.Autograd;
+
+/// <summary>Receives the progress of a tape's passes (<see cref="Tape.Observer"/>).</summary>
+public interface IBackwardObserver
+{
+    /// <summary>Forward: the op about to be recorded at <paramref name="entry"/> reads <paramref name="input"/> (which requires a gradient).</summary>
+    void OnRead(Tensor input, int entry);
+
+    /// <summary>Backward: the backwards of every op recorded at <paramref name="entry"/> or later have run.</summary>
+    void OnBackwardDone(int entry);
+}
 
 /// <summary>
 /// The one autograd tape. Ops (see <see cref="Ops"/>) run their forward kernel at once, allocate their outputs
@@ -143,9 +155,28 @@ public sealed class Tape : IDisposable
     public bool NeedsGrad(params Tensor[] inputs)
     {
         if (!IsRecording) return false;
+        if (Observer is { } observer)
+        {
+            bool any = false;
+            foreach (var t in inputs)
+                if (t.RequiresGrad) { any = true; observer.OnRead(t, _entries.Count); }
+            return any;
+        }
         foreach (var t in inputs) if (t.RequiresGrad) return true;
         return false;
     }
+
+    /// <summary>
+    /// Watches the pass (data-parallel gradient buckets): told which tensors requiring a gradient each op reads and,
+    /// in <see cref="Backward(Tensor)"/>, when the backwards of the ops recorded from an index on have all run.
+    /// </summary>
+    public IBackwardObserver? Observer { get; set; }
+
+    /// <summary>
+    /// The ranks whose batch-norm statistics and backward sums are combined in training mode (synchronised batch
+    /// norm over the global batch); null or a group of one: each process uses its own batch.
+    /// </summary>
+    public Communicator? BatchNormGroup { get; set; }
 
     /// <summary>
     /// Records an op's backward. Call it after the op's forward, with the output the backward reads the
@@ -207,8 +238,9 @@ public sealed class Tape : IDisposable
                 e.Backward(); // a recomputation always runs
                 continue;
             }
-            if (e.Output.GradOrNull is null) continue; // no gradient reached this op
+            if (e.Output.GradOrNull is null) { Observer?.OnBackwardDone(i); continue; } // no gradient reached this op
             e.Backward();
+            Observer?.OnBackwardDone(i);
             // An output with several producers (a stage's adjacency, written row by row by its gates) keeps its
             // gradient until the backward of the earliest-recorded producer has run: every reader of the output was
             // recorded after that producer, so only then is its gradient complete and consumed.

@@ -41,6 +41,16 @@ public sealed record BatchLoaderOptions
     /// on the consumer's thread when it is asked for.
     /// </summary>
     public int Prefetch { get; init; } = 2;
+
+    /// <summary>
+    /// Data-parallel sharding: this loader yields part <see cref="ShardIndex"/> of <see cref="ShardCount"/> of every
+    /// batch (a contiguous block of the global batch of <see cref="BatchSize"/>; block sizes differ by at most one),
+    /// so the ranks together visit exactly the batches, order and augmentation of one loader. Default 1: the whole batch.
+    /// </summary>
+    public int ShardCount { get; init; } = 1;
+
+    /// <summary>This loader's part of every batch, 0 ≤ ShardIndex &lt; <see cref="ShardCount"/>.</summary>
+    public int ShardIndex { get; init; }
 }
 
 /// <summary>
@@ -81,6 +91,8 @@ public sealed class BatchLoader : IDisposable
             throw new ArgumentException($"batch size {options.BatchSize} must be positive", nameof(options));
         if (options.Prefetch < 0)
             throw new ArgumentException($"prefetch {options.Prefetch} must be >= 0", nameof(options));
+        if (options.ShardCount < 1 || options.ShardIndex < 0 || options.ShardIndex >= options.ShardCount)
+            throw new ArgumentException($"shard {options.ShardIndex} of {options.ShardCount} is not a valid shard", nameof(options));
         if (options.Augmentation is { CropPadding: < 0 } a)
             throw new ArgumentException($"crop padding {a.CropPadding} must be >= 0", nameof(options));
         Dataset = dataset;
@@ -225,6 +237,12 @@ public sealed class BatchLoader : IDisposable
         var ds = Dataset;
         int start = index * Options.BatchSize;
         int count = Math.Min(Options.BatchSize, ds.Count - start);
+        if (Options.ShardCount > 1)
+        {
+            int q = count / Options.ShardCount, r = count % Options.ShardCount, k = Options.ShardIndex;
+            start += k * q + Math.Min(k, r);
+            count = q + (k < r ? 1 : 0);
+        }
         int sample = ds.SampleLength;
         var indices = order.AsSpan(start, count).ToArray();
         var images = new float[count * sample];

@@ -1,3 +1,4 @@
+using IlgpuDdw.Distributed;
 using IlgpuDdw.Models;
 using IlgpuDdw.Wiring;
 using Beta = MathNet.Numerics.Distributions.Beta;
@@ -161,8 +162,15 @@ public abstract class HostKeepTerm : IObjectiveTerm
             ?? throw new InvalidOperationException($"The {Name} term needs a dynamically wired DdwNet; the model is a {context.Model.GetType().Name}.");
         var read = StageKeepState.Read(net, Temperature);
         var states = read.Select(r => r.State).ToArray();
-        var gradients = states.Select(s => s.Inputs.Select(x => new double[x.Length]).ToArray()).ToArray();
-        double value = Evaluate(states, context, gradients);
+        double value;
+        double[][][] gradients;
+        if (context.Group is { Size: > 1 } group)
+            (value, gradients) = GlobalBatch.Evaluate(group, states, (all, g) => Evaluate(all, context, g));
+        else
+        {
+            gradients = states.Select(s => s.Inputs.Select(x => new double[x.Length]).ToArray()).ToArray();
+            value = Evaluate(states, context, gradients);
+        }
         var d = tape.Device;
         var y = tape.Own(Tensor.FromArray(d, [(float)value], 1));
         var inputs = read.SelectMany(r => r.Tensors).ToArray();

@@ -1,3 +1,4 @@
+using IlgpuDdw.Distributed;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
@@ -11,7 +12,19 @@ namespace IlgpuDdw.Training;
 /// <param name="Epoch">0-based epoch.</param>
 /// <param name="Step">0-based training step of the whole run.</param>
 /// <param name="TotalSteps">Steps of the whole run.</param>
-public sealed record ObjectiveContext(Module Model, Tensor Logits, IntTensor Labels, int Epoch, int Step, int TotalSteps);
+public sealed record ObjectiveContext(Module Model, Tensor Logits, IntTensor Labels, int Epoch, int Step, int TotalSteps)
+{
+    /// <summary>
+    /// Data-parallel training: the ranks sharing the global batch (null for one process). The loss gradient of this
+    /// rank is seeded with its share B / <see cref="GlobalBatch"/> and summed over the ranks, so a term that is a mean
+    /// over the local batch needs nothing more; a term of the whole batch (<see cref="HostKeepTerm"/>) computes its
+    /// value over the global batch and divides its local gradient by that share.
+    /// </summary>
+    public Communicator? Group { get; init; }
+
+    /// <summary>Samples in the global batch (the local batch's size for one process).</summary>
+    public int GlobalBatch { get; init; } = -1;
+}
 
 /// <summary>
 /// One summand of the training objective. The trainer minimises the sum of its terms; each term's value is reported

@@ -1,4 +1,5 @@
 using IlgpuDdw.Data;
+using IlgpuDdw.Distributed;
 using IlgpuDdw.Models;
 using IlgpuDdw.Nn;
 using IlgpuDdw.Wiring;
@@ -31,6 +32,7 @@ public sealed class Trainer : IDisposable
     // Allocated outside the tensor pool: it is bookkeeping, not part of the step's tensors or their peak.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _status;
     private readonly float[] _statusHost;
+    private readonly DataParallel? _parallel; // more than one rank
 
     /// <summary>Creates a trainer (validates the options and that the data fit the model).</summary>
     /// <param name="model">The model; a <see cref="DdwNet"/> for τ warm-up, wiring statistics and checkpoints.</param>
@@ -39,8 +41,12 @@ public sealed class Trainer : IDisposable
     /// <param name="options">Training settings.</param>
     /// <param name="terms">The objective, summed; the first term is the reported training loss. Default:
     /// <see cref="ObjectiveTerms.FromOptions"/>.</param>
+    /// <param name="parallel">Data-parallel settings; null: <see cref="DataParallelOptions.Default"/> (<see cref="Communicator.World"/>:
+    /// one process unless started by <c>mpirun</c> / <c>srun</c>). Over N &gt; 1 ranks the batch size is
+    /// the global batch: each rank trains on its block of every batch (see <see cref="DataParallelOptions"/>).</param>
     /// <exception cref="ArgumentException">Invalid options, no terms, or images whose shape or class count does not fit the model.</exception>
-    public Trainer(Module model, ImageDataset train, ImageDataset test, TrainerOptions options, IEnumerable<IObjectiveTerm>? terms = null)
+    public Trainer(Module model, ImageDataset train, ImageDataset test, TrainerOptions options, IEnumerable<IObjectiveTerm>? terms = null,
+        DataParallelOptions? parallel = null)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
         Train = train ?? throw new ArgumentNullException(nameof(train));
@@ -52,6 +58,12 @@ public sealed class Trainer : IDisposable
         CheckData(test, "test");
         Terms = terms?.ToArray() ?? ObjectiveTerms.FromOptions(options, model);
         if (Terms.Count == 0) throw new ArgumentException("The objective needs at least one term.", nameof(terms));
+        parallel ??= DataParallelOptions.Default;
+        parallel.Validate();
+        Communicator = parallel.Communicator ?? Communicator.World;
+        int ranks = Communicator.Size;
+        if (ranks > 1 && Math.Min(options.BatchSize, train.Count) < ranks)
+            throw new ArgumentException($"The batch size {options.BatchSize} (the global batch) is smaller than the {ranks} ranks.");
         _loader = new BatchLoader(train, new BatchLoaderOptions
         {
             BatchSize = options.BatchSize,
@@ -59,6 +71,8 @@ public sealed class Trainer : IDisposable
             Seed = options.Seed,
             DropLast = train.Count > options.BatchSize,
             Augmentation = options.Augment ? new Augmentation() : null,
+            ShardCount = ranks,
+            ShardIndex = Communicator.Rank,
         });
         TotalSteps = _loader.BatchesPerEpoch * options.Epochs;
         _schedule = new CosineSchedule(options.LearningRate, TotalSteps, (int)Math.Round(options.WarmupFraction * TotalSteps));
@@ -66,7 +80,17 @@ public sealed class Trainer : IDisposable
         _targetTau = _net?.Wiring.Tau ?? 0f;
         _statusHost = new float[Terms.Count + 1];
         _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
+        if (ranks > 1) _parallel = new DataParallel(model, Optimizer, Communicator, parallel);
     }
+
+    /// <summary>The ranks this trainer runs on (a single process: rank 0 of 1). Only rank 0 writes checkpoints and metrics and reports progress.</summary>
+    public Communicator Communicator { get; }
+
+    /// <summary>Whether batch norm uses the statistics of the global batch (more than one rank with <see cref="DataParallelOptions.SyncBatchNorm"/>).</summary>
+    public bool SyncBatchNorm => _parallel?.SyncBatchNorm ?? false;
+
+    /// <summary>Seconds the training loop waited for gradient all-reduces after the backward passes (0 for one process).</summary>
+    public double AllReduceWaitSeconds => _parallel?.WaitSeconds ?? 0;
 
     private void CheckData(ImageDataset data, string what)
     {
@@ -158,7 +182,8 @@ public sealed class Trainer : IDisposable
         int epoch = Epoch;
         Model.Train();
         device.ResetPeak();
-        using var tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
+        using var tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true, Observer = _parallel,
+            BatchNormGroup = SyncBatchNorm ? Communicator : null };
         var termSums = new double[Terms.Count];
         var values = new float[Terms.Count];
         long correct = 0, seen = 0;
@@ -172,7 +197,8 @@ public sealed class Trainer : IDisposable
             var x = tape.Own(Tensor.FromArray(device, batch.Images, batch.Shape));
             using var labels = IntTensor.FromArray(device, batch.Labels);
             var logits = Model.Forward(tape, x);
-            var context = new ObjectiveContext(Model, logits, labels, epoch, Step, TotalSteps);
+            int globalCount = _parallel is null ? batch.Count : Math.Min(_options.BatchSize, Train.Count - batch.Index * _options.BatchSize);
+            var context = new ObjectiveContext(Model, logits, labels, epoch, Step, TotalSteps) { Group = _parallel is null ? null : Communicator, GlobalBatch = globalCount };
             Tensor? objective = null;
             var parts = new Tensor[Terms.Count];
             for (int t = 0; t < Terms.Count; t++)
@@ -180,12 +206,22 @@ public sealed class Trainer : IDisposable
                 parts[t] = Terms[t].Compute(tape, context);
                 objective = objective is null ? parts[t] : tape.Add(objective, parts[t]);
             }
-            correct += Ops.CountCorrect(logits, labels);
+            int batchCorrect = Ops.CountCorrect(logits, labels);
             for (int t = 0; t < parts.Length; t++) // copied before the backward frees them
                 device.Kernels.Copy(device.Stream, 1, 1, 1, parts[t].View, _status.View.SubView(t, 1));
-            Optimizer.ZeroGrad();
-            tape.Backward(objective!);
+            if (_parallel is null)
+            {
+                Optimizer.ZeroGrad();
+                tape.Backward(objective!);
+            }
+            else
+            {
+                _parallel.ZeroGrad();
+                _parallel.Backward(tape, objective!, batch.Count, globalCount);
+            }
             LastGradientNorm = ReadStatus(values);
+            if (_parallel is not null) batchCorrect = ReduceStep(values, batchCorrect, batch.Count, globalCount);
+            correct += batchCorrect;
             if (Divergence(values, LastGradientNorm) is { } problem)
             {
                 tape.Clear();
@@ -196,11 +232,11 @@ public sealed class Trainer : IDisposable
             Optimizer.Step();
             tape.Clear();
             StepLosses.Add(values[0]);
-            for (int t = 0; t < values.Length; t++) termSums[t] += values[t] * batch.Count;
-            seen += batch.Count;
+            for (int t = 0; t < values.Length; t++) termSums[t] += values[t] * globalCount;
+            seen += globalCount;
             Step++;
             batchIndex++;
-            Progress?.Report(new TrainProgress(epoch, _options.Epochs, batchIndex, _loader.BatchesPerEpoch, termSums[0] / seen, (double)correct / seen,
+            if (Communicator.IsRoot) Progress?.Report(new TrainProgress(epoch, _options.Epochs, batchIndex, _loader.BatchesPerEpoch, termSums[0] / seen, (double)correct / seen,
                 seen / trainClock.Elapsed.TotalSeconds) { Terms = Means(termSums, seen) });
         }
         device.Synchronize();
@@ -213,8 +249,12 @@ public sealed class Trainer : IDisposable
             eval.ImagesPerSecond, eval.KeepRate, eval.EffectiveMacs, Optimizer.LearningRate, dynamic ? TauAt(Step - 1) : _targetTau, peak)
         { Terms = Means(termSums, seen) };
         _history.Add(result);
-        Metrics?.Write(EpochMetrics.From(RunModelName, RunWiringName, RunSeed, Step, result));
-        if (CheckpointPath is not null) Checkpoint.Save(CheckpointPath, this);
+        if (Communicator.IsRoot)
+        {
+            Metrics?.Write(EpochMetrics.From(RunModelName, RunWiringName, RunSeed, Step, result));
+            if (CheckpointPath is not null) Checkpoint.Save(CheckpointPath, this);
+        }
+        if (_parallel is not null) Communicator.Barrier(); // no rank runs ahead of rank 0's checkpoint
         return result;
     }
 
@@ -288,7 +328,25 @@ public sealed class Trainer : IDisposable
     /// Evaluates on <paramref name="data"/> (no gradients; batch norm uses running statistics; dynamic wiring skips
     /// dead nodes): loss, accuracy, throughput, keep rate, effective MACs per sample and per-class mean adjacency.
     /// </summary>
-    public EvalResult Evaluate(ImageDataset data) => Evaluator.Evaluate(Model, data, _options.EvalBatchSize, _options.LabelSmoothing);
+    public EvalResult Evaluate(ImageDataset data) => _parallel is null
+        ? Evaluator.Evaluate(Model, data, _options.EvalBatchSize, _options.LabelSmoothing)
+        : ShardedEvaluation.Evaluate(_parallel, data, shard => Evaluator.Evaluate(Model, shard, _options.EvalBatchSize, _options.LabelSmoothing));
+
+    /// <summary>
+    /// Combines one step's numbers over the ranks: the term values weighted by each rank's share of the global batch
+    /// (the global batch's mean; a term computed over the global batch already is unchanged), the correct
+    /// predictions summed. Returns the global correct count.
+    /// </summary>
+    private int ReduceStep(float[] values, int correct, int localCount, int globalCount)
+    {
+        var packed = new double[values.Length + 1];
+        double share = (double)localCount / globalCount;
+        for (int t = 0; t < values.Length; t++) packed[t] = values[t] * share;
+        packed[^1] = correct;
+        _parallel!.Sum(packed);
+        for (int t = 0; t < values.Length; t++) values[t] = (float)packed[t];
+        return (int)Math.Round(packed[^1]);
+    }
 
     private TermValue[] Means(double[] sums, long count) => Terms.Select((t, i) => new TermValue(t.Name, sums[i] / count)).ToArray();
 
@@ -306,6 +364,7 @@ public sealed class Trainer : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _parallel?.Dispose();
         _loader.Dispose();
         Optimizer.Dispose();
         _status.Dispose();

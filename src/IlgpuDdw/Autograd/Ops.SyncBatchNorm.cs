@@ -1,0 +1,90 @@
+using IlgpuDdw.Distributed;
+
+namespace IlgpuDdw.Autograd;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Synchronised batch-norm statistics over every rank of <paramref name="group"/> (the global batch): each rank
+    /// reduces its own values with the plan's partial kernel, merges its chunks on the host in double (count, mean,
+    /// M2, Chan's formula as <see cref="Kernels.BatchNormKernels.ForwardStatisticsFinalize"/> does), the ranks
+    /// exchange those three numbers per channel (all-gather) and every rank merges them in rank order, so every rank
+    /// gets the same mean and 1/√(σ² + eps) bit for bit. Overwrites <paramref name="mean"/> and
+    /// <paramref name="invstd"/>, updates the running statistics as the kernels do (unbiased variance of the global
+    /// batch) and returns the global count N = Σ B·H·W (the backward's statistics weight is 1/N).
+    /// </summary>
+    internal static long SyncBatchNormStatistics(Communicator group, BatchNormPlan plan, Tensor input, float eps, float momentum,
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar)
+    {
+        var d = input.Device;
+        int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
+        if (plan.Reduction == BatchNormReduction.PerChannel) plan = new BatchNormPlan(BatchNormReduction.Chunks, count, 1); // one chunk per channel
+        int chunks = plan.Chunks(count), items = channels * chunks;
+        var partialsHost = new float[2 * items];
+        using (var partials = Tensor.Empty(d, 2 * items))
+        {
+            if (plan.Reduction == BatchNormReduction.Chunks)
+            {
+                int itemExtent = d.Extent(items);
+                d.Kernels.BatchNormForwardStatisticsChunks(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
+                    plan.ChunkLength, input.View, partials.View);
+            }
+            else
+            {
+                d.Kernels.BatchNormForwardStatisticsGroups(d.Stream, new ILGPU.KernelConfig(items, plan.GroupSize), channels, spatial, count,
+                    plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, input.View, partials.View);
+            }
+            d.Download(partials.View, partialsHost.AsSpan());
+        }
+        var pivot = new float[1];
+        var local = new double[3 * channels];
+        for (int c = 0; c < channels; c++)
+        {
+            d.Download(input.View.SubView(c * spatial, 1), pivot.AsSpan()); // the partial kernels' shift
+            double n = 0, m = 0, m2 = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 2 * (c * chunks + k);
+                double nk = Math.Min(plan.ChunkLength, count - k * plan.ChunkLength);
+                double total = n + nk, delta = partialsHost[p] - m, weight = nk / total;
+                m += delta * weight;
+                m2 += partialsHost[p + 1] + delta * delta * n * weight;
+                n = total;
+            }
+            local[3 * c] = n;
+            local[3 * c + 1] = pivot[0] + m;
+            local[3 * c + 2] = m2;
+        }
+        var all = group.AllGather<double>(local);
+        var meanHost = new float[channels];
+        var invstdHost = new float[channels];
+        var runningMeanHost = runningMean.ToArray();
+        var runningVarHost = runningVar.ToArray();
+        double globalCount = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            double n = 0, m = 0, m2 = 0;
+            for (int r = 0; r < group.Size; r++)
+            {
+                int q = 3 * (r * channels + c);
+                double nr = all[q];
+                if (nr == 0) continue;
+                double total = n + nr, delta = all[q + 1] - m, weight = nr / total;
+                m += delta * weight;
+                m2 += all[q + 2] + delta * delta * n * weight;
+                n = total;
+            }
+            globalCount = n;
+            float mu = (float)m;
+            meanHost[c] = mu;
+            invstdHost[c] = (float)(1.0 / Math.Sqrt(m2 / n + eps));
+            runningMeanHost[c] = (1f - momentum) * runningMeanHost[c] + momentum * mu;
+            runningVarHost[c] = (1f - momentum) * runningVarHost[c] + momentum * (float)(m2 / (n - 1));
+        }
+        mean.CopyFrom(meanHost);
+        invstd.CopyFrom(invstdHost);
+        runningMean.CopyFrom(runningMeanHost);
+        runningVar.CopyFrom(runningVarHost);
+        return (long)globalCount;
+    }
+}
