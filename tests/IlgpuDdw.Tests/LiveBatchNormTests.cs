@@ -70,6 +70,23 @@ public sealed class LiveBatchNormTests(DeviceFixture fx)
             if (live[i / s / c] == 0) Assert.Equal(0, dx[i]); // an off sample gets no gradient
     }
 
+    [Fact]
+    public void MaskSamples_Reference_FiniteDifference()
+    {
+        double[] live = [1, 0, 1];
+        var x = Seeded.Uniform<double>(12, 81); var g = Seeded.Uniform<double>(12, 82);
+        var y = new double[12];
+        double Loss()
+        {
+            Kernels.Reference.ElementwiseReference.MaskSamplesForward<double>(x, live, 4, y);
+            return Check.Dot(g, y);
+        }
+        var dx = new double[12];
+        Kernels.Reference.ElementwiseReference.MaskSamplesBackward<double>(g, live, 4, dx);
+        Check.FiniteDifference(Loss, x, dx, "MaskSamples dX");
+        Assert.All(dx.AsSpan(4, 4).ToArray(), v => Assert.Equal(0, v));
+    }
+
     public static TheoryData<string> Plans() => ["default", "chunks", "groups"];
 
     private BatchNormPlan? Plan(string which) => which switch

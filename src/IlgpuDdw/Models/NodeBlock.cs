@@ -33,7 +33,8 @@ public sealed class NodeBlock : Module
     /// <summary>
     /// The block on a batch in which only the samples with <paramref name="live"/>[b] ≠ 0 are on (null: all): every
     /// batch norm runs over the live samples only and writes 0 for the others, so an off sample, whose input is 0,
-    /// gets output 0 (every main path and projection ends in a batch norm, and the identity shortcut adds the 0 input).
+    /// gets output 0 and passes no gradient back (every main path and projection ends in a batch norm, the identity
+    /// shortcut adds the 0 input, and an identity block without an output activation masks its output).
     /// </summary>
     public Tensor Forward(Tape tape, Tensor input, Tensor? live)
     {
@@ -41,7 +42,10 @@ public sealed class NodeBlock : Module
         foreach (var bn in _batchNorms) bn.LiveMask = live;
         try
         {
-            return Forward(tape, input);
+            var y = Forward(tape, input);
+            // An identity shortcut without an output activation would pass an off sample's gradient on (ReLU and
+            // ReLU6 stop it at 0): zero it so that an off sample's output is constant in its input.
+            return Spec.Shortcut == ShortcutKind.Identity && Spec.OutputActivation == ActivationKind.None ? tape.MaskSamples(y, live) : y;
         }
         finally
         {
