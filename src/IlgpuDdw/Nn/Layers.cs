@@ -91,9 +91,16 @@ public sealed class BatchNorm2d : Module
     /// </summary>
     public Tensor? LiveMask { get; set; }
 
+    /// <summary>
+    /// The running-statistics momentum of the next training-mode forward passes in place of the spec's (null: the
+    /// spec's); precise batch norm (<c>Training.BatchNormRecalibration</c>) sets 1/(k + 1) for batch k.
+    /// </summary>
+    public float? MomentumOverride { get; set; }
+
     /// <inheritdoc/>
     public override Tensor Forward(Tape tape, Tensor input) =>
-        tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, (float)Spec.Momentum, (float)Spec.Eps, live: LiveMask);
+        tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, MomentumOverride ?? (float)Spec.Momentum, (float)Spec.Eps,
+            live: LiveMask);
 }
 
 /// <summary>Pointwise activation (ReLU or ReLU6; None passes the input through).</summary>
