@@ -131,7 +131,9 @@ public sealed class DdwStage : Module
             }
             ys.Add(yj);
             Route(tape, adjacency, j, yj);
-            if (live is not null) tape.ClearOffRow(adjacency, j, live);
+            if (live is null) continue;
+            tape.ClearOffRow(adjacency, j, live);
+            if (!tape.IsRecording) tape.Free(live); // nothing reads it later (stream-ordered reuse)
         }
         return scope.Keep(wiring.Aggregate(tape, adjacency, _nodes.Count, ys));
     }
