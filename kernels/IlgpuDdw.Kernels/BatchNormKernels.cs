@@ -446,11 +446,375 @@ public static class BatchNormKernels
                 mean, invstd, gamma, sumDy, sumDyXhat);
     }
 
+    // ---- live-sample (masked) path: statistics, normalisation and backward over the samples with live[b] ≠ 0 --------
+    // Rungs 2 and 3 side by side with the unmasked ones. An off sample (live[b] = 0) takes no part in any statistic or
+    // sum, and its output and input gradient are 0. With every sample live each kernel runs the unmasked kernel's
+    // arithmetic in the same order, so the numbers are bit-identical to the unmasked path's.
+
+    /// <summary>
+    /// <see cref="ForwardStatisticsChunks"/> over the live samples: item i's chunk of channel c in (b, s) order, values of
+    /// samples with <c>live[b] = 0</c> skipped, the pivot <c>p[c] = x[b₀, c, s = 0]</c> taken at the first live sample b₀
+    /// (b₀ = 0 when none is live). Writes <c>partials[3i] = n</c> (live values in the chunk), <c>partials[3i + 1] = mean</c>,
+    /// <c>partials[3i + 2] = M2</c> (all 0 for a chunk without live values). Overwrites; read by
+    /// <see cref="ForwardStatisticsFinalizeMasked"/>.
+    /// </summary>
+    [Kernel]
+    public static void ForwardStatisticsChunksMasked(Index1D index, int items, int stride, int channels, int spatial, int count,
+        int chunkLength, ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials)
+    {
+        int chunks = items / channels, batch = count / spatial;
+        int first = FirstLive(live, batch);
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / chunks, start = (i - c * chunks) * chunkLength;
+            int end = Math.Min(count, start + chunkLength);
+            double pivot = x[(first * channels + c) * spatial];
+            double sum = 0, squares = 0;
+            int n = 0;
+            for (int j = start; j < end;)
+            {
+                int b = j / spatial, s = j - b * spatial;
+                int planeEnd = Math.Min(end, (b + 1) * spatial);
+                if (live[b] != 0f)
+                {
+                    int offset = (b * channels + c) * spatial - b * spatial;
+                    for (int k = j; k < planeEnd; k++)
+                    {
+                        double v = x[offset + k] - pivot;
+                        sum += v;
+                        squares += v * v;
+                    }
+                    n += planeEnd - j;
+                }
+                j = planeEnd;
+            }
+            double mean = n > 0 ? sum / n : 0.0;
+            partials[3 * i] = n;
+            partials[3 * i + 1] = (float)mean;
+            partials[3 * i + 2] = (float)Math.Max(0.0, squares - sum * mean);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ForwardStatisticsGroups"/> over the live samples: launched and laid out the same way, a thread's values
+    /// of off samples skipped (a block of four values is merged at once when all four are live, else value by value), the
+    /// pivot taken at the first live sample. Thread 0 writes <c>partials[3g] = n</c>, <c>partials[3g + 1] = mean</c>,
+    /// <c>partials[3g + 2] = M2</c> (overwrite). No atomics.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void ForwardStatisticsGroupsMasked(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials)
+    {
+        var warpCounts = SharedMemory.Allocate<int>(MaxWarpsPerGroup);
+        var warpMeans = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        var warpM2s = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        int chunks = Grid.DimX / channels, g = Grid.IdxX;
+        int c = g / chunks, start = (g - c * chunks) * chunkLength;
+        int end = Math.Min(count, start + chunkLength), step = Group.DimX;
+        float pivot = x[(FirstLive(live, count / spatial) * channels + c) * spatial];
+        var w = default(Welford);
+        int j = start + Group.IdxX;
+        var walk = new ChannelWalk(channels, spatial, c, j, planeStep, positionStep);
+        for (; j + 3 * step < end; j += 4 * step)
+        {
+            bool l0 = live[walk.Sample] != 0f;
+            float v0 = x[walk.Offset] - pivot;
+            walk.Next();
+            bool l1 = live[walk.Sample] != 0f;
+            float v1 = x[walk.Offset] - pivot;
+            walk.Next();
+            bool l2 = live[walk.Sample] != 0f;
+            float v2 = x[walk.Offset] - pivot;
+            walk.Next();
+            bool l3 = live[walk.Sample] != 0f;
+            float v3 = x[walk.Offset] - pivot;
+            walk.Next();
+            if (l0 & l1 & l2 & l3)
+            {
+                w.AddFour(v0, v1, v2, v3);
+            }
+            else
+            {
+                if (l0) w.Add(v0);
+                if (l1) w.Add(v1);
+                if (l2) w.Add(v2);
+                if (l3) w.Add(v3);
+            }
+        }
+        for (; j < end; j += step, walk.Next())
+            if (live[walk.Sample] != 0f)
+                w.Add(x[walk.Offset] - pivot);
+
+        w = Welford.WarpMerge(w);
+        if (Warp.IsFirstLane)
+        {
+            warpCounts[Warp.WarpIdx] = w.Count;
+            warpMeans[Warp.WarpIdx] = w.Mean;
+            warpM2s[Warp.WarpIdx] = w.M2;
+        }
+        Group.Barrier();
+        if (Warp.WarpIdx == 0)
+        {
+            int lane = Warp.LaneIdx;
+            w = lane < Group.DimX / Warp.WarpSize ? new Welford(warpCounts[lane], warpMeans[lane], warpM2s[lane]) : default;
+            w = Welford.WarpMerge(w);
+            if (lane == 0)
+            {
+                partials[3 * g] = w.Count;
+                partials[3 * g + 1] = w.Mean;
+                partials[3 * g + 2] = w.M2;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ForwardStatisticsFinalize"/> from the partials of <see cref="ForwardStatisticsChunksMasked"/> or
+    /// <see cref="ForwardStatisticsGroupsMasked"/>, one thread per channel: the chunks with live values are merged in
+    /// order (Chan's formula, double) into the live count N, the mean μ (the first live sample's pivot added back) and
+    /// the biased variance v = M2/N; <c>mean[c] = μ</c>, <c>invstd[c] = 1/√(v + eps)</c>, and with N ≥ 2 the running
+    /// statistics are updated as in <see cref="ForwardStatisticsFinalize"/> (unbiased variance M2/(N − 1)). With N = 1
+    /// the running statistics are left unchanged; with N = 0 (no live sample) too, and mean/invstd are the running
+    /// statistics' (<see cref="InferenceStatistics"/>), so no NaN appears anywhere.
+    /// </summary>
+    [Kernel]
+    public static void ForwardStatisticsFinalizeMasked(Index1D index, int channels, int stride, int spatial, int count, int chunkLength,
+        float eps, float momentum, ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> runningMean, ArrayView<float> runningVar)
+    {
+        int chunks = (count + chunkLength - 1) / chunkLength;
+        int first = FirstLive(live, count / spatial);
+        for (int c = index; c < channels; c += stride)
+        {
+            double n = 0, m = 0, m2 = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 3 * (c * chunks + k);
+                double nk = partials[p];
+                if (nk == 0) continue;
+                double total = n + nk, delta = partials[p + 1] - m, weight = nk / total;
+                m += delta * weight;
+                m2 += partials[p + 2] + delta * delta * n * weight;
+                n = total;
+            }
+            if (n == 0)
+            {
+                mean[c] = runningMean[c];
+                invstd[c] = 1f / MathF.Sqrt(runningVar[c] + eps);
+                continue;
+            }
+            float mu = (float)(x[(first * channels + c) * spatial] + m);
+            mean[c] = mu;
+            invstd[c] = (float)(1.0 / Math.Sqrt(m2 / n + eps));
+            if (n < 2) continue;
+            runningMean[c] = (1f - momentum) * runningMean[c] + momentum * mu;
+            runningVar[c] = (1f - momentum) * runningVar[c] + momentum * (float)(m2 / (n - 1));
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BackwardChannelSumsChunks"/> over the live samples (dy of off samples skipped), laid out the same way:
+    /// <c>partials[2i] = Σ dy</c>, <c>partials[2i + 1] = Σ dy·x̂</c> over item i's live values (dy through the fused ReLU
+    /// when <paramref name="reluMask"/> ≠ 0). Overwrites; read by <see cref="BackwardChannelSumsFinalizeMasked"/>.
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSumsChunksMasked(Index1D index, int items, int stride, int channels, int spatial, int count,
+        int chunkLength, int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> partials)
+    {
+        int chunks = items / channels;
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / chunks, start = (i - c * chunks) * chunkLength;
+            int end = Math.Min(count, start + chunkLength);
+            float mu = mean[c], inv = invstd[c];
+            double dyTotal = 0, dyXhatTotal = 0;
+            for (int j = start; j < end;)
+            {
+                int b = j / spatial;
+                int planeEnd = Math.Min(end, (b + 1) * spatial);
+                if (live[b] != 0f)
+                {
+                    int offset = (b * channels + c) * spatial - b * spatial;
+                    for (int k = j; k < planeEnd; k++)
+                    {
+                        float dy = Upstream(dOutput, output, reluMask, offset + k);
+                        dyTotal += dy;
+                        dyXhatTotal += dy * ((x[offset + k] - mu) * inv);
+                    }
+                }
+                j = planeEnd;
+            }
+            partials[2 * i] = (float)dyTotal;
+            partials[2 * i + 1] = (float)dyXhatTotal;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BackwardChannelSumsGroups"/> over the live samples: launched and laid out the same way, dy taken as 0
+    /// for values of off samples. Thread 0 writes <c>partials[2g] = Σ dy</c>, <c>partials[2g + 1] = Σ dy·x̂</c> (overwrite).
+    /// No atomics.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardChannelSumsGroupsMasked(int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> partials)
+    {
+        var warpDy = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        var warpDyXhat = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
+        int chunks = Grid.DimX / channels, g = Grid.IdxX;
+        int c = g / chunks, start = (g - c * chunks) * chunkLength;
+        int end = Math.Min(count, start + chunkLength), step = Group.DimX;
+        float mu = mean[c], inv = invstd[c];
+        float dyTotal = 0f, dyXhatTotal = 0f;
+        int j = start + Group.IdxX;
+        var walk = new ChannelWalk(channels, spatial, c, j, planeStep, positionStep);
+        for (; j + 3 * step < end; j += 4 * step)
+        {
+            int o0 = walk.Offset, b0 = walk.Sample;
+            walk.Next();
+            int o1 = walk.Offset, b1 = walk.Sample;
+            walk.Next();
+            int o2 = walk.Offset, b2 = walk.Sample;
+            walk.Next();
+            int o3 = walk.Offset, b3 = walk.Sample;
+            walk.Next();
+            float dy0 = LiveUpstream(live, b0, dOutput, output, reluMask, o0), dy1 = LiveUpstream(live, b1, dOutput, output, reluMask, o1);
+            float dy2 = LiveUpstream(live, b2, dOutput, output, reluMask, o2), dy3 = LiveUpstream(live, b3, dOutput, output, reluMask, o3);
+            dyTotal += (dy0 + dy1) + (dy2 + dy3);
+            dyXhatTotal += (dy0 * ((x[o0] - mu) * inv) + dy1 * ((x[o1] - mu) * inv))
+                + (dy2 * ((x[o2] - mu) * inv) + dy3 * ((x[o3] - mu) * inv));
+        }
+        for (; j < end; j += step, walk.Next())
+        {
+            float dy = LiveUpstream(live, walk.Sample, dOutput, output, reluMask, walk.Offset);
+            dyTotal += dy;
+            dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
+        }
+
+        dyTotal = WarpSum(dyTotal);
+        dyXhatTotal = WarpSum(dyXhatTotal);
+        if (Warp.IsFirstLane)
+        {
+            warpDy[Warp.WarpIdx] = dyTotal;
+            warpDyXhat[Warp.WarpIdx] = dyXhatTotal;
+        }
+        Group.Barrier();
+        if (Warp.WarpIdx == 0)
+        {
+            int lane = Warp.LaneIdx;
+            bool used = lane < Group.DimX / Warp.WarpSize;
+            dyTotal = WarpSum(used ? warpDy[lane] : 0f);
+            dyXhatTotal = WarpSum(used ? warpDyXhat[lane] : 0f);
+            if (lane == 0)
+            {
+                partials[2 * g] = dyTotal;
+                partials[2 * g + 1] = dyXhatTotal;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BackwardChannelSumsFinalize"/> for the masked partials, one thread per channel, writing the packed
+    /// <c>sums [2·C + 1]</c> that <see cref="BackwardInputMasked"/> reads: <c>sums[c] = Σ dy</c>, <c>sums[C + c] = Σ dy·x̂</c>,
+    /// and (thread 0) the statistics weight <c>sums[2C] = 1/N</c>, N = (live samples)·spatial, when
+    /// <paramref name="training"/> ≠ 0 and N &gt; 0, else 0 (eval mode, or no live sample). Overwrites sums; accumulates
+    /// <c>dBeta[c] += Σ dy</c> / <c>dGamma[c] += Σ dy·x̂</c> when asked, as <see cref="BackwardChannelSumsFinalize"/> does.
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSumsFinalizeMasked(Index1D index, int channels, int stride, int spatial, int count, int chunkLength,
+        int training, ArrayView<float> live, ArrayView<float> partials, ArrayView<float> sums,
+        int accumulateGamma, int accumulateBeta, ArrayView<float> dGamma, ArrayView<float> dBeta)
+    {
+        int chunks = (count + chunkLength - 1) / chunkLength;
+        if (index == 0)
+        {
+            int samples = 0;
+            for (int b = 0; b < count / spatial; b++)
+                if (live[b] != 0f) samples++;
+            int n = samples * spatial;
+            sums[2 * channels] = training != 0 && n > 0 ? 1f / n : 0f;
+        }
+        for (int c = index; c < channels; c += stride)
+        {
+            double dyTotal = 0, dyXhatTotal = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 2 * (c * chunks + k);
+                dyTotal += partials[p];
+                dyXhatTotal += partials[p + 1];
+            }
+            float dy = (float)dyTotal, dyXhat = (float)dyXhatTotal;
+            sums[c] = dy;
+            sums[channels + c] = dyXhat;
+            if (accumulateBeta != 0) dBeta[c] += dy;
+            if (accumulateGamma != 0) dGamma[c] += dyXhat;
+        }
+    }
+
+    /// <summary>
+    /// Normalisation of the live samples, grid-stride over the n = B·C·S elements (sample <c>b = i / (C·S)</c>):
+    /// <c>z = γ[c]·(x[i] − mean[c])·invstd[c] + β[c]</c> (+ residual[i] when <paramref name="addResidual"/> ≠ 0),
+    /// <c>y[i] = max(0, z)</c> when <paramref name="relu"/> ≠ 0 else z; <c>y[i] = 0</c> for an off sample. Overwrites y.
+    /// Used by both modes.
+    /// </summary>
+    [Kernel]
+    public static void ForwardNormalizeMasked(Index1D index, int n, int stride, int channels, int spatial, int relu, int addResidual,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
+        ArrayView<float> beta, ArrayView<float> residual, ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            int plane = i / spatial, c = plane % channels;
+            if (live[plane / channels] == 0f)
+            {
+                y[i] = 0f;
+                continue;
+            }
+            float z = gamma[c] * ((x[i] - mean[c]) * invstd[c]) + beta[c];
+            if (addResidual != 0) z += residual[i];
+            y[i] = relu != 0 && !(z > 0f) ? 0f : z;
+        }
+    }
+
+    /// <summary>
+    /// Backward with respect to the input over the live samples, grid-stride over the n = B·C·S elements:
+    /// <c>dInput[i] += γ[c]·invstd[c]·(dy[i] − w·(Σdy[c] + x̂[i]·Σdy·x̂[c]))</c> with the packed sums and weight
+    /// <c>w = sums[2C]</c> of <see cref="BackwardChannelSumsFinalizeMasked"/>, dy through the fused ReLU when
+    /// <paramref name="reluMask"/> ≠ 0 (without it output is ignored; pass dOutput); off samples get nothing. Accumulates.
+    /// </summary>
+    [Kernel]
+    public static void BackwardInputMasked(Index1D index, int n, int stride, int channels, int spatial, int reluMask,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput)
+    {
+        float w = sums[2 * channels];
+        var sumDy = sums.SubView(0, channels);
+        var sumDyXhat = sums.SubView(channels, channels);
+        for (int i = index; i < n; i += stride)
+        {
+            if (live[i / spatial / channels] == 0f) continue;
+            dInput[i] += InputGradient(i, channels, spatial, w, x[i], Upstream(dOutput, output, reluMask, i),
+                mean, invstd, gamma, sumDy, sumDyXhat);
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------
 
     /// <summary>dOutput[i], or with reluMask ≠ 0 the gradient through a ReLU whose output is output: 0 where output[i] ≤ 0.</summary>
     private static float Upstream(ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
         reluMask != 0 && !(output[i] > 0f) ? 0f : dOutput[i];
+
+    /// <summary><see cref="Upstream"/> for a value of sample b, or 0 when the sample is off (live[b] = 0).</summary>
+    private static float LiveUpstream(ArrayView<float> live, int b, ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
+        live[b] == 0f ? 0f : Upstream(dOutput, output, reluMask, i);
+
+    /// <summary>The first sample b &lt; batch with live[b] ≠ 0, or 0 when none is live.</summary>
+    private static int FirstLive(ArrayView<float> live, int batch)
+    {
+        for (int b = 0; b < batch; b++)
+            if (live[b] != 0f) return b;
+        return 0;
+    }
 
     /// <summary><c>γ[c]·invstd[c]·(dy − w·(Σdy[c] + x̂·Σdy·x̂[c]))</c> for element i of channel c = (i / spatial) % channels.</summary>
     private static float InputGradient(int i, int channels, int spatial, float statisticsWeight, float x, float dy,
@@ -478,6 +842,9 @@ public static class BatchNormKernels
                 : new ChannelWalk(channels, spatial, channel, first, 0, 1);
 
         public readonly int Offset => (_b * channels + channel) * spatial + _s;
+
+        /// <summary>The sample b of the current value.</summary>
+        public readonly int Sample => _b;
 
         public void Next()
         {

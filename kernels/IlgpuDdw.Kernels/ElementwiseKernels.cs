@@ -62,4 +62,25 @@ public static class ElementwiseKernels
         for (int i = index; i < n; i += stride)
             dSelf[i] += dOutput[i] * other[i];
     }
+
+    /// <summary>
+    /// Per-sample mask, forward: <c>y[i] = live[b] ≠ 0 ? x[i] : 0</c> with sample <c>b = i / sampleSize</c>, n = B·sampleSize
+    /// elements. Overwrites; the backward needs only the mask.
+    /// </summary>
+    [Kernel]
+    public static void MaskSamplesForward(Index1D index, int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> x,
+        ArrayView<float> y)
+    {
+        for (int i = index; i < n; i += stride)
+            y[i] = live[i / sampleSize] != 0f ? x[i] : 0f;
+    }
+
+    /// <summary>Per-sample mask, backward: <c>dInput[i] += live[b] ≠ 0 ? dOutput[i] : 0</c>. Accumulates.</summary>
+    [Kernel]
+    public static void MaskSamplesBackward(Index1D index, int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
+        ArrayView<float> dInput)
+    {
+        for (int i = index; i < n; i += stride)
+            if (live[i / sampleSize] != 0f) dInput[i] += dOutput[i];
+    }
 }

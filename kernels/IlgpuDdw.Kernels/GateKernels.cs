@@ -258,6 +258,40 @@ public static class GateKernels
     }
 
     /// <summary>
+    /// The live-sample mask of node <paramref name="node"/> (0..nodes − 1), one thread per sample (n = Batch):
+    /// <c>live[b] = 1</c> when node is 0 or one of its in-edges <c>A[b, i, node]</c> (i &lt; node) is non-zero, else 0
+    /// (the node is off for that sample). Overwrites live [B].
+    /// </summary>
+    [Kernel]
+    public static void NodeLiveMask(Index1D index, int n, int stride, int nodes, int node, ArrayView<float> adjacency, ArrayView<float> live)
+    {
+        int size = nodes + 1;
+        for (int b = index; b < n; b += stride)
+        {
+            bool on = node == 0;
+            for (int i = 0; i < node; i++)
+                if (adjacency[(b * size + i) * size + node] != 0f) on = true;
+            live[b] = on ? 1f : 0f;
+        }
+    }
+
+    /// <summary>
+    /// Cuts the out-edges of an off node, grid-stride over the n = Batch·(nodes + 1) entries of row
+    /// <paramref name="node"/>: <c>A[b, node, k] = 0</c> where <c>live[b] = 0</c> (an off node's output is 0, so its
+    /// edges carry nothing and count as cut). No backward: the gradient of such an entry, ⟨y_node[b], dX⟩, is 0.
+    /// </summary>
+    [Kernel]
+    public static void ClearOffRow(Index1D index, int n, int stride, int nodes, int node, ArrayView<float> live, ArrayView<float> adjacency)
+    {
+        int size = nodes + 1;
+        for (int i = index; i < n; i += stride)
+        {
+            int b = i / size;
+            if (live[b] == 0f) adjacency[(b * size + node) * size + i - b * size] = 0f;
+        }
+    }
+
+    /// <summary>
     /// Backward of an objective term whose value and local gradient were computed on the host (keep-rate and
     /// batch-shaping terms): <c>dInput[i] += dOutput[0] · gradient[i]</c> for i &lt; n. Accumulates.
     /// </summary>

@@ -13,7 +13,7 @@ using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 
-/// <summary><c>ddw compare</c>, <c>ddw sweep</c>, <c>ddw train</c>, <c>ddw eval</c> and <c>ddw wiring</c>.</summary>
+/// <summary><c>ddw compare</c>, <c>ddw sweep</c>, <c>ddw train</c>, <c>ddw eval</c>, <c>ddw recalibrate-bn</c> and <c>ddw wiring</c>.</summary>
 internal static class TrainCommands
 {
     public static IEnumerable<Command> Build()
@@ -22,6 +22,7 @@ internal static class TrainCommands
         yield return SweepCommand.Build();
         yield return Train();
         yield return Eval();
+        yield return RecalibrateBn();
         yield return WiringCommand.Build();
     }
 
@@ -124,6 +125,9 @@ internal static class TrainCommands
                     $"{100 * h.TestAccuracy:F2}%", $"{100 * h.KeepRate:F1}%", h.EffectiveMacs.ToString("N0", CultureInfo.InvariantCulture),
                     $"{h.TrainImagesPerSecond:F1}", $"{h.EvalImagesPerSecond:F1}");
             AnsiConsole.Write(table);
+            if (trainer.LastRecalibration is { } recalibration)
+                Console.WriteLine($"batch norm recalibrated on {recalibration.Result.Images} training images ({recalibration.Result.Layers} layers): "
+                    + $"test accuracy {100 * recalibration.TestAccuracyBefore:F2}% before, {100 * trainer.History[^1].TestAccuracy:F2}% after");
             Console.WriteLine($"checkpoint: {trainer.CheckpointPath}");
             return 0;
         });
@@ -168,6 +172,54 @@ internal static class TrainCommands
             Console.WriteLine($"device: {device}");
             AnsiConsole.Write(table);
             if (r.Diversity is { } d) DiversityReport.PrintDiversity([(CommonOptions.Name(info.Wiring.Kind), d, timed?.Speedup)]);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command RecalibrateBn()
+    {
+        var checkpoint = CommonOptions.Checkpoint();
+        var data = new DataOptionBlock();
+        var images = new Option<int>("--images") { Description = "Training images to recompute the statistics on (the first N).", DefaultValueFactory = _ => 2048 };
+        var testImages = CommonOptions.TestImages();
+        var outFile = new Option<string?>("--out", "-o") { Description = "Checkpoint to write [default: F with .recalibrated before its extension]." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Allow --out to name an existing file, the input included." };
+        var batch = new Option<int>("--batch") { Description = "Images per forward pass.", DefaultValueFactory = _ => 256 };
+        var cmd = new Command("recalibrate-bn",
+            "Precise batch norm: recompute every batch norm's running statistics with the final wiring on N training images, report test accuracy before and after, write a new checkpoint.")
+            .With([checkpoint, .. data.Options, images, testImages, outFile, overwrite, batch]);
+        cmd.SetAction(parse =>
+        {
+            string path = Path.GetFullPath(parse.GetValue(checkpoint)!);
+            int n = parse.GetValue(images), batchSize = parse.GetValue(batch);
+            if (n < 1) throw new ArgumentException($"--images {n} must be at least 1.");
+            if (batchSize < 2) throw new ArgumentException($"--batch {batchSize} must be at least 2.");
+            string output = Path.GetFullPath(parse.GetValue(outFile)
+                ?? Path.Combine(Path.GetDirectoryName(path)!, Path.GetFileNameWithoutExtension(path) + ".recalibrated" + Path.GetExtension(path)));
+            if (File.Exists(output) && !parse.GetValue(overwrite))
+                throw new ArgumentException(output == path
+                    ? $"--out {output} is the input checkpoint; pass --overwrite to replace it."
+                    : $"--out {output} exists; pass --overwrite to replace it.");
+            Checkpoint.ReadInfo(path);
+            var (train, test) = DataOptionBlock.Load(data.DataDirectory(parse), n, parse.GetValue(testImages) is int t and > 0 ? t : null);
+            using var device = CliApp.OpenDevice(parse);
+            using var model = Checkpoint.LoadModel(device, path);
+            (train, test) = (train.Resize(model.Spec.InputSize), test.Resize(model.Spec.InputSize));
+            var before = Evaluator.Evaluate(model, test);
+            var result = BatchNormRecalibration.Recalibrate(model, train, n, batchSize);
+            var after = Evaluator.Evaluate(model, test);
+            Checkpoint.SaveFrom(path, output, model, new Dictionary<string, string>
+            {
+                ["bn_recalibrated_images"] = n.ToString(CultureInfo.InvariantCulture),
+            });
+            Console.WriteLine($"device: {device}");
+            var table = new Table().AddColumns("", "test accuracy", "test loss", "keep rate");
+            table.AddRow("before", $"{100 * before.Accuracy:F2}%", $"{before.Loss:F4}", $"{100 * before.KeepRate:F1}%");
+            table.AddRow("after", $"{100 * after.Accuracy:F2}%", $"{after.Loss:F4}", $"{100 * after.KeepRate:F1}%");
+            AnsiConsole.Write(table);
+            Console.WriteLine($"recalibrated {result.Layers} batch norms on {result.Images} training images ({result.Batches} batches of up to {batchSize}); {test.Count} test images");
+            Console.WriteLine($"wrote {output}");
             return 0;
         });
         return cmd;

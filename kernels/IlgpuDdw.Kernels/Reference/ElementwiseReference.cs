@@ -33,6 +33,19 @@ public static class ElementwiseReference
         for (int i = 0; i < dOutput.Length; i++) { dA[i] += dOutput[i] * b[i]; dB[i] += dOutput[i] * a[i]; }
     }
 
+    /// <summary><c>y[i] = live[i / sampleSize] ≠ 0 ? x[i] : 0</c>.</summary>
+    public static void MaskSamplesForward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> live, int sampleSize, Span<T> y) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < y.Length; i++) y[i] = live[i / sampleSize] != T.Zero ? x[i] : T.Zero;
+    }
+
+    /// <summary><c>dInput[i] += live[i / sampleSize] ≠ 0 ? dOutput[i] : 0</c>.</summary>
+    public static void MaskSamplesBackward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> live, int sampleSize, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < dOutput.Length; i++)
+            if (live[i / sampleSize] != T.Zero) dInput[i] += dOutput[i];
+    }
+
     /// <summary>Σ x (in index order).</summary>
     public static T Sum<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T>
     {

@@ -141,6 +141,28 @@ public static class GateReference
         }
     }
 
+    /// <summary>
+    /// The live-sample mask of <paramref name="node"/>: <c>live[b] = 1</c> when node is 0 or some <c>A[b, i, node] ≠ 0</c>
+    /// (i &lt; node), else 0.
+    /// </summary>
+    public static void NodeLiveMask<T>(ReadOnlySpan<T> adjacency, int batch, int nodes, int node, Span<T> live) where T : IFloatingPointIeee754<T>
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            bool on = node == 0;
+            for (int i = 0; i < node; i++) on |= adjacency[Index(nodes, b, i, node)] != T.Zero;
+            live[b] = on ? T.One : T.Zero;
+        }
+    }
+
+    /// <summary>Sets row <paramref name="node"/> of every sample with <c>live[b] = 0</c> to 0 (an off node's out-edges).</summary>
+    public static void ClearOffRow<T>(ReadOnlySpan<T> live, int batch, int nodes, int node, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        for (int b = 0; b < batch; b++)
+            if (live[b] == T.Zero)
+                for (int k = 0; k <= nodes; k++) adjacency[Index(nodes, b, node, k)] = T.Zero;
+    }
+
     /// <summary><c>A[b, i, j] = sigmoid(logits[e(i, j)])</c> for every edge and sample.</summary>
     public static void DenseForward<T>(ReadOnlySpan<T> logits, int batch, int nodes, Span<T> adjacency) where T : IFloatingPointIeee754<T>
     {

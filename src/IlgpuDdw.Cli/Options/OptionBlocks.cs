@@ -164,7 +164,7 @@ internal sealed class BudgetOptionBlock : OptionBlock
 
 /// <summary>
 /// <c>--seed --augment --label-smoothing --sparsity --tau-warmup --keep-target --keep-target-warmup --keep-target-weight
-/// --keep-temperature --batch-shaping --batch-shaping-alpha --batch-shaping-beta --noise-off-fraction</c>: the trainer settings a budget leaves open.
+/// --keep-temperature --batch-shaping --batch-shaping-alpha --batch-shaping-beta --noise-off-fraction --recalibrate-bn</c>: the trainer settings a budget leaves open.
 /// </summary>
 internal sealed class TrainerOptionBlock : OptionBlock
 {
@@ -182,9 +182,10 @@ internal sealed class TrainerOptionBlock : OptionBlock
     public readonly Option<float> BatchShapingAlpha = new("--batch-shaping-alpha") { Description = "α of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.6f };
     public readonly Option<float> BatchShapingBeta = new("--batch-shaping-beta") { Description = "β of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.4f };
     public readonly Option<float> NoiseOffFraction = new("--noise-off-fraction") { Description = "Stochastic gate: the last fraction of training run without gate noise.", DefaultValueFactory = _ => 0.1f };
+    public readonly Option<int> RecalibrateBn = new("--recalibrate-bn") { Description = "After the last epoch, recompute batch-norm running statistics with the final wiring on N training images (0 = off).", DefaultValueFactory = _ => 0 };
 
     public override IEnumerable<Option> Options =>
-        [Seed, Augment, Smoothing, Sparsity, TauWarmup, KeepTarget, KeepTargetWarmup, KeepTargetWeight, KeepTemperature, BatchShaping, BatchShapingAlpha, BatchShapingBeta, NoiseOffFraction];
+        [Seed, Augment, Smoothing, Sparsity, TauWarmup, KeepTarget, KeepTargetWarmup, KeepTargetWeight, KeepTemperature, BatchShaping, BatchShapingAlpha, BatchShapingBeta, NoiseOffFraction, RecalibrateBn];
 
     /// <summary>The trainer options (validated) for <paramref name="budget"/>.</summary>
     public TrainerOptions Bind(ParseResult p, Budget budget)
@@ -196,7 +197,7 @@ internal sealed class TrainerOptionBlock : OptionBlock
             KeepTarget = p.GetValue(KeepTarget), KeepTargetWarmupFraction = p.GetValue(KeepTargetWarmup), KeepTargetWeight = p.GetValue(KeepTargetWeight),
             KeepTemperature = p.GetValue(KeepTemperature),
             BatchShapingWeight = p.GetValue(BatchShaping), BatchShapingAlpha = p.GetValue(BatchShapingAlpha), BatchShapingBeta = p.GetValue(BatchShapingBeta),
-            NoiseOffFraction = p.GetValue(NoiseOffFraction),
+            NoiseOffFraction = p.GetValue(NoiseOffFraction), RecalibrateBnImages = p.GetValue(RecalibrateBn),
         };
         o.Validate();
         return o;

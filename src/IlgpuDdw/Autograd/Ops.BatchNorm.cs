@@ -1,3 +1,4 @@
+using IlgpuDdw.Distributed;
 namespace IlgpuDdw.Autograd;
 
 /// <summary>
@@ -61,10 +62,10 @@ public readonly record struct BatchNormPlan(BatchNormReduction Reduction, int Ch
 
     /// <summary>Throws when this plan cannot run on <paramref name="device"/>.</summary>
     /// <exception cref="ArgumentException">An unknown reduction, <see cref="BatchNormReduction.PerChannel"/> for a fused
-    /// op (<paramref name="fused"/>), a chunk length below 1, or a group size that is not a
-    /// positive multiple of the warp size, exceeds the device's group limit or has more warps than a warp has lanes
-    /// (or than <see cref="BatchNormKernels.MaxWarpsPerGroup"/>).</exception>
-    internal void Validate(Device device, string op, bool fused = false)
+    /// op (<paramref name="fused"/>) or a live-sample mask (<paramref name="masked"/>), a chunk length below 1, or a group
+    /// size that is not a positive multiple of the warp size, exceeds the device's group limit or has more warps than a
+    /// warp has lanes (or than <see cref="BatchNormKernels.MaxWarpsPerGroup"/>).</exception>
+    internal void Validate(Device device, string op, bool fused = false, bool masked = false)
     {
         if (!Enum.IsDefined(Reduction))
             throw new ArgumentException($"{op}: unknown reduction {(int)Reduction}.", "plan");
@@ -72,6 +73,8 @@ public readonly record struct BatchNormPlan(BatchNormReduction Reduction, int Ch
         {
             if (fused)
                 throw new ArgumentException($"{op}: the {Reduction} reduction has no fused form; use Chunks or Groups.", "plan");
+            if (masked)
+                throw new ArgumentException($"{op}: the {Reduction} reduction has no live-sample form; use Chunks or Groups.", "plan");
             return;
         }
         if (ChunkLength < 1)
@@ -99,32 +102,42 @@ public static partial class Ops
     /// and left unchanged. The mean and 1/√(σ² + eps) the backward needs are saved in tape-owned tensors.
     /// Gradients flow to the input, gamma and beta (through the batch statistics in training mode). The channel
     /// reductions run as <paramref name="plan"/> says (default: <see cref="BatchNormPlan.For(Device, int, int)"/>).
+    /// <para>
+    /// With <paramref name="live"/> (a [B] mask, non-zero = live; the off nodes of dynamic wiring) only the live samples
+    /// count: the batch statistics, the running-statistics update and the backward sums run over them (N = live·H·W),
+    /// and an off sample's output and input gradient are 0. The running statistics are updated only when N ≥ 2; with
+    /// N = 0 the saved statistics are the running ones. With every sample live the numbers are bit-identical to the
+    /// op without a mask. The masked path runs the Chunks and Groups reductions.
+    /// </para>
     /// </summary>
     /// <exception cref="ArgumentException">The input is not rank 4; a parameter or running statistic does not
     /// have C elements; momentum is outside [0, 1]; eps ≤ 0; or training mode with B·H·W = 1 (the variance is
-    /// undefined); or a <paramref name="plan"/> the device cannot run.</exception>
+    /// undefined); a mask that does not have B elements; or a <paramref name="plan"/> the device cannot run.</exception>
     public static Tensor BatchNorm2d(this Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
-        Tensor runningVar, bool training, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null) =>
-        BatchNorm2d("BatchNorm2d", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: false, null);
+        Tensor runningVar, bool training, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null, Tensor? live = null) =>
+        BatchNorm2d("BatchNorm2d", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: false, null, live);
 
     /// <summary>
-    /// <see cref="BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?)"/>
+    /// <see cref="BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?, Tensor?)"/>
     /// fused with an optional residual add and a ReLU: <c>y = max(0, BatchNorm2d(x) + residual)</c> (the end of a
     /// ResNet block; without <paramref name="residual"/> the conv–BN–ReLU of its first half) in one elementwise pass,
     /// and a backward that masks the upstream gradient where y = 0 inside the channel sums and the input gradient
     /// (the residual's gradient is the masked upstream gradient). Saves y, the mean and 1/√(σ² + eps). The plan must
     /// be <see cref="BatchNormReduction.Chunks"/> or <see cref="BatchNormReduction.Groups"/> (every default is).
+    /// With <paramref name="live"/> only the live samples count, as in BatchNorm2d (off samples: y = 0).
     /// </summary>
     /// <exception cref="ArgumentException">As BatchNorm2d, a residual whose shape differs from the input's, or a
     /// <see cref="BatchNormReduction.PerChannel"/> plan.</exception>
     public static Tensor BatchNorm2dRelu(this Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
-        Tensor runningVar, bool training, Tensor? residual = null, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null) =>
-        BatchNorm2d("BatchNorm2dRelu", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: true, residual);
+        Tensor runningVar, bool training, Tensor? residual = null, float momentum = 0.1f, float eps = 1e-5f, BatchNormPlan? plan = null,
+        Tensor? live = null) =>
+        BatchNorm2d("BatchNorm2dRelu", tape, input, gamma, beta, runningMean, runningVar, training, momentum, eps, plan, relu: true, residual, live);
 
     private static Tensor BatchNorm2d(string op, Tape tape, Tensor input, Tensor gamma, Tensor beta, Tensor runningMean,
-        Tensor runningVar, bool training, float momentum, float eps, BatchNormPlan? plan, bool relu, Tensor? residual)
+        Tensor runningVar, bool training, float momentum, float eps, BatchNormPlan? plan, bool relu, Tensor? residual, Tensor? live)
     {
         RequireSameDevice(op, tape, input, gamma, beta, runningMean, runningVar);
+
         if (residual is not null)
         {
             RequireSameDevice(op, tape, residual);
@@ -132,6 +145,13 @@ public static partial class Ops
         }
         RequireNchw(op, input);
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3);
+        if (live is not null)
+        {
+            RequireSameDevice(op, tape, live);
+            if (live.Length != batch)
+                throw new ArgumentException(
+                    $"{op}: the live-sample mask must have B = {batch} elements (input {input.ShapeString}); got shape {live.ShapeString}.", nameof(live));
+        }
         RequireChannelVector(op, nameof(gamma), gamma, channels, input);
         RequireChannelVector(op, nameof(beta), beta, channels, input);
         RequireChannelVector(op, nameof(runningMean), runningMean, channels, input);
@@ -147,7 +167,7 @@ public static partial class Ops
 
         var d = tape.Device;
         var launch = plan ?? BatchNormPlan.For(d, channels, batch * spatial);
-        launch.Validate(d, op, relu);
+        launch.Validate(d, op, relu, live is not null);
 
         bool needsGrad = residual is null ? tape.NeedsGrad(input, gamma, beta) : tape.NeedsGrad(input, gamma, beta, residual);
         var y = tape.NewTensor([.. input.Shape]);
@@ -158,13 +178,16 @@ public static partial class Ops
         var group = training && tape.BatchNormGroup is { Size: > 1 } g ? g : null; // synchronised batch norm
         long statisticsCount = batch * spatial;
         if (group is not null)
-            statisticsCount = SyncBatchNormStatistics(group, launch, input, eps, momentum, mean, invstd, runningMean, runningVar);
+            statisticsCount = SyncBatchNormStatistics(group, launch, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         else if (training)
-            BatchNormStatistics(launch, input, eps, momentum, mean, invstd, runningMean, runningVar);
+            BatchNormStatistics(launch, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         else
             d.Kernels.BatchNormInferenceStatistics(d.Stream, channelExtent, channels, channelExtent, eps,
                 runningMean.View, runningVar.View, mean.View, invstd.View);
-        if (relu)
+        if (live is not null)
+            d.Kernels.BatchNormForwardNormalizeMasked(d.Stream, ext, n, ext, channels, spatial, relu ? 1 : 0, residual is null ? 0 : 1,
+                live.View, input.View, mean.View, invstd.View, gamma.View, beta.View, (residual ?? input).View, y.View);
+        else if (relu)
             d.Kernels.BatchNormForwardNormalizeRelu(d.Stream, ext, n, ext, channels, spatial, residual is null ? 0 : 1,
                 input.View, mean.View, invstd.View, gamma.View, beta.View, (residual ?? input).View, y.View);
         else
@@ -180,6 +203,12 @@ public static partial class Ops
         tape.Own(mean);
         tape.Own(invstd);
 
+        if (live is not null)
+        {
+            tape.Record(op, y, () => BatchNormBackwardMasked(launch, training, input, y, relu, residual, gamma, beta, mean, invstd, live,
+                group, statisticsCount));
+            return y;
+        }
         float statisticsWeight = training ? 1f / statisticsCount : 0f;
         tape.Record(op, y, () =>
         {
@@ -205,16 +234,48 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// The recorded backward of the live-sample path: the masked channel sums (packed with the statistics weight),
+    /// the input gradient over the live samples, and the residual's gradient through the fused ReLU.
+    /// </summary>
+    private static void BatchNormBackwardMasked(BatchNormPlan plan, bool training, Tensor input, Tensor y, bool relu, Tensor? residual,
+        Tensor gamma, Tensor beta, Tensor mean, Tensor invstd, Tensor live, Communicator? group, long statisticsCount)
+    {
+        var d = input.Device;
+        int channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), n = y.Length, ext = d.Extent(n);
+        using var sums = Tensor.Empty(d, 2 * channels + 1);
+        BatchNormChannelSumsMasked(plan, training, input, y.Grad, relu ? y : null, mean, invstd, live, sums,
+            gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
+        if (group is not null) // the global batch's live sums and weight (dγ and dβ keep this rank's share)
+        {
+            var host = sums.ToArray();
+            group.AllReduce(host.AsSpan(0, 2 * channels));
+            host[2 * channels] = training && statisticsCount > 0 ? 1f / statisticsCount : 0f;
+            sums.CopyFrom(host);
+        }
+        if (input.RequiresGrad)
+            d.Kernels.BatchNormBackwardInputMasked(d.Stream, ext, n, ext, channels, spatial, relu ? 1 : 0, live.View, input.View,
+                y.Grad.View, (relu ? y : y.Grad).View, mean.View, invstd.View, gamma.View, sums.View, input.Grad.View);
+        if (residual is not null && residual.RequiresGrad)
+            d.Kernels.ReluBackward(d.Stream, ext, n, ext, y.View, y.Grad.View, residual.Grad.View);
+    }
+
+    /// <summary>
     /// Training-mode statistics of the NCHW <paramref name="input"/> as <paramref name="plan"/> says: overwrites
-    /// <paramref name="mean"/> and <paramref name="invstd"/> and updates the running statistics in place. Partials
-    /// come from the device pool.
+    /// <paramref name="mean"/> and <paramref name="invstd"/> and updates the running statistics in place; with
+    /// <paramref name="live"/> over the live samples only. Two steps: per-chunk partials, then a finalize per channel
+    /// (a reduction of the partials between them stays possible). Partials come from the device pool.
     /// </summary>
     internal static void BatchNormStatistics(BatchNormPlan plan, Tensor input, float eps, float momentum,
-        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar)
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor? live = null)
     {
         var d = input.Device;
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
         int ext = d.Extent(channels);
+        if (live is not null)
+        {
+            BatchNormStatisticsMasked(plan, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
+            return;
+        }
         if (plan.Reduction == BatchNormReduction.PerChannel)
         {
             d.Kernels.BatchNormForwardStatistics(d.Stream, ext, channels, ext, batch, spatial, eps, momentum,
@@ -280,6 +341,62 @@ public static partial class Ops
         d.Kernels.BatchNormBackwardChannelSumsFinalize(d.Stream, ext, channels, ext, count, plan.ChunkLength, partials.View,
             sumDy.View, sumDyXhat.View, dGamma is null ? 0 : 1, dBeta is null ? 0 : 1,
             (dGamma ?? sumDyXhat).View, (dBeta ?? sumDy).View);
+    }
+
+    /// <summary>
+    /// <see cref="BatchNormStatistics"/> over the live samples: partials of three (live count, mean, M2) per chunk, then
+    /// the masked finalize.
+    /// </summary>
+    private static void BatchNormStatisticsMasked(BatchNormPlan plan, Tensor input, float eps, float momentum,
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor live)
+    {
+        var d = input.Device;
+        int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
+        int ext = d.Extent(channels), items = channels * plan.Chunks(count);
+        using var partials = Tensor.Empty(d, 3 * items);
+        if (plan.Reduction == BatchNormReduction.Chunks)
+        {
+            int itemExtent = d.Extent(items);
+            d.Kernels.BatchNormForwardStatisticsChunksMasked(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
+                plan.ChunkLength, live.View, input.View, partials.View);
+        }
+        else
+        {
+            d.Kernels.BatchNormForwardStatisticsGroupsMasked(d.Stream, new KernelConfig(items, plan.GroupSize), channels, spatial, count,
+                plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, live.View, input.View, partials.View);
+        }
+        d.Kernels.BatchNormForwardStatisticsFinalizeMasked(d.Stream, ext, channels, ext, spatial, count, plan.ChunkLength, eps, momentum,
+            live.View, input.View, partials.View, mean.View, invstd.View, runningMean.View, runningVar.View);
+    }
+
+    /// <summary>
+    /// The backward channel sums over the live samples, packed into <paramref name="sums"/> [2·C + 1] (Σdy, Σdy·x̂, and
+    /// the statistics weight 1/N in training mode, else 0) and accumulated into dGamma/dBeta when given.
+    /// </summary>
+    private static void BatchNormChannelSumsMasked(BatchNormPlan plan, bool training, Tensor input, Tensor dOutput, Tensor? reluOutput,
+        Tensor mean, Tensor invstd, Tensor live, Tensor sums, Tensor? dGamma, Tensor? dBeta)
+    {
+        int mask = reluOutput is null ? 0 : 1;
+        var output = (reluOutput ?? dOutput).View; // ignored without the mask
+        var d = input.Device;
+        int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
+        int ext = d.Extent(channels), items = channels * plan.Chunks(count);
+        using var partials = Tensor.Empty(d, 2 * items);
+        if (plan.Reduction == BatchNormReduction.Chunks)
+        {
+            int itemExtent = d.Extent(items);
+            d.Kernels.BatchNormBackwardChannelSumsChunksMasked(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
+                plan.ChunkLength, mask, live.View, input.View, dOutput.View, output, mean.View, invstd.View, partials.View);
+        }
+        else
+        {
+            d.Kernels.BatchNormBackwardChannelSumsGroupsMasked(d.Stream, new KernelConfig(items, plan.GroupSize), channels, spatial, count,
+                plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, mask, live.View, input.View, dOutput.View, output,
+                mean.View, invstd.View, partials.View);
+        }
+        d.Kernels.BatchNormBackwardChannelSumsFinalizeMasked(d.Stream, ext, channels, ext, spatial, count, plan.ChunkLength,
+            training ? 1 : 0, live.View, partials.View, sums.View, dGamma is null ? 0 : 1, dBeta is null ? 0 : 1,
+            (dGamma ?? sums).View, (dBeta ?? sums).View);
     }
 
     internal static void RequireNchw(string op, Tensor input)

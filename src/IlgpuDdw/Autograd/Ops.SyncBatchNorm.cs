@@ -11,11 +11,15 @@ public static partial class Ops
     /// exchange those three numbers per channel (all-gather) and every rank merges them in rank order, so every rank
     /// gets the same mean and 1/√(σ² + eps) bit for bit. Overwrites <paramref name="mean"/> and
     /// <paramref name="invstd"/>, updates the running statistics as the kernels do (unbiased variance of the global
-    /// batch) and returns the global count N = Σ B·H·W (the backward's statistics weight is 1/N).
+    /// batch) and returns the global count N = Σ B·H·W (the backward's statistics weight is 1/N). With
+    /// <paramref name="live"/> (the live-sample mask of an off-node batch norm) only the live samples count, through the
+    /// masked partial kernels, as <see cref="Kernels.BatchNormKernels.ForwardStatisticsFinalizeMasked"/> does: N = 0
+    /// leaves the running statistics and normalises with them, N = 1 leaves them unchanged.
     /// </summary>
     internal static long SyncBatchNormStatistics(Communicator group, BatchNormPlan plan, Tensor input, float eps, float momentum,
-        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar)
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor? live = null)
     {
+        if (live is not null) return SyncBatchNormStatisticsMasked(group, plan, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         var d = input.Device;
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
         if (plan.Reduction == BatchNormReduction.PerChannel) plan = new BatchNormPlan(BatchNormReduction.Chunks, count, 1); // one chunk per channel
@@ -55,6 +59,69 @@ public static partial class Ops
             local[3 * c + 1] = pivot[0] + m;
             local[3 * c + 2] = m2;
         }
+        return MergeRankStatistics(group, local, eps, momentum, mean, invstd, runningMean, runningVar);
+    }
+
+    /// <summary>
+    /// This rank's (count, mean, M2) per channel over the live samples of <paramref name="input"/> (the masked partial
+    /// kernels, shifted by the first live sample's value as they are), merged over its chunks in double.
+    /// </summary>
+    private static long SyncBatchNormStatisticsMasked(Communicator group, BatchNormPlan plan, Tensor input, float eps, float momentum,
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor live)
+    {
+        var d = input.Device;
+        int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
+        if (plan.Reduction == BatchNormReduction.PerChannel) plan = new BatchNormPlan(BatchNormReduction.Chunks, count, 1);
+        int chunks = plan.Chunks(count), items = channels * chunks;
+        var partialsHost = new float[3 * items];
+        using (var partials = Tensor.Empty(d, 3 * items))
+        {
+            if (plan.Reduction == BatchNormReduction.Chunks)
+            {
+                int itemExtent = d.Extent(items);
+                d.Kernels.BatchNormForwardStatisticsChunksMasked(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
+                    plan.ChunkLength, live.View, input.View, partials.View);
+            }
+            else
+            {
+                d.Kernels.BatchNormForwardStatisticsGroupsMasked(d.Stream, new ILGPU.KernelConfig(items, plan.GroupSize), channels, spatial, count,
+                    plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, live.View, input.View, partials.View);
+            }
+            d.Download(partials.View, partialsHost.AsSpan());
+        }
+        var liveHost = live.ToArray();
+        int first = Math.Max(0, Array.FindIndex(liveHost, v => v != 0f)); // the kernels' pivot sample
+        var pivot = new float[1];
+        var local = new double[3 * channels];
+        for (int c = 0; c < channels; c++)
+        {
+            d.Download(input.View.SubView(((long)first * channels + c) * spatial, 1), pivot.AsSpan());
+            double n = 0, m = 0, m2 = 0;
+            for (int k = 0; k < chunks; k++)
+            {
+                int p = 3 * (c * chunks + k);
+                double nk = partialsHost[p];
+                if (nk == 0) continue;
+                double total = n + nk, delta = partialsHost[p + 1] - m, weight = nk / total;
+                m += delta * weight;
+                m2 += partialsHost[p + 2] + delta * delta * n * weight;
+                n = total;
+            }
+            local[3 * c] = n;
+            local[3 * c + 1] = pivot[0] + m;
+            local[3 * c + 2] = m2;
+        }
+        return MergeRankStatistics(group, local, eps, momentum, mean, invstd, runningMean, runningVar);
+    }
+
+    /// <summary>
+    /// Merges every rank's (count, mean, M2) per channel in rank order (the same on every rank), writes mean and
+    /// 1/√(σ² + eps), updates the running statistics and returns the global count.
+    /// </summary>
+    private static long MergeRankStatistics(Communicator group, double[] local, float eps, float momentum,
+        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar)
+    {
+        int channels = local.Length / 3;
         var all = group.AllGather<double>(local);
         var meanHost = new float[channels];
         var invstdHost = new float[channels];
@@ -75,9 +142,16 @@ public static partial class Ops
                 n = total;
             }
             globalCount = n;
+            if (n == 0) // no live value anywhere: the running statistics, unchanged
+            {
+                meanHost[c] = runningMeanHost[c];
+                invstdHost[c] = (float)(1.0 / Math.Sqrt(runningVarHost[c] + eps));
+                continue;
+            }
             float mu = (float)m;
             meanHost[c] = mu;
             invstdHost[c] = (float)(1.0 / Math.Sqrt(m2 / n + eps));
+            if (n < 2) continue; // one value: no unbiased variance, running statistics unchanged
             runningMeanHost[c] = (1f - momentum) * runningMeanHost[c] + momentum * mu;
             runningVarHost[c] = (1f - momentum) * runningVarHost[c] + momentum * (float)(m2 / (n - 1));
         }

@@ -8,8 +8,8 @@ public enum DeadNodeRule
 {
     /// <summary>
     /// What <see cref="DdwStage"/> skips at inference (default): node j ≥ 1 is skipped for a sample when every
-    /// in-edge of j is cut (its input is 0, so its output is the constant f_j(0), computed once per batch). Node 0 is
-    /// always computed; routers run for every node (each node has an output, computed or constant).
+    /// in-edge of j is cut (the node is off: its output is 0). Node 0 is always computed; routers run for every node
+    /// (each node has an output, computed or 0).
     /// </summary>
     InputCut,
 

@@ -18,9 +18,11 @@ namespace IlgpuDdw.Models;
 /// before node j's backward runs (<see cref="Tape.Recompute"/>: one aggregate alive at a time instead of n − 1 per
 /// stage). In no-grad mode every intermediate is freed once read (<see cref="Tape.Scope"/>); the adjacency and the
 /// router outputs stay until the tape is cleared.
-/// Dead-node skipping (evaluation, dynamic wiring, <see cref="SkipDeadNodes"/>): a node j ≥ 1 all of whose
-/// in-edges are cut for a sample receives x_j = 0, so its output is the constant f_j(0); the stage computes
-/// that constant once per batch and runs the block only on the samples that have a kept in-edge.
+/// Off nodes (dynamic wiring, training and evaluation alike): a node j ≥ 1 all of whose in-edges are cut for a
+/// sample is off for it: its output is 0 (its batch norms run over the live samples only, <see cref="NodeBlock.Forward(Tape, Tensor, Tensor?)"/>)
+/// and its out-edges are cut (<see cref="WiringOps.ClearOffRow"/>), so later nodes, keep rates and the output-edge
+/// fix-up see what the node carries. Dead-node skipping (evaluation, <see cref="SkipDeadNodes"/>) computes exactly
+/// that: the block runs only on the samples that have a kept in-edge and the others get 0.
 /// </remarks>
 public sealed class DdwStage : Module
 {
@@ -105,16 +107,18 @@ public sealed class DdwStage : Module
         for (int j = 1; j < _nodes.Count; j++)
         {
             Tensor yj;
+            Tensor? live;
             using (var node = tape.Scope())
             {
                 var x = wiring.Aggregate(tape, adjacency, j, ys);
-                if (!tape.IsRecording && !Training && Kind == WiringKind.Dynamic && SkipDeadNodes)
+                live = Kind == WiringKind.Dynamic ? tape.Retain(tape.NodeLiveMask(adjacency, j)) : null;
+                if (!tape.IsRecording && !Training && live is not null && SkipDeadNodes)
                 {
                     yj = ForwardSkippingDead(tape, adjacency, j, x);
                 }
                 else
                 {
-                    yj = _nodes[j].Forward(tape, x);
+                    yj = _nodes[j].Forward(tape, x, live);
                     _computed.Add(batch);
                 }
                 // Keep A and the node outputs; rebuild x_j just before node j's backward needs it.
@@ -125,6 +129,9 @@ public sealed class DdwStage : Module
             }
             ys.Add(yj);
             Route(tape, adjacency, j, yj);
+            if (live is null) continue;
+            tape.ClearOffRow(adjacency, j, live);
+            if (!tape.IsRecording) tape.Free(live); // nothing reads it later (stream-ordered reuse)
         }
         return scope.Keep(wiring.Aggregate(tape, adjacency, _nodes.Count, ys));
     }
@@ -141,26 +148,18 @@ public sealed class DdwStage : Module
         var a = adjacency.Read();
         int batch = adjacency.Batch;
         var live = new List<int>();
-        var dead = new List<int>();
         for (int b = 0; b < batch; b++)
         {
             bool any = false;
             for (int i = 0; i < j && !any; i++) any = a[b, i, j] != 0f;
-            (any ? live : dead).Add(b);
+            if (any) live.Add(b);
         }
-        if (dead.Count == 0)
-        {
-            _computed.Add(batch);
-            return _nodes[j].Forward(tape, x);
-        }
+        _computed.Add(live.Count);
+        if (live.Count == batch) return _nodes[j].Forward(tape, x);
         var d = tape.Device;
         int[] sampleShape = [.. x.Shape.Skip(1)];
         using var scope = tape.Scope();
-        using var zero = Tensor.Zeros(d, [1, .. sampleShape]);
-        var constant = _nodes[j].Forward(tape, zero);
-        var y = tape.NewTensor([batch, .. constant.Shape.Skip(1)]);
-        RowCopy.Copy(constant, new int[dead.Count], y, [.. dead]);
-        scope.FreeExcept(y);
+        var y = tape.Own(Tensor.Zeros(d, [.. x.Shape])); // off samples: 0 (a node keeps its input's shape)
         if (live.Count > 0)
         {
             using var xl = Tensor.Empty(d, [live.Count, .. sampleShape]);
@@ -169,7 +168,6 @@ public sealed class DdwStage : Module
             RowCopy.Copy(yl, [.. Enumerable.Range(0, live.Count)], y, [.. live]);
             scope.FreeExcept(y);
         }
-        _computed.Add(live.Count);
         return scope.Keep(y);
     }
 }

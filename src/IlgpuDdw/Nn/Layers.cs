@@ -80,9 +80,23 @@ public sealed class BatchNorm2d : Module
     /// <summary>Running (unbiased) variance [C].</summary>
     public Tensor RunningVar { get; }
 
+    /// <summary>
+    /// A [B] live-sample mask for the next forward passes (null: every sample live): statistics, running statistics and
+    /// gradients over the live samples only, off samples' outputs 0 (see <see cref="Ops.BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?, Tensor?)"/>). Set by a
+    /// DDW node for the duration of its forward.
+    /// </summary>
+    public Tensor? LiveMask { get; set; }
+
+    /// <summary>
+    /// The running-statistics momentum of the next training-mode forward passes in place of the spec's (null: the
+    /// spec's); precise batch norm (<c>Training.BatchNormRecalibration</c>) sets 1/(k + 1) for batch k.
+    /// </summary>
+    public float? MomentumOverride { get; set; }
+
     /// <inheritdoc/>
     public override Tensor Forward(Tape tape, Tensor input) =>
-        tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, (float)Spec.Momentum, (float)Spec.Eps);
+        tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, MomentumOverride ?? (float)Spec.Momentum, (float)Spec.Eps,
+            live: LiveMask);
 }
 
 /// <summary>Pointwise activation (ReLU or ReLU6; None passes the input through).</summary>

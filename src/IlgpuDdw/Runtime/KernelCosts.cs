@@ -38,6 +38,8 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>BatchNormForwardNormalize</term><description>4·n; 2·n + 4·C</description></item>
 /// <item><term>BatchNormBackwardChannelSums</term><description>5·B·C·S; x + dy + 4·C</description></item>
 /// <item><term>BatchNormBackwardInput</term><description>8·n; x + dy + 2·dx + 5·C</description></item>
+/// <item><term>BatchNorm…Masked (live-sample path)</term><description>as the unmasked kernel, upper bound with every sample live, + B mask floats; statistics partials 3 floats each; ForwardNormalizeMasked 4·n (+ n ReLU, + n residual); BackwardInputMasked 8·n (+ n ReLU mask); the finalizes as the unmasked ones (+ B for the live count)</description></item>
+/// <item><term>NodeLiveMask / ClearOffRow</term><description>B·node compares; B·node + B / B·(n + 1) compares; B + 2·B·(n + 1)</description></item>
 /// <item><term>AggregationForward</term><description>2·count·B·S; A entries (B·count) + count·B·S + x (2·B·S when accumulating). Upper bound: every edge kept (cut edges skip their reads)</description></item>
 /// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S</description></item>
 /// <item><term>AggregationBackwardAdjacency</term><description>2·count·B·S; B·count + count·B·S + dX + (partials B·count·parts, or 2·B·count)</description></item>
@@ -55,6 +57,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Relu/Relu6/Sigmoid backward</term><description>1/1/4 per element; 4·n (x or y, dy, 2·dx)</description></item>
 /// <item><term>Copy, AddForward, MultiplyForward</term><description>0 / n / n; 2·n / 3·n / 3·n</description></item>
 /// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n / 4·n</description></item>
+/// <item><term>MaskSamplesForward / MaskSamplesBackward</term><description>n compares; 2·n + B / 3·n + B</description></item>
 /// <item><term>CrossEntropyForward</term><description>6·B·K; B·K logits + B labels + B losses + B·K saved</description></item>
 /// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n</description></item>
 /// <item><term>ArgmaxRows</term><description>rows·columns; rows·columns + rows</description></item>
@@ -208,6 +211,74 @@ public static class KernelCosts
         ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
         Cost(n, 9.0 * n, 5.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
+    // ---- BatchNorm, live-sample path: the unmasked formulas with every sample live (an upper bound), + the [B] mask ----
+
+    public static KernelCost BatchNormForwardStatisticsChunksMasked(int items, int stride, int channels, int spatial, int count, int chunkLength,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials) => MaskedPartials(items, channels, spatial, count);
+
+    public static KernelCost BatchNormForwardStatisticsGroupsMasked(int channels, int spatial, int count, int chunkLength, int planeStep,
+        int positionStep, ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials) =>
+        MaskedPartials((long)channels * Chunks(count, chunkLength), channels, spatial, count);
+
+    /// <summary>A masked partial-statistics launch: as <see cref="StatisticsPartials"/> with 3 floats per partial and the mask read.</summary>
+    private static KernelCost MaskedPartials(long items, int channels, int spatial, int count)
+    {
+        var c = StatisticsPartials(items, channels, spatial, count);
+        return c with { Bytes = c.Bytes + 4.0 * (items + count / Math.Max(1, spatial)) };
+    }
+
+    public static KernelCost BatchNormForwardStatisticsFinalizeMasked(int channels, int stride, int spatial, int count, int chunkLength, float eps,
+        float momentum, ArrayView<float> live, ArrayView<float> x, ArrayView<float> partials, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> runningMean, ArrayView<float> runningVar)
+    {
+        double parts = (double)channels * Chunks(count, chunkLength);
+        return Cost(channels, 8 * parts + 12.0 * channels, 3 * parts + 7.0 * channels + count / Math.Max(1, spatial));
+    }
+
+    public static KernelCost BatchNormBackwardChannelSumsChunksMasked(int items, int stride, int channels, int spatial, int count, int chunkLength,
+        int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> partials) => MaskedChannelSums(items, channels, spatial, count, reluMask);
+
+    public static KernelCost BatchNormBackwardChannelSumsGroupsMasked(int channels, int spatial, int count, int chunkLength, int planeStep,
+        int positionStep, int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output,
+        ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> partials) =>
+        MaskedChannelSums((long)channels * Chunks(count, chunkLength), channels, spatial, count, reluMask);
+
+    /// <summary>A masked backward-sums launch: as <see cref="ChannelSumPartials"/> with the mask read.</summary>
+    private static KernelCost MaskedChannelSums(long items, int channels, int spatial, int count, int reluMask)
+    {
+        var c = ChannelSumPartials(items, channels, spatial, count, reluMask);
+        return c with { Bytes = c.Bytes + (double)count / Math.Max(1, spatial) };
+    }
+
+    public static KernelCost BatchNormBackwardChannelSumsFinalizeMasked(int channels, int stride, int spatial, int count, int chunkLength,
+        int training, ArrayView<float> live, ArrayView<float> partials, ArrayView<float> sums, int accumulateGamma, int accumulateBeta,
+        ArrayView<float> dGamma, ArrayView<float> dBeta)
+    {
+        var c = BatchNormBackwardChannelSumsFinalize(channels, stride, count, chunkLength, partials, sums, sums, accumulateGamma, accumulateBeta,
+            dGamma, dBeta);
+        int batch = count / Math.Max(1, spatial);
+        return c with { Flops = c.Flops + batch + 1, Bytes = c.Bytes + batch + 1 };
+    }
+
+    public static KernelCost BatchNormForwardNormalizeMasked(int n, int stride, int channels, int spatial, int relu, int addResidual,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> residual, ArrayView<float> y)
+    {
+        int batch = n / Math.Max(1, channels * spatial);
+        double flops = (4.0 + (relu != 0 ? 1 : 0) + (addResidual != 0 ? 1 : 0)) * n;
+        return Cost(n, flops, (addResidual != 0 ? 3.0 : 2.0) * n + 4.0 * channels + batch, Describe(batch, channels, spatial));
+    }
+
+    public static KernelCost BatchNormBackwardInputMasked(int n, int stride, int channels, int spatial, int reluMask, ArrayView<float> live,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput)
+    {
+        int batch = n / Math.Max(1, channels * spatial);
+        bool masked = reluMask != 0;
+        return Cost(n, (masked ? 9.0 : 8.0) * n, (masked ? 5.0 : 4.0) * n + 5.0 * channels + 1 + batch, Describe(batch, channels, spatial));
+    }
+
     // ---- Conv2d ----
 
     public static KernelCost Conv2dForward(int n, int stride, Conv2dGeometry g, int channelBlock, ArrayView<float> input, ArrayView<float> weight,
@@ -277,6 +348,12 @@ public static class KernelCosts
 
     public static KernelCost AddForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
+    public static KernelCost MaskSamplesForward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(n, n, 2.0 * n + (double)n / Math.Max(1, sampleSize));
+
+    public static KernelCost MaskSamplesBackward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
+        ArrayView<float> dInput) => Cost(n, n, 3.0 * n + (double)n / Math.Max(1, sampleSize));
+
     public static KernelCost MultiplyForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
     public static KernelCost MultiplyBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> other, ArrayView<float> dSelf) =>
@@ -311,6 +388,12 @@ public static class KernelCosts
 
     public static KernelCost ForceOutputEdge(int n, int stride, int nodes, ArrayView<float> fallback, ArrayView<float> adjacency) =>
         Cost(n, (double)n * nodes * (nodes + 1) / 2, (double)n * (nodes + nodes * (nodes + 1) / 2.0 + 1));
+
+    public static KernelCost NodeLiveMask(int n, int stride, int nodes, int node, ArrayView<float> adjacency, ArrayView<float> live) =>
+        Cost(n, (double)n * node, (double)n * node + n);
+
+    public static KernelCost ClearOffRow(int n, int stride, int nodes, int node, ArrayView<float> live, ArrayView<float> adjacency) =>
+        Cost(n, n, (double)n / (nodes + 1) + 2.0 * n);
 
     public static KernelCost TermBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
         Cost(n, 2.0 * n, 1 + 3.0 * n);

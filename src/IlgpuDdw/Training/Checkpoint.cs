@@ -155,6 +155,25 @@ public static class Checkpoint
         });
     }
 
+    /// <summary>
+    /// Writes <paramref name="destination"/>: the checkpoint <paramref name="source"/> (its metadata, optimizer state and
+    /// training progress) with <paramref name="model"/>'s parameters and buffers (e.g. recalibrated batch-norm running
+    /// statistics, <see cref="BatchNormRecalibration"/>), and <paramref name="extraMetadata"/> added.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The source is not a valid checkpoint.</exception>
+    /// <exception cref="RunFileException">A file cannot be read or written.</exception>
+    public static void SaveFrom(string source, string destination, DdwNet model, IReadOnlyDictionary<string, string> extraMetadata)
+    {
+        ArgumentNullException.ThrowIfNull(extraMetadata);
+        var file = Read(source);
+        Info(source, file);
+        var metadata = new Dictionary<string, string>(file.Metadata);
+        foreach (var (k, v) in extraMetadata) metadata[k] = v;
+        var extra = file.Tensors.Where(t => t.Key.StartsWith("optimizer.", StringComparison.Ordinal))
+            .Select(t => new KeyValuePair<string, SafeTensor>(t.Key, t.Value)).ToArray();
+        Save(destination, model, metadata, extra);
+    }
+
     /// <summary>The first NaN or ±∞ of <paramref name="values"/>, if any.</summary>
     internal static (int Index, float Value)? FirstNonFinite(ReadOnlySpan<float> values)
     {

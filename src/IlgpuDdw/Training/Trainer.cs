@@ -242,6 +242,12 @@ public sealed class Trainer : IDisposable
         device.Synchronize();
         double trainSeconds = trainClock.Elapsed.TotalSeconds;
         long peak = device.PeakBytes;
+        if (_options.RecalibrateBnImages > 0 && _net is not null && epoch + 1 == _options.Epochs)
+        {
+            double before = Evaluate(Test).Accuracy;
+            var recalibration = BatchNormRecalibration.Recalibrate(_net, Train, Math.Min(_options.RecalibrateBnImages, Train.Count), _options.EvalBatchSize);
+            LastRecalibration = (recalibration, before);
+        }
         var eval = Evaluate(Test);
         LastEval = eval;
         Epoch++;
@@ -257,6 +263,12 @@ public sealed class Trainer : IDisposable
         if (_parallel is not null) Communicator.Barrier(); // no rank runs ahead of rank 0's checkpoint
         return result;
     }
+
+    /// <summary>
+    /// The precise batch-norm pass after the last epoch (<see cref="TrainerOptions.RecalibrateBnImages"/>) and the test
+    /// accuracy before it (the last epoch's result holds the accuracy after it); null when none ran.
+    /// </summary>
+    public (RecalibrationResult Result, double TestAccuracyBefore)? LastRecalibration { get; private set; }
 
     /// <summary>The model name of this run's metrics records.</summary>
     internal string RunModelName => _net?.Spec.Name ?? Model.GetType().Name;

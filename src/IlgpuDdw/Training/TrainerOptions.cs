@@ -93,6 +93,12 @@ public sealed record TrainerOptions
     /// <summary>Stochastic gate: the last fraction of all steps trained without gate noise (default 0.1).</summary>
     public float NoiseOffFraction { get; init; } = 0.1f;
 
+    /// <summary>
+    /// Precise batch norm after the last epoch: recompute every batch norm's running statistics with the final wiring on
+    /// this many training images (<see cref="BatchNormRecalibration"/>) before the final evaluation; 0 = off (default).
+    /// </summary>
+    public int RecalibrateBnImages { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid value.</summary>
     public void Validate()
     {
@@ -115,5 +121,6 @@ public sealed record TrainerOptions
         if (!(BatchShapingAlpha > 0) || !float.IsFinite(BatchShapingAlpha)) throw new ArgumentException($"Batch-shaping α must be positive; got {BatchShapingAlpha}.");
         if (!(BatchShapingBeta > 0) || !float.IsFinite(BatchShapingBeta)) throw new ArgumentException($"Batch-shaping β must be positive; got {BatchShapingBeta}.");
         if (NoiseOffFraction is < 0 or > 1 || float.IsNaN(NoiseOffFraction)) throw new ArgumentException($"Noise-off fraction must be in [0, 1]; got {NoiseOffFraction}.");
+        if (RecalibrateBnImages < 0) throw new ArgumentException($"--recalibrate-bn must be ≥ 0 images (0 = off); got {RecalibrateBnImages}.");
     }
 }

@@ -11,6 +11,9 @@ namespace IlgpuDdw.Verification;
 /// than such a group's threads wherever warps have 4 lanes or more (idle threads). The fused BatchNorm2d + residual
 /// + ReLU (<see cref="Ops.BatchNorm2dRelu"/>) at the same shapes: the default plan with a residual, the chunked and
 /// grouped reductions without and with one; residuals keep BN(x) + residual at least 0.05 from the ReLU kink.
+/// The live-sample path (a [B] mask) at the same shapes with some samples off, every sample off (no NaN: the running
+/// statistics stay, outputs and gradients are 0), a single live value per channel (N = 1: no running update) and
+/// every sample live, through the default plan and the forced Chunks and Groups rungs, plain and fused.
 /// </summary>
 internal static class BatchNormCases
 {
@@ -29,6 +32,24 @@ internal static class BatchNormCases
     ];
 
     private static readonly string[] FusedResidualPasses = [.. FusedPasses, "BatchNorm2d.FusedBackwardResidual"];
+
+    private static readonly string[] LivePasses =
+    [
+        "BatchNorm2d.LiveForward", "BatchNorm2d.RunningMean", "BatchNorm2d.RunningVar",
+        "BatchNorm2d.LiveBackwardInput", "BatchNorm2d.LiveBackwardGamma", "BatchNorm2d.LiveBackwardBeta",
+    ];
+
+    private static readonly string[] LiveResidualPasses = [.. LivePasses, "BatchNorm2d.LiveBackwardResidual"];
+
+    /// <summary>Live-sample masks per test shape's batch: some off, all off, and (batch 4) all live.</summary>
+    private static float[][] LiveMasks(int batch) => batch switch
+    {
+        1 => [[0f]],
+        2 => [[0f, 1f], [0f, 0f]],
+        3 => [[1f, 0f, 1f], [0f, 1f, 0f]],
+        4 => [[1f, 1f, 1f, 1f], [0f, 0f, 1f, 0f]],
+        _ => [[1f, 0f, 0f, 1f, 1f, 0f, 1f, 1f]],
+    };
 
     public static IEnumerable<VerifyCase> All()
     {
@@ -67,6 +88,22 @@ internal static class BatchNormCases
                         d => RunFused(d, shape, training, fusedDesc, residual,
                             reduction is { } r ? new BatchNormPlan(r, chunk, TwoWarps(d)) : null));
                 }
+                (string Name, BatchNormReduction? Reduction, int ChunkLength, bool Relu, bool Residual)[] masked =
+                [
+                    ("", null, 0, false, false),
+                    ($" chunks of {chunk}", BatchNormReduction.Chunks, chunk, false, false),
+                    ($" groups, chunks of {shortChunk}", BatchNormReduction.Groups, shortChunk, false, false),
+                    ($" +relu chunks of {shortChunk}", BatchNormReduction.Chunks, shortChunk, true, false),
+                    ($" +residual+relu groups, chunks of {chunk}", BatchNormReduction.Groups, chunk, true, true),
+                ];
+                foreach (var live in LiveMasks(shape[0]))
+                    foreach (var (name, reduction, chunkLength, relu, residual) in masked)
+                    {
+                        string liveDesc = $"{desc} live {string.Concat(live.Select(v => v != 0f ? '1' : '0'))}{name}";
+                        yield return new("BatchNorm2d", liveDesc, residual ? LiveResidualPasses : LivePasses,
+                            d => RunLive(d, shape, live, training, liveDesc, relu, residual,
+                                reduction is { } r ? new BatchNormPlan(r, chunkLength, TwoWarps(d)) : null));
+                    }
             }
     }
 
@@ -144,13 +181,59 @@ internal static class BatchNormCases
             yield return VerifyResult.Compare("BatchNorm2d.FusedBackwardResidual", desc, dResidual, tResidual.GradToArray(), Tolerance.Backward);
     }
 
-    /// <summary>A residual r in [−1, 1) with |BatchNorm2d(x) + r| ≥ 0.05 everywhere (away from the ReLU kink).</summary>
+    /// <summary>
+    /// One live-sample case: <see cref="Ops.BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?, Tensor?)"/>
+    /// (or <see cref="Ops.BatchNorm2dRelu"/> when <paramref name="relu"/>, with a residual when <paramref name="withResidual"/>)
+    /// with the mask <paramref name="live"/> and <paramref name="plan"/> (null: the device's default), against the float reference.
+    /// </summary>
+    internal static IEnumerable<VerifyResult> RunLive(Device device, int[] shape, float[] live, bool training, string desc, bool relu,
+        bool withResidual, BatchNormPlan? plan)
+    {
+        int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s;
+        var x = Seeded.Uniform<float>(n, 21, -2, 3); var g = Seeded.Uniform<float>(n, 22);
+        var gamma = Seeded.Uniform<float>(c, 23, 0.5, 1.5); var beta = Seeded.Uniform<float>(c, 24);
+        var runningMean = Seeded.Uniform<float>(c, 25); var runningVar = Seeded.Uniform<float>(c, 26, 0.5, 2);
+        var residual = withResidual ? AwayFromKink(x, b, c, s, gamma, beta, runningMean, runningVar, training, live) : [];
+
+        using var tx = Tensor.FromArray(device, x, shape); tx.RequiresGrad = true;
+        using var tGamma = Tensor.FromArray(device, gamma, c); tGamma.RequiresGrad = true;
+        using var tBeta = Tensor.FromArray(device, beta, c); tBeta.RequiresGrad = true;
+        using var tMean = Tensor.FromArray(device, runningMean, c);
+        using var tVar = Tensor.FromArray(device, runningVar, c);
+        using var tLive = Tensor.FromArray(device, live, b);
+        using var tResidual = withResidual ? Tensor.FromArray(device, residual, shape) : null;
+        if (tResidual is not null) tResidual.RequiresGrad = true;
+        using var tape = new Tape(device);
+        var y = relu
+            ? tape.BatchNorm2dRelu(tx, tGamma, tBeta, tMean, tVar, training, tResidual, Momentum, Eps, plan, tLive)
+            : tape.BatchNorm2d(tx, tGamma, tBeta, tMean, tVar, training, Momentum, Eps, plan, tLive);
+        tape.Backward(y, g);
+
+        var ey = new float[n]; var mean = new float[c]; var invstd = new float[c];
+        R.LiveForward<float>(x, b, c, s, live, gamma, beta, runningMean, runningVar, training, Momentum, Eps, relu, residual, ey, mean, invstd);
+        var dx = new float[n]; var dGamma = new float[c]; var dBeta = new float[c];
+        var dResidual = withResidual ? new float[n] : [];
+        R.LiveBackwardFused<float>(x, g, ey, b, c, s, live, mean, invstd, gamma, training, relu, dx, dGamma, dBeta, dResidual);
+        yield return VerifyResult.Compare("BatchNorm2d.LiveForward", desc, ey, y.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.RunningMean", desc, runningMean, tMean.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.RunningVar", desc, runningVar, tVar.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.LiveBackwardInput", desc, dx, tx.GradToArray(), Tolerance.Backward);
+        yield return VerifyResult.Compare("BatchNorm2d.LiveBackwardGamma", desc, dGamma, tGamma.GradToArray(), Tolerance.Backward);
+        yield return VerifyResult.Compare("BatchNorm2d.LiveBackwardBeta", desc, dBeta, tBeta.GradToArray(), Tolerance.Backward);
+        if (tResidual is not null)
+            yield return VerifyResult.Compare("BatchNorm2d.LiveBackwardResidual", desc, dResidual, tResidual.GradToArray(), Tolerance.Backward);
+    }
+
+    /// <summary>
+    /// A residual r in [−1, 1) with |BatchNorm2d(x) + r| ≥ 0.05 everywhere (away from the ReLU kink); with
+    /// <paramref name="live"/>, BatchNorm2d over the live samples.
+    /// </summary>
     private static float[] AwayFromKink(float[] x, int b, int c, int s, float[] gamma, float[] beta, float[] runningMean,
-        float[] runningVar, bool training)
+        float[] runningVar, bool training, float[]? live = null)
     {
         var z = new float[x.Length];
-        R.Forward<float>(x, b, c, s, gamma, beta, (float[])runningMean.Clone(), (float[])runningVar.Clone(), training, Momentum, Eps,
-            z, new float[c], new float[c]);
+        R.LiveForward<float>(x, b, c, s, live ?? [], gamma, beta, (float[])runningMean.Clone(), (float[])runningVar.Clone(), training,
+            Momentum, Eps, relu: false, [], z, new float[c], new float[c]);
         var r = Seeded.Uniform<float>(x.Length, 17);
         for (int i = 0; i < r.Length; i++)
             if (MathF.Abs(z[i] + r[i]) < 0.05f) r[i] += z[i] + r[i] < 0f ? -0.1f : 0.1f;

@@ -5,7 +5,8 @@ namespace IlgpuDdw.Verification;
 
 /// <summary>
 /// Add, multiply, sum and mean, forward and backward: on one tape with ReLU at lengths 1, 37, 4099, and each op
-/// on its own at shapes of rank 1 to 4.
+/// on its own at shapes of rank 1 to 4; the per-sample mask (<see cref="Ops.MaskSamples"/>) with some, none and all but
+/// one sample live.
 /// </summary>
 internal static class ElementwiseCases
 {
@@ -26,6 +27,27 @@ internal static class ElementwiseCases
                 yield return new(Family, $"{op} {desc}", [$"{op}.Forward", $"{op}.Backward"], d => Binary(d, op, shape, desc));
             yield return new(Family, $"Sum+Mean {desc}", ["Sum.Forward", "Mean.Forward", "Sum+Mean.Backward", "SumOfSquares.Forward"], d => SumMean(d, shape, desc));
         }
+        foreach (var (shape, live) in new (int[], float[])[] { ([3, 2, 5], [1, 0, 1]), ([1, 7], [0]), ([4, 13, 1, 3], [1, 1, 0, 1]) })
+        {
+            string desc = $"{Tensor.Format(shape)} live {string.Concat(live.Select(v => v != 0f ? '1' : '0'))}";
+            yield return new(Family, $"MaskSamples {desc}", ["MaskSamples.Forward", "MaskSamples.Backward"], d => MaskSamples(d, shape, live, desc));
+        }
+    }
+
+    private static IEnumerable<VerifyResult> MaskSamples(Device device, int[] shape, float[] live, string desc)
+    {
+        int n = shape.Aggregate(1, (p, v) => p * v), sample = n / shape[0];
+        var x = Seeded.Uniform<float>(n, 71); var g = Seeded.Uniform<float>(n, 72);
+        using var tx = Tensor.FromArray(device, x, shape); tx.RequiresGrad = true;
+        using var tLive = Tensor.FromArray(device, live, live.Length);
+        using var tape = new Tape(device);
+        var y = tape.MaskSamples(tx, tLive);
+        tape.Backward(y, g);
+        var ey = new float[n]; var dx = new float[n];
+        R.MaskSamplesForward<float>(x, live, sample, ey);
+        R.MaskSamplesBackward<float>(g, live, sample, dx);
+        yield return VerifyResult.Compare("MaskSamples.Forward", desc, ey, y.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("MaskSamples.Backward", desc, dx, tx.GradToArray(), Tolerance.Backward);
     }
 
     private static IEnumerable<VerifyResult> OneTape(Device device, int n)

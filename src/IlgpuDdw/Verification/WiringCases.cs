@@ -1,3 +1,6 @@
+using IlgpuDdw.Autograd;
+using IlgpuDdw.Kernels.Reference;
+using IlgpuDdw.Runtime;
 using IlgpuDdw.Wiring;
 
 namespace IlgpuDdw.Verification;
@@ -8,7 +11,9 @@ namespace IlgpuDdw.Verification;
 /// channel counts, non-square maps, batch 1 and 3, 2 to 9 nodes (9: the output node reads its sources in two
 /// launches), both gate gradients, and fixed aggregation launch geometries (chunk length, parts per sample)
 /// besides the device's own; then every gate (<see cref="GateCase"/>: threshold, continuous, stochastic with and
-/// without noise, top-k) over whole adjacencies, with and without the output-edge fix-up.
+/// without noise, top-k) over whole adjacencies, with and without the output-edge fix-up; then the off-node kernels
+/// (<see cref="WiringOps.NodeLiveMask"/>, <see cref="WiringOps.ClearOffRow"/>) node by node over adjacencies with
+/// columns cut for some samples, against <see cref="GateReference"/>.
 /// </summary>
 internal static class WiringCases
 {
@@ -54,7 +59,47 @@ internal static class WiringCases
             new(GateKind.TopK, 5, 3, 0.5f, kept, false, !force, 0.5, 111),
             new(GateKind.TopK, 9, 2, 0.5f, kept, false, !force, 0.5, 112),
         ];
+        (int Nodes, int Batch, int Seed)[] offNodes = [(2, 1, 201), (3, 5, 202), (5, 3, 203), (9, 2, 204)];
         return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))))
-            .Concat(gates.Select(c => new VerifyCase("Wiring", c.ToString(), c.Passes, c.Run)));
+            .Concat(gates.Select(c => new VerifyCase("Wiring", c.ToString(), c.Passes, c.Run)))
+            .Concat(offNodes.Select(o => new VerifyCase("Wiring", $"off nodes n={o.Nodes} B={o.Batch}", OffNodePasses,
+                d => RunOffNodes(d, o.Nodes, o.Batch, o.Seed))));
+    }
+
+    private static readonly string[] OffNodePasses = ["NodeLiveMask.Forward", "ClearOffRow.Forward"];
+
+    /// <summary>
+    /// Node by node (1..n−1) over a seeded adjacency whose entries are cut with probability ½: the live mask of the
+    /// node's column, then its off rows cleared, on the device and in the reference; the masks and the final matrix
+    /// are compared.
+    /// </summary>
+    private static IEnumerable<VerifyResult> RunOffNodes(Device device, int nodes, int batch, int seed)
+    {
+        var r = new Random(seed);
+        int size = nodes + 1;
+        var a = new float[batch * size * size];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = i + 1; j < size; j++)
+                    a[GateReference.Index(nodes, b, i, j)] = r.NextDouble() < 0.5 ? 0f : (float)(0.1 + 0.9 * r.NextDouble());
+        var expected = (float[])a.Clone();
+        var masks = new List<float>();
+        var actualMasks = new List<float>();
+        using var tape = new Tape(device);
+        using var adjacency = new Adjacency(device, nodes, batch);
+        adjacency.Tensor.CopyFrom(a);
+        for (int j = 1; j < nodes; j++)
+        {
+            var live = new float[batch];
+            GateReference.NodeLiveMask<float>(expected, batch, nodes, j, live);
+            GateReference.ClearOffRow<float>(live, batch, nodes, j, expected);
+            masks.AddRange(live);
+            var tLive = tape.NodeLiveMask(adjacency, j);
+            tape.ClearOffRow(adjacency, j, tLive);
+            actualMasks.AddRange(tLive.ToArray());
+        }
+        string desc = $"n={nodes} B={batch}";
+        yield return VerifyResult.Compare("NodeLiveMask.Forward", desc, masks.ToArray(), actualMasks.ToArray(), Tolerance.Forward);
+        yield return VerifyResult.Compare("ClearOffRow.Forward", desc, expected, adjacency.Tensor.ToArray(), Tolerance.Forward);
     }
 }

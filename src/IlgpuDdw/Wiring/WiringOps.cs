@@ -147,6 +147,45 @@ public static class WiringOps
     }
 
     /// <summary>
+    /// The live-sample mask of node <paramref name="node"/>, a tape-owned <c>[B]</c> tensor: 1 where the node is node 0
+    /// or has a non-zero in-edge for the sample, 0 where it is off (its output is then 0: see
+    /// <see cref="Ops.BatchNorm2d(Tape, Tensor, Tensor, Tensor, Tensor, Tensor, bool, float, float, BatchNormPlan?, Tensor?)"/>'s live mask). Read it once the node's column is final (after
+    /// <see cref="StageWiring.Aggregate"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">Node outside 0..n−1.</exception>
+    public static Tensor NodeLiveMask(this Tape tape, Adjacency adjacency, int node)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ValidateNode("NodeLiveMask", adjacency, node);
+        Ops.RequireSameDevice("NodeLiveMask", tape, adjacency.Tensor);
+        var d = tape.Device;
+        var live = tape.NewTensor(adjacency.Batch);
+        int n = adjacency.Batch, ext = d.Extent(n);
+        d.Kernels.NodeLiveMask(d.Stream, ext, n, ext, adjacency.Nodes, node, adjacency.Tensor.View, live.View);
+        return live;
+    }
+
+    /// <summary>
+    /// Cuts the out-edges of node <paramref name="node"/> for the samples where <paramref name="live"/> is 0 (row
+    /// <c>node</c>, after its gate), so that an off node's edges count as cut everywhere (liveness of later nodes,
+    /// keep rates, the output-edge fix-up, dead-node skipping). Records nothing: the off node's output is 0, so the
+    /// gradient of those entries is 0 anyway.
+    /// </summary>
+    /// <exception cref="ArgumentException">Node outside 0..n−1, or a mask that is not [B].</exception>
+    public static void ClearOffRow(this Tape tape, Adjacency adjacency, int node, Tensor live)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(live);
+        ValidateNode("ClearOffRow", adjacency, node);
+        Ops.RequireSameDevice("ClearOffRow", tape, adjacency.Tensor, live);
+        if (live.Length != adjacency.Batch)
+            throw new ArgumentException($"ClearOffRow: the live mask must have B = {adjacency.Batch} elements; got shape {live.ShapeString}.", nameof(live));
+        var d = tape.Device;
+        int n = adjacency.Batch * adjacency.Size, ext = d.Extent(n);
+        d.Kernels.ClearOffRow(d.Stream, ext, n, ext, adjacency.Nodes, node, live.View, adjacency.Tensor.View);
+    }
+
+    /// <summary>
     /// The distribution step of node <paramref name="node"/>: the <see cref="Wiring.Router"/> on its output, then
     /// <see cref="Gate"/> writes row <c>node</c> of the adjacency. Returns the router outputs
     /// <c>a [B, n − node]</c> (e.g. for a sparsity loss <c>λ · mean(a)</c>).
