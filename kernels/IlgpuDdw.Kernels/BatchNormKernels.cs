@@ -209,24 +209,11 @@ public static class BatchNormKernels
         for (; j < end; j += step, walk.Next())
             w.Add(x[walk.Offset] - pivot);
 
-        w = Welford.WarpMerge(w);
-        if (Warp.IsFirstLane)
+        w = GroupMerge(w, warpCounts, warpMeans, warpM2s);
+        if (Group.IdxX == 0)
         {
-            warpCounts[Warp.WarpIdx] = w.Count;
-            warpMeans[Warp.WarpIdx] = w.Mean;
-            warpM2s[Warp.WarpIdx] = w.M2;
-        }
-        Group.Barrier();
-        if (Warp.WarpIdx == 0)
-        {
-            int lane = Warp.LaneIdx;
-            w = lane < Group.DimX / Warp.WarpSize ? new Welford(warpCounts[lane], warpMeans[lane], warpM2s[lane]) : default;
-            w = Welford.WarpMerge(w);
-            if (lane == 0)
-            {
-                partials[2 * g] = w.Mean;
-                partials[2 * g + 1] = w.M2;
-            }
+            partials[2 * g] = w.Mean;
+            partials[2 * g + 1] = w.M2;
         }
     }
 
@@ -243,58 +230,7 @@ public static class BatchNormKernels
         int reluMask, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
         ArrayView<float> invstd, ArrayView<float> partials)
     {
-        var warpDy = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
-        var warpDyXhat = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
-        int chunks = Grid.DimX / channels, g = Grid.IdxX;
-        int c = g / chunks, start = (g - c * chunks) * chunkLength;
-        int end = Math.Min(count, start + chunkLength), step = Group.DimX;
-        float mu = mean[c], inv = invstd[c];
-        float dyTotal = 0f, dyXhatTotal = 0f;
-        int j = start + Group.IdxX;
-        var walk = new ChannelWalk(channels, spatial, c, j, planeStep, positionStep);
-        for (; j + 3 * step < end; j += 4 * step)
-        {
-            int o0 = walk.Offset;
-            walk.Next();
-            int o1 = walk.Offset;
-            walk.Next();
-            int o2 = walk.Offset;
-            walk.Next();
-            int o3 = walk.Offset;
-            walk.Next();
-            float dy0 = Upstream(dOutput, output, reluMask, o0), dy1 = Upstream(dOutput, output, reluMask, o1);
-            float dy2 = Upstream(dOutput, output, reluMask, o2), dy3 = Upstream(dOutput, output, reluMask, o3);
-            dyTotal += (dy0 + dy1) + (dy2 + dy3);
-            dyXhatTotal += (dy0 * ((x[o0] - mu) * inv) + dy1 * ((x[o1] - mu) * inv))
-                + (dy2 * ((x[o2] - mu) * inv) + dy3 * ((x[o3] - mu) * inv));
-        }
-        for (; j < end; j += step, walk.Next())
-        {
-            float dy = Upstream(dOutput, output, reluMask, walk.Offset);
-            dyTotal += dy;
-            dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
-        }
-
-        dyTotal = WarpSum(dyTotal);
-        dyXhatTotal = WarpSum(dyXhatTotal);
-        if (Warp.IsFirstLane)
-        {
-            warpDy[Warp.WarpIdx] = dyTotal;
-            warpDyXhat[Warp.WarpIdx] = dyXhatTotal;
-        }
-        Group.Barrier();
-        if (Warp.WarpIdx == 0)
-        {
-            int lane = Warp.LaneIdx;
-            bool used = lane < Group.DimX / Warp.WarpSize;
-            dyTotal = WarpSum(used ? warpDy[lane] : 0f);
-            dyXhatTotal = WarpSum(used ? warpDyXhat[lane] : 0f);
-            if (lane == 0)
-            {
-                partials[2 * g] = dyTotal;
-                partials[2 * g + 1] = dyXhatTotal;
-            }
-        }
+        GroupChannelSums(0, channels, spatial, count, chunkLength, planeStep, positionStep, reluMask, x, x, dOutput, output, mean, invstd, partials);
     }
 
     // ---- finalize (rungs 2 and 3): combine a channel's chunks in order, in double ---------------------------
@@ -347,20 +283,7 @@ public static class BatchNormKernels
     {
         int chunks = (count + chunkLength - 1) / chunkLength;
         for (int c = index; c < channels; c += stride)
-        {
-            double dyTotal = 0, dyXhatTotal = 0;
-            for (int k = 0; k < chunks; k++)
-            {
-                int p = 2 * (c * chunks + k);
-                dyTotal += partials[p];
-                dyXhatTotal += partials[p + 1];
-            }
-            float dy = (float)dyTotal, dyXhat = (float)dyXhatTotal;
-            sumDy[c] = dy;
-            sumDyXhat[c] = dyXhat;
-            if (accumulateBeta != 0) dBeta[c] += dy;
-            if (accumulateGamma != 0) dGamma[c] += dyXhat;
-        }
+            FinalizeChannelSums(c, chunks, partials, sumDy, c, sumDyXhat, c, accumulateGamma, accumulateBeta, dGamma, dBeta);
     }
 
     // ---- every rung: eval-mode statistics and the elementwise passes --------------------------------------
@@ -545,25 +468,12 @@ public static class BatchNormKernels
             if (live[walk.Sample] != 0f)
                 w.Add(x[walk.Offset] - pivot);
 
-        w = Welford.WarpMerge(w);
-        if (Warp.IsFirstLane)
+        w = GroupMerge(w, warpCounts, warpMeans, warpM2s);
+        if (Group.IdxX == 0)
         {
-            warpCounts[Warp.WarpIdx] = w.Count;
-            warpMeans[Warp.WarpIdx] = w.Mean;
-            warpM2s[Warp.WarpIdx] = w.M2;
-        }
-        Group.Barrier();
-        if (Warp.WarpIdx == 0)
-        {
-            int lane = Warp.LaneIdx;
-            w = lane < Group.DimX / Warp.WarpSize ? new Welford(warpCounts[lane], warpMeans[lane], warpM2s[lane]) : default;
-            w = Welford.WarpMerge(w);
-            if (lane == 0)
-            {
-                partials[3 * g] = w.Count;
-                partials[3 * g + 1] = w.Mean;
-                partials[3 * g + 2] = w.M2;
-            }
+            partials[3 * g] = w.Count;
+            partials[3 * g + 1] = w.Mean;
+            partials[3 * g + 2] = w.M2;
         }
     }
 
@@ -659,6 +569,17 @@ public static class BatchNormKernels
         int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
         ArrayView<float> invstd, ArrayView<float> partials)
     {
+        GroupChannelSums(1, channels, spatial, count, chunkLength, planeStep, positionStep, reluMask, live, x, dOutput, output, mean, invstd, partials);
+    }
+
+    /// <summary>
+    /// The body of <see cref="BackwardChannelSumsGroups"/> (<paramref name="masked"/> = 0: <paramref name="live"/> unread)
+    /// and <see cref="BackwardChannelSumsGroupsMasked"/> (dy of samples with <c>live[b] = 0</c> skipped).
+    /// </summary>
+    private static void GroupChannelSums(int masked, int channels, int spatial, int count, int chunkLength, int planeStep, int positionStep,
+        int reluMask, ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<float> partials)
+    {
         var warpDy = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
         var warpDyXhat = SharedMemory.Allocate<float>(MaxWarpsPerGroup);
         int chunks = Grid.DimX / channels, g = Grid.IdxX;
@@ -678,15 +599,15 @@ public static class BatchNormKernels
             walk.Next();
             int o3 = walk.Offset, b3 = walk.Sample;
             walk.Next();
-            float dy0 = LiveUpstream(live, b0, dOutput, output, reluMask, o0), dy1 = LiveUpstream(live, b1, dOutput, output, reluMask, o1);
-            float dy2 = LiveUpstream(live, b2, dOutput, output, reluMask, o2), dy3 = LiveUpstream(live, b3, dOutput, output, reluMask, o3);
+            float dy0 = LiveUpstream(masked, live, b0, dOutput, output, reluMask, o0), dy1 = LiveUpstream(masked, live, b1, dOutput, output, reluMask, o1);
+            float dy2 = LiveUpstream(masked, live, b2, dOutput, output, reluMask, o2), dy3 = LiveUpstream(masked, live, b3, dOutput, output, reluMask, o3);
             dyTotal += (dy0 + dy1) + (dy2 + dy3);
             dyXhatTotal += (dy0 * ((x[o0] - mu) * inv) + dy1 * ((x[o1] - mu) * inv))
                 + (dy2 * ((x[o2] - mu) * inv) + dy3 * ((x[o3] - mu) * inv));
         }
         for (; j < end; j += step, walk.Next())
         {
-            float dy = LiveUpstream(live, walk.Sample, dOutput, output, reluMask, walk.Offset);
+            float dy = LiveUpstream(masked, live, walk.Sample, dOutput, output, reluMask, walk.Offset);
             dyTotal += dy;
             dyXhatTotal += dy * ((x[walk.Offset] - mu) * inv);
         }
@@ -735,20 +656,7 @@ public static class BatchNormKernels
             sums[2 * channels] = training != 0 && n > 0 ? 1f / n : 0f;
         }
         for (int c = index; c < channels; c += stride)
-        {
-            double dyTotal = 0, dyXhatTotal = 0;
-            for (int k = 0; k < chunks; k++)
-            {
-                int p = 2 * (c * chunks + k);
-                dyTotal += partials[p];
-                dyXhatTotal += partials[p + 1];
-            }
-            float dy = (float)dyTotal, dyXhat = (float)dyXhatTotal;
-            sums[c] = dy;
-            sums[channels + c] = dyXhat;
-            if (accumulateBeta != 0) dBeta[c] += dy;
-            if (accumulateGamma != 0) dGamma[c] += dyXhat;
-        }
+            FinalizeChannelSums(c, chunks, partials, sums, c, sums, channels + c, accumulateGamma, accumulateBeta, dGamma, dBeta);
     }
 
     /// <summary>
@@ -803,6 +711,55 @@ public static class BatchNormKernels
     /// <summary>dOutput[i], or with reluMask ≠ 0 the gradient through a ReLU whose output is output: 0 where output[i] ≤ 0.</summary>
     private static float Upstream(ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
         reluMask != 0 && !(output[i] > 0f) ? 0f : dOutput[i];
+
+    /// <summary>
+    /// Channel c's backward sums from its chunk partials (Σ dy, Σ dy·x̂ pairs), added in order in double: stored at
+    /// <c>dyTarget[dyAt]</c> and <c>dyXhatTarget[dyXhatAt]</c>, and added into dBeta[c] / dGamma[c] when asked.
+    /// </summary>
+    private static void FinalizeChannelSums(int c, int chunks, ArrayView<float> partials, ArrayView<float> dyTarget, int dyAt,
+        ArrayView<float> dyXhatTarget, int dyXhatAt, int accumulateGamma, int accumulateBeta, ArrayView<float> dGamma, ArrayView<float> dBeta)
+    {
+        double dyTotal = 0, dyXhatTotal = 0;
+        for (int k = 0; k < chunks; k++)
+        {
+            int p = 2 * (c * chunks + k);
+            dyTotal += partials[p];
+            dyXhatTotal += partials[p + 1];
+        }
+        float dy = (float)dyTotal, dyXhat = (float)dyXhatTotal;
+        dyTarget[dyAt] = dy;
+        dyXhatTarget[dyXhatAt] = dyXhat;
+        if (accumulateBeta != 0) dBeta[c] += dy;
+        if (accumulateGamma != 0) dGamma[c] += dyXhat;
+    }
+
+    /// <summary>
+    /// Merges the Welford states of a group's threads in a fixed tree: a butterfly of warp shuffles, one shared entry per
+    /// warp (<paramref name="counts"/>, <paramref name="means"/>, <paramref name="m2s"/>), the same butterfly in the first
+    /// warp. The group's state is valid in thread 0.
+    /// </summary>
+    private static Welford GroupMerge(Welford w, ArrayView<int> counts, ArrayView<float> means, ArrayView<float> m2s)
+    {
+        w = Welford.WarpMerge(w);
+        if (Warp.IsFirstLane)
+        {
+            counts[Warp.WarpIdx] = w.Count;
+            means[Warp.WarpIdx] = w.Mean;
+            m2s[Warp.WarpIdx] = w.M2;
+        }
+        Group.Barrier();
+        if (Warp.WarpIdx == 0)
+        {
+            int lane = Warp.LaneIdx;
+            w = lane < Group.DimX / Warp.WarpSize ? new Welford(counts[lane], means[lane], m2s[lane]) : default;
+            w = Welford.WarpMerge(w);
+        }
+        return w;
+    }
+
+    /// <summary><see cref="Upstream"/> for a value of sample b, or 0 when the sample is off (live[b] = 0) and <paramref name="masked"/> ≠ 0.</summary>
+    private static float LiveUpstream(int masked, ArrayView<float> live, int b, ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>
+        masked == 0 ? Upstream(dOutput, output, reluMask, i) : LiveUpstream(live, b, dOutput, output, reluMask, i);
 
     /// <summary><see cref="Upstream"/> for a value of sample b, or 0 when the sample is off (live[b] = 0).</summary>
     private static float LiveUpstream(ArrayView<float> live, int b, ArrayView<float> dOutput, ArrayView<float> output, int reluMask, int i) =>

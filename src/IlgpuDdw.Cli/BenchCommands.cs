@@ -1,10 +1,3 @@
-using System.CommandLine;
-using System.Text.Json;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Cli.Reports;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary><c>ddw bench ...</c>: quick timings without BenchmarkDotNet.</summary>

@@ -1,7 +1,3 @@
-using System.CommandLine;
-using IlgpuDdw.Runtime;
-using Spectre.Console;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary>The <c>ddw</c> command line.</summary>

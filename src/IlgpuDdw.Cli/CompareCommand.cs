@@ -1,12 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Cli.Reports;
-using IlgpuDdw.Data;
-using IlgpuDdw.Models;
-using IlgpuDdw.Training;
 using IlgpuDdw.Training.Experiments;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 

@@ -1,12 +1,5 @@
-using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
-using IlgpuDdw.Cli.Options;
 using IlgpuDdw.Distributed;
-using IlgpuDdw.Models;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 

@@ -1,17 +1,7 @@
-using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using System.Reflection;
-using System.Text.Json;
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Data;
 using IlgpuDdw.Distributed;
-using IlgpuDdw.Models;
 using IlgpuDdw.Nn;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 
@@ -297,9 +287,9 @@ internal static class DistributedCommands
         var wirings = new Option<string>("--wirings") { Description = "Comma-separated wirings (default chain,dense,dynamic).", DefaultValueFactory = _ => "chain,dense,dynamic" };
         var noOverlap = new Option<bool>("--no-overlap") { Description = "All-reduce after the backward pass." };
         var nccl = new Option<bool>("--nccl") { Description = "Gradients and parameters through NCCL (Cuda GPUs, one per rank)." };
-        var modelName = new Option<string?>("--model") { Description = "A model of the zoo on synthetic images (default: a 2-stage ResNet for 8×8 inputs)." };
+        var modelName = new Option<string?>("--model") { Description = "A model of the zoo on synthetic images [default: a 2-stage ResNet for 8×8 inputs]." };
         var bucketKb = new Option<int>("--bucket-kb") { Description = "KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
-        var inputSize = new Option<int?>("--input-size") { Description = "Input side for --model (default the model's)." };
+        var inputSize = new Option<int?>("--input-size") { Description = "Input side for --model [default: the model's]." };
         var json = CommonOptions.Json();
         var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
         var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
@@ -357,7 +347,10 @@ internal static class DistributedCommands
             LabelSmoothing = 0.05f, MaxLossRatio = 0,
         };
         if (kind == WiringKind.Dynamic) options = options with { SparsityWeight = 0.01f, KeepTarget = 0.7f, BatchShapingWeight = 0.5f };
-        using var model = new DdwNet(device, spec, new WiringConfig { Kind = kind }, seed: 5);
+        // dynamic: the continuous gate, whose edge weights do not jump at τ, so float rounding between one process and
+        // several ranks cannot flip a threshold decision and grow into a different run
+        var wiring = kind == WiringKind.Dynamic ? new WiringConfig { Kind = kind, Gate = GateKind.Continuous } : new WiringConfig { Kind = kind };
+        using var model = new DdwNet(device, spec, wiring, seed: 5);
         var terms = ObjectiveTerms.FromOptions(options, model).ToList();
         if (fault is { } f) terms[0] = new FaultTerm(terms[0], world, f.Rank, f.Step, f.Mode);
         using var trainer = new Trainer(model, train, test, options, terms, parallel);

@@ -1,14 +1,4 @@
-using System.CommandLine;
-using System.Globalization;
 using System.Reflection;
-using System.Text.Json;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Cli.Reports;
-using IlgpuDdw.Models;
-using IlgpuDdw.Runtime;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 

@@ -1,10 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Models;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary><c>ddw export</c> and <c>ddw import</c>: weights with torchvision's state-dict names.</summary>

@@ -1,12 +1,4 @@
-using System.CommandLine;
-using System.Text.Json;
 using System.Text.Json.Serialization;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Models;
-using IlgpuDdw.Runtime;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli;
 

@@ -1,11 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Data;
-using IlgpuDdw.Models;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary>What <c>train --resume F</c> restores, which flags may change on resume, and the refusal of the others.</summary>

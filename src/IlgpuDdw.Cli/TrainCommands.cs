@@ -1,16 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using System.Text.Json;
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Cli.Reports;
-using IlgpuDdw.Data;
-using IlgpuDdw.Models;
-using IlgpuDdw.Runtime;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary><c>ddw compare</c>, <c>ddw sweep</c>, <c>ddw train</c>, <c>ddw eval</c>, <c>ddw recalibrate-bn</c> and <c>ddw wiring</c>.</summary>

@@ -1,13 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using IlgpuDdw.Autograd;
-using IlgpuDdw.Cli.Options;
-using IlgpuDdw.Cli.Reports;
-using IlgpuDdw.Data;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-using Spectre.Console;
-
 namespace IlgpuDdw.Cli;
 
 /// <summary><c>ddw wiring</c>: the wiring a checkpoint chose for given test images, and how it differs between classes.</summary>

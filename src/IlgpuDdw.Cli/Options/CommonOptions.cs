@@ -1,7 +1,3 @@
-using System.CommandLine;
-using IlgpuDdw.Models;
-using IlgpuDdw.Wiring;
-
 namespace IlgpuDdw.Cli.Options;
 
 /// <summary>Options several commands take, each declared here once (a new instance per command).</summary>

@@ -1,10 +1,3 @@
-using System.CommandLine;
-using System.Globalization;
-using IlgpuDdw.Data;
-using IlgpuDdw.Models;
-using IlgpuDdw.Training;
-using IlgpuDdw.Wiring;
-
 namespace IlgpuDdw.Cli.Options;
 
 /// <summary>How much a command trains: images, epochs and batch sizes.</summary>

@@ -1,8 +1,5 @@
-using System.Globalization;
-using IlgpuDdw.Training;
 using IlgpuDdw.Training.Experiments;
 using ScottPlot;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli.Reports;
 

@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using IlgpuDdw.Models;
 
 namespace IlgpuDdw.Cli.Reports;
 

@@ -1,7 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using IlgpuDdw.Training;
-using Spectre.Console;
 
 namespace IlgpuDdw.Cli.Reports;
 

@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Text;
-using IlgpuDdw.Models;
 using ScottPlot;
 
 namespace IlgpuDdw.Cli.Reports;

@@ -19,92 +19,46 @@ public static partial class Ops
     internal static long SyncBatchNormStatistics(Communicator group, BatchNormPlan plan, Tensor input, float eps, float momentum,
         Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor? live = null)
     {
-        if (live is not null) return SyncBatchNormStatisticsMasked(group, plan, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         var d = input.Device;
         int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
         if (plan.Reduction == BatchNormReduction.PerChannel) plan = new BatchNormPlan(BatchNormReduction.Chunks, count, 1); // one chunk per channel
-        int chunks = plan.Chunks(count), items = channels * chunks;
-        var partialsHost = new float[2 * items];
-        using (var partials = Tensor.Empty(d, 2 * items))
+        // unmasked partials: (mean, M2) per chunk of known size; masked: (count, mean, M2), shifted by the first live sample
+        int width = live is null ? 2 : 3, chunks = plan.Chunks(count), items = channels * chunks;
+        var partialsHost = new float[width * items];
+        using (var partials = Tensor.Empty(d, width * items))
         {
-            if (plan.Reduction == BatchNormReduction.Chunks)
-            {
-                int itemExtent = d.Extent(items);
+            var grouped = new ILGPU.KernelConfig(items, plan.GroupSize);
+            int itemExtent = d.Extent(items), planeStep = plan.GroupSize / spatial, positionStep = plan.GroupSize % spatial;
+            bool chunked = plan.Reduction == BatchNormReduction.Chunks;
+            if (live is null && chunked)
                 d.Kernels.BatchNormForwardStatisticsChunks(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
                     plan.ChunkLength, input.View, partials.View);
-            }
+            else if (live is null)
+                d.Kernels.BatchNormForwardStatisticsGroups(d.Stream, grouped, channels, spatial, count,
+                    plan.ChunkLength, planeStep, positionStep, input.View, partials.View);
+            else if (chunked)
+                d.Kernels.BatchNormForwardStatisticsChunksMasked(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
+                    plan.ChunkLength, live.View, input.View, partials.View);
             else
-            {
-                d.Kernels.BatchNormForwardStatisticsGroups(d.Stream, new ILGPU.KernelConfig(items, plan.GroupSize), channels, spatial, count,
-                    plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, input.View, partials.View);
-            }
+                d.Kernels.BatchNormForwardStatisticsGroupsMasked(d.Stream, grouped, channels, spatial, count,
+                    plan.ChunkLength, planeStep, positionStep, live.View, input.View, partials.View);
             d.Download(partials.View, partialsHost.AsSpan());
         }
+        int first = live is null ? 0 : Math.Max(0, Array.FindIndex(live.ToArray(), v => v != 0f)); // the kernels' pivot sample
         var pivot = new float[1];
         var local = new double[3 * channels];
         for (int c = 0; c < channels; c++)
         {
-            d.Download(input.View.SubView(c * spatial, 1), pivot.AsSpan()); // the partial kernels' shift
+            d.Download(input.View.SubView(((long)first * channels + c) * spatial, 1), pivot.AsSpan()); // the partial kernels' shift
             double n = 0, m = 0, m2 = 0;
             for (int k = 0; k < chunks; k++)
             {
-                int p = 2 * (c * chunks + k);
-                double nk = Math.Min(plan.ChunkLength, count - k * plan.ChunkLength);
+                int p = width * (c * chunks + k);
+                double nk = live is null ? Math.Min(plan.ChunkLength, count - k * plan.ChunkLength) : partialsHost[p++];
+                if (nk == 0) continue;
                 double total = n + nk, delta = partialsHost[p] - m, weight = nk / total;
                 m += delta * weight;
                 m2 += partialsHost[p + 1] + delta * delta * n * weight;
-                n = total;
-            }
-            local[3 * c] = n;
-            local[3 * c + 1] = pivot[0] + m;
-            local[3 * c + 2] = m2;
-        }
-        return MergeRankStatistics(group, local, eps, momentum, mean, invstd, runningMean, runningVar);
-    }
-
-    /// <summary>
-    /// This rank's (count, mean, M2) per channel over the live samples of <paramref name="input"/> (the masked partial
-    /// kernels, shifted by the first live sample's value as they are), merged over its chunks in double.
-    /// </summary>
-    private static long SyncBatchNormStatisticsMasked(Communicator group, BatchNormPlan plan, Tensor input, float eps, float momentum,
-        Tensor mean, Tensor invstd, Tensor runningMean, Tensor runningVar, Tensor live)
-    {
-        var d = input.Device;
-        int batch = input.Dim(0), channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), count = batch * spatial;
-        if (plan.Reduction == BatchNormReduction.PerChannel) plan = new BatchNormPlan(BatchNormReduction.Chunks, count, 1);
-        int chunks = plan.Chunks(count), items = channels * chunks;
-        var partialsHost = new float[3 * items];
-        using (var partials = Tensor.Empty(d, 3 * items))
-        {
-            if (plan.Reduction == BatchNormReduction.Chunks)
-            {
-                int itemExtent = d.Extent(items);
-                d.Kernels.BatchNormForwardStatisticsChunksMasked(d.Stream, itemExtent, items, itemExtent, channels, spatial, count,
-                    plan.ChunkLength, live.View, input.View, partials.View);
-            }
-            else
-            {
-                d.Kernels.BatchNormForwardStatisticsGroupsMasked(d.Stream, new ILGPU.KernelConfig(items, plan.GroupSize), channels, spatial, count,
-                    plan.ChunkLength, plan.GroupSize / spatial, plan.GroupSize % spatial, live.View, input.View, partials.View);
-            }
-            d.Download(partials.View, partialsHost.AsSpan());
-        }
-        var liveHost = live.ToArray();
-        int first = Math.Max(0, Array.FindIndex(liveHost, v => v != 0f)); // the kernels' pivot sample
-        var pivot = new float[1];
-        var local = new double[3 * channels];
-        for (int c = 0; c < channels; c++)
-        {
-            d.Download(input.View.SubView(((long)first * channels + c) * spatial, 1), pivot.AsSpan());
-            double n = 0, m = 0, m2 = 0;
-            for (int k = 0; k < chunks; k++)
-            {
-                int p = 3 * (c * chunks + k);
-                double nk = partialsHost[p];
-                if (nk == 0) continue;
-                double total = n + nk, delta = partialsHost[p + 1] - m, weight = nk / total;
-                m += delta * weight;
-                m2 += partialsHost[p + 2] + delta * delta * n * weight;
                 n = total;
             }
             local[3 * c] = n;
