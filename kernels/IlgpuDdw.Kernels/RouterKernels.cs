@@ -87,16 +87,16 @@ public static class RouterKernels
     /// Backward of the activations, one group per sample b: <c>dZ2[b, o] = dA[b, o] · a(1 − a)</c>,
     /// <c>dZ1[b, j] = hidden[b, j] &gt; 0 ? Σ_o W2[o, j] · dZ2[b, o] : 0</c> (a thread a hidden unit, reading a
     /// column of W2: consecutive threads, consecutive j), <c>dPooled[c] = Σ_j W1[j, c] · dZ1[b, j]</c> (a thread a
-    /// channel) and <c>dInput[b, c, :, :] += dPooled[c] / (H·W)</c>. Writes dZ2 and dZ1 for
-    /// <see cref="BackwardParameters"/>; accumulates into dInput. Host checks as <see cref="Forward"/>.
+    /// channel). Writes dZ2 and dZ1 for <see cref="BackwardParameters"/> and <c>dPooled [B, C]</c>, which global average
+    /// pooling's backward spreads over the input (a launch over every input element, so the GPU fills whatever the
+    /// batch). Host checks as <see cref="Forward"/>.
     /// </summary>
     [Kernel(ExplicitlyGrouped = true)]
     public static void BackwardActivations(RouterShape shape, ArrayView<float> dA, ArrayView<float> a, ArrayView<float> hiddenIn, ArrayView<float> w1, ArrayView<float> w2,
-        ArrayView<float> dZ2, ArrayView<float> dZ1, ArrayView<float> dInput)
+        ArrayView<float> dZ2, ArrayView<float> dZ1, ArrayView<float> dPooled)
     {
         var sharedDz2 = SharedMemory.Allocate<float>(MaxOutDegree);
         var sharedDz1 = SharedMemory.Allocate<float>(MaxHidden);
-        var sharedDPooled = SharedMemory.Allocate<float>(MaxChannels);
         var (channels, spatial, hidden, outDegree) = shape;
         int b = Grid.IdxX, tid = Group.IdxX, threads = Group.DimX;
         for (int o = tid; o < outDegree; o += threads)
@@ -116,17 +116,12 @@ public static class RouterKernels
             dZ1[b * hidden + j] = g;
         }
         Group.Barrier();
-        float scale = 1f / spatial;
         for (int c = tid; c < channels; c += threads)
         {
             float s = 0f;
             for (int j = 0; j < hidden; j++) s += w1[j * channels + c] * sharedDz1[j];
-            sharedDPooled[c] = s * scale;
+            dPooled[b * channels + c] = s;
         }
-        Group.Barrier();
-        int plane = b * channels * spatial;
-        for (int e = tid; e < channels * spatial; e += threads)
-            dInput[plane + e] += sharedDPooled[e / spatial];
     }
 
     /// <summary>

@@ -11,7 +11,7 @@ public static partial class Ops
     /// A node's router in one launch, <c>a = sigmoid(W2 · relu(W1 · GAP(input) + b1) + b2)</c> (<see cref="RouterKernels"/>):
     /// input <c>[B, C, H, W]</c>, w1 <c>[Hidden, C]</c>, b1 <c>[Hidden]</c>, w2 <c>[OutDegree, Hidden]</c>, b2
     /// <c>[OutDegree]</c>; returns a <c>[B, OutDegree]</c>. The same function as <see cref="GlobalAvgPool2d"/> and two
-    /// <see cref="Linear"/> ops with ReLU and sigmoid (up to float summation order); the backward is two launches and
+    /// <see cref="Linear"/> ops with ReLU and sigmoid (up to float summation order); the backward is three launches and
     /// accumulates into the gradients of every operand that requires one. Keeps the pooled features and hidden
     /// activations for the backward.
     /// </summary>
@@ -49,10 +49,16 @@ public static partial class Ops
             {
                 using var dz2 = Tensor.Empty(d, batch * outDegree);
                 using var dz1 = Tensor.Empty(d, batch * hidden);
+                using var dPooled = Tensor.Empty(d, batch * channels);
                 // operands without a gradient get a scratch one from the pool, so each kernel has one shape of work
                 using var scratch = new ScratchGradients(d);
                 d.Kernels.RouterBackwardActivations(d.Stream, config, shape, a.Grad.View, a.View,
-                    hiddenOut.View, w1.View, w2.View, dz2.View, dz1.View, scratch.GradOf(input));
+                    hiddenOut.View, w1.View, w2.View, dz2.View, dz1.View, dPooled.View);
+                if (input.RequiresGrad)
+                {
+                    int inputExtent = d.Extent(input.Length);
+                    d.Kernels.GlobalAvgPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, spatial, 1f / spatial, dPooled.View, input.Grad.View);
+                }
                 if (!w1.RequiresGrad && !b1.RequiresGrad && !w2.RequiresGrad && !b2.RequiresGrad) return;
                 int n = hidden * channels + hidden + outDegree * hidden + outDegree, ext = d.Extent(n);
                 d.Kernels.RouterBackwardParameters(d.Stream, ext, n, ext, batch, channels, hidden, outDegree, dz1.View, dz2.View,

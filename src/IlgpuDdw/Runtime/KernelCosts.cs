@@ -21,7 +21,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
 /// <item><term>Conv2dForwardTiled / Conv2dBackwardInputTiled</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs)</description></item>
 /// <item><term>RouterForward</term><description>B·C·S + 2·B·(H·C + O·H) + B·O; y + parameters + pooled + hidden + a (work items: samples)</description></item>
-/// <item><term>RouterBackwardActivations</term><description>3·B·O + 2·B·(O·H + H·C) + B·C·S; dA + a + hidden + W1 + W2 + dZ2 + dZ1 + 2·dInput</description></item>
+/// <item><term>RouterBackwardActivations</term><description>3·B·O + 2·B·(O·H + H·C); dA + a + hidden + W1 + W2 + dZ2 + dZ1 + dPooled</description></item>
 /// <item><term>RouterBackwardParameters</term><description>2·B per parameter element; dZ1 + dZ2 + pooled + hidden + 2 per element</description></item>
 /// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
 /// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
@@ -324,12 +324,12 @@ public static class KernelCosts
     }
 
     public static KernelCost RouterBackwardActivations(RouterShape shape, ArrayView<float> dA, ArrayView<float> a,
-        ArrayView<float> hiddenIn, ArrayView<float> w1, ArrayView<float> w2, ArrayView<float> dZ2, ArrayView<float> dZ1, ArrayView<float> dInput)
+        ArrayView<float> hiddenIn, ArrayView<float> w1, ArrayView<float> w2, ArrayView<float> dZ2, ArrayView<float> dZ1, ArrayView<float> dPooled)
     {
         var (channels, spatial, hidden, outDegree) = shape;
         long batch = a.Length / Math.Max(1, outDegree);
-        return Cost(batch, batch * (3.0 * outDegree + 2.0 * ((double)outDegree * hidden + (double)hidden * channels) + (double)channels * spatial),
-            batch * (3.0 * outDegree + 2.0 * hidden + 2.0 * channels * spatial) + (double)hidden * channels + (double)outDegree * hidden,
+        return Cost(batch, batch * (3.0 * outDegree + 2.0 * ((double)outDegree * hidden + (double)hidden * channels)),
+            batch * (3.0 * outDegree + 2.0 * hidden + channels) + (double)hidden * channels + (double)outDegree * hidden,
             $"B={batch} C={channels} S={spatial} H={hidden} O={outDegree}");
     }
 
