@@ -239,7 +239,7 @@ public sealed class Conv2dTests(DeviceFixture fx)
 
 /// <summary>
 /// The tiled (implicit-GEMM) Conv2d rung on a CPU accelerator whose groups hold up to 16 threads: every tiled
-/// verification case with groups of 1, 2, 4 and 16 threads; the default plans per device.
+/// verification case with groups of 4 and 16 threads (the default device runs those of 1 and 2); the default plans per device.
 /// </summary>
 [Collection("cpu-groups")]
 public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
@@ -255,10 +255,10 @@ public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
     [Theory, MemberData(nameof(Cases))]
     public void VerificationCase_MatchesReference_WithGroupsOf16(string name)
     {
-        Assert.Equal(5, Conv2dCases.TilePlans(fx.Device).Length); // up to 16 × 16 tiles (16 threads)
+        Assert.Equal([4, 16], Conv2dCases.TilePlans(fx.Device).Select(p => p.Threads)); // the 1- and 2-thread plans run on the default device
         var c = VerificationCases.All.Single(x => x.Family == "Conv2d" && x.Name == name);
         var rows = c.Run(fx.Device).ToArray();
-        Assert.Equal(2 * 5 + 2, rows.Length);
+        Assert.Equal(2 * 2 + 2, rows.Length);
         var failed = rows.Where(r => !r.Pass).ToArray();
         Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
     }

@@ -67,14 +67,19 @@ internal static class Conv2dCases
     }
 
     /// <summary>
-    /// Tile plans for the tiled kernels that fit <paramref name="device"/>'s groups: 1 and 2 threads (the default
-    /// CPU accelerator), 4, 16 (warps of 4) and the GPU's 128 and 256.
+    /// Tile plans for the tiled kernels that fit <paramref name="device"/>'s groups: 1 and 2 threads where groups hold
+    /// at most 2 (the default CPU accelerator), otherwise the plans of 4 threads and more that fit (16 on warps of 4,
+    /// up to the GPU's 128 and 256).
     /// </summary>
-    internal static Conv2dTilePlan[] TilePlans(Device device) =>
-    [
-        .. new Conv2dTilePlan[] { new(4, 4, 1), new(8, 4, 3), new(4, 8, 16), new(8, 8, 5), new(16, 16, 8), new(64, 16, 4), new(16, 128, 8), new(64, 64, 8) }
-            .Where(p => p.Threads <= device.MaxThreadsPerGroup)
-    ];
+    internal static Conv2dTilePlan[] TilePlans(Device device)
+    {
+        int max = device.MaxThreadsPerGroup;
+        return
+        [
+            .. new Conv2dTilePlan[] { new(4, 4, 1), new(8, 4, 3), new(4, 8, 16), new(8, 8, 5), new(16, 16, 8), new(64, 16, 4), new(16, 128, 8), new(64, 64, 8) }
+                .Where(p => p.Threads <= max && (max <= 2 || p.Threads > 2))
+        ];
+    }
 
     private static IEnumerable<VerifyResult> Tiled(Device d, Conv2dGeometry g, bool hasBias, string shape)
     {
