@@ -45,11 +45,12 @@ public static partial class Ops
             d.Download(partials.View, partialsHost.AsSpan());
         }
         int first = live is null ? 0 : Math.Max(0, Array.FindIndex(live.ToArray(), v => v != 0f)); // the kernels' pivot sample
-        var pivot = new float[1];
+        // the partial kernels' shift of channel c is x[first, c, 0]: one download of that sample, not one per channel
+        var sample = new float[channels * spatial];
+        d.Download(input.View.SubView((long)first * channels * spatial, (long)channels * spatial), sample.AsSpan());
         var local = new double[3 * channels];
         for (int c = 0; c < channels; c++)
         {
-            d.Download(input.View.SubView(((long)first * channels + c) * spatial, 1), pivot.AsSpan()); // the partial kernels' shift
             double n = 0, m = 0, m2 = 0;
             for (int k = 0; k < chunks; k++)
             {
@@ -62,7 +63,7 @@ public static partial class Ops
                 n = total;
             }
             local[3 * c] = n;
-            local[3 * c + 1] = pivot[0] + m;
+            local[3 * c + 1] = sample[c * spatial] + m;
             local[3 * c + 2] = m2;
         }
         return MergeRankStatistics(group, local, eps, momentum, mean, invstd, runningMean, runningVar);
