@@ -11,7 +11,7 @@ namespace IlgpuDdw.Tests;
 /// clobber each other. Faults a test cannot cause for real (a full disk; a read-only folder when running as root)
 /// are injected into the run's file operations.
 /// </summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class CliRunSafetyTests
 {
     /// <summary>A tiny train run: 16 training images in one batch, 8 test images, chain wiring.</summary>

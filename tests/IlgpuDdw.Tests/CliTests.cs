@@ -4,7 +4,7 @@ using IlgpuDdw.Cli;
 namespace IlgpuDdw.Tests;
 
 /// <summary>The ddw command run in-process (console output captured).</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class CliTests
 {
     private static readonly object ConsoleLock = new();

@@ -1,5 +1,9 @@
 using IlgpuDdw.Runtime;
 
+// The collections mostly wait on launches, processes and the disk, not on the cores: run four at a time (on a 2-core
+// machine the default of one per core leaves "cpu-cli" waiting for "cpu-groups" and the 2-rank MPI jobs).
+[assembly: CollectionBehavior(MaxParallelThreads = 4)]
+
 namespace IlgpuDdw.Tests;
 
 /// <summary>One CPU accelerator shared by every test class of the "cpu" collection.</summary>
@@ -30,3 +34,10 @@ public sealed class GroupedDeviceFixture : IDisposable
 
 [CollectionDefinition("cpu-groups")]
 public sealed class CpuGroupsCollection : ICollectionFixture<GroupedDeviceFixture>;
+
+/// <summary>
+/// A second CPU accelerator for the classes that run whole commands (the CLI in-process, training on the data set),
+/// so that they run beside the "cpu" collection instead of after it.
+/// </summary>
+[CollectionDefinition("cpu-cli")]
+public sealed class CpuCliCollection : ICollectionFixture<DeviceFixture>;

@@ -6,7 +6,7 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>Divergence guards: training stops before the step that would corrupt the weights, and nothing non-finite is saved or loaded.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class DivergenceGuardTests(DeviceFixture fx)
 {
     private static TrainerOptions Options(int epochs) => new()

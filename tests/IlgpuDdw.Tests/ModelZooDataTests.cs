@@ -6,7 +6,7 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>Every zoo model trains on a data set's channels, classes and (resized) image side.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class ModelZooDataTests(DeviceFixture fx)
 {
     [Fact]

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace IlgpuDdw.Tests;
 
 /// <summary><c>ddw profile</c>: the dry-run table and JSON, and a measured CPU run.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class ProfileCommandTests
 {
     [Fact]

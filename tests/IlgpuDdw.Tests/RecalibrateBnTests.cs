@@ -6,7 +6,7 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>Precise batch norm: the trainer option and <c>ddw recalibrate-bn</c> on models whose wiring cuts edges.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class RecalibrateBnTests(DeviceFixture fx)
 {
     // logit 0: router outputs near 0.5, so τ = 0.5 cuts about half of the edges (some nodes are off)

@@ -5,7 +5,7 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>A training step's peak device memory is estimated before anything is allocated, and too large a batch is refused.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class StepMemoryTests(DeviceFixture fx)
 {
     [Theory]

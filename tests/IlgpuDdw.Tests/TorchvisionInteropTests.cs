@@ -6,7 +6,7 @@ using IlgpuDdw.Wiring;
 namespace IlgpuDdw.Tests;
 
 /// <summary>Weights go out under torchvision's state-dict names and come back into any wiring.</summary>
-[Collection("cpu")]
+[Collection("cpu-cli")]
 public sealed class TorchvisionInteropTests(DeviceFixture fx)
 {
     public static TheoryData<string> Models() => [.. ModelZoo.Names];
