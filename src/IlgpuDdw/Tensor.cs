@@ -25,7 +25,7 @@ public sealed class Tensor : IDisposable
     }
 
     private readonly int[] _shape;
-    private readonly int _offset;
+    private int _offset;
     private Storage? _storage;
     private Tensor? _grad;
     private (Tensor Flat, int Offset)? _gradSlot;
@@ -105,14 +105,19 @@ public sealed class Tensor : IDisposable
         get
         {
             ThrowIfDisposed();
-            return _grad ??= _gradSlot is { } slot ? slot.Flat.Slice(slot.Offset, _shape) : Zeros(Device, _shape);
+            if (_grad is null)
+            {
+                _grad = _gradSlot is { } slot ? slot.Flat.Slice(slot.Offset, _shape) : Empty(Device, _shape);
+                _grad.Fill(0f);
+            }
+            return _grad;
         }
     }
 
     /// <summary>
     /// Makes the gradient, when it is first needed, a view of elements [<paramref name="offset"/>,
-    /// offset + <see cref="Length"/>) of <paramref name="flat"/> (not zeroed then: the owner of the flat buffer zeros
-    /// it), so that many parameters' gradients form one buffer (one all-reduce, one zero-fill). A gradient already
+    /// offset + <see cref="Length"/>) of <paramref name="flat"/> (zeroed then, like any new gradient), so that many
+    /// parameters' gradients form one buffer (one all-reduce, one zero-fill, one optimizer launch). A gradient already
     /// allocated is disposed; null restores the default (a tensor of its own).
     /// </summary>
     public void BindGrad(Tensor? flat, int offset = 0)
@@ -122,6 +127,64 @@ public sealed class Tensor : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), offset, $"the gradient of {Describe()} ({Length} elements) does not fit in {flat.Length} elements");
         DropGrad();
         _gradSlot = flat is null ? null : (flat, offset);
+    }
+
+    /// <summary>Stops making new gradients in <paramref name="flat"/> (if bound to it by <see cref="BindGrad"/>); a gradient already there stays.</summary>
+    internal void UnbindGrad(Tensor flat)
+    {
+        if (_gradSlot?.Flat == flat) _gradSlot = null;
+    }
+
+    /// <summary>
+    /// Moves the elements of <paramref name="tensors"/> (same device, each the only user of its storage) into one new
+    /// buffer, in order, and makes each a view of its slice: the tensors stay the same objects with the same values.
+    /// Returns the flat tensor (its own reference to the buffer), or null, changing nothing, when a tensor shares
+    /// its storage (a view or a slice) or lives on another device.
+    /// </summary>
+    internal static Tensor? Pack(Device device, IReadOnlyList<Tensor> tensors)
+    {
+        long total = 0;
+        foreach (var t in tensors)
+        {
+            t.ThrowIfDisposed();
+            if (t.Device != device || t._storage!.References != 1 || t._offset != 0 || t._storage.Buffer is null) return null;
+            total += t.Length;
+        }
+        if (tensors.Count == 0 || total > int.MaxValue) return null;
+        var flat = Empty(device, (int)total);
+        int offset = 0;
+        foreach (var t in tensors)
+        {
+            device.Kernels.Copy(device.Stream, device.Extent(t.Length), t.Length, device.Extent(t.Length), t.View, flat.View.SubView(offset, t.Length));
+            offset += t.Length;
+        }
+        device.Stream.Synchronize(); // the old buffers go back to the pool only after the copies have read them
+        offset = 0;
+        foreach (var t in tensors)
+        {
+            t._storage!.Release();
+            flat._storage!.References++;
+            t._storage = flat._storage;
+            t._offset = offset;
+            offset += t.Length;
+        }
+        return flat;
+    }
+
+    /// <summary>
+    /// The view spanning <paramref name="tensors"/> when they lie one after another in one storage (as
+    /// <see cref="Pack"/> or <see cref="BindGrad"/> lays them out), else null.
+    /// </summary>
+    internal static ArrayView<float>? Span(IReadOnlyList<Tensor?> tensors)
+    {
+        if (tensors.Count == 0 || tensors[0] is not { _storage.Buffer: { } buffer } first) return null;
+        long next = first._offset;
+        foreach (var t in tensors)
+        {
+            if (t is null || t._storage != first._storage || t._offset != next) return null;
+            next += t.Length;
+        }
+        return buffer.View.SubView(first._offset, next - first._offset);
     }
 
     /// <summary>

@@ -103,7 +103,8 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
             linears = modules.OfType<Linear>().Count() - 2 * routers; // a router's two layers run as one fused op
         }
         int Count(LaunchTrace t, string kernel) => t.Launches.Count(l => l.Kernel == kernel);
-        Assert.Equal(parameters, Count(real, "SgdStep"));
+        Assert.True(parameters > 20);
+        Assert.Equal(1, Count(real, "SgdStep")); // one launch over the flat parameter, gradient and momentum buffers
         Assert.Equal(convs, Count(real, "Conv2dForward"));
         Assert.Equal(convs, Count(real, "Conv2dBackwardWeight"));
         // every batch norm: partial sums, then one finalize (the live-sample one in a dynamic stage's nodes after the first)
@@ -200,7 +201,7 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         Assert.True(grown < profile.PeakBytes / 8, $"the process grew by {grown} bytes for a step that holds {profile.PeakBytes}");
         Assert.Equal(0, dry.AllocatedBytes);
         var t = profile.Trace;
-        Assert.True(t.Launches > 500);
+        Assert.True(t.Launches > 300, $"{t.Launches} launches");
         Assert.Equal(0, t.Allocations);
         Assert.Equal(0, t.Synchronizations);
         Assert.True(t.FloorUs > 1000);

@@ -6,14 +6,21 @@ namespace IlgpuDdw.Training;
 /// <c>g = grad + wd·p</c> (coupled L2 decay, the default), <c>buf = μ·buf + g</c>, step along
 /// <c>buf</c> or, with Nesterov, <c>g + μ·buf</c>; <c>p −= lr·step</c>. With
 /// <see cref="DecoupledWeightDecay"/> the decay is applied to the weights instead (<c>p −= lr·wd·p</c>, as in
-/// SGDW) and not added to the gradient. One fused kernel per parameter tensor
-/// (<see cref="Kernels.OptimizerKernels.SgdStep"/>). Parameters with no gradient yet are skipped. Owns its
-/// momentum buffers (zero-initialised, one per parameter when momentum ≠ 0); dispose it to free them.
+/// SGDW) and not added to the gradient, by the fused kernel <see cref="Kernels.OptimizerKernels.SgdStep"/>.
+/// The optimizer lays its parameters out in one buffer (each stays the same tensor, now a view of its slice), their
+/// gradients in another and the momentum buffers in a third, so that a step is one launch and zeroing the gradients
+/// one fill; parameters that share storage with other tensors keep theirs, and the step then takes one launch per
+/// parameter. Parameters with no gradient yet are skipped. Owns its momentum buffers (zero-initialised when
+/// momentum ≠ 0) and the gradient buffer; dispose it to free them.
 /// </summary>
 public sealed class Sgd : IDisposable
 {
     private readonly Tensor[] _parameters;
     private readonly Tensor?[] _buffers;
+    private readonly Tensor? _flatParameters; // the parameters' storage when Pack succeeded
+    private readonly Tensor? _flatGradients; // the gradients' slots
+    private readonly Tensor? _flatMomentum;
+    private readonly Tensor?[] _gradients; // scratch for Gradients()
     private float _learningRate;
     private bool _disposed;
 
@@ -47,9 +54,30 @@ public sealed class Sgd : IDisposable
         WeightDecay = weightDecay;
         DecoupledWeightDecay = decoupledWeightDecay;
         _buffers = new Tensor?[_parameters.Length];
-        if (momentum != 0f)
-            for (int i = 0; i < _parameters.Length; i++)
-                _buffers[i] = Tensor.Zeros(_parameters[i].Device, [.. _parameters[i].Shape]);
+        _gradients = new Tensor?[_parameters.Length];
+        var device = _parameters[0].Device;
+        _flatParameters = Tensor.Pack(device, _parameters);
+        if (_flatParameters is not null)
+        {
+            _flatParameters.Name = "flat parameters";
+            if (_parameters.All(p => p.GradOrNull is null))
+            {
+                _flatGradients = Tensor.Zeros(device, _flatParameters.Length);
+                _flatGradients.Name = "flat gradients";
+            }
+            if (momentum != 0f)
+            {
+                _flatMomentum = Tensor.Zeros(device, _flatParameters.Length);
+                _flatMomentum.Name = "flat momentum buffers";
+            }
+        }
+        for (int i = 0, offset = 0; i < _parameters.Length; offset += _parameters[i].Length, i++)
+        {
+            var p = _parameters[i];
+            if (_flatGradients is not null) p.BindGrad(_flatGradients, offset);
+            if (momentum != 0f)
+                _buffers[i] = _flatMomentum?.Slice(offset, [.. p.Shape]) ?? Tensor.Zeros(p.Device, [.. p.Shape]);
+        }
     }
 
     /// <summary>The parameters, in the order given (their index is their key in <see cref="StateDict"/>).</summary>
@@ -82,6 +110,15 @@ public sealed class Sgd : IDisposable
     public void Step()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (FlatViews() is var (parameters, gradients, momentumBuffers))
+        {
+            var d = _parameters[0].Device;
+            int n = (int)parameters.Length;
+            int ext = d.Extent(n);
+            d.Kernels.SgdStep(d.Stream, ext, n, ext, _learningRate, Momentum, WeightDecay,
+                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, parameters, gradients, momentumBuffers ?? gradients);
+            return;
+        }
         for (int i = 0; i < _parameters.Length; i++)
         {
             var p = _parameters[i];
@@ -99,7 +136,37 @@ public sealed class Sgd : IDisposable
     public void ZeroGrad()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Gradients() is { } all)
+        {
+            var d = _parameters[0].Device;
+            int n = (int)all.Length;
+            int ext = d.Extent(n);
+            d.Kernels.Fill(d.Stream, ext, n, ext, 0f, all);
+            return;
+        }
         foreach (var p in _parameters) p.ZeroGrad();
+    }
+
+    /// <summary>
+    /// Every parameter's gradient as one view, in parameter order, when each has a gradient and they lie one after
+    /// another in one buffer (the optimizer's, or one bound by <see cref="Tensor.BindGrad"/>); else null.
+    /// </summary>
+    internal ArrayView<float>? Gradients()
+    {
+        for (int i = 0; i < _parameters.Length; i++) _gradients[i] = _parameters[i].GradOrNull;
+        return Tensor.Span(_gradients);
+    }
+
+    private (ArrayView<float> Parameters, ArrayView<float> Gradients, ArrayView<float>? Momentum)? FlatViews()
+    {
+        if (_flatParameters is null || Gradients() is not { } gradients) return null;
+        ArrayView<float>? momentum = null;
+        if (Momentum != 0f)
+        {
+            if (_flatMomentum is null) return null;
+            momentum = _flatMomentum.View;
+        }
+        return (_flatParameters.View, gradients, momentum);
     }
 
     /// <summary>
@@ -149,6 +216,12 @@ public sealed class Sgd : IDisposable
         if (_disposed) return;
         _disposed = true;
         foreach (var b in _buffers) b?.Dispose();
+        _flatMomentum?.Dispose();
+        if (_flatGradients is not null)
+            foreach (var p in _parameters)
+                if (!p.IsDisposed) p.UnbindGrad(_flatGradients);
+        _flatGradients?.Dispose();
+        _flatParameters?.Dispose();
     }
 
     private static void RequireNonNegative(float value, string name)

@@ -289,8 +289,11 @@ public sealed class Trainer : IDisposable
         var d = Model.Device;
         var status = _status.View;
         int count = 0;
-        foreach (var p in Optimizer.Parameters)
-            if (p.GradOrNull is { } g) count += Chunks(g.Length).Count;
+        var flat = Optimizer.Gradients(); // one buffer: one sum of squares
+        if (flat is { } all) count = Chunks((int)all.Length).Count;
+        else
+            foreach (var p in Optimizer.Parameters)
+                if (p.GradOrNull is { } g) count += Chunks(g.Length).Count;
         if (count == 0)
         {
             d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, status.SubView(values.Length, 1));
@@ -299,13 +302,18 @@ public sealed class Trainer : IDisposable
         {
             using var partial = Tensor.Empty(d, count);
             int offset = 0;
-            foreach (var p in Optimizer.Parameters)
+            if (flat is { } span)
+                SumSquares(span, 0);
+            else
+                foreach (var p in Optimizer.Parameters)
+                    if (p.GradOrNull is { } g) offset = SumSquares(g.View, offset);
+
+            int SumSquares(ArrayView<float> g, int at)
             {
-                if (p.GradOrNull is not { } g) continue;
-                var (chunk, k) = Chunks(g.Length);
+                var (chunk, k) = Chunks((int)g.Length);
                 int ext = d.Extent(k);
-                d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, g.Length, 1f, 1, g.View, partial.View.SubView(offset, k));
-                offset += k;
+                d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, (int)g.Length, 1f, 1, g, partial.View.SubView(at, k));
+                return at + k;
             }
             Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length, 1));
         }
