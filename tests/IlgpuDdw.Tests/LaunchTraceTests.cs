@@ -197,7 +197,7 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         clock.Stop();
         long grown = Process.GetCurrentProcess().WorkingSet64 - before;
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"dry run took {clock.Elapsed}");
-        Assert.True(profile.PeakBytes > 2L << 30, $"the step would hold {profile.PeakBytes} bytes on the GPU");
+        Assert.True(profile.PeakBytes > 1L << 30, $"the step would hold {profile.PeakBytes} bytes on the GPU");
         Assert.True(grown < profile.PeakBytes / 8, $"the process grew by {grown} bytes for a step that holds {profile.PeakBytes}");
         Assert.Equal(0, dry.AllocatedBytes);
         var t = profile.Trace;

@@ -55,6 +55,17 @@ public sealed class NodeBlock : Module
     public override Tensor Forward(Tape tape, Tensor input)
     {
         using var scope = tape.Scope();
+        if (Spec.OutputActivation == ActivationKind.Relu && _main.EndsInBatchNorm)
+        {
+            // the shortcut first, then the main path with its last batch norm, the add and the ReLU as one op
+            var residual = Spec.Shortcut switch
+            {
+                ShortcutKind.Identity => input,
+                ShortcutKind.Projection => _shortcut!.Forward(tape, input),
+                _ => null,
+            };
+            return scope.Keep(_main.ForwardAddRelu(tape, input, residual));
+        }
         var main = _main.Forward(tape, input);
         var sum = scope.FreeExcept(Spec.Shortcut switch
         {

@@ -97,6 +97,14 @@ public sealed class BatchNorm2d : Module
     public override Tensor Forward(Tape tape, Tensor input) =>
         tape.BatchNorm2d(input, Weight, Bias, RunningMean, RunningVar, Training, MomentumOverride ?? (float)Spec.Momentum, (float)Spec.Eps,
             live: LiveMask);
+
+    /// <summary>
+    /// The layer fused with an optional residual add and a ReLU, <c>max(0, BatchNorm2d(x) + residual)</c>, in one
+    /// elementwise pass (<see cref="Ops.BatchNorm2dRelu"/>; the same numbers as the three ops one after another).
+    /// </summary>
+    public Tensor ForwardRelu(Tape tape, Tensor input, Tensor? residual = null) =>
+        tape.BatchNorm2dRelu(input, Weight, Bias, RunningMean, RunningVar, Training, residual, MomentumOverride ?? (float)Spec.Momentum,
+            (float)Spec.Eps, live: LiveMask);
 }
 
 /// <summary>Pointwise activation (ReLU or ReLU6; None passes the input through).</summary>

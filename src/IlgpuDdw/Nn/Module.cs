@@ -221,13 +221,45 @@ public sealed class Sequential : Module
 
     public IReadOnlyList<Module> Layers => _layers;
 
-    /// <summary>Runs the layers in order; each intermediate is freed once the next layer has read it (see <see cref="Tape.Scope"/>).</summary>
-    public override Tensor Forward(Tape tape, Tensor input)
+    /// <summary>
+    /// Runs the layers in order; each intermediate is freed once the next layer has read it (see <see cref="Tape.Scope"/>).
+    /// A <see cref="BatchNorm2d"/> followed by a ReLU <see cref="Activation"/> runs as one fused op
+    /// (<see cref="BatchNorm2d.ForwardRelu"/>).
+    /// </summary>
+    public override Tensor Forward(Tape tape, Tensor input) => Forward(tape, input, fuseLast: false, null);
+
+    /// <summary>Whether the last layer is a <see cref="BatchNorm2d"/> (so <see cref="ForwardAddRelu"/> can end in it).</summary>
+    public bool EndsInBatchNorm => _layers.Count > 0 && _layers[^1] is BatchNorm2d;
+
+    /// <summary>
+    /// <c>max(0, this(x) + residual)</c> (residual null: <c>max(0, this(x))</c>) with the add and the ReLU fused into the
+    /// last layer, a <see cref="BatchNorm2d"/>: the end of a residual block in one elementwise pass.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The last layer is not a batch norm.</exception>
+    public Tensor ForwardAddRelu(Tape tape, Tensor input, Tensor? residual)
+    {
+        if (!EndsInBatchNorm) throw new InvalidOperationException("Sequential.ForwardAddRelu: the last layer is not a BatchNorm2d.");
+        return Forward(tape, input, fuseLast: true, residual);
+    }
+
+    private Tensor Forward(Tape tape, Tensor input, bool fuseLast, Tensor? residual)
     {
         ArgumentNullException.ThrowIfNull(tape);
         using var scope = tape.Scope();
         var x = input;
-        foreach (var l in _layers) x = scope.FreeExcept(l.Forward(tape, x));
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            bool last = i == _layers.Count - 1;
+            if (_layers[i] is BatchNorm2d bn && (last ? fuseLast : _layers[i + 1] is Activation { Kind: ActivationKind.Relu }))
+            {
+                x = scope.FreeExcept(bn.ForwardRelu(tape, x, last ? residual : null));
+                if (!last) i++;
+            }
+            else
+            {
+                x = scope.FreeExcept(_layers[i].Forward(tape, x));
+            }
+        }
         return scope.Keep(x);
     }
 }
