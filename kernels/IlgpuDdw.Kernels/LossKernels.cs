@@ -72,20 +72,35 @@ public static class LossKernels
     public static void ArgmaxRows(Index1D index, int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> result)
     {
         for (int r = index; r < rows; r += stride)
+            result[r] = RowArgmax(x, r * columns, columns);
+    }
+
+    /// <summary>
+    /// <c>correct[r] = 1</c> when <c>argmax_k x[r, k]</c> (as <see cref="ArgmaxRows"/>) equals <c>labels[r]</c>, else 0, for
+    /// each row r &lt; rows: the per-sample hits a sum turns into the batch's correct count on the device. Grid-stride
+    /// over rows. Overwrites correct.
+    /// </summary>
+    [Kernel]
+    public static void CorrectRows(Index1D index, int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> labels,
+        ArrayView<float> correct)
+    {
+        for (int r = index; r < rows; r += stride)
+            correct[r] = RowArgmax(x, r * columns, columns) == labels[r] ? 1f : 0f;
+    }
+
+    private static int RowArgmax(ArrayView<float> x, int row, int columns)
+    {
+        int best = 0;
+        float bestValue = x[row];
+        for (int k = 1; k < columns; k++)
         {
-            int row = r * columns;
-            int best = 0;
-            float bestValue = x[row];
-            for (int k = 1; k < columns; k++)
+            float v = x[row + k];
+            if (v > bestValue)
             {
-                float v = x[row + k];
-                if (v > bestValue)
-                {
-                    bestValue = v;
-                    best = k;
-                }
+                bestValue = v;
+                best = k;
             }
-            result[r] = best;
         }
+        return best;
     }
 }

@@ -1,8 +1,8 @@
 namespace IlgpuDdw;
 
 /// <summary>
-/// An immutable one-dimensional int32 tensor in device memory (class labels, indices), created from host
-/// data. It keeps a host copy of its values so ops can validate them (e.g. every label within the class
+/// A one-dimensional int32 tensor in device memory (class labels, indices), created from host data and changed
+/// only by <see cref="CopyFrom"/>. It keeps a host copy of its values so ops can validate them (e.g. every label within the class
 /// count) on the host before any kernel reads them. Its buffer is allocated directly on the accelerator,
 /// outside the float tensor pool and the device's <see cref="Device.LiveBytes"/> counter.
 /// </summary>
@@ -44,6 +44,20 @@ public sealed class IntTensor : IDisposable
     /// <summary>The device view of the elements. Throws <see cref="ObjectDisposedException"/> after dispose.</summary>
     public ArrayView<int> View =>
         (_buffer ?? throw new ObjectDisposedException(nameof(IntTensor), $"IntTensor [{Length}] was used after it was disposed.")).View.SubView(0, Length);
+
+    /// <summary>
+    /// Replaces the values with <paramref name="data"/> (same length), on the host and the device (stream-ordered:
+    /// launches already queued read the old values).
+    /// </summary>
+    /// <exception cref="ArgumentException">The length differs.</exception>
+    public void CopyFrom(ReadOnlySpan<int> data)
+    {
+        var view = View;
+        if (data.Length != Length)
+            throw new ArgumentException($"IntTensor.CopyFrom: {data.Length} values for a tensor of {Length}.", nameof(data));
+        data.CopyTo(_host);
+        Device.Upload(view, data);
+    }
 
     /// <summary>A copy of the values (from the host copy).</summary>
     public int[] ToArray() => (int[])_host.Clone();

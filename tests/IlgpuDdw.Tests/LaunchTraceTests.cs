@@ -246,14 +246,14 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
             _ = logits.ToArray();
             d.Synchronize();
         });
-        Assert.Equal(3, trace.Allocations);       // the logits, the labels, the argmax result
+        Assert.Equal(5, trace.Allocations);       // the logits, the labels, the count, the per-row hits, the sum's partials (pool misses)
         Assert.Equal(2, trace.HostWrites);        // logits and labels
-        Assert.Equal(2, trace.HostReads);         // argmax and ToArray
+        Assert.Equal(2, trace.HostReads);         // the count and ToArray
         Assert.Equal(1, trace.SynchronizeCalls);
         Assert.Equal(5, trace.Synchronizations);
-        Assert.Equal(allocationsBefore + 3, d.Allocations);
+        Assert.Equal(allocationsBefore + 5, d.Allocations);
         Assert.Equal(syncsBefore + 5, d.Synchronizations);
-        Assert.Equal(["ArgmaxRows"], trace.Launches.Select(l => l.Kernel));
+        Assert.Equal(["CorrectRows", "SumChunks", "SumChunks"], trace.Launches.Select(l => l.Kernel));
     }
 
     [Fact]

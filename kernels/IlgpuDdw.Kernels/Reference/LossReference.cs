@@ -54,6 +54,15 @@ public static class LossReference
         return result;
     }
 
+    /// <summary>1 where the row's first maximum (<see cref="ArgmaxRows"/>) is the row's label, else 0.</summary>
+    public static float[] CorrectRows<T>(ReadOnlySpan<T> x, int columns, ReadOnlySpan<int> labels) where T : IFloatingPointIeee754<T>
+    {
+        var argmax = ArgmaxRows(x, columns);
+        var correct = new float[argmax.Length];
+        for (int r = 0; r < argmax.Length; r++) correct[r] = argmax[r] == labels[r] ? 1f : 0f;
+        return correct;
+    }
+
     /// <summary><c>m + log Σ e^(x − m)</c> with m = max x.</summary>
     public static T LogSumExp<T>(ReadOnlySpan<T> x) where T : IFloatingPointIeee754<T>
     {

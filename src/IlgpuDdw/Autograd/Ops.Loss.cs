@@ -68,13 +68,25 @@ public static partial class Ops
     {
         ArgumentNullException.ThrowIfNull(logits);
         logits.ThrowIfDisposed();
-        ValidateClassification("CountCorrect", logits.Device, logits, labels);
-        var predicted = Argmax(logits);
-        var truth = labels.Values;
-        int correct = 0;
-        for (int i = 0; i < predicted.Length; i++)
-            if (predicted[i] == truth[i]) correct++;
-        return correct;
+        using var count = Tensor.Empty(logits.Device, 1);
+        CountCorrect(logits, labels, count.View);
+        return (int)count.ToArray()[0];
+    }
+
+    /// <summary>
+    /// <see cref="CountCorrect(Tensor, IntTensor)"/> left on the device: writes the count (exact as a float up to 2²⁴
+    /// rows) to <paramref name="count"/>[0] with a hit per row (<c>CorrectRows</c>) and a sum, and reads nothing back,
+    /// so the trainer gets it with the step's one read of its status values.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes or a label are invalid (checked on the host, before any launch).</exception>
+    internal static void CountCorrect(Tensor logits, IntTensor labels, ArrayView<float> count)
+    {
+        var d = logits.Device;
+        var (rows, columns) = ValidateClassification("CountCorrect", d, logits, labels);
+        using var hits = Tensor.Empty(d, rows);
+        int ext = d.Extent(rows);
+        d.Kernels.CorrectRows(d.Stream, ext, rows, ext, columns, logits.View, labels.View, hits.View);
+        SumInto(d, hits.View, rows, 1f, count.SubView(0, 1));
     }
 
     /// <summary>Checks logits [B, K] against labels (length B, each in [0, K)) on the host; returns (B, K).</summary>

@@ -61,6 +61,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>CrossEntropyForward</term><description>6·B·K; B·K logits + B labels + B losses + B·K saved</description></item>
 /// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n</description></item>
 /// <item><term>ArgmaxRows</term><description>rows·columns; rows·columns + rows</description></item>
+/// <item><term>CorrectRows</term><description>rows·(columns + 1); rows·columns + 2·rows</description></item>
 /// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used</description></item>
 /// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
 /// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
@@ -462,6 +463,9 @@ public static class KernelCosts
 
     public static KernelCost ArgmaxRows(int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> result) =>
         Cost(rows, (double)rows * columns, (double)rows * columns + rows);
+
+    public static KernelCost CorrectRows(int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> labels, ArrayView<float> correct) =>
+        Cost(rows, (double)rows * (columns + 1), (double)rows * columns + 2.0 * rows);
 
     // ---- Optimizer ----
 

@@ -32,6 +32,7 @@ public sealed class Trainer : IDisposable
     // Allocated outside the tensor pool: it is bookkeeping, not part of the step's tensors or their peak.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _status;
     private readonly float[] _statusHost;
+    private readonly Dictionary<int, IntTensor> _labels = new(); // one label buffer per batch size: no allocation per step
     private readonly DataParallel? _parallel; // more than one rank
 
     /// <summary>Creates a trainer (validates the options and that the data fit the model).</summary>
@@ -78,7 +79,7 @@ public sealed class Trainer : IDisposable
         _schedule = new CosineSchedule(options.LearningRate, TotalSteps, (int)Math.Round(options.WarmupFraction * TotalSteps));
         Optimizer = new Sgd(model.Parameters(), options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay, options.DecoupledWeightDecay);
         _targetTau = _net?.Wiring.Tau ?? 0f;
-        _statusHost = new float[Terms.Count + 1];
+        _statusHost = new float[Terms.Count + 2]; // the terms, the batch's correct count, the squared gradient norm
         _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
         if (ranks > 1) _parallel = new DataParallel(model, Optimizer, Communicator, parallel);
     }
@@ -195,7 +196,7 @@ public sealed class Trainer : IDisposable
             Optimizer.LearningRate = _schedule.At(Step);
             if (dynamic) { _net!.SetTau(TauAt(Step)); _net.SetGateNoise(Step, Step < (1.0 - _options.NoiseOffFraction) * TotalSteps); }
             var x = tape.Own(Tensor.FromArray(device, batch.Images, batch.Shape));
-            using var labels = IntTensor.FromArray(device, batch.Labels);
+            var labels = Labels(batch.Labels);
             var logits = Model.Forward(tape, x);
             int globalCount = _parallel is null ? batch.Count : Math.Min(_options.BatchSize, Train.Count - batch.Index * _options.BatchSize);
             var context = new ObjectiveContext(Model, logits, labels, epoch, Step, TotalSteps) { Group = _parallel is null ? null : Communicator, GlobalBatch = globalCount };
@@ -206,7 +207,7 @@ public sealed class Trainer : IDisposable
                 parts[t] = Terms[t].Compute(tape, context);
                 objective = objective is null ? parts[t] : tape.Add(objective, parts[t]);
             }
-            int batchCorrect = Ops.CountCorrect(logits, labels);
+            Ops.CountCorrect(logits, labels, _status.View.SubView(Terms.Count, 1));
             for (int t = 0; t < parts.Length; t++) // copied before the backward frees them
                 device.Kernels.Copy(device.Stream, 1, 1, 1, parts[t].View, _status.View.SubView(t, 1));
             if (_parallel is null)
@@ -220,6 +221,7 @@ public sealed class Trainer : IDisposable
                 _parallel.Backward(tape, objective!, batch.Count, globalCount);
             }
             LastGradientNorm = ReadStatus(values);
+            int batchCorrect = (int)_statusHost[Terms.Count];
             if (_parallel is not null) batchCorrect = ReduceStep(values, batchCorrect, batch.Count, globalCount);
             correct += batchCorrect;
             if (Divergence(values, LastGradientNorm) is { } problem)
@@ -279,10 +281,20 @@ public sealed class Trainer : IDisposable
     /// <summary>The seed of this run's metrics records.</summary>
     internal int RunSeed => _net?.Seed ?? _options.Seed;
 
+    /// <summary>The batch's labels on the device, in the buffer kept for this batch size.</summary>
+    private IntTensor Labels(int[] labels)
+    {
+        if (_labels.TryGetValue(labels.Length, out var buffer))
+            buffer.CopyFrom(labels);
+        else
+            _labels[labels.Length] = buffer = IntTensor.FromArray(Model.Device, labels);
+        return buffer;
+    }
+
     /// <summary>
-    /// Writes Σ grad² over every parameter's gradient into the status buffer (partial sums per tensor, then one
-    /// total, all on the device), reads the buffer to the host once, fills <paramref name="values"/> with the term
-    /// values and returns the gradient norm.
+    /// Writes Σ grad² over every parameter's gradient into the status buffer (partial sums per tensor or over the
+    /// one gradient buffer, then one total, all on the device), reads the buffer to the host once, fills <paramref name="values"/> with the term
+    /// values (the batch's correct count stays in the host copy) and returns the gradient norm.
     /// </summary>
     private float ReadStatus(float[] values)
     {
@@ -296,7 +308,7 @@ public sealed class Trainer : IDisposable
                 if (p.GradOrNull is { } g) count += Chunks(g.Length).Count;
         if (count == 0)
         {
-            d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, status.SubView(values.Length, 1));
+            d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, status.SubView(values.Length + 1, 1));
         }
         else
         {
@@ -315,7 +327,7 @@ public sealed class Trainer : IDisposable
                 d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, (int)g.Length, 1f, 1, g, partial.View.SubView(at, k));
                 return at + k;
             }
-            Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length, 1));
+            Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length + 1, 1));
         }
         status.CopyToCPU(d.Stream, _statusHost);
         d.Stream.Synchronize();
@@ -388,5 +400,7 @@ public sealed class Trainer : IDisposable
         _loader.Dispose();
         Optimizer.Dispose();
         _status.Dispose();
+        foreach (var l in _labels.Values) l.Dispose();
+        _labels.Clear();
     }
 }

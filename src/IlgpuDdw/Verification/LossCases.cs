@@ -3,7 +3,7 @@ using C = IlgpuDdw.Kernels.Reference.LossReference;
 namespace IlgpuDdw.Verification;
 
 /// <summary>
-/// Softmax cross-entropy (with and without label smoothing) and the row argmax: one class, batch 1 and larger
+/// Softmax cross-entropy (with and without label smoothing), the row argmax and the correct count: one class, batch 1 and larger
 /// batches, the second group's backward accumulating onto an existing gradient; and logits of ±1000 (the loss and
 /// its gradient stay finite) against the double reference.
 /// </summary>
@@ -11,7 +11,7 @@ internal static class LossCases
 {
     private const string Family = "Loss";
 
-    private static readonly string[] Passes = ["CrossEntropy.Forward", "CrossEntropy.Backward", "ArgmaxRows"];
+    private static readonly string[] Passes = ["CrossEntropy.Forward", "CrossEntropy.Backward", "ArgmaxRows", "CorrectRows", "CountCorrect"];
 
     public static IEnumerable<VerifyCase> All()
     {
@@ -46,6 +46,12 @@ internal static class LossCases
         var argmax = Array.ConvertAll(Ops.Argmax(tl), v => (float)v);
         var expected = Array.ConvertAll(C.ArgmaxRows<float>(logits, classes), v => (float)v);
         yield return VerifyResult.Compare("ArgmaxRows", shape, expected, argmax, Tolerance.Exact);
+        using var hits = Tensor.Empty(device, batch);
+        int ext = device.Extent(batch);
+        device.Kernels.CorrectRows(device.Stream, ext, batch, ext, classes, tl.View, tlabels.View, hits.View);
+        var expectedHits = C.CorrectRows<float>(logits, classes, labels);
+        yield return VerifyResult.Compare("CorrectRows", shape, expectedHits, hits.ToArray(), Tolerance.Exact);
+        yield return VerifyResult.Compare("CountCorrect", shape, [expectedHits.Sum()], [Ops.CountCorrect(tl, tlabels)], Tolerance.Exact);
     }
 
     /// <summary>Seeded labels in [0, classes).</summary>
