@@ -60,6 +60,24 @@ public sealed class TrainerTests(DeviceFixture fx)
     }
 
     [Fact]
+    public void AStepAfterTheFirst_AllocatesNothing_AndSynchronisesThreeTimes()
+    {
+        var d = fx.Device;
+        using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = WiringKind.Dynamic }, seed: 1);
+        using var trainer = new Trainer(model, Synthetic(40, 1), Synthetic(8, 2), Options(1));
+        var counts = new List<(int Allocations, int Synchronizations)>();
+        trainer.Progress = new SyncProgress(_ => counts.Add((d.Allocations, d.Synchronizations)));
+        trainer.Run();
+        Assert.Equal(5, counts.Count);
+        for (int i = 2; i < counts.Count; i++) // from the third step on (the first two fill the pool)
+        {
+            Assert.Equal(0, counts[i].Allocations - counts[i - 1].Allocations);
+            // the images' and the labels' uploads and the one read of the step's status (loss, terms, correct count, gradient norm)
+            Assert.Equal(3, counts[i].Synchronizations - counts[i - 1].Synchronizations);
+        }
+    }
+
+    [Fact]
     public void Resume_ContinuesExactly()
     {
         var d = fx.Device;

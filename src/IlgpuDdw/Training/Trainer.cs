@@ -329,8 +329,7 @@ public sealed class Trainer : IDisposable
             }
             Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length + 1, 1));
         }
-        status.CopyToCPU(d.Stream, _statusHost);
-        d.Stream.Synchronize();
+        d.Download(status, _statusHost.AsSpan()); // the step's one read (counted by the launch trace)
         Array.Copy(_statusHost, values, values.Length);
         return MathF.Sqrt(_statusHost[^1]);
 
