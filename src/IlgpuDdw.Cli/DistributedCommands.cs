@@ -277,7 +277,7 @@ internal static class DistributedCommands
     }
 
     /// <summary>One wiring's result of the check.</summary>
-    internal sealed record CheckRow(string Model, string Wiring, int Ranks, int Steps, double SyncMaxDiff, double PerRankMaxDiff, bool RanksIdentical,
+    internal sealed record CheckRow(string Model, string Wiring, int Ranks, int Steps, double SyncMaxDiff, double? PerRankMaxDiff, bool RanksIdentical,
         double ReferenceAccuracy, double SyncAccuracy, bool ShardsCoverEpoch);
 
     private static Command Check()
@@ -337,7 +337,7 @@ internal static class DistributedCommands
     {
             var table = new Table().AddColumns("model", "wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
             foreach (var r in rows)
-                table.AddRow(r.Model, r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", $"{r.PerRankMaxDiff:E2}", r.RanksIdentical ? "yes" : "[red]NO[/]",
+                table.AddRow(r.Model, r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", r.PerRankMaxDiff is { } p ? $"{p:E2}" : "-", r.RanksIdentical ? "yes" : "[red]NO[/]",
                     $"{100 * r.ReferenceAccuracy:F2}%", $"{100 * r.SyncAccuracy:F2}%", r.ShardsCoverEpoch ? "yes" : "[red]NO[/]");
             AnsiConsole.Write(table);
     }
@@ -396,7 +396,7 @@ internal static class DistributedCommands
     /// Resume across a changed rank count at the same global batch: rank 0 trains the first of two epochs of
     /// <paramref name="steps"/> steps in one process and checkpoints it; the second epoch then runs from that checkpoint
     /// in one process (the reference, rank 0) and on every rank with synchronised batch norm. The row's sync columns
-    /// compare the two; the per-rank column is not measured (0).
+    /// compare the two; per-rank batch norm is not run (null).
     /// </summary>
     private static CheckRow CheckResume(ModelSpec spec, Runtime.Device device, Communicator world, int steps, int batch, DataParallelOptions parallel)
     {
@@ -434,7 +434,8 @@ internal static class DistributedCommands
                 identical = all.AsSpan(r * resumed.Weights.Length, resumed.Weights.Length).SequenceEqual(all.AsSpan(0, resumed.Weights.Length));
             var fromRoot = new[] { MaxDiff(resumed.Weights, reference.Weights), reference.Accuracy };
             world.Broadcast<double>(fromRoot);
-            return new CheckRow($"{spec.Name} resumed", "chain", world.Size, 2 * steps, fromRoot[0], 0, identical, fromRoot[1], resumed.Accuracy, true);
+            return new CheckRow($"{spec.Name} resumed", "chain", world.Size, 2 * steps, fromRoot[0], null, identical, fromRoot[1], resumed.Accuracy,
+                CoversEpoch(train, options, world));
         }
         finally
         {
