@@ -290,8 +290,8 @@ internal static class DistributedCommands
         var modelName = new Option<string?>("--model") { Description = "A model of the zoo on synthetic images [default: a 2-stage ResNet for 8×8 inputs]." };
         var bucketKb = new Option<int>("--bucket-kb") { Description = "KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
         var inputSize = new Option<int?>("--input-size") { Description = "Input side for --model [default: the model's]." };
-        var also = new Option<string?>("--also") { Description = "Also check MODEL@SIZE:STEPS of the zoo in chain wiring (e.g. resnet_mini@8:3)." };
-        var resumeCheck = new Option<string?>("--resume-check") { Description = "Also train MODEL@SIZE:STEPS (steps per epoch) for one epoch in one process, resume its checkpoint for a second epoch on these ranks (synchronised batch norm) and compare with one process resuming it." };
+        var also = new Option<string?>("--also") { Description = "Also check MODEL@SIZE:STEPS of the zoo in chain wiring, e.g. resnet_mini@8:3 [default: none]." };
+        var resumeCheck = new Option<string?>("--resume-check") { Description = "Also train MODEL@SIZE:STEPS (steps per epoch) for one epoch in one process, resume its checkpoint for a second epoch on these ranks (synchronised batch norm) and compare with one process resuming it [default: none]." };
         var json = CommonOptions.Json();
         var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
         var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
