@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using IlgpuDdw.Autograd;
 using IlgpuDdw.Cli;
 using IlgpuDdw.Data;
 using IlgpuDdw.Distributed;
@@ -288,5 +289,77 @@ public sealed class NcclTests(DeviceFixture fx)
         Assert.Equal(["--device", "cuda:1", "train"], MpiRun.WithLocalGpu(["--device", "cuda", "train"], n => n == "OMPI_COMM_WORLD_LOCAL_RANK" ? "1" : null));
         Assert.Equal(["--device", "cuda:0"], MpiRun.WithLocalGpu(["--device", "cuda:0"], n => n == "SLURM_LOCALID" ? "3" : null));
         Assert.Equal(["-d", "cuda"], MpiRun.WithLocalGpu(["-d", "cuda"], _ => null));
+    }
+}
+
+/// <summary>
+/// Synchronised batch norm's arithmetic in one process: with a single rank the layout's pieces are one process's
+/// chunks, so the statistics and backward sums must be the single-process kernels' bit for bit (the 2-rank job checks
+/// the pieces that ranks split).
+/// </summary>
+[Collection("cpu")]
+public sealed class SyncBatchNormTests(DeviceFixture fx)
+{
+    public static TheoryData<int[], int, bool, bool> Cases() => new()
+    {
+        { [3, 5, 7, 5], 0, false, false },
+        { [3, 5, 7, 5], 13, true, false },
+        { [4, 6, 3, 3], 7, false, true },
+        { [4, 6, 3, 3], 0, true, true },
+        { [8, 16, 4, 4], 0, true, false },
+    };
+
+    [Theory, MemberData(nameof(Cases))]
+    public void OneRank_ReproducesTheSingleProcessKernels(int[] shape, int chunkLength, bool masked, bool relu)
+    {
+        var d = fx.Device;
+        int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s;
+        BatchNormPlan? plan = chunkLength > 0 ? new BatchNormPlan(BatchNormReduction.Chunks, chunkLength, 1) : null;
+        var launch = plan ?? BatchNormPlan.For(d, c, b * s);
+        using var x = Tensor.FromArray(d, Verification.Seeded.Uniform<float>(n, 1, -2, 3), shape);
+        using var dy = Tensor.FromArray(d, Verification.Seeded.Uniform<float>(n, 2), shape);
+        using var y = Tensor.FromArray(d, Verification.Seeded.Uniform<float>(n, 3), shape);
+        using var live = masked ? Tensor.FromArray(d, Enumerable.Range(0, b).Select(i => i == 0 || i % 3 == 2 ? 0f : 1f).ToArray(), b) : null;
+        var running = Verification.Seeded.Uniform<float>(2 * c, 4, 0.5, 2);
+        float[][] One(bool sync)
+        {
+            using var mean = Tensor.Empty(d, c);
+            using var invstd = Tensor.Empty(d, c);
+            using var runningMean = Tensor.FromArray(d, running.AsSpan(0, c), c);
+            using var runningVar = Tensor.FromArray(d, running.AsSpan(c, c), c);
+            using var dGamma = Tensor.Zeros(d, c);
+            using var dBeta = Tensor.Zeros(d, c);
+            float[] sumDy, sumDyXhat;
+            if (sync)
+            {
+                var layout = Ops.SyncBatchNormStatistics(new Communicator.SingleProcess(), plan, x, 1e-5f, 0.1f, mean, invstd, runningMean, runningVar, live);
+                Assert.Equal(masked ? live!.ToArray().Count(v => v != 0f) * s : b * s, layout.StatisticsCount);
+                (sumDy, sumDyXhat) = Ops.SyncBatchNormChannelSums(layout, x, dy, relu ? y : null, mean, invstd, live, dGamma, dBeta);
+            }
+            else
+            {
+                Ops.BatchNormStatistics(launch, x, 1e-5f, 0.1f, mean, invstd, runningMean, runningVar, live);
+                if (live is null)
+                {
+                    using var tDy = Tensor.Empty(d, c);
+                    using var tDyXhat = Tensor.Empty(d, c);
+                    Ops.BatchNormChannelSums(launch, x, dy, relu ? y : null, mean, invstd, tDy, tDyXhat, dGamma, dBeta);
+                    (sumDy, sumDyXhat) = (tDy.ToArray(), tDyXhat.ToArray());
+                }
+                else
+                {
+                    using var sums = Tensor.Empty(d, 2 * c + 1);
+                    Ops.BatchNormChannelSumsMasked(launch, true, x, dy, relu ? y : null, mean, invstd, live, sums, dGamma, dBeta);
+                    var packed = sums.ToArray();
+                    (sumDy, sumDyXhat) = (packed[..c], packed[c..(2 * c)]);
+                }
+            }
+            return [mean.ToArray(), invstd.ToArray(), runningMean.ToArray(), runningVar.ToArray(), sumDy, sumDyXhat, dGamma.ToArray(), dBeta.ToArray()];
+        }
+        var expected = One(sync: false);
+        var actual = One(sync: true);
+        string[] names = ["mean", "invstd", "running mean", "running var", "Σdy", "Σdy·x̂", "dγ", "dβ"];
+        for (int i = 0; i < names.Length; i++)
+            Assert.True(expected[i].SequenceEqual(actual[i]), $"{names[i]}: [{string.Join(", ", expected[i])}] vs [{string.Join(", ", actual[i])}]");
     }
 }

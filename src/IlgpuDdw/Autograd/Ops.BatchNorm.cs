@@ -383,7 +383,7 @@ public static partial class Ops
     /// The backward channel sums over the live samples, packed into <paramref name="sums"/> [2·C + 1] (Σdy, Σdy·x̂, and
     /// the statistics weight 1/N in training mode, else 0) and accumulated into dGamma/dBeta when given.
     /// </summary>
-    private static void BatchNormChannelSumsMasked(BatchNormPlan plan, bool training, Tensor input, Tensor dOutput, Tensor? reluOutput,
+    internal static void BatchNormChannelSumsMasked(BatchNormPlan plan, bool training, Tensor input, Tensor dOutput, Tensor? reluOutput,
         Tensor mean, Tensor invstd, Tensor live, Tensor sums, Tensor? dGamma, Tensor? dBeta)
     {
         int mask = reluOutput is null ? 0 : 1;
