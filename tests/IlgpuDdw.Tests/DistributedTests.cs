@@ -123,7 +123,7 @@ public sealed class DistributedTests
     {
         if (Mpirun() is not { } mpirun) return;
         var (code, output, elapsed) = RunMpi(mpirun, 2, ["distributed", "check", "--json", "--steps", "20", "--batch-size", "32",
-            "--also", "resnet_mini@8:3", "--resume-check", "resnet_mini@8:2", "--fail-rank", "1", "--fail-step", "1"]);
+            "--also", "resnet_mini@8:3", "--resume-check", "resnet_mini@8:1", "--fail-rank", "1", "--fail-step", "1"]);
         var json = output.Split('\n').FirstOrDefault(l => l.StartsWith('[')) ?? throw new Xunit.Sdk.XunitException($"no JSON rows in the output:\n{output}");
         var rows = JsonDocument.Parse(json).RootElement.EnumerateArray().ToArray();
         Assert.Equal(["resnet_tiny chain", "resnet_tiny dense", "resnet_tiny dynamic", "resnet_mini chain", "resnet_mini resumed chain"],
