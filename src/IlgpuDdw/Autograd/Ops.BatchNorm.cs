@@ -1,4 +1,3 @@
-using IlgpuDdw.Distributed;
 namespace IlgpuDdw.Autograd;
 
 /// <summary>
