@@ -706,6 +706,80 @@ public static class BatchNormKernels
         }
     }
 
+    // ---- synchronised batch norm: one rank's pieces of the global batch's chunks, in double ----------------
+    // A rank holds the values [offset, offset + count) of each channel of the global batch (in (b, s) order). The pieces
+    // are the intersections of that range with the chunks [k·chunkLength, (k + 1)·chunkLength) of the global plan, from
+    // chunk offset / chunkLength on: piece i = c·pieces + j of channel c lies in chunk offset / chunkLength + j. Each sums
+    // its values in order, in double, with the arithmetic of the chunk kernels, and keeps the sums in double, so adding a
+    // chunk's pieces in rank order gives one process's chunk partials.
+
+    /// <summary>
+    /// Forward pieces, grid-stride over the items = channels·pieces work items: over the piece's values of live samples
+    /// (every sample when <see cref="BatchNormPieces.Masked"/> = 0; <paramref name="live"/> then unread),
+    /// <c>v = x − pivot[c]</c> (the global batch's pivot), <c>sums[3i] = n</c>, <c>sums[3i + 1] = Σv</c>,
+    /// <c>sums[3i + 2] = Σv²</c> (overwrite).
+    /// </summary>
+    [Kernel]
+    public static void ForwardStatisticsPieces(Index1D index, int items, int stride, BatchNormPieces layout,
+        ArrayView<float> live, ArrayView<float> pivot, ArrayView<float> x, ArrayView<double> sums)
+    {
+        int channels = layout.Channels, spatial = layout.Spatial, count = layout.Count, offset = layout.Offset;
+        int chunkLength = layout.ChunkLength, masked = layout.Masked;
+        int pieces = items / channels, firstChunk = offset / chunkLength;
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / pieces, k = firstChunk + i - c * pieces;
+            int start = Math.Max(0, k * chunkLength - offset), end = Math.Min(count, (k + 1) * chunkLength - offset);
+            double p = pivot[c], sum = 0, squares = 0;
+            int n = 0;
+            for (int j = start; j < end; j++)
+            {
+                int b = j / spatial;
+                if (masked != 0 && live[b] == 0f) continue;
+                double v = x[(b * channels + c) * spatial + j - b * spatial] - p;
+                sum += v;
+                squares += v * v;
+                n++;
+            }
+            sums[3 * i] = n;
+            sums[3 * i + 1] = sum;
+            sums[3 * i + 2] = squares;
+        }
+    }
+
+    /// <summary>
+    /// Backward pieces, laid out as in <see cref="ForwardStatisticsPieces"/>: over the piece's values of live samples,
+    /// <c>sums[2i] = Σ dy</c>, <c>sums[2i + 1] = Σ dy·x̂</c> in double (x̂ in float as in <see cref="BackwardChannelSumsChunks"/>;
+    /// dy through the fused ReLU when <paramref name="reluMask"/> ≠ 0). Overwrites.
+    /// </summary>
+    [Kernel]
+    public static void BackwardChannelSumsPieces(Index1D index, int items, int stride, BatchNormPieces layout, int reluMask,
+        ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
+        ArrayView<float> invstd, ArrayView<double> sums)
+    {
+        int channels = layout.Channels, spatial = layout.Spatial, count = layout.Count, offset = layout.Offset;
+        int chunkLength = layout.ChunkLength, masked = layout.Masked;
+        int pieces = items / channels, firstChunk = offset / chunkLength;
+        for (int i = index; i < items; i += stride)
+        {
+            int c = i / pieces, k = firstChunk + i - c * pieces;
+            int start = Math.Max(0, k * chunkLength - offset), end = Math.Min(count, (k + 1) * chunkLength - offset);
+            float mu = mean[c], inv = invstd[c];
+            double dyTotal = 0, dyXhatTotal = 0;
+            for (int j = start; j < end; j++)
+            {
+                int b = j / spatial;
+                if (masked != 0 && live[b] == 0f) continue;
+                int o = (b * channels + c) * spatial + j - b * spatial;
+                float dy = Upstream(dOutput, output, reluMask, o);
+                dyTotal += dy;
+                dyXhatTotal += dy * ((x[o] - mu) * inv);
+            }
+            sums[2 * i] = dyTotal;
+            sums[2 * i + 1] = dyXhatTotal;
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------
 
     /// <summary>dOutput[i], or with reluMask ≠ 0 the gradient through a ReLU whose output is output: 0 where output[i] ≤ 0.</summary>
@@ -854,5 +928,38 @@ public static class BatchNormKernels
             }
             return w;
         }
+    }
+}
+
+/// <summary>
+/// One rank's part of a synchronised batch norm's global batch, for <see cref="BatchNormKernels.ForwardStatisticsPieces"/>
+/// and <see cref="BatchNormKernels.BackwardChannelSumsPieces"/>: the rank holds <see cref="Count"/> values of each of the
+/// <see cref="Channels"/> channels (B·S, S = <see cref="Spatial"/>), the global values [<see cref="Offset"/>,
+/// <see cref="Offset"/> + <see cref="Count"/>), and the global batch is reduced in chunks of <see cref="ChunkLength"/> values.
+/// </summary>
+public readonly struct BatchNormPieces
+{
+    /// <summary>Channels C.</summary>
+    public readonly int Channels;
+    /// <summary>Spatial positions S = H·W.</summary>
+    public readonly int Spatial;
+    /// <summary>This rank's values per channel, B·S.</summary>
+    public readonly int Count;
+    /// <summary>The global index of this rank's first value of a channel.</summary>
+    public readonly int Offset;
+    /// <summary>Values per chunk of the global batch.</summary>
+    public readonly int ChunkLength;
+    /// <summary>1: only samples with live[b] ≠ 0 count; 0: every sample (live unread).</summary>
+    public readonly int Masked;
+
+    /// <summary>A layout; every field as named.</summary>
+    public BatchNormPieces(int channels, int spatial, int count, int offset, int chunkLength, int masked)
+    {
+        Channels = channels;
+        Spatial = spatial;
+        Count = count;
+        Offset = offset;
+        ChunkLength = chunkLength;
+        Masked = masked;
     }
 }

@@ -277,7 +277,7 @@ internal static class DistributedCommands
     }
 
     /// <summary>One wiring's result of the check.</summary>
-    internal sealed record CheckRow(string Wiring, int Ranks, int Steps, double SyncMaxDiff, double PerRankMaxDiff, bool RanksIdentical,
+    internal sealed record CheckRow(string Model, string Wiring, int Ranks, int Steps, double SyncMaxDiff, double? PerRankMaxDiff, bool RanksIdentical,
         double ReferenceAccuracy, double SyncAccuracy, bool ShardsCoverEpoch);
 
     private static Command Check()
@@ -290,6 +290,8 @@ internal static class DistributedCommands
         var modelName = new Option<string?>("--model") { Description = "A model of the zoo on synthetic images [default: a 2-stage ResNet for 8×8 inputs]." };
         var bucketKb = new Option<int>("--bucket-kb") { Description = "KiB per gradient bucket (default 256).", DefaultValueFactory = _ => 256 };
         var inputSize = new Option<int?>("--input-size") { Description = "Input side for --model [default: the model's]." };
+        var also = new Option<string?>("--also") { Description = "Also check MODEL@SIZE:STEPS of the zoo in chain wiring, e.g. resnet_mini@8:3 [default: none]." };
+        var resumeCheck = new Option<string?>("--resume-check") { Description = "Also train MODEL@SIZE:STEPS (steps per epoch) for one epoch in one process, resume its checkpoint for a second epoch on these ranks (synchronised batch norm) and compare with one process resuming it [default: none]." };
         var json = CommonOptions.Json();
         var failRank = new Option<int>("--fail-rank") { Description = "Testing: this rank fails at --fail-step.", DefaultValueFactory = _ => -1, Hidden = true };
         var failStep = new Option<int>("--fail-step") { Description = "Testing: the step at which --fail-rank fails.", DefaultValueFactory = _ => 2, Hidden = true };
@@ -297,7 +299,7 @@ internal static class DistributedCommands
         var cmd = new Command("check",
             "Train a tiny model data-parallel over the ranks (per-rank batch = global / ranks) with synchronised and with per-rank batch norm, and " +
             "compare with one process at the global batch: max |Δw|, whether the ranks agree bit for bit, test accuracies and epoch coverage.")
-            .With([steps, batch, wirings, noOverlap, nccl, modelName, inputSize, bucketKb, json, failRank, failStep, failMode]);
+            .With([steps, batch, wirings, noOverlap, nccl, modelName, inputSize, bucketKb, also, resumeCheck, json, failRank, failStep, failMode]);
         cmd.SetAction(parse =>
         {
             int n = parse.GetValue(steps), b = parse.GetValue(batch);
@@ -312,7 +314,11 @@ internal static class DistributedCommands
             var spec = parse.GetValue(modelName) is { } m ? ModelZoo.Get(m) : TinySpec();
             if (parse.GetValue(inputSize) is int size) spec = spec.WithInput(size);
             var parallel = new DataParallelOptions { Communicator = world, Overlap = !parse.GetValue(noOverlap), Nccl = parse.GetValue(nccl), BucketBytes = parse.GetValue(bucketKb) << 10 };
+            var extra = parse.GetValue(also) is { } a ? ParseZooCheck("--also", a) : default((ModelSpec Spec, int Steps)?);
+            var resume = parse.GetValue(resumeCheck) is { } rc ? ParseZooCheck("--resume-check", rc) : default((ModelSpec Spec, int Steps)?);
             var rows = kinds.Select(kind => CheckWiring(spec, device, world, kind, n, b, parallel)).ToList();
+            if (extra is { } x) rows.Add(CheckWiring(x.Spec, device, world, WiringKind.Chain, x.Steps, b, parallel));
+            if (resume is { } rs) rows.Add(CheckResume(rs.Spec, device, world, rs.Steps, b, parallel));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(rows, CheckJson.Default.ListCheckRow));
             else Render(rows);
             Console.Out.Flush();
@@ -329,9 +335,9 @@ internal static class DistributedCommands
 
     private static void Render(List<CheckRow> rows)
     {
-            var table = new Table().AddColumns("wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
+            var table = new Table().AddColumns("model", "wiring", "ranks", "steps", "max |Δw| sync BN", "max |Δw| per-rank BN", "ranks identical", "test acc 1 process", "test acc sync BN", "epoch covered once");
             foreach (var r in rows)
-                table.AddRow(r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", $"{r.PerRankMaxDiff:E2}", r.RanksIdentical ? "yes" : "[red]NO[/]",
+                table.AddRow(r.Model, r.Wiring, $"{r.Ranks}", $"{r.Steps}", $"{r.SyncMaxDiff:E2}", r.PerRankMaxDiff is { } p ? $"{p:E2}" : "-", r.RanksIdentical ? "yes" : "[red]NO[/]",
                     $"{100 * r.ReferenceAccuracy:F2}%", $"{100 * r.SyncAccuracy:F2}%", r.ShardsCoverEpoch ? "yes" : "[red]NO[/]");
             AnsiConsole.Write(table);
     }
@@ -373,8 +379,70 @@ internal static class DistributedCommands
             identical = all.AsSpan(r * sync.Weights.Length, sync.Weights.Length).SequenceEqual(all.AsSpan(0, sync.Weights.Length));
         var fromRoot = new[] { MaxDiff(sync.Weights, reference.Weights), MaxDiff(perRank.Weights, reference.Weights), reference.Accuracy };
         world.Broadcast<double>(fromRoot);
-        return new CheckRow(kind.ToString().ToLowerInvariant(), world.Size, steps, fromRoot[0], fromRoot[1],
+        return new CheckRow(spec.Name, kind.ToString().ToLowerInvariant(), world.Size, steps, fromRoot[0], fromRoot[1],
             identical, fromRoot[2], sync.Accuracy, CoversEpoch(train, options, world));
+    }
+
+    /// <summary><c>MODEL@SIZE:STEPS</c> of <c>--also</c> and <c>--resume-check</c>.</summary>
+    private static (ModelSpec Spec, int Steps) ParseZooCheck(string option, string value)
+    {
+        var parts = value.Split('@', ':');
+        if (parts.Length != 3 || !int.TryParse(parts[1], out int size) || !int.TryParse(parts[2], out int steps) || size < 1 || steps < 1)
+            throw new ArgumentException($"{option} must be MODEL@SIZE:STEPS with positive SIZE and STEPS, e.g. resnet_mini@8:3; got '{value}'.");
+        return (ModelZoo.Get(parts[0]).WithInput(size), steps);
+    }
+
+    /// <summary>
+    /// Resume across a changed rank count at the same global batch: rank 0 trains the first of two epochs of
+    /// <paramref name="steps"/> steps in one process and checkpoints it; the second epoch then runs from that checkpoint
+    /// in one process (the reference, rank 0) and on every rank with synchronised batch norm. The row's sync columns
+    /// compare the two; per-rank batch norm is not run (null).
+    /// </summary>
+    private static CheckRow CheckResume(ModelSpec spec, Runtime.Device device, Communicator world, int steps, int batch, DataParallelOptions parallel)
+    {
+        var train = SyntheticLike(spec, steps * batch, 11);
+        var test = SyntheticLike(spec, 40, 12);
+        var options = new TrainerOptions { Epochs = 2, BatchSize = batch, EvalBatchSize = 16, LearningRate = 0.05f, Seed = 3, Augment = true, WarmupFraction = 0.1f, MaxLossRatio = 0 };
+        int tag = world.IsRoot ? Random.Shared.Next() : 0;
+        var tags = new[] { tag };
+        world.Broadcast<int>(tags);
+        var dir = Path.Combine(Path.GetTempPath(), $"ddw-resume-check-{tags[0]}");
+        var path = Path.Combine(dir, "epoch1.ddw");
+        var previous = DataParallelOptions.Default;
+        try
+        {
+            if (world.IsRoot)
+            {
+                Directory.CreateDirectory(dir);
+                using var model = new DdwNet(device, spec, new WiringConfig { Kind = WiringKind.Chain }, seed: 5);
+                using var first = new Trainer(model, train, test, options, parallel: DataParallelOptions.SingleProcess) { CheckpointPath = path };
+                first.RunEpoch();
+            }
+            world.Barrier();
+            (float[] Weights, double Accuracy) Second(DataParallelOptions ranks)
+            {
+                DataParallelOptions.Default = ranks;
+                using var trainer = Checkpoint.Resume(device, path, train, test);
+                trainer.Run();
+                return (trainer.Model.Parameters().SelectMany(p => p.ToArray()).ToArray(), trainer.LastEval!.Accuracy);
+            }
+            var reference = world.IsRoot ? Second(DataParallelOptions.SingleProcess) : (Weights: Array.Empty<float>(), Accuracy: double.NaN);
+            var resumed = Second(parallel with { SyncBatchNorm = true });
+            var all = world.AllGather<float>(resumed.Weights);
+            bool identical = true;
+            for (int r = 1; r < world.Size && identical; r++)
+                identical = all.AsSpan(r * resumed.Weights.Length, resumed.Weights.Length).SequenceEqual(all.AsSpan(0, resumed.Weights.Length));
+            var fromRoot = new[] { MaxDiff(resumed.Weights, reference.Weights), reference.Accuracy };
+            world.Broadcast<double>(fromRoot);
+            return new CheckRow($"{spec.Name} resumed", "chain", world.Size, 2 * steps, fromRoot[0], null, identical, fromRoot[1], resumed.Accuracy,
+                CoversEpoch(train, options, world));
+        }
+        finally
+        {
+            DataParallelOptions.Default = previous;
+            world.Barrier();
+            if (world.IsRoot && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static double MaxDiff(float[] a, float[] b)

@@ -57,6 +57,38 @@ public static class BatchNormReference
         return n;
     }
 
+    /// <summary>
+    /// The pieces of a synchronised batch norm (<see cref="BatchNormKernels.ForwardStatisticsPieces"/> and
+    /// <see cref="BatchNormKernels.BackwardChannelSumsPieces"/>) of a rank holding the global values
+    /// [offset, offset + batch·spatial) of each channel, the global batch cut into chunks of <paramref name="chunkLength"/>:
+    /// piece j of channel c (chunk offset / chunkLength + j) gets, over its values of live samples (every sample when
+    /// <paramref name="live"/> is empty), <c>forward[3i..3i + 2] = (n, Σv, Σv²)</c> with v = x − pivot[c] and
+    /// <c>backward[2i..2i + 1] = (Σdy, Σdy·x̂)</c>, i = c·pieces + j, in double, dy = 0 where
+    /// <paramref name="reluOutput"/> ≤ 0 when it is not empty. Overwrites both.
+    /// </summary>
+    public static void PieceSums(ReadOnlySpan<float> x, ReadOnlySpan<float> dOutput, ReadOnlySpan<float> reluOutput, int batch, int channels,
+        int spatial, int offset, int chunkLength, ReadOnlySpan<float> live, ReadOnlySpan<float> pivot, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> invstd, Span<double> forward, Span<double> backward)
+    {
+        int count = batch * spatial, firstChunk = offset / chunkLength, pieces = (offset + count - 1) / chunkLength - firstChunk + 1;
+        forward.Clear();
+        backward.Clear();
+        for (int c = 0; c < channels; c++)
+            for (int j = 0; j < count; j++)
+            {
+                int b = j / spatial, o = (b * channels + c) * spatial + j % spatial;
+                if (!IsLive(live, b)) continue;
+                int i = c * pieces + (offset + j) / chunkLength - firstChunk;
+                double v = x[o] - (double)pivot[c];
+                forward[3 * i] += 1;
+                forward[3 * i + 1] += v;
+                forward[3 * i + 2] += v * v;
+                float dy = !reluOutput.IsEmpty && !(reluOutput[o] > 0f) ? 0f : dOutput[o];
+                backward[2 * i] += dy;
+                backward[2 * i + 1] += dy * ((x[o] - mean[c]) * invstd[c]);
+            }
+    }
+
     /// <summary>Eval-mode statistics: <c>mean = runningMean</c>, <c>invstd[c] = 1/√(runningVar[c] + eps)</c>.</summary>
     public static void InferenceStatistics<T>(ReadOnlySpan<T> runningMean, ReadOnlySpan<T> runningVar, T eps,
         Span<T> mean, Span<T> invstd) where T : IFloatingPointIeee754<T>

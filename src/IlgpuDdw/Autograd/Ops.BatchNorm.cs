@@ -1,4 +1,3 @@
-using IlgpuDdw.Distributed;
 namespace IlgpuDdw.Autograd;
 
 /// <summary>
@@ -176,9 +175,9 @@ public static partial class Ops
         int n = y.Length;
         int channelExtent = d.Extent(channels), ext = d.Extent(n);
         var group = training && tape.BatchNormGroup is { Size: > 1 } g ? g : null; // synchronised batch norm
-        long statisticsCount = batch * spatial;
+        SyncBatchNormLayout? sync = null;
         if (group is not null)
-            statisticsCount = SyncBatchNormStatistics(group, launch, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
+            sync = SyncBatchNormStatistics(group, plan, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         else if (training)
             BatchNormStatistics(launch, input, eps, momentum, mean, invstd, runningMean, runningVar, live);
         else
@@ -205,21 +204,25 @@ public static partial class Ops
 
         if (live is not null)
         {
-            tape.Record(op, y, () => BatchNormBackwardMasked(launch, training, input, y, relu, residual, gamma, beta, mean, invstd, live,
-                group, statisticsCount));
+            tape.Record(op, y, () => BatchNormBackwardMasked(launch, training, input, y, relu, residual, gamma, beta, mean, invstd, live, sync));
             return y;
         }
-        float statisticsWeight = training ? 1f / statisticsCount : 0f;
+        float statisticsWeight = training ? 1f / (sync?.StatisticsCount ?? batch * spatial) : 0f;
         tape.Record(op, y, () =>
         {
             using var sumDy = Tensor.Empty(d, channels);
             using var sumDyXhat = Tensor.Empty(d, channels);
-            BatchNormChannelSums(launch, input, y.Grad, relu ? y : null, mean, invstd, sumDy, sumDyXhat,
-                gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
-            if (group is not null) // the global batch's sums (dγ and dβ keep this rank's share: the gradients are summed later)
+            if (sync is not null) // the global batch's sums, as one process computes them
             {
-                group.AllReduce(d, sumDy.View);
-                group.AllReduce(d, sumDyXhat.View);
+                var (dy, dyXhat) = SyncBatchNormChannelSums(sync, input, y.Grad, relu ? y : null, mean, invstd, null,
+                    gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
+                sumDy.CopyFrom(dy);
+                sumDyXhat.CopyFrom(dyXhat);
+            }
+            else
+            {
+                BatchNormChannelSums(launch, input, y.Grad, relu ? y : null, mean, invstd, sumDy, sumDyXhat,
+                    gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
             }
             if (input.RequiresGrad && relu)
                 d.Kernels.BatchNormBackwardInputRelu(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, input.View,
@@ -238,19 +241,25 @@ public static partial class Ops
     /// the input gradient over the live samples, and the residual's gradient through the fused ReLU.
     /// </summary>
     private static void BatchNormBackwardMasked(BatchNormPlan plan, bool training, Tensor input, Tensor y, bool relu, Tensor? residual,
-        Tensor gamma, Tensor beta, Tensor mean, Tensor invstd, Tensor live, Communicator? group, long statisticsCount)
+        Tensor gamma, Tensor beta, Tensor mean, Tensor invstd, Tensor live, SyncBatchNormLayout? sync)
     {
         var d = input.Device;
         int channels = input.Dim(1), spatial = input.Dim(2) * input.Dim(3), n = y.Length, ext = d.Extent(n);
         using var sums = Tensor.Empty(d, 2 * channels + 1);
-        BatchNormChannelSumsMasked(plan, training, input, y.Grad, relu ? y : null, mean, invstd, live, sums,
-            gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
-        if (group is not null) // the global batch's live sums and weight (dγ and dβ keep this rank's share)
+        if (sync is not null) // the global batch's live sums and weight, as one process computes them
         {
-            var host = sums.ToArray();
-            group.AllReduce(host.AsSpan(0, 2 * channels));
-            host[2 * channels] = training && statisticsCount > 0 ? 1f / statisticsCount : 0f;
+            var (dy, dyXhat) = SyncBatchNormChannelSums(sync, input, y.Grad, relu ? y : null, mean, invstd, live,
+                gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
+            var host = new float[2 * channels + 1];
+            dy.CopyTo(host, 0);
+            dyXhat.CopyTo(host, channels);
+            host[2 * channels] = training && sync.StatisticsCount > 0 ? 1f / sync.StatisticsCount : 0f;
             sums.CopyFrom(host);
+        }
+        else
+        {
+            BatchNormChannelSumsMasked(plan, training, input, y.Grad, relu ? y : null, mean, invstd, live, sums,
+                gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
         }
         if (input.RequiresGrad)
             d.Kernels.BatchNormBackwardInputMasked(d.Stream, ext, n, ext, channels, spatial, relu ? 1 : 0, live.View, input.View,
@@ -373,7 +382,7 @@ public static partial class Ops
     /// The backward channel sums over the live samples, packed into <paramref name="sums"/> [2·C + 1] (Σdy, Σdy·x̂, and
     /// the statistics weight 1/N in training mode, else 0) and accumulated into dGamma/dBeta when given.
     /// </summary>
-    private static void BatchNormChannelSumsMasked(BatchNormPlan plan, bool training, Tensor input, Tensor dOutput, Tensor? reluOutput,
+    internal static void BatchNormChannelSumsMasked(BatchNormPlan plan, bool training, Tensor input, Tensor dOutput, Tensor? reluOutput,
         Tensor mean, Tensor invstd, Tensor live, Tensor sums, Tensor? dGamma, Tensor? dBeta)
     {
         int mask = reluOutput is null ? 0 : 1;

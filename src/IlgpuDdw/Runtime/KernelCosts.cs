@@ -212,6 +212,23 @@ public static class KernelCosts
         ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
         Cost(n, 9.0 * n, 5.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
+    // ---- BatchNorm, synchronised pieces: every value read once (masked: + the mask), sums in double ----
+
+    public static KernelCost BatchNormForwardStatisticsPieces(int items, int stride, BatchNormPieces layout, ArrayView<float> live,
+        ArrayView<float> pivot, ArrayView<float> x, ArrayView<double> sums) => Pieces(items, layout, 4, 1, 6);
+
+    public static KernelCost BatchNormBackwardChannelSumsPieces(int items, int stride, BatchNormPieces layout, int reluMask, ArrayView<float> live,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<double> sums) => Pieces(items, layout, 5, 2 + reluMask, 4);
+
+    /// <summary>A pieces launch: <paramref name="flopsPerValue"/> and <paramref name="floatsPerValue"/> per value read, the mask when masked, and the double sums written.</summary>
+    private static KernelCost Pieces(int items, BatchNormPieces layout, int flopsPerValue, int floatsPerValue, int floatsPerItem)
+    {
+        double elements = (double)layout.Channels * layout.Count;
+        return Cost(items, flopsPerValue * elements, floatsPerValue * elements + floatsPerItem * (double)items + 2.0 * layout.Channels
+            + layout.Masked * (double)layout.Count / Math.Max(1, layout.Spatial), Describe(layout.Count / Math.Max(1, layout.Spatial), layout.Channels, layout.Spatial));
+    }
+
     // ---- BatchNorm, live-sample path: the unmasked formulas with every sample live (an upper bound), + the [B] mask ----
 
     public static KernelCost BatchNormForwardStatisticsChunksMasked(int items, int stride, int channels, int spatial, int count, int chunkLength,

@@ -13,7 +13,8 @@ namespace IlgpuDdw.Verification;
 /// grouped reductions without and with one; residuals keep BN(x) + residual at least 0.05 from the ReLU kink.
 /// The live-sample path (a [B] mask) at the same shapes with some samples off, every sample off (no NaN: the running
 /// statistics stay, outputs and gradients are 0), a single live value per channel (N = 1: no running update) and
-/// every sample live, through the default plan and the forced Chunks and Groups rungs, plain and fused.
+/// every sample live, through the default plan and the forced Chunks and Groups rungs, plain and fused. The
+/// synchronised batch norm's pieces kernels at odd offsets and chunk lengths (<see cref="PieceCases"/>).
 /// </summary>
 internal static class BatchNormCases
 {
@@ -51,7 +52,9 @@ internal static class BatchNormCases
         _ => [[1f, 0f, 0f, 1f, 1f, 0f, 1f, 1f]],
     };
 
-    public static IEnumerable<VerifyCase> All()
+    public static IEnumerable<VerifyCase> All() => Cases().Concat(PieceCases());
+
+    private static IEnumerable<VerifyCase> Cases()
     {
         int[][] shapes = [[1, 3, 5, 7], [3, 5, 7, 5], [2, 4, 1, 1], [8, 16, 14, 14], [4, 1, 3, 2]];
         foreach (var shape in shapes)
@@ -105,6 +108,58 @@ internal static class BatchNormCases
                                 reduction is { } r ? new BatchNormPlan(r, chunkLength, TwoWarps(d)) : null));
                     }
             }
+    }
+
+    /// <summary>
+    /// The synchronised batch norm's pieces kernels against <see cref="R.PieceSums"/>: a rank's block at an offset and
+    /// chunk length that cut chunks between ranks (and one chunk that is the whole block), every sample or some live,
+    /// with and without the fused ReLU's mask.
+    /// </summary>
+    private static IEnumerable<VerifyCase> PieceCases()
+    {
+        (int[] Shape, int Offset, int ChunkLength)[] layouts = [([3, 5, 7, 5], 37, 13), ([2, 4, 1, 1], 5, 3), ([1, 3, 5, 7], 0, 35), ([4, 1, 3, 2], 100, 7)];
+        foreach (var (shape, offset, chunkLength) in layouts)
+            foreach (bool masked in new[] { false, true })
+                foreach (bool relu in new[] { false, true })
+                {
+                    string desc = $"{Tensor.Format(shape)} pieces at {offset}, chunks of {chunkLength}{(masked ? " live" : "")}{(relu ? " +relu" : "")}";
+                    yield return new("BatchNorm2d", desc, PiecePasses, d => RunPieces(d, shape, offset, chunkLength, masked, relu, desc));
+                }
+    }
+
+    private static readonly string[] PiecePasses = ["BatchNorm2d.SyncPiecesForward", "BatchNorm2d.SyncPiecesBackward"];
+
+    /// <summary>One pieces case: both kernels on the device against the reference (sums in double).</summary>
+    internal static IEnumerable<VerifyResult> RunPieces(Device device, int[] shape, int offset, int chunkLength, bool masked, bool relu, string desc)
+    {
+        int b = shape[0], c = shape[1], s = shape[2] * shape[3], n = b * c * s, count = b * s;
+        var x = Seeded.Uniform<float>(n, 41, -2, 3); var g = Seeded.Uniform<float>(n, 42); var output = Seeded.Uniform<float>(n, 43);
+        var pivot = Seeded.Uniform<float>(c, 44); var mean = Seeded.Uniform<float>(c, 45); var invstd = Seeded.Uniform<float>(c, 46, 0.5, 2);
+        var live = masked ? Enumerable.Range(0, b).Select(i => i % 2 == 0 ? 1f : 0f).ToArray() : [];
+        int pieces = (offset + count - 1) / chunkLength - offset / chunkLength + 1, items = c * pieces;
+        var layout = new Kernels.BatchNormPieces(c, s, count, offset, chunkLength, masked ? 1 : 0);
+        using var tx = Tensor.FromArray(device, x, shape);
+        using var tg = Tensor.FromArray(device, g, shape);
+        using var tOutput = Tensor.FromArray(device, output, shape);
+        using var tPivot = Tensor.FromArray(device, pivot, c);
+        using var tMean = Tensor.FromArray(device, mean, c);
+        using var tInvstd = Tensor.FromArray(device, invstd, c);
+        using var tLive = Tensor.FromArray(device, masked ? live : [1f], masked ? b : 1);
+        using var forward = device.Allocate<double>(3 * items);
+        using var backward = device.Allocate<double>(2 * items);
+        int ext = device.Extent(items);
+        device.Kernels.BatchNormForwardStatisticsPieces(device.Stream, ext, items, ext, layout, tLive.View, tPivot.View, tx.View, forward.View);
+        device.Kernels.BatchNormBackwardChannelSumsPieces(device.Stream, ext, items, ext, layout, relu ? 1 : 0, tLive.View, tx.View, tg.View,
+            tOutput.View, tMean.View, tInvstd.View, backward.View);
+        var actualForward = new double[3 * items];
+        var actualBackward = new double[2 * items];
+        device.Download(forward.View, actualForward.AsSpan());
+        device.Download(backward.View, actualBackward.AsSpan());
+        var expectedForward = new double[3 * items];
+        var expectedBackward = new double[2 * items];
+        R.PieceSums(x, g, relu ? output : [], b, c, s, offset, chunkLength, live, pivot, mean, invstd, expectedForward, expectedBackward);
+        yield return VerifyResult.Compare("BatchNorm2d.SyncPiecesForward", desc, expectedForward, actualForward, Tolerance.Forward);
+        yield return VerifyResult.Compare("BatchNorm2d.SyncPiecesBackward", desc, expectedBackward, actualBackward, Tolerance.Forward);
     }
 
     /// <summary>Two warps, or one where the device's groups hold a single warp.</summary>
