@@ -117,7 +117,7 @@ public sealed class CliTests
     {
         using var dir = new TempDirectory();
         string outDir = dir.File("cmp");
-        var (code, output, err) = Run("compare", "--budget", "smoke", "--train-images", "96", "--test-images", "48", "--device", "cpu", "--out", outDir, "--json");
+        var (code, output, err) = Run("compare", "--budget", "smoke", "--train-images", "64", "--test-images", "32", "--device", "cpu", "--out", outDir, "--json");
         Assert.True(code == 0, err);
         using var doc = JsonDocument.Parse(output);
         var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();

@@ -82,7 +82,7 @@ public sealed class TrainerTests(DeviceFixture fx)
     {
         var d = fx.Device;
         using var dir = new TempDirectory();
-        var train = Synthetic(48, 5);
+        var train = Synthetic(32, 5);
         var test = Synthetic(16, 6);
         var spec = ModelZoo.Get("resnet_mini", 8);
         var wiring = new WiringConfig { Kind = WiringKind.Dynamic };

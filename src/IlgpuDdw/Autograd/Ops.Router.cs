@@ -8,6 +8,14 @@ public static partial class Ops
         && outDegree is >= 1 and <= RouterKernels.MaxOutDegree;
 
     /// <summary>
+    /// Whether a router of these sizes runs as one <see cref="RouterFused"/> launch on a device of kind
+    /// <paramref name="kind"/>: on Cuda when it fits (<see cref="RouterFits"/>); on the CPU accelerator never, since its
+    /// group barriers make the one-group-per-sample kernel slower there than pooling and two linear launches.
+    /// </summary>
+    public static bool RouterFusedFor(DeviceKind kind, int channels, int hidden, int outDegree) =>
+        kind != DeviceKind.Cpu && RouterFits(channels, hidden, outDegree);
+
+    /// <summary>
     /// A node's router in one launch, <c>a = sigmoid(W2 · relu(W1 · GAP(input) + b1) + b2)</c> (<see cref="RouterKernels"/>):
     /// input <c>[B, C, H, W]</c>, w1 <c>[Hidden, C]</c>, b1 <c>[Hidden]</c>, w2 <c>[OutDegree, Hidden]</c>, b2
     /// <c>[OutDegree]</c>; returns a <c>[B, OutDegree]</c>. The same function as <see cref="GlobalAvgPool2d"/> and two

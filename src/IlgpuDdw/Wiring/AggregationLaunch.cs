@@ -62,8 +62,18 @@ internal static class AggregationLaunch
         return (int)Math.Clamp(wanted, 1, most);
     }
 
-    /// <summary>Test hook: a fixed (chunk, parts) geometry instead of the per-device policy (null: the policy).</summary>
-    internal static (int Chunk, int Parts)? GeometryOverride { get; set; }
+    /// <summary>
+    /// Test hook: a fixed (chunk, parts) geometry instead of the per-device policy (null: the policy), for the calls on
+    /// this thread of control only (an <see cref="AsyncLocal{T}"/>), so a verification case never changes the
+    /// summation order of a model training at the same time on another thread.
+    /// </summary>
+    internal static (int Chunk, int Parts)? GeometryOverride
+    {
+        get => Override.Value;
+        set => Override.Value = value;
+    }
+
+    private static readonly AsyncLocal<(int Chunk, int Parts)?> Override = new();
 
     private static IEnumerable<(AggregationShape Shape, NodeViews Views)> Groups(Adjacency adjacency, int target, Tensor[] sources, Func<int, Tensor?> view, int sampleSize)
     {

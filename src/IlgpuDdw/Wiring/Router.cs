@@ -79,8 +79,9 @@ public sealed class Router : Module
 
     /// <summary>
     /// The router outputs <c>a [B, OutDegree]</c> for a node output <c>y [B, C, H, W]</c>: global average pooling,
-    /// then the two layers, in one fused op (<see cref="Ops.RouterFused"/>) when there is no gate head and the sizes
-    /// fit, else op by op. The pooled features <c>[B, C]</c> and hidden activations <c>[B, Hidden]</c> are freed at
+    /// then the two layers, in one fused op (<see cref="Ops.RouterFused"/>) when there is no gate head and the device and
+    /// sizes suit it (<see cref="Ops.RouterFusedFor"/>), else op by op. The pooled features <c>[B, C]</c> and hidden
+    /// activations <c>[B, Hidden]</c> are freed at
     /// once in no-grad mode.
     /// </summary>
     /// <exception cref="ArgumentException">y is not 4-D, or its channel count is not the router's.</exception>
@@ -99,7 +100,7 @@ public sealed class Router : Module
         if (input.Rank != 4 || input.Dim(1) != Channels)
             throw new ArgumentException($"Router: node output {input.Describe()} must be [B, {Channels}, H, W] for a router with {Channels} input channels.", nameof(input));
         using var scope = tape.Scope();
-        if (GateHead is null && Ops.RouterFits(Channels, Hidden, OutDegree))
+        if (GateHead is null && Ops.RouterFusedFor(input.Device.Kind, Channels, Hidden, OutDegree))
             return (scope.Keep(tape.RouterFused(input, Fc1.Weight, Fc1.Bias!, Fc2.Weight, Fc2.Bias!)), null);
         var hidden = scope.FreeExcept(Fc1.Forward(tape, tape.GlobalAvgPool2d(input)));
         var weights = scope.Keep(Fc2.Forward(tape, hidden));
