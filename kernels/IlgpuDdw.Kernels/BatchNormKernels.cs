@@ -723,13 +723,10 @@ public static class BatchNormKernels
     public static void ForwardStatisticsPieces(Index1D index, int items, int stride, BatchNormPieces layout,
         ArrayView<float> live, ArrayView<float> pivot, ArrayView<float> x, ArrayView<double> sums)
     {
-        int channels = layout.Channels, spatial = layout.Spatial, count = layout.Count, offset = layout.Offset;
-        int chunkLength = layout.ChunkLength, masked = layout.Masked;
-        int pieces = items / channels, firstChunk = offset / chunkLength;
+        int channels = layout.Channels, spatial = layout.Spatial, masked = layout.Masked;
         for (int i = index; i < items; i += stride)
         {
-            int c = i / pieces, k = firstChunk + i - c * pieces;
-            int start = Math.Max(0, k * chunkLength - offset), end = Math.Min(count, (k + 1) * chunkLength - offset);
+            var (c, start, end) = layout.Piece(i, items);
             double p = pivot[c], sum = 0, squares = 0;
             int n = 0;
             for (int j = start; j < end; j++)
@@ -757,13 +754,10 @@ public static class BatchNormKernels
         ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
         ArrayView<float> invstd, ArrayView<double> sums)
     {
-        int channels = layout.Channels, spatial = layout.Spatial, count = layout.Count, offset = layout.Offset;
-        int chunkLength = layout.ChunkLength, masked = layout.Masked;
-        int pieces = items / channels, firstChunk = offset / chunkLength;
+        int channels = layout.Channels, spatial = layout.Spatial, masked = layout.Masked;
         for (int i = index; i < items; i += stride)
         {
-            int c = i / pieces, k = firstChunk + i - c * pieces;
-            int start = Math.Max(0, k * chunkLength - offset), end = Math.Min(count, (k + 1) * chunkLength - offset);
+            var (c, start, end) = layout.Piece(i, items);
             float mu = mean[c], inv = invstd[c];
             double dyTotal = 0, dyXhatTotal = 0;
             for (int j = start; j < end; j++)
@@ -951,6 +945,16 @@ public readonly struct BatchNormPieces
     public readonly int ChunkLength;
     /// <summary>1: only samples with live[b] ≠ 0 count; 0: every sample (live unread).</summary>
     public readonly int Masked;
+
+    /// <summary>
+    /// Piece <paramref name="i"/> of <paramref name="items"/> = Channels·pieces: its channel and its range [start, end) of
+    /// this rank's values of that channel (the part of global chunk Offset / ChunkLength + i mod pieces held here).
+    /// </summary>
+    public (int Channel, int Start, int End) Piece(int i, int items)
+    {
+        int pieces = items / Channels, c = i / pieces, k = Offset / ChunkLength + i - c * pieces;
+        return (c, Math.Max(0, k * ChunkLength - Offset), Math.Min(Count, (k + 1) * ChunkLength - Offset));
+    }
 
     /// <summary>A layout; every field as named.</summary>
     public BatchNormPieces(int channels, int spatial, int count, int offset, int chunkLength, int masked)
