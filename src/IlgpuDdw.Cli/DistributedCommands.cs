@@ -254,8 +254,11 @@ internal static class DistributedCommands
     /// <summary><see cref="Synthetic"/> images of <paramref name="spec"/>'s input shape.</summary>
     internal static ImageDataset SyntheticLike(ModelSpec spec, int count, int seed) => Synthetic(count, seed, spec.InputSize, spec.InputChannels);
 
-    /// <summary>Four classes of patterns with noise (a learnable task), deterministic in the seed.</summary>
-    internal static ImageDataset Synthetic(int count, int seed, int size = 8, int channels = 1)
+    /// <summary>
+    /// Four classes of patterns with noise (a learnable task), deterministic in the seed; the data set declares
+    /// <paramref name="classCount"/> classes (at least 4).
+    /// </summary>
+    internal static ImageDataset Synthetic(int count, int seed, int size = 8, int channels = 1, int classCount = 4)
     {
         var r = new Random(seed);
         var images = new float[count * channels * size * size];
@@ -273,7 +276,7 @@ internal static class DistributedCommands
                     images[(n * channels + ch) * size * size + i] = (on ? 1f : -1f) + 0.3f * (float)(r.NextDouble() - 0.5);
             }
         }
-        return new ImageDataset(images, labels, channels, size, size, 4);
+        return new ImageDataset(images, labels, channels, size, size, classCount);
     }
 
     /// <summary>One wiring's result of the check.</summary>

@@ -206,7 +206,9 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         long grown = Process.GetCurrentProcess().WorkingSet64 - before;
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"dry run took {clock.Elapsed}");
         Assert.True(profile.PeakBytes > 1L << 30, $"the step would hold {profile.PeakBytes} bytes on the GPU");
-        Assert.True(grown < profile.PeakBytes / 8, $"the process grew by {grown} bytes for a step that holds {profile.PeakBytes}");
+        // the working set is the whole process's, and other collections' tests run meanwhile: half the step's tensor
+        // memory is far below what holding it would cost and well above what they add
+        Assert.True(grown < profile.PeakBytes / 2, $"the process grew by {grown} bytes for a step that holds {profile.PeakBytes}");
         Assert.Equal(0, dry.AllocatedBytes);
         var t = profile.Trace;
         Assert.True(t.Launches > 300, $"{t.Launches} launches");

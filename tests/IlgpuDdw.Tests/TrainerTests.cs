@@ -8,26 +8,9 @@ namespace IlgpuDdw.Tests;
 [Collection("cpu")]
 public sealed class TrainerTests(DeviceFixture fx)
 {
-    internal static ImageDataset Synthetic(int count, int seed, int size = 8)
-    {
-        // Class-dependent patterns that survive the flip/crop augmentation, so that the task is learnable.
-        var r = new Random(seed);
-        var images = new float[count * size * size];
-        var labels = new int[count];
-        for (int n = 0; n < count; n++)
-        {
-            int c = r.Next(4);
-            labels[n] = c;
-            for (int i = 0; i < size * size; i++)
-            {
-                int y = i / size, x = i % size;
-                bool center = Math.Abs(2 * x - size + 1) < size / 2 && Math.Abs(2 * y - size + 1) < size / 2;
-                bool on = c switch { 0 => y < size / 2, 1 => y >= size / 2, 2 => center, _ => !center };
-                images[n * size * size + i] = (on ? 1f : -1f) + 0.3f * (float)(r.NextDouble() - 0.5);
-            }
-        }
-        return new ImageDataset(images, labels, 1, size, size, 10);
-    }
+    /// <summary>Class-dependent patterns that survive the flip/crop augmentation (a learnable task), 10 declared classes.</summary>
+    internal static ImageDataset Synthetic(int count, int seed, int size = 8) =>
+        IlgpuDdw.Cli.DistributedCommands.Synthetic(count, seed, size, classCount: 10);
 
     private static TrainerOptions Options(int epochs) => new()
     {
