@@ -75,6 +75,9 @@ public readonly struct Conv2dGeometry
     /// <summary>Elements of the input, B·C_in·H·W.</summary>
     public int InputLength => Batch * InChannels * Height * Width;
 
+    /// <summary>The same convolution over a batch of <paramref name="batch"/> samples.</summary>
+    public Conv2dGeometry WithBatch(int batch) => new(batch, InChannels, Height, Width, OutChannels, KernelSize, Stride, Padding, Groups);
+
     /// <summary>Elements of the weight, C_out·(C_in/groups)·K·K.</summary>
     public int WeightLength => OutChannels * InPerGroup * KernelSize * KernelSize;
 

@@ -37,6 +37,25 @@ public static class ReductionKernels
     }
 
     /// <summary>
+    /// Gradient groups: <c>target[i] += tree(partials[0·n + i], …, partials[(groups − 1)·n + i])</c> for i &lt; n, where
+    /// the tree adds the group partials pairwise bottom-up (level w = 1, 2, 4, …: slot k, a multiple of 2w, adds slot
+    /// k + w when there is one), so any aligned power-of-two block of groups is one subtree: ranks that each hold such
+    /// a block and add their subtree sums pairwise get this result bit for bit. Grid-stride over i; works in place
+    /// (destroys the partials). Accumulates into target.
+    /// </summary>
+    [Kernel]
+    public static void GroupSums(Index1D index, int n, int stride, int groups, ArrayView<float> partials, ArrayView<float> target)
+    {
+        for (int i = index; i < n; i += stride)
+        {
+            for (int w = 1; w < groups; w <<= 1)
+                for (int k = 0; k + w < groups; k += 2 * w)
+                    partials[(long)k * n + i] += partials[(long)(k + w) * n + i];
+            target[i] += partials[i];
+        }
+    }
+
+    /// <summary>
     /// Backward of sum/mean over all n elements: <c>dInput[i] += scale · dOutput[0]</c> (scale = 1 for sum,
     /// 1/n for mean). Accumulates.
     /// </summary>

@@ -22,7 +22,14 @@ internal sealed class DistributedOptionBlock
 
     public readonly Option<bool> Nccl = new("--nccl") { Description = "Data-parallel on Cuda GPUs: gradients and parameters through NCCL (libnccl.so.2; one GPU per rank, --device cuda picks the rank's local GPU)." };
 
-    public IEnumerable<Option> Options => [Ranks, SyncBn, NoOverlap, BucketKb, Nccl];
+    public readonly Option<int?> GradGroup = new("--grad-group")
+    {
+        Description = "Samples per gradient group: convolution, linear and router gradients are summed per group and the groups added pairwise, " +
+            "so with --sync-bn 1, 2, 4, ... ranks whose per-rank batch is a power-of-two number of groups train bit for bit as one process; 0: the whole batch at once " +
+            $"[default: {IlgpuDdw.Training.DataParallelOptions.CpuGradientGroupSize} on the CPU accelerator, 0 on Cuda].",
+    };
+
+    public IEnumerable<Option> Options => [Ranks, SyncBn, NoOverlap, BucketKb, Nccl, GradGroup];
 
     /// <summary>Sets <see cref="DataParallelOptions.Default"/> from the parsed options (before a trainer is made).</summary>
     public void Apply(ParseResult parse)
@@ -30,12 +37,14 @@ internal sealed class DistributedOptionBlock
         int kb = parse.GetValue(BucketKb);
         if (kb < 1) throw new ArgumentException($"--bucket-kb must be at least 1; got {kb}.");
         if (parse.GetValue(Ranks) < 1) throw new ArgumentException($"--ranks must be at least 1; got {parse.GetValue(Ranks)}.");
+        if (parse.GetValue(GradGroup) is < 0 and var group) throw new ArgumentException($"--grad-group must be 0 (the whole batch) or a positive number of samples; got {group}.");
         DataParallelOptions.Default = new DataParallelOptions
         {
             SyncBatchNorm = parse.GetValue(SyncBn),
             Overlap = !parse.GetValue(NoOverlap),
             BucketBytes = kb << 10,
             Nccl = parse.GetValue(Nccl),
+            GradientGroupSize = parse.GetValue(GradGroup),
         };
     }
 }

@@ -111,7 +111,7 @@ public sealed class DistributedTests
 
     /// <summary>
     /// One job: chain, dense and dynamic wiring (with the keep-rate, batch-shaping and sparsity terms), 2 ranks × batch
-    /// 16 against one process × batch 32 for 20 SGD steps. Synchronised batch norm: max |Δw| ≤ 1e-5 and the same test
+    /// 16 against one process × batch 32 for 20 SGD steps. Synchronised batch norm: max |Δw| = 0 (gradient groups) and the same test
     /// accuracy; the ranks bit-identical; per-rank batch norm measurably different; the shards cover the epoch once.
     /// The same for resnet_mini at 8×8 (chain, 3 steps: its 8×8 and 4×4 batch norms reduce chunks that the ranks
     /// split, so the statistics must be one process's, not merged per rank, or a ReLU near 0 flips after one step),
@@ -133,7 +133,8 @@ public sealed class DistributedTests
             string w = $"{r.GetProperty("model").GetString()} {r.GetProperty("wiring").GetString()}";
             bool resumed = w.Contains("resumed");
             double sync = r.GetProperty("sync_max_diff").GetDouble();
-            Assert.True(sync <= 1e-5, $"{w}: max |Δw| with synchronised batch norm {sync:E2} > 1e-5");
+            // gradient groups of 16 (the CPU default) on 1 × 32 and 2 × 16: the same summation order, so bit for bit
+            Assert.True(sync == 0, $"{w}: max |Δw| with synchronised batch norm {sync:E2}: not bit-identical to one process");
             if (resumed)
             {
                 Assert.Equal(JsonValueKind.Null, r.GetProperty("per_rank_max_diff").ValueKind);

@@ -9,6 +9,26 @@ namespace IlgpuDdw.Kernels.Reference;
 /// </summary>
 public static class ElementwiseReference
 {
+    /// <summary>
+    /// <c>target[i] += tree over g of partials[g·n + i]</c>, the group partials added pairwise bottom-up (pairs (0, 1),
+    /// (2, 3), …, then pairs of pairs; an odd last one carried up), written as recursion over the largest aligned
+    /// power-of-two halves: the definition <see cref="ReductionKernels.GroupSums"/> computes level by level.
+    /// </summary>
+    public static void GroupSums<T>(ReadOnlySpan<T> partials, int groups, Span<T> target) where T : IFloatingPointIeee754<T>
+    {
+        int n = target.Length;
+        for (int i = 0; i < n; i++) target[i] += Tree(partials, n, i, 0, groups);
+    }
+
+    // groups [lo, hi): the left subtree is the largest power-of-two block that leaves something on the right
+    private static T Tree<T>(ReadOnlySpan<T> partials, int n, int i, int lo, int hi) where T : IFloatingPointIeee754<T>
+    {
+        if (hi - lo == 1) return partials[lo * n + i];
+        int half = 1;
+        while (2 * half < hi - lo) half *= 2;
+        return Tree(partials, n, i, lo, lo + half) + Tree(partials, n, i, lo + half, hi);
+    }
+
     /// <summary><c>y = a + b</c>.</summary>
     public static void AddForward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> y) where T : IFloatingPointIeee754<T>
     {

@@ -146,13 +146,26 @@ public static partial class Ops
         forwardTiles.Validate(d);
         inputTiles.Validate(d);
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
+        int groupSize = tape.GradientGroupSize;
         Conv2dForward(d, g, forwardTiles, input.View, weight.View, bias?.View, y.View);
         if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
                 if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.Grad.View);
-                if (weight.RequiresGrad) Conv2dBackwardWeight(d, g, plan, y.Grad.View, input.View, weight.Grad.View);
-                if (bias is { RequiresGrad: true }) Conv2dBackwardBias(d, g, y.Grad.View, bias.Grad.View);
+                if (!weight.RequiresGrad && bias is not { RequiresGrad: true }) return;
+                int inSample = g.InChannels * g.Height * g.Width, outSample = g.OutChannels * g.OutHeight * g.OutWidth;
+                var dy = y.Grad.View;
+                if (weight.RequiresGrad)
+                    ParameterGradients(d, groupSize, g.Batch, [weight.Grad.View], (first, count, into) =>
+                    {
+                        // a group is the convolution of its samples alone: the plan that batch would get, unless one was forced
+                        var sub = g.WithBatch(count);
+                        Conv2dBackwardWeight(d, sub, count == g.Batch ? plan : weightPlan ?? Conv2dWeightPlan.For(d, sub),
+                            Samples(dy, outSample, first, count), Samples(input.View, inSample, first, count), into[0]);
+                    });
+                if (bias is { RequiresGrad: true })
+                    ParameterGradients(d, groupSize, g.Batch, [bias.Grad.View], (first, count, into) =>
+                        Conv2dBackwardBias(d, g.WithBatch(count), Samples(dy, outSample, first, count), into[0]));
             });
         return y;
     }

@@ -34,6 +34,7 @@ public static partial class Ops
         int tiles = LinearKernels.Tiles(batch, outFeatures);
         int ext = d.Extent(tiles);
         int act = (int)activation;
+        int groupSize = tape.GradientGroupSize;
         k.LinearForward(d.Stream, ext, tiles, ext, inFeatures, outFeatures, bias is null ? 0 : 1, act,
             input.View, weight.View, (bias ?? weight).View, y.View);
 
@@ -49,16 +50,20 @@ public static partial class Ops
                     k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, act, dy, saved, weight.View, input.Grad.View);
                 }
                 if (weight.RequiresGrad)
-                {
-                    int t = LinearKernels.Tiles(outFeatures, inFeatures);
-                    int e = d.Extent(t);
-                    k.LinearBackwardWeight(d.Stream, e, t, e, batch, inFeatures, outFeatures, act, dy, saved, input.View, weight.Grad.View);
-                }
+                    ParameterGradients(d, groupSize, batch, [weight.Grad.View], (first, count, into) =>
+                    {
+                        int t = LinearKernels.Tiles(outFeatures, inFeatures);
+                        int e = d.Extent(t);
+                        k.LinearBackwardWeight(d.Stream, e, t, e, count, inFeatures, outFeatures, act, Samples(dy, outFeatures, first, count),
+                            Samples(saved, outFeatures, first, count), Samples(input.View, inFeatures, first, count), into[0]);
+                    });
                 if (bias is not null && bias.RequiresGrad)
-                {
-                    int e = d.Extent(outFeatures);
-                    k.LinearBackwardBias(d.Stream, e, outFeatures, e, batch, act, dy, saved, bias.Grad.View);
-                }
+                    ParameterGradients(d, groupSize, batch, [bias.Grad.View], (first, count, into) =>
+                    {
+                        int e = d.Extent(outFeatures);
+                        k.LinearBackwardBias(d.Stream, e, outFeatures, e, count, act, Samples(dy, outFeatures, first, count),
+                            Samples(saved, outFeatures, first, count), into[0]);
+                    });
             });
         return y;
     }

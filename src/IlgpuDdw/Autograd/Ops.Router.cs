@@ -50,6 +50,7 @@ public static partial class Ops
         var hiddenOut = tape.NewTensor(batch, hidden);
         var a = tape.NewTensor(batch, outDegree);
         var config = new KernelConfig(batch, RouterGroupSize(d));
+        int groupSize = tape.GradientGroupSize;
         var shape = new RouterShape(channels, spatial, hidden, outDegree);
         d.Kernels.RouterForward(d.Stream, config, shape, input.View, w1.View, b1.View, w2.View, b2.View, pooled.View, hiddenOut.View, a.View);
         if (tape.NeedsGrad(operands))
@@ -69,8 +70,10 @@ public static partial class Ops
                 }
                 if (!w1.RequiresGrad && !b1.RequiresGrad && !w2.RequiresGrad && !b2.RequiresGrad) return;
                 int n = hidden * channels + hidden + outDegree * hidden + outDegree, ext = d.Extent(n);
-                d.Kernels.RouterBackwardParameters(d.Stream, ext, n, ext, batch, channels, hidden, outDegree, dz1.View, dz2.View,
-                    pooled.View, hiddenOut.View, scratch.GradOf(w1), scratch.GradOf(b1), scratch.GradOf(w2), scratch.GradOf(b2));
+                ParameterGradients(d, groupSize, batch, [scratch.GradOf(w1), scratch.GradOf(b1), scratch.GradOf(w2), scratch.GradOf(b2)], (first, count, into) =>
+                    d.Kernels.RouterBackwardParameters(d.Stream, ext, n, ext, count, channels, hidden, outDegree, Samples(dz1.View, hidden, first, count),
+                        Samples(dz2.View, outDegree, first, count), Samples(pooled.View, channels, first, count), Samples(hiddenOut.View, hidden, first, count),
+                        into[0], into[1], into[2], into[3]));
             });
         return a;
     }

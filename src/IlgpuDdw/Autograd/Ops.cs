@@ -33,6 +33,53 @@ public static partial class Ops
         d.Kernels.Axpy(d.Stream, ext, src.Length, ext, alpha, src.View, dst.View);
     }
 
+    /// <summary>
+    /// Runs an op's parameter-gradient launches over a batch of <paramref name="batch"/> samples in gradient groups of
+    /// <paramref name="groupSize"/> samples (<see cref="Tape.GradientGroupSize"/>; 0: one group):
+    /// <paramref name="launch"/>(first sample, samples, views) accumulates the gradients of samples [first, first +
+    /// samples) into one view per target. One group: straight into <paramref name="targets"/>. Several: into zeroed
+    /// pooled partials (per target, [groups, length]), group by group, then one
+    /// <see cref="Kernels.ReductionKernels.GroupSums"/> per target adds the pairwise tree of its group partials.
+    /// </summary>
+    internal static void ParameterGradients(Device d, int groupSize, int batch, ArrayView<float>[] targets, Action<int, int, ArrayView<float>[]> launch)
+    {
+        int groups = groupSize > 0 ? (batch + groupSize - 1) / groupSize : 1;
+        if (groups <= 1)
+        {
+            launch(0, batch, targets);
+            return;
+        }
+        long total = 0;
+        foreach (var t in targets) total += t.Length;
+        if (groups * total > int.MaxValue)
+            throw new ArgumentException($"Gradient groups: {groups} groups of {total} parameter-gradient elements exceed 2^31 − 1 partials; use a larger gradient group size.");
+        using var partials = Tensor.Empty(d, (int)(groups * total));
+        partials.Fill(0f);
+        var slots = new ArrayView<float>[targets.Length];
+        for (int k = 0; k < groups; k++)
+        {
+            long offset = 0;
+            for (int j = 0; j < targets.Length; j++)
+            {
+                slots[j] = partials.View.SubView(offset + k * targets[j].Length, targets[j].Length);
+                offset += groups * targets[j].Length;
+            }
+            int first = k * groupSize;
+            launch(first, Math.Min(groupSize, batch - first), slots);
+        }
+        long start = 0;
+        foreach (var t in targets)
+        {
+            int n = (int)t.Length, ext = d.Extent(n);
+            d.Kernels.GroupSums(d.Stream, ext, n, ext, groups, partials.View.SubView(start, groups * t.Length), t);
+            start += groups * t.Length;
+        }
+    }
+
+    /// <summary>Samples [first, first + count) of a batch-major view with <paramref name="sample"/> elements per sample.</summary>
+    internal static ArrayView<float> Samples(ArrayView<float> view, int sample, int first, int count) =>
+        view.SubView((long)first * sample, (long)count * sample);
+
     /// <summary><c>y = a + b</c> (same shapes).</summary>
     public static Tensor Add(this Tape tape, Tensor a, Tensor b) =>
         Binary(tape, "Add", a, b, tape.Device.Kernels.AddForward, (dY, _, dX) => Accumulate(dY, dX));

@@ -179,6 +179,24 @@ public sealed class Tape : IDisposable
     public Communicator? BatchNormGroup { get; set; }
 
     /// <summary>
+    /// Samples per gradient group (0, the default: the whole batch at once). With g &gt; 0 the parameter gradients of
+    /// convolution, linear and router ops are summed over each group of g samples of the batch (the last may be short)
+    /// and the group sums added pairwise bottom-up (<see cref="Kernels.ReductionKernels.GroupSums"/>), so the summation
+    /// order of a parameter gradient depends on g alone, not on how the batch is split between ranks: N ranks (a power of
+    /// two) whose batches are the same power-of-two number of groups, their gradients added pairwise, reproduce one
+    /// process bit for bit. Costs a partials buffer and one extra launch per parameter and group.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative value.</exception>
+    public int GradientGroupSize
+    {
+        get => _gradientGroupSize;
+        set => _gradientGroupSize = value >= 0 ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "the gradient group size must be 0 (the whole batch) or a positive number of samples");
+    }
+
+    private int _gradientGroupSize;
+
+    /// <summary>
     /// Records an op's backward. Call it after the op's forward, with the output the backward reads the
     /// gradient of (<c>output.Grad</c>); the output is marked as requiring a gradient. The backward must
     /// accumulate into each input's <c>Grad</c> only when that input's <see cref="Tensor.RequiresGrad"/>

@@ -90,6 +90,46 @@ public abstract class Communicator : IDisposable
         AllReduceCore(MemoryMarshal.AsBytes(values), values.Length, type, op);
     }
 
+    /// <summary>
+    /// Sums <paramref name="values"/> over the ranks in place, adding the ranks' blocks pairwise bottom-up ((r0 + r1) +
+    /// (r2 + r3), …: the order of <see cref="Kernels.ReductionKernels.GroupSums"/>), so every rank gets the same bits and
+    /// a power-of-two block of gradient groups per rank sums as one process sums them. One or two ranks: the all-reduce
+    /// itself (a sum of two values does not depend on the order); more: an all-gather and the tree on every rank.
+    /// </summary>
+    public void AllReducePairwise(Span<float> values)
+    {
+        ThrowIfDisposed();
+        if (Size <= 2 || values.IsEmpty)
+        {
+            AllReduce(values);
+            return;
+        }
+        var all = AllGather<float>(values);
+        int n = values.Length;
+        for (int w = 1; w < Size; w <<= 1)
+            for (int r = 0; r + w < Size; r += 2 * w)
+            {
+                var into = all.AsSpan(r * n, n);
+                var from = all.AsSpan((r + w) * n, n);
+                for (int i = 0; i < n; i++) into[i] += from[i];
+            }
+        all.AsSpan(0, n).CopyTo(values);
+    }
+
+    /// <summary><see cref="AllReducePairwise(Span{float})"/> of a device buffer (after the work queued on its stream).</summary>
+    public void AllReducePairwise(Device device, ArrayView<float> values)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ThrowIfDisposed();
+        if (Size <= 2)
+        {
+            AllReduce(device, values);
+            return;
+        }
+        if (values.Length == 0) return;
+        DeviceCollective(device, values, bytes => AllReducePairwise(MemoryMarshal.Cast<byte, float>(bytes)));
+    }
+
     /// <summary>Copies <paramref name="data"/> of rank <paramref name="root"/> to every rank.</summary>
     public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
     {

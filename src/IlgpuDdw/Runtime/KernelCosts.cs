@@ -67,6 +67,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
 /// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n</description></item>
 /// <item><term>SumChunks, SumBackward</term><description>n (2·n summing squares) / n; n + count / 1 + 2·n</description></item>
+/// <item><term>GroupSums</term><description>groups·n adds (the tree and the target); groups·n partials + 2·n target</description></item>
 /// <item><term>CopyRows</term><description>0; 2 index ints per row + 2·n</description></item>
 /// </list>
 /// </summary>
@@ -519,4 +520,7 @@ public static class KernelCosts
         Cost(count, (squares != 0 ? 2.0 : 1.0) * n, (double)n + count, $"n={n} chunk={chunk}");
 
     public static KernelCost SumBackward(int n, int stride, float scale, ArrayView<float> dOutput, ArrayView<float> dInput) => Cost(n, n, 1 + 2.0 * n);
+
+    public static KernelCost GroupSums(int n, int stride, int groups, ArrayView<float> partials, ArrayView<float> target) =>
+        Cost(n, (double)groups * n, (double)groups * n + 2.0 * n, $"n={n} groups={groups}");
 }

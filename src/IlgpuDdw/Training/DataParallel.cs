@@ -34,6 +34,22 @@ public sealed record DataParallelOptions
     public int BucketBytes { get; init; } = 256 << 10;
 
     /// <summary>
+    /// Samples per gradient group (<c>--grad-group</c>, <see cref="Tape.GradientGroupSize"/>): convolution, linear and
+    /// router parameter gradients are summed per group of this many samples and the group sums added pairwise, so
+    /// that their summation order does not depend on the rank count. With <see cref="SyncBatchNorm"/>, N ranks (1, 2,
+    /// 4, …) whose per-rank batch is the same power-of-two number of groups train bit for bit as one process with the
+    /// global batch. 0: the whole (per-rank) batch at once. Null (the default): <see cref="CpuGradientGroupSize"/> on
+    /// the CPU accelerator, 0 on Cuda (one launch per parameter gradient; GPU ranks then agree to float rounding).
+    /// </summary>
+    public int? GradientGroupSize { get; init; }
+
+    /// <summary>The CPU accelerator's default gradient group: 16 samples (batch 32 over 1 or 2 ranks, 128 over up to 8).</summary>
+    public const int CpuGradientGroupSize = 16;
+
+    /// <summary>The gradient group a training step on <paramref name="device"/> uses (<see cref="GradientGroupSize"/> or the device's default).</summary>
+    public int GradientGroupFor(Device device) => GradientGroupSize ?? (device.Kind == DeviceKind.Cpu && !device.IsDryRun ? CpuGradientGroupSize : 0);
+
+    /// <summary>
     /// The settings a <see cref="Trainer"/> made without explicit ones uses (the <c>ddw</c> command sets them from
     /// <c>--sync-bn</c>, <c>--no-overlap</c> and <c>--bucket-kb</c>): <see cref="Communicator.World"/>, per-rank batch norm, overlap.
     /// </summary>
@@ -46,6 +62,7 @@ public sealed record DataParallelOptions
     public void Validate()
     {
         if (BucketBytes < 4) throw new ArgumentException($"Bucket size must be at least 4 bytes; got {BucketBytes}.");
+        if (GradientGroupSize < 0) throw new ArgumentException($"The gradient group size must be 0 (the whole batch) or a positive number of samples; got {GradientGroupSize}.");
     }
 }
 
@@ -72,6 +89,7 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
     private readonly int[] _readyAt;
     private readonly Tensor _flat;
     private readonly Dictionary<ImageDataset, ImageDataset> _shards = new(ReferenceEqualityComparer.Instance);
+    private readonly bool _pairwise; // gradient groups: ranks' gradients added in the groups' pairwise order
     private bool _allTouched;
     private int _next;
 
@@ -89,6 +107,7 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
         if (options.Nccl) _nccl = NcclCommunicator.Create(comm, _device);
         _comm = _nccl ?? comm;
         SyncBatchNorm = options.SyncBatchNorm;
+        _pairwise = options.GradientGroupFor(_device) > 0 && _nccl is null;
         _parameters = optimizer.Parameters.ToArray();
         _offsets = new int[_parameters.Length + 1];
         for (int i = 0; i < _parameters.Length; i++)
@@ -238,7 +257,14 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
             _requests.Add(bucket);
             return;
         }
-        _comm.AllReduce(_device, _flat.View.SubView(offset, length));
+        Reduce(_comm, _flat.View.SubView(offset, length));
+    }
+
+    /// <summary>Sums a gradient bucket over the ranks: pairwise with gradient groups (the order one process adds its groups in), else the engine's all-reduce.</summary>
+    private void Reduce(Communicator comm, ArrayView<float> bucket)
+    {
+        if (_pairwise) comm.AllReducePairwise(_device, bucket);
+        else comm.AllReduce(_device, bucket);
     }
 
     private void Communicate()
@@ -248,7 +274,9 @@ internal sealed unsafe class DataParallel : IBackwardObserver, IDisposable
             try
             {
                 var (_, _, offset, length) = _buckets[bucket];
-                _gradComm!.AllReduce(new Span<float>(_base + offset, length));
+                var values = new Span<float>(_base + offset, length);
+                if (_pairwise) _gradComm!.AllReducePairwise(values);
+                else _gradComm!.AllReduce(values);
                 _completions.Add(null);
             }
             catch (Exception e)

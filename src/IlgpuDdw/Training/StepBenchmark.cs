@@ -100,7 +100,8 @@ public sealed class TrainingStepWorkload : IDisposable
         _x = Tensor.FromArray(device, images, batch, spec.InputChannels, spec.InputSize, spec.InputSize);
         _labels = IntTensor.FromArray(device, labelValues);
         _optimizer = new Sgd(Net.Parameters(), 0.01f, momentum: 0.9f, weightDecay: 5e-4f);
-        _tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true };
+        // the trainer's gradient groups (DataParallelOptions' device default), so a benchmarked step is a training step
+        _tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true, GradientGroupSize = DataParallelOptions.Default.GradientGroupFor(device) };
     }
 
     public DdwNet Net { get; }

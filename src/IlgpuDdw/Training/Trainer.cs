@@ -82,7 +82,11 @@ public sealed class Trainer : IDisposable
         _statusHost = new float[Terms.Count + 2]; // the terms, the batch's correct count, the squared gradient norm
         _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
         if (ranks > 1) _parallel = new DataParallel(model, Optimizer, Communicator, parallel);
+        GradientGroupSize = parallel.GradientGroupFor(model.Device);
     }
+
+    /// <summary>Samples per gradient group of every step (<see cref="DataParallelOptions.GradientGroupSize"/> resolved for the device; 0: the whole batch).</summary>
+    public int GradientGroupSize { get; }
 
     /// <summary>The ranks this trainer runs on (a single process: rank 0 of 1). Only rank 0 writes checkpoints and metrics and reports progress.</summary>
     public Communicator Communicator { get; }
@@ -184,7 +188,7 @@ public sealed class Trainer : IDisposable
         Model.Train();
         device.ResetPeak();
         using var tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true, Observer = _parallel,
-            BatchNormGroup = SyncBatchNorm ? Communicator : null };
+            BatchNormGroup = SyncBatchNorm ? Communicator : null, GradientGroupSize = GradientGroupSize };
         var termSums = new double[Terms.Count];
         var values = new float[Terms.Count];
         long correct = 0, seen = 0;

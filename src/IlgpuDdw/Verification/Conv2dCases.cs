@@ -54,6 +54,13 @@ internal static class Conv2dCases
             string shape = Describe(g, bias);
             yield return new(Family, $"every block, {shape}", Passes, d => EveryBlock(d, g, bias, shape));
         }
+        foreach (var (g, bias) in Geometries.Where(x => x.Geometry.Batch > 1))
+            foreach (int groupSize in new[] { 1, 2 })
+            {
+                string shape = $"gradient groups of {groupSize}, {Describe(g, bias)}";
+                yield return new(Family, shape, bias ? ["Conv2d.BackwardWeight", "Conv2d.BackwardBias"] : ["Conv2d.BackwardWeight"],
+                    d => GradientGroups(d, g, bias, groupSize, shape));
+            }
         foreach (var (g, bias) in Geometries)
         {
             string shape = Describe(g, bias);
@@ -111,6 +118,20 @@ internal static class Conv2dCases
         tape.Backward(y, e.DY);
         yield return VerifyResult.Compare("Conv2d.Forward tiled (tape)", shape, e.Y, y.ToArray(), Tolerance.Forward);
         yield return VerifyResult.Compare("Conv2d.BackwardInput tiled (tape)", shape, e.DX, x.GradToArray(), Tolerance.Backward);
+    }
+
+    /// <summary>Weight and bias gradients through the tape in gradient groups of <paramref name="groupSize"/> samples (the last may be short).</summary>
+    private static IEnumerable<VerifyResult> GradientGroups(Device d, Conv2dGeometry g, bool hasBias, int groupSize, string shape)
+    {
+        var e = Reference(g, hasBias);
+        using var x = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width);
+        using var w = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize); w.RequiresGrad = true;
+        using var b = Tensor.FromArray(d, e.B, g.OutChannels); b.RequiresGrad = true;
+        using var tape = new Tape(d) { GradientGroupSize = groupSize };
+        var y = tape.Conv2d(x, w, hasBias ? b : null, g.Stride, g.Padding, g.Groups);
+        tape.Backward(y, e.DY);
+        yield return VerifyResult.Compare("Conv2d.BackwardWeight", shape, e.DW, w.GradToArray(), Tolerance.Backward);
+        if (hasBias) yield return VerifyResult.Compare("Conv2d.BackwardBias", shape, e.DB, b.GradToArray(), Tolerance.Backward);
     }
 
     private static string Describe(Conv2dGeometry g, bool bias) =>

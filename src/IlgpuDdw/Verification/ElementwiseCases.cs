@@ -27,11 +27,30 @@ internal static class ElementwiseCases
                 yield return new(Family, $"{op} {desc}", [$"{op}.Forward", $"{op}.Backward"], d => Binary(d, op, shape, desc));
             yield return new(Family, $"Sum+Mean {desc}", ["Sum.Forward", "Mean.Forward", "Sum+Mean.Backward", "SumOfSquares.Forward"], d => SumMean(d, shape, desc));
         }
+        foreach (var (groups, n) in new[] { (1, 1), (2, 7), (3, 37), (5, 13), (8, 5), (9, 31) })
+            yield return new(Family, $"GroupSums {groups} groups × {n}", ["GroupSums"], d => GroupSums(d, groups, n));
         foreach (var (shape, live) in new (int[], float[])[] { ([3, 2, 5], [1, 0, 1]), ([1, 7], [0]), ([4, 13, 1, 3], [1, 1, 0, 1]) })
         {
             string desc = $"{Tensor.Format(shape)} live {string.Concat(live.Select(v => v != 0f ? '1' : '0'))}";
             yield return new(Family, $"MaskSamples {desc}", ["MaskSamples.Forward", "MaskSamples.Backward"], d => MaskSamples(d, shape, live, desc));
         }
+    }
+
+    /// <summary>The pairwise sum of gradient-group partials onto a non-zero target: within tolerance, and bit for bit (the same order).</summary>
+    private static IEnumerable<VerifyResult> GroupSums(Device device, int groups, int n)
+    {
+        var partials = Seeded.Uniform<float>(groups * n, 81, -1, 2);
+        var target = Seeded.Uniform<float>(n, 82);
+        var expected = target.ToArray();
+        R.GroupSums<float>(partials, groups, expected);
+        using var tp = Tensor.FromArray(device, partials, groups * n);
+        using var tt = Tensor.FromArray(device, target, n);
+        int ext = device.Extent(n);
+        device.Kernels.GroupSums(device.Stream, ext, n, ext, groups, tp.View, tt.View);
+        var actual = tt.ToArray();
+        string desc = $"{groups} groups × {n}";
+        yield return VerifyResult.Compare("GroupSums", desc, expected, actual, Tolerance.Forward);
+        yield return VerifyResult.Condition("GroupSums", desc, expected.AsSpan().SequenceEqual(actual), "not bit-identical to the reference's pairwise order");
     }
 
     private static IEnumerable<VerifyResult> MaskSamples(Device device, int[] shape, float[] live, string desc)

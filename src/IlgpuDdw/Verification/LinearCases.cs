@@ -31,10 +31,17 @@ internal static class LinearCases
                 string[] passes = ["Linear.Forward", "Linear.BackwardInput", "Linear.BackwardWeight", .. bias ? new[] { "Linear.BackwardBias" } : []];
                 yield return new("Linear", shape, passes, d => Run(d, batch, inF, outF, bias, activation, accumulate, shape));
             }
+        // weight and bias gradients in gradient groups (Tape.GradientGroupSize; the last group short), onto existing gradients
+        foreach (var (batch, inF, outF, activation, groupSize) in new[] { (5, 7, 4, none, 2), (7, 13, 6, relu, 3), (4, 6, 3, sigmoid, 1), (3, 33, 10, none, 8) })
+        {
+            string shape = $"B{batch} In{inF} Out{outF}{(activation == none ? "" : $" {activation}")} accumulate, gradient groups of {groupSize}";
+            yield return new("Linear", shape, ["Linear.Forward", "Linear.BackwardInput", "Linear.BackwardWeight", "Linear.BackwardBias"],
+                d => Run(d, batch, inF, outF, true, activation, true, shape, groupSize));
+        }
     }
 
     private static IEnumerable<VerifyResult> Run(Device device, int batch, int inF, int outF, bool hasBias, LinearActivation activation,
-        bool accumulate, string shape)
+        bool accumulate, string shape, int groupSize = 0)
     {
         var x = Seeded.Uniform<float>(batch * inF, 21);
         var w = Seeded.Uniform<float>(outF * inF, 22);
@@ -54,7 +61,7 @@ internal static class LinearCases
         var dx = accumulate ? tx.GradToArray() : new float[x.Length];
         var dw = accumulate ? tw.GradToArray() : new float[w.Length];
         var db = tb is not null && accumulate ? tb.GradToArray() : new float[outF];
-        using var tape = new Tape(device);
+        using var tape = new Tape(device) { GradientGroupSize = groupSize };
         var y = tape.Linear(tx, tw, tb, activation);
         tape.Backward(y, g);
 

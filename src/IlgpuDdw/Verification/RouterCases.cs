@@ -29,10 +29,17 @@ internal static class RouterCases
                     (frozenInput ? ", input frozen" : "") + (frozenParameters ? ", parameters frozen" : "");
                 yield return new("Wiring", name, Passes, d => Run(d, s, frozenInput, frozenParameters, name));
             }
+        // parameter gradients in gradient groups (Tape.GradientGroupSize): 3 groups of 1, and groups of 2 and 1
+        foreach (int groupSize in new[] { 1, 2 })
+        {
+            var s = Shapes[2];
+            string name = $"router fused, y [{s.Batch}, {s.Channels}, {s.Height}, {s.Width}] hidden {s.Hidden} out {s.OutDegree}, gradient groups of {groupSize}";
+            yield return new("Wiring", name, Passes, d => Run(d, s, false, false, name, groupSize));
+        }
     }
 
     private static IEnumerable<VerifyResult> Run(Device d, (int Batch, int Channels, int Height, int Width, int Hidden, int OutDegree) s,
-        bool frozenInput, bool frozenParameters, string name)
+        bool frozenInput, bool frozenParameters, string name, int groupSize = 0)
     {
         int spatial = s.Height * s.Width, n = s.Batch * s.Channels * spatial;
         var y = Seeded.Uniform<float>(n, 1, -1, 2);
@@ -47,7 +54,7 @@ internal static class RouterCases
         var start = (Y: dY.ToArray(), W1: dP.W1.ToArray(), B1: dP.B1.ToArray(), W2: dP.W2.ToArray(), B2: dP.B2.ToArray());
         RouterReference.Backward<float>(r, dA, s.Batch, p, spatial, dY, dP);
 
-        using var tape = new Tape(d);
+        using var tape = new Tape(d) { GradientGroupSize = groupSize };
         using var ty = Tensor.FromArray(d, y, s.Batch, s.Channels, s.Height, s.Width);
         using var w1 = Tensor.FromArray(d, p.W1, s.Hidden, s.Channels);
         using var b1 = Tensor.FromArray(d, p.B1, s.Hidden);

@@ -252,9 +252,10 @@ public static class WiringOps
         for (int i = 0; i < adjacency.Nodes; i++) adjacency.SetCutEdgeGradient(i, true);
         if (!tape.NeedsGrad(edgeLogits)) return;
         var at = adjacency.Tensor;
-        int eb = d.Extent(edges);
+        int eb = d.Extent(edges), square = (adjacency.Nodes + 1) * (adjacency.Nodes + 1), groupSize = tape.GradientGroupSize;
         tape.Record("DenseEdges", at, () =>
-            d.Kernels.DenseEdgesBackward(d.Stream, eb, edges, eb, adjacency.Nodes, adjacency.Batch, edgeLogits.View, at.Grad.View, edgeLogits.Grad.View));
+            Ops.ParameterGradients(d, groupSize, adjacency.Batch, [edgeLogits.Grad.View], (first, count, into) =>
+                d.Kernels.DenseEdgesBackward(d.Stream, eb, edges, eb, adjacency.Nodes, count, edgeLogits.View, Ops.Samples(at.Grad.View, square, first, count), into[0])));
     }
 
     private static void ThresholdRow(Tape tape, string op, Adjacency adjacency, int node, Tensor weights, float tau, bool straight)
