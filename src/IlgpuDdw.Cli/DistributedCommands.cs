@@ -25,7 +25,7 @@ internal sealed class DistributedOptionBlock
     public readonly Option<int?> GradGroup = new("--grad-group")
     {
         Description = "Samples per gradient group: convolution, linear and router gradients are summed per group and the groups added pairwise, " +
-            "so with --sync-bn 1, 2, 4, ... ranks whose per-rank batch is a power-of-two number of groups train bit for bit as one process; 0: the whole batch at once " +
+            "so with --sync-bn ranks whose per-rank batch is the same power-of-two number of groups (e.g. one each) train bit for bit as one process; 0: the whole batch at once " +
             $"[default: {IlgpuDdw.Training.DataParallelOptions.CpuGradientGroupSize} on the CPU accelerator, 0 on Cuda].",
     };
 

@@ -182,9 +182,9 @@ public sealed class Tape : IDisposable
     /// Samples per gradient group (0, the default: the whole batch at once). With g &gt; 0 the parameter gradients of
     /// convolution, linear and router ops are summed over each group of g samples of the batch (the last may be short)
     /// and the group sums added pairwise bottom-up (<see cref="Kernels.ReductionKernels.GroupSums"/>), so the summation
-    /// order of a parameter gradient depends on g alone, not on how the batch is split between ranks: N ranks (a power of
-    /// two) whose batches are the same power-of-two number of groups, their gradients added pairwise, reproduce one
-    /// process bit for bit. Costs a partials buffer and one extra launch per parameter and group.
+    /// order of a parameter gradient depends on g alone, not on how the batch is split between ranks: ranks whose batches
+    /// are each the same power-of-two number of groups (one group each: any rank count), their gradients added pairwise,
+    /// reproduce one process bit for bit. Costs a partials buffer and one extra launch per parameter and group.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A negative value.</exception>
     public int GradientGroupSize

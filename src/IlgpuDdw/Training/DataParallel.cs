@@ -36,9 +36,9 @@ public sealed record DataParallelOptions
     /// <summary>
     /// Samples per gradient group (<c>--grad-group</c>, <see cref="Tape.GradientGroupSize"/>): convolution, linear and
     /// router parameter gradients are summed per group of this many samples and the group sums added pairwise, so
-    /// that their summation order does not depend on the rank count. With <see cref="SyncBatchNorm"/>, N ranks (1, 2,
-    /// 4, …) whose per-rank batch is the same power-of-two number of groups train bit for bit as one process with the
-    /// global batch. 0: the whole (per-rank) batch at once. Null (the default): <see cref="CpuGradientGroupSize"/> on
+    /// that their summation order does not depend on the rank count. With <see cref="SyncBatchNorm"/>, ranks whose per-rank
+    /// batch is the same power-of-two number of groups (one group each: any rank count) train bit for bit as one process
+    /// with the global batch (measured: 1 × 32 = 2 × 16, 1 × 64 = 2 × 32 = 4 × 16). 0: the whole (per-rank) batch at once. Null (the default): <see cref="CpuGradientGroupSize"/> on
     /// the CPU accelerator, 0 on Cuda (one launch per parameter gradient; GPU ranks then agree to float rounding).
     /// </summary>
     public int? GradientGroupSize { get; init; }
