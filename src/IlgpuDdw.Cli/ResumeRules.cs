@@ -48,7 +48,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
         static string Gradient(GateGradient g) => g == GateGradient.KeptOnly ? "kept-only" : "straight-through";
 
-        Same(t.Model, m => ModelZoo.Get(m).Name, info.Model);
+        Same(t.Model, m => ModelZoo.Get(m!).Name, info.Model);
         Same(t.InputSize, s => I(s!.Value), I(info.InputSize));
         Same(wiring, w => CommonOptions.Name(CommonOptions.ParseWiring(w)), CommonOptions.Name(info.Wiring.Kind));
         var gate = t.Gate.Bind(p);

@@ -7,7 +7,9 @@ namespace IlgpuDdw.Cli.Options;
 /// <param name="Epochs">Epochs.</param>
 /// <param name="BatchSize">Training batch size.</param>
 /// <param name="LearningRate">Peak learning rate.</param>
-internal sealed record Budget(string Name, int? TrainImages, int? TestImages, int Epochs, int BatchSize, float LearningRate)
+/// <param name="Model">The model trained when <c>--model</c> is not given.</param>
+/// <param name="InputSize">The input side of that model (null: the data's, 28); another <c>--model</c> gets the data's side.</param>
+internal sealed record Budget(string Name, int? TrainImages, int? TestImages, int Epochs, int BatchSize, float LearningRate, string Model, int? InputSize = null)
 {
     /// <summary>The budget names, in order of size.</summary>
     public static readonly string[] Names = ["smoke", "default", "full"];
@@ -15,7 +17,7 @@ internal sealed record Budget(string Name, int? TrainImages, int? TestImages, in
     /// <summary>What each budget sets, for help texts: <c>smoke = 256/128 images, 1 epoch, batch 32, lr 0.02; ...</c>.</summary>
     public static string Describe() => string.Join("; ", Names.Select(n => Get(n) is var b
         ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"{n} = {(b.TrainImages is int tr ? tr.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")}/{(b.TestImages is int te ? te.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")} training/test images, {b.Epochs} epoch{(b.Epochs == 1 ? "" : "s")}, batch {b.BatchSize}, lr {b.LearningRate}")
+            $"{n} = {b.Model} at {b.InputSize ?? FashionMnist.ImageSize}×{b.InputSize ?? FashionMnist.ImageSize}, {(b.TrainImages is int tr ? tr.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")}/{(b.TestImages is int te ? te.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) : "all")} training/test images, {b.Epochs} epoch{(b.Epochs == 1 ? "" : "s")}, batch {b.BatchSize}, lr {b.LearningRate}")
         : ""));
 
     /// <summary>One field of every budget, for the help text of the flag that overrides it: <c>smoke 1, default 1, full 15</c>.</summary>
@@ -24,11 +26,11 @@ internal sealed record Budget(string Name, int? TrainImages, int? TestImages, in
     public static Budget Get(string name) => name.Trim().ToLowerInvariant() switch
     {
         // CI: seconds per wiring.
-        "smoke" => new("smoke", 256, 128, 1, 32, 0.02f),
-        // A 2-core machine without a GPU: the three wirings of resnet_mini in about ten minutes.
-        "default" => new("default", 2560, 1000, 1, 32, 0.02f),
+        "smoke" => new("smoke", 256, 128, 1, 32, 0.02f, "resnet_mini"),
+        // A 2-core machine without a GPU: the three wirings of resnet_micro at 14×14 in under ten minutes, each above 82%.
+        "default" => new("default", 24576, 2000, 1, 64, 0.1f, "resnet_micro", 14),
         // A GPU: the whole data set.
-        "full" => new("full", null, null, 15, 128, 0.05f),
+        "full" => new("full", null, null, 15, 128, 0.05f, "resnet_mini"),
         _ => throw new ArgumentException($"Unknown budget '{name}'. Use smoke, default or full."),
     };
 }
@@ -91,7 +93,7 @@ internal sealed class GateOptionBlock : OptionBlock
     public readonly Option<string> Gate = new("--gate")
     {
         Description = "Gate of dynamic wiring: threshold (a > τ keeps a) | continuous (max(0, (a − τ)/(1 − τ))) | stochastic (gate logit + logistic noise, straight-through) | topk (k largest in-edges per node).",
-        DefaultValueFactory = _ => "threshold",
+        DefaultValueFactory = _ => "continuous",
     };
     public readonly Option<float> Temperature = new("--gate-temperature") { Description = "Temperature T of the stochastic gate's straight-through gradient.", DefaultValueFactory = _ => 1f };
     public readonly Option<float> TopKFraction = new("--top-k-fraction") { Description = "Fraction of each node's in-edges the topk gate keeps (at least one).", DefaultValueFactory = _ => 0.5f };
@@ -161,17 +163,27 @@ internal sealed class BudgetOptionBlock : OptionBlock
 /// </summary>
 internal sealed class TrainerOptionBlock : OptionBlock
 {
+    /// <summary>
+    /// The default formulation of dynamic wiring (with the continuous gate of <see cref="GateOptionBlock"/>): keep target
+    /// 0.6 at weight 20 and batch shaping 5 — measured best at the default budget (README, "Choosing a gate").
+    /// </summary>
+    public const float DefaultKeepTarget = 0.6f, DefaultKeepTargetWeight = 20f, DefaultBatchShaping = 5f;
+
     public readonly Option<int> Seed = new("--seed") { Description = "Seed of initialisation, shuffling and augmentation.", DefaultValueFactory = _ => 0 };
     public readonly Option<bool> Augment = new("--augment") { Description = "Random crop (padding 2) and horizontal flip [default: off]." };
     public readonly Option<float> Smoothing = new("--label-smoothing") { Description = "Label smoothing ε.", DefaultValueFactory = _ => 0f };
     public readonly Option<float> Sparsity = new("--sparsity") { Description = "Sparsity loss weight λ (λ·mean of the router outputs).", DefaultValueFactory = _ => 0f };
     public readonly Option<float> TauWarmup = new("--tau-warmup") { Description = "Fraction of training over which τ rises from 0 to its value.", DefaultValueFactory = _ => 0f };
 
-    public readonly Option<float?> KeepTarget = new("--keep-target") { Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring) [default: none, no keep-target term]." };
+    public readonly Option<float> KeepTarget = new("--keep-target")
+    {
+        Description = "Target keep rate ρ in (0, 1] per stage: adds Σ_s (k̂_s − ρ)² over the batch (dynamic wiring; --keep-target-weight 0 drops the term).",
+        DefaultValueFactory = _ => DefaultKeepTarget,
+    };
     public readonly Option<float> KeepTargetWarmup = new("--keep-target-warmup") { Description = "Fraction of training over which the keep target falls from 1 to ρ.", DefaultValueFactory = _ => 0.25f };
-    public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term.", DefaultValueFactory = _ => 1f };
+    public readonly Option<float> KeepTargetWeight = new("--keep-target-weight") { Description = "Weight of the keep-target term (0: no keep-target term).", DefaultValueFactory = _ => DefaultKeepTargetWeight };
     public readonly Option<float> KeepTemperature = new("--keep-temperature") { Description = "Temperature T of the soft keep indicator sigmoid((a − τ)/T) of the keep-target and batch-shaping terms.", DefaultValueFactory = _ => 0.1f };
-    public readonly Option<float> BatchShaping = new("--batch-shaping") { Description = "Batch-shaping weight λ: each edge's keep values over the batch pushed toward a Beta(α, β) prior.", DefaultValueFactory = _ => 0f };
+    public readonly Option<float> BatchShaping = new("--batch-shaping") { Description = "Batch-shaping weight λ: each edge's keep values over the batch pushed toward a Beta(α, β) prior (0: off).", DefaultValueFactory = _ => DefaultBatchShaping };
     public readonly Option<float> BatchShapingAlpha = new("--batch-shaping-alpha") { Description = "α of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.6f };
     public readonly Option<float> BatchShapingBeta = new("--batch-shaping-beta") { Description = "β of the batch-shaping Beta prior.", DefaultValueFactory = _ => 0.4f };
     public readonly Option<float> NoiseOffFraction = new("--noise-off-fraction") { Description = "Stochastic gate: the last fraction of training run without gate noise.", DefaultValueFactory = _ => 0.1f };
@@ -187,7 +199,7 @@ internal sealed class TrainerOptionBlock : OptionBlock
         {
             Epochs = budget.Epochs, BatchSize = budget.BatchSize, LearningRate = budget.LearningRate, Seed = p.GetValue(Seed), Augment = p.GetValue(Augment),
             LabelSmoothing = p.GetValue(Smoothing), SparsityWeight = p.GetValue(Sparsity), TauWarmupFraction = p.GetValue(TauWarmup),
-            KeepTarget = p.GetValue(KeepTarget), KeepTargetWarmupFraction = p.GetValue(KeepTargetWarmup), KeepTargetWeight = p.GetValue(KeepTargetWeight),
+            KeepTarget = p.GetValue(KeepTargetWeight) == 0 ? null : p.GetValue(KeepTarget), KeepTargetWarmupFraction = p.GetValue(KeepTargetWarmup), KeepTargetWeight = p.GetValue(KeepTargetWeight),
             KeepTemperature = p.GetValue(KeepTemperature),
             BatchShapingWeight = p.GetValue(BatchShaping), BatchShapingAlpha = p.GetValue(BatchShapingAlpha), BatchShapingBeta = p.GetValue(BatchShapingBeta),
             NoiseOffFraction = p.GetValue(NoiseOffFraction), RecalibrateBnImages = p.GetValue(RecalibrateBn),
@@ -210,10 +222,14 @@ internal sealed record TrainingSettings(string Model, Budget Budget, WiringConfi
 /// <summary>The training options of <c>compare</c> and <c>train</c>: model, data, gate, budget, trainer, output.</summary>
 internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
 {
-    public readonly Option<string> Model = CommonOptions.Model();
+    public readonly Option<string?> Model = new("--model", "-m")
+    {
+        Description = $"Model: {string.Join(", ", ModelZoo.Names)} [default: the budget's: {IlgpuDdw.Cli.Options.Budget.Each(b => b.Model)}].",
+    };
     public readonly Option<int?> InputSize = new("--input-size")
     {
-        Description = "Resize the images to S×S (bilinear, once per run) and build the model for S×S inputs [default: the data's side, 28, raised to the model's minimum input (e.g. 32 for resnet18)].",
+        Description = "Resize the images to S×S (bilinear, once per run) and build the model for S×S inputs [default: the budget's for its own model: " +
+            $"{IlgpuDdw.Cli.Options.Budget.Each(b => (b.InputSize ?? FashionMnist.ImageSize).ToString(CultureInfo.InvariantCulture))}; with another --model the data's side, 28, raised to the model's minimum input (e.g. 32 for resnet18)].",
     };
     public readonly DataOptionBlock Data = new();
     public readonly GateOptionBlock Gate = new();
@@ -228,7 +244,10 @@ internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
     {
         var budget = Budget.Bind(p);
         var trainer = Run.Apply(p, Trainer.Bind(p, budget));
-        return new TrainingSettings(p.GetValue(Model)!, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite), p.GetValue(InputSize));
+        // the budget's model runs at the budget's input size; a model named on the command line at the data's side
+        var model = p.GetValue(Model);
+        int? inputSize = p.GetValue(InputSize) ?? (model is null ? budget.InputSize : null);
+        return new TrainingSettings(model ?? budget.Model, budget, Gate.Bind(p), trainer, p.GetValue(Out), p.GetValue(Run.Overwrite), inputSize);
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ public static class ModelZoo
         ("regnet_x_400mf", () => RegNetX("regnet_x_400mf", [1, 2, 7, 12], [32, 64, 160, 400], groupWidth: 16)),
         ("regnet_x_800mf", () => RegNetX("regnet_x_800mf", [1, 3, 7, 5], [64, 128, 288, 672], groupWidth: 16)),
         ("resnet_mini", ResNetMini),
+        ("resnet_micro", ResNetMicro),
         ("mobilenet_mini", MobileNetMini),
     ];
 
@@ -149,6 +150,17 @@ public static class ModelZoo
         LayerSpec[] stem = [ConvSpec.Conv3x3(1, 16), Bn(16), Act(ActivationKind.Relu)];
         return new ModelSpec("resnet_mini", 1, MnistSize, MnistClasses, stem,
             Stages("layer", 16, [(3, 16, 1), (3, 32, 2), (3, 64, 2)], BlockSpec.Basic), ClassifierHead(64, MnistClasses));
+    }
+
+    /// <summary>
+    /// resnet_mini at half width for quick CPU runs: 3×3 conv 1→8, BN, ReLU; three stages of 3 basic blocks at widths
+    /// 8/16/32 and strides 1/2/2; global average pool; Linear(32, 10).
+    /// </summary>
+    private static ModelSpec ResNetMicro()
+    {
+        LayerSpec[] stem = [ConvSpec.Conv3x3(1, 8), Bn(8), Act(ActivationKind.Relu)];
+        return new ModelSpec("resnet_micro", 1, MnistSize, MnistClasses, stem,
+            Stages("layer", 8, [(3, 8, 1), (3, 16, 2), (3, 32, 2)], BlockSpec.Basic), ClassifierHead(32, MnistClasses));
     }
 
     /// <summary>
