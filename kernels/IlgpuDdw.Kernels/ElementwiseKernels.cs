@@ -9,6 +9,14 @@ namespace IlgpuDdw.Kernels;
 /// </summary>
 public static class ElementwiseKernels
 {
+    /// <summary>
+    /// What a backward kernel adds its contribution to: <c>gradient[i]</c> when <paramref name="accumulate"/> ≠ 0,
+    /// else 0 without reading the element, so <c>gradient[i] = Prior(…) + v</c> overwrites a gradient whose old contents
+    /// are garbage with exactly what accumulating onto a zeroed one gives (bitwise, −0 included). The flag of the
+    /// backward kernels that write every element of their gradient exactly once (the tensor's <c>GradForWrite</c>).
+    /// </summary>
+    public static float Prior(int accumulate, ArrayView<float> gradient, int i) => accumulate != 0 ? gradient[i] : 0f;
+
     /// <summary><c>y[i] = value</c> for i &lt; n. Overwrites.</summary>
     [Kernel]
     public static void Fill(Index1D index, int n, int stride, float value, ArrayView<float> y)

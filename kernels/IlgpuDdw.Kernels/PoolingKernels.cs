@@ -131,14 +131,15 @@ public static class PoolingKernels
 {
     /// <summary>
     /// Backward of GlobalAvgPool2d ([B, C, H, W] → [B, C]): <c>dInput[i] += scale · dOutput[i / spatial]</c>,
-    /// grid-stride over the n = B·C·spatial input elements, scale = 1/spatial. Accumulates; saves nothing.
+    /// grid-stride over the n = B·C·spatial input elements, scale = 1/spatial. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites (<see cref="ElementwiseKernels.Prior"/>); saves nothing.
     /// </summary>
     [Kernel]
-    public static void GlobalAvgPoolBackward(Index1D index, int n, int stride, int spatial, float scale,
+    public static void GlobalAvgPoolBackward(Index1D index, int n, int stride, int spatial, float scale, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
-            dInput[i] += scale * dOutput[i / spatial];
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + scale * dOutput[i / spatial];
     }
 
     /// <summary>

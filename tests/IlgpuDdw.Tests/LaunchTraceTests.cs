@@ -63,7 +63,7 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
 
         var dx = Assert.Single(trace.Launches, l => l.Kernel == "Conv2dBackwardInput");
         Assert.Equal(2.0 * macs, dx.Cost!.Value.Flops);
-        Assert.Equal(4.0 * (output + weight + 2 * input), dx.Cost.Value.Bytes); // dInput accumulates: read and written
+        Assert.Equal(4.0 * (output + weight + input), dx.Cost.Value.Bytes); // x's first gradient: dInput overwritten, written once
         var dw = Assert.Single(trace.Launches, l => l.Kernel == "Conv2dBackwardWeight");
         Assert.Equal(2.0 * macs, dw.Cost!.Value.Flops);
         Assert.Equal(4.0 * (output + input + 2 * weight), dw.Cost.Value.Bytes);

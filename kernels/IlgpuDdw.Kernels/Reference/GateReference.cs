@@ -37,12 +37,14 @@ public static class GateReference
 
     /// <summary>
     /// <c>dA[b, o] += (a &gt; tau || straightThrough || A ≠ 0) ? dAdjacency[b, node, node + 1 + o] : 0</c>; the
-    /// adjacency (final, may be empty: no edge forced on) marks edges forced on.
+    /// adjacency (final, may be empty: no edge forced on) marks edges forced on. With <paramref name="accumulate"/>
+    /// false, overwrites dA (as accumulating onto zeros; not read).
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, bool straightThrough, Span<T> dA,
-        ReadOnlySpan<T> adjacency = default)
+        ReadOnlySpan<T> adjacency = default, bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dA.Clear();
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             if (straightThrough || a[k] > tau || (!adjacency.IsEmpty && adjacency[at] != T.Zero))
@@ -62,11 +64,13 @@ public static class GateReference
 
     /// <summary>
     /// <c>dA[b, o] += dAdjacency / (1 − tau)</c> on every edge (one-sided on cut edges); <c>+= dAdjacency</c> on an
-    /// edge forced on (a ≤ τ, A ≠ 0).
+    /// edge forced on (a ≤ τ, A ≠ 0). With <paramref name="accumulate"/> false, overwrites dA (as accumulating onto zeros; not read).
     /// </summary>
-    public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA)
+    public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA,
+        bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dA.Clear();
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             bool forced = a[k] <= tau && adjacency[at] != T.Zero;

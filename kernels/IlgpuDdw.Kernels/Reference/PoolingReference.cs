@@ -21,9 +21,10 @@ public static class PoolingReference
         }
     }
 
-    /// <summary><c>dInput[i] += dOutput[i / spatial] / spatial</c>.</summary>
-    public static void GlobalAvgPoolBackward<T>(ReadOnlySpan<T> dOutput, int spatial, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    /// <summary><c>dInput[i] += dOutput[i / spatial] / spatial</c> (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void GlobalAvgPoolBackward<T>(ReadOnlySpan<T> dOutput, int spatial, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         T scale = T.One / T.CreateChecked(spatial);
         for (int i = 0; i < dInput.Length; i++) dInput[i] += scale * dOutput[i / spatial];
     }

@@ -25,7 +25,8 @@ public static partial class Ops
             tape.Record(op, y, () =>
             {
                 int ext = d.Extent(input.Length);
-                d.Kernels.GlobalAvgPoolBackward(d.Stream, ext, input.Length, ext, spatial, scale, y.Grad.View, input.Grad.View);
+                var dInput = input.GradForWrite(out int accumulate);
+                d.Kernels.GlobalAvgPoolBackward(d.Stream, ext, input.Length, ext, spatial, scale, accumulate, y.Grad.View, dInput);
             });
         return y;
     }

@@ -206,6 +206,7 @@ public sealed class Tape : IDisposable
             throw new ArgumentException($"Backward needs a loss with one element; got shape {loss.ShapeString}.", nameof(loss));
         if (!loss.RequiresGrad)
             throw new InvalidOperationException("The loss does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
+        loss.GradForWrite(out _); // allocated unzeroed: the fill below writes every element
         loss.Grad.Fill(1f);
         _keep = loss;
         RunBackward();
@@ -223,6 +224,7 @@ public sealed class Tape : IDisposable
             throw new ArgumentException($"Upstream gradient has {gradOutput.Length} elements; output {output.ShapeString} has {output.Length}.", nameof(gradOutput));
         if (!output.RequiresGrad)
             throw new InvalidOperationException("The output does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
+        output.GradForWrite(out _); // allocated unzeroed: the copy writes every element
         output.Grad.CopyFrom(gradOutput);
         _keep = output;
         RunBackward();

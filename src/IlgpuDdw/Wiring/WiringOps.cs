@@ -41,7 +41,11 @@ public static class WiringOps
         var at = adjacency.Tensor;
         GateRow(tape, "ContinuousGate", adjacency, node, weights, cutEdgeGradient: true,
             (n, ext) => d.Kernels.ContinuousForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
-            (n, ext) => d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View, at.Grad.View, weights.Grad.View));
+            (n, ext) =>
+            {
+                var dWeights = weights.GradForWrite(out int accumulate);
+                d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, accumulate, weights.View, at.View, at.Grad.View, dWeights);
+            });
     }
 
     /// <summary>
@@ -222,8 +226,16 @@ public static class WiringOps
         if (tape.NeedsGrad([at, .. sources]))
             tape.Record("Aggregate", x, () =>
             {
-                var dSources = Array.ConvertAll(sources, y => y.RequiresGrad ? y.Grad : null);
-                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources);
+                var dSources = new Tensor?[sources.Length];
+                var overwrite = new bool[sources.Length];
+                for (int i = 0; i < sources.Length; i++)
+                {
+                    if (!sources[i].RequiresGrad) continue;
+                    sources[i].GradForWrite(out int accumulate); // a gradient this backward is the first to write: overwritten
+                    overwrite[i] = accumulate == 0;
+                    dSources[i] = sources[i].Grad;
+                }
+                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources, overwrite);
                 if (at.RequiresGrad)
                     AggregationLaunch.BackwardAdjacency(adjacency, target, sources, x.Grad, at.Grad);
             });
@@ -263,7 +275,11 @@ public static class WiringOps
         var at = adjacency.Tensor;
         GateRow(tape, op, adjacency, node, weights, cutEdgeGradient: straight,
             (n, ext) => d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
-            (n, ext) => d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.View, at.Grad.View, weights.Grad.View));
+            (n, ext) =>
+            {
+                var dWeights = weights.GradForWrite(out int accumulate);
+                d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, accumulate, weights.View, at.View, at.Grad.View, dWeights);
+            });
     }
 
     /// <summary>
