@@ -76,6 +76,36 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
     }
 
     /// <summary>
+    /// Intermediate gradients are not zero-filled: the first backward kernel to reach one overwrites it. A chain of
+    /// convolution, fused batch norm + ReLU, ReLU and pooling from a given upstream gradient launches no Fill at all
+    /// (the input's, the convolution output's and the ReLU's gradients are each written once); the weight's gradient,
+    /// which the weight-gradient kernel accumulates into, gets its one Fill.
+    /// </summary>
+    [Fact]
+    public void FirstContributions_Overwrite_WithoutZeroFills()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, Seeded.Uniform<float>(2 * 3 * 5 * 4, 1), 2, 3, 5, 4);
+        using var w = Tensor.FromArray(d, Seeded.Uniform<float>(4 * 3 * 3 * 3, 2), 4, 3, 3, 3);
+        using var gamma = Tensor.FromArray(d, [1f, 1.1f, 0.9f, 1.2f], 4);
+        using var beta = Tensor.FromArray(d, [0f, 0.1f, -0.1f, 0.2f], 4);
+        using var mean = Tensor.Zeros(d, 4);
+        using var variance = Tensor.FromArray(d, [1f, 1f, 1f, 1f], 4);
+        using var tape = new Tape(d);
+        x.RequiresGrad = true;
+        var y = tape.GlobalAvgPool2d(tape.Relu(tape.BatchNorm2dRelu(tape.Conv2d(x, w, null, stride: 1, padding: 1), gamma, beta, mean, variance, training: true)));
+        var upstream = Seeded.Uniform<float>(y.Length, 3);
+        var first = Traced(d, () => tape.Backward(y, upstream));
+        Assert.Equal(0, first.Launches.Count(l => l.Kernel == "Fill"));
+        var dx = x.GradToArray();
+        Assert.Contains(dx, v => v != 0f);
+        Assert.All(dx, v => Assert.True(float.IsFinite(v)));
+        w.RequiresGrad = true; // a gradient read before it is written (Tensor.Grad) is still zeroed first
+        var second = Traced(d, () => tape.Backward(y, upstream));
+        Assert.Equal(1, second.Launches.Count(l => l.Kernel == "Fill"));
+    }
+
+    /// <summary>
     /// A traced training step records one launch per launcher call: the SGD updates match the parameters, the
     /// convolution and batch-norm launches the layers of the model, and a dry run of the same step records the
     /// same kernels in the same order with the same FLOPs.
