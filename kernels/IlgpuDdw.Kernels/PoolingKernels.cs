@@ -181,10 +181,11 @@ public static class PoolingKernels
     /// <summary>
     /// Max pooling backward, grid-stride over the <see cref="Pool2dGeometry.InputLength"/> inputs: each thread
     /// owns dInput[i] and sums dOutput[o] over the windows o containing i whose saved argmax is i's in-plane
-    /// index, in ascending (oh, ow) order. Accumulates.
+    /// index, in ascending (oh, ow) order. Accumulates when <paramref name="accumulate"/> ≠ 0, else overwrites
+    /// (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void MaxPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g,
+    public static void MaxPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int accumulate,
         ArrayView<float> argmax, ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
@@ -206,7 +207,7 @@ public static class PoolingKernels
                         sum += dOutput[o];
                 }
             }
-            dInput[i] += sum;
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + sum;
         }
     }
 
@@ -235,10 +236,11 @@ public static class PoolingKernels
     /// <summary>
     /// Average pooling backward, grid-stride over the <see cref="Pool2dGeometry.InputLength"/> inputs: each thread
     /// owns dInput[i] and sums <c>dOutput[o] / divisor(o)</c> over the windows o containing i, in ascending
-    /// (oh, ow) order. Accumulates.
+    /// (oh, ow) order. Accumulates when <paramref name="accumulate"/> ≠ 0, else overwrites
+    /// (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void AvgPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int countIncludePad,
+    public static void AvgPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int countIncludePad, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
@@ -253,7 +255,7 @@ public static class PoolingKernels
             for (int oh = g.FirstWindow(ih); oh <= oh1; oh++)
                 for (int ow = ow0; ow <= ow1; ow++)
                     sum += dOutput[outStart + oh * g.OutWidth + ow] / g.AvgDivisor(oh, ow, countIncludePad != 0);
-            dInput[i] += sum;
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + sum;
         }
     }
 }

@@ -62,6 +62,12 @@ public sealed class OverwriteReferenceTests
         PoolingReference.GlobalAvgPoolBackward<double>([4, 8], 2, dx, accumulate: false);
         Assert.Equal([2, 2, 4, 4], dx);
 
+        var pool = new Pool2dGeometry(2, 5, 4, 3, 2, 1);
+        var poolDy = Values(pool.OutputLength, 8);
+        var argmax = Enumerable.Range(0, pool.OutputLength).Select(o => o * 7 % 20).ToArray();
+        Both(pool.InputLength, (d, acc) => PoolingReference.MaxPoolBackward<double>(argmax, poolDy, pool, d, acc));
+        Both(pool.InputLength, (d, acc) => PoolingReference.AvgPoolBackward<double>(poolDy, pool, true, d, acc));
+
         Both(3 * 4, (d, acc) => LossReference.CrossEntropyBackward<double>(Values(3 * 4, 7), [0, 3, 1], 0.1, 0.5, d, acc));
     }
 

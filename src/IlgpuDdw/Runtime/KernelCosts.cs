@@ -65,7 +65,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>CorrectRows</term><description>rows·(columns + 1); rows·columns + 2·rows</description></item>
 /// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used</description></item>
 /// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
-/// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
+/// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput (dInput once overwriting)</description></item>
 /// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n (n overwriting)</description></item>
 /// <item><term>SumChunks, SumBackward</term><description>n (2·n summing squares) / n; n + count / 1 + 2·n</description></item>
 /// <item><term>CopyRows</term><description>0; 2 index ints per row + 2·n</description></item>
@@ -513,14 +513,16 @@ public static class KernelCosts
     public static KernelCost MaxPoolForward(int n, int stride, Pool2dGeometry g, ArrayView<float> x, ArrayView<float> y, ArrayView<float> argmax) =>
         Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.InputLength + 2.0 * g.OutputLength, Describe(g));
 
-    public static KernelCost MaxPoolBackward(int n, int stride, Pool2dGeometry g, ArrayView<float> argmax, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, g.OutputLength, 2.0 * g.OutputLength + 2.0 * g.InputLength, Describe(g));
+    public static KernelCost MaxPoolBackward(int n, int stride, Pool2dGeometry g, int accumulate, ArrayView<float> argmax, ArrayView<float> dOutput,
+        ArrayView<float> dInput) =>
+        Cost(n, g.OutputLength, 2.0 * g.OutputLength + Gradient(accumulate) * g.InputLength, Describe(g));
 
     public static KernelCost AvgPoolForward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> x, ArrayView<float> y) =>
         Cost(n, (double)g.OutputLength * (g.Kernel * g.Kernel + 1), (double)g.InputLength + g.OutputLength, Describe(g));
 
-    public static KernelCost AvgPoolBackward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.OutputLength + 2.0 * g.InputLength, Describe(g));
+    public static KernelCost AvgPoolBackward(int n, int stride, Pool2dGeometry g, int countIncludePad, int accumulate, ArrayView<float> dOutput,
+        ArrayView<float> dInput) =>
+        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.OutputLength + Gradient(accumulate) * g.InputLength, Describe(g));
 
     // ---- Reduction ----
 
