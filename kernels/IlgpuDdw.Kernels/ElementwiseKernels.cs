@@ -34,14 +34,15 @@ public static class ElementwiseKernels
     }
 
     /// <summary>
-    /// <c>y[i] += alpha · x[i]</c> for i &lt; n. Accumulates. This is also the backward kernel of add
-    /// (alpha = 1 into each input's gradient) and of every view/reshape.
+    /// <c>y[i] += alpha · x[i]</c> for i &lt; n when <paramref name="accumulate"/> ≠ 0, else <c>y[i] = 0 + alpha · x[i]</c>
+    /// (overwrites; <see cref="Prior"/>). This is also the backward kernel of add (alpha = 1 into each input's
+    /// gradient), of scale and of every view/reshape.
     /// </summary>
     [Kernel]
-    public static void Axpy(Index1D index, int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y)
+    public static void Axpy(Index1D index, int n, int stride, int accumulate, float alpha, ArrayView<float> x, ArrayView<float> y)
     {
         for (int i = index; i < n; i += stride)
-            y[i] += alpha * x[i];
+            y[i] = Prior(accumulate, y, i) + alpha * x[i];
     }
 
     /// <summary>Forward of add: <c>y[i] = a[i] + b[i]</c>, shapes equal, n elements. Overwrites; saves nothing.</summary>
@@ -83,12 +84,18 @@ public static class ElementwiseKernels
             y[i] = live[i / sampleSize] != 0f ? x[i] : 0f;
     }
 
-    /// <summary>Per-sample mask, backward: <c>dInput[i] += live[b] ≠ 0 ? dOutput[i] : 0</c>. Accumulates.</summary>
+    /// <summary>
+    /// Per-sample mask, backward: <c>dInput[i] += live[b] ≠ 0 ? dOutput[i] : 0</c>. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites every element (an off sample's get 0; <see cref="Prior"/>).
+    /// </summary>
     [Kernel]
-    public static void MaskSamplesBackward(Index1D index, int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
-        ArrayView<float> dInput)
+    public static void MaskSamplesBackward(Index1D index, int n, int stride, int sampleSize, int accumulate, ArrayView<float> live,
+        ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
-            if (live[i / sampleSize] != 0f) dInput[i] += dOutput[i];
+        {
+            if (live[i / sampleSize] != 0f) dInput[i] = Prior(accumulate, dInput, i) + dOutput[i];
+            else if (accumulate == 0) dInput[i] = 0f;
+        }
     }
 }

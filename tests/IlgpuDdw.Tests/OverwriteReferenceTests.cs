@@ -40,6 +40,8 @@ public sealed class OverwriteReferenceTests
         Both(6, (d, acc) => ActivationReference.ReluBackward<double>(x, g, d, acc));
         Both(6, (d, acc) => ActivationReference.Relu6Backward<double>(x, g, d, acc));
         Both(6, (d, acc) => ActivationReference.SigmoidBackward<double>([0.5, 0.25, 0.9, 0.1, 0.6, 0.3], g, d, acc));
+        Both(6, (d, acc) => ElementwiseReference.MaskSamplesBackward<double>(g, [1, 0, 1], 2, d, acc));
+        Both(6, (d, acc) => ElementwiseReference.AddBackward<double>(g, d, acc ? new double[6] : Enumerable.Repeat(double.NaN, 6).ToArray(), acc));
         var dx = new double[6];
         Array.Fill(dx, double.NaN);
         ActivationReference.ReluBackward<double>(x, g, dx, accumulate: false);

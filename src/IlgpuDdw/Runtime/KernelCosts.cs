@@ -57,7 +57,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Relu/Relu6/Sigmoid forward</term><description>1/2/4 per element; 2·n</description></item>
 /// <item><term>Relu/Relu6/Sigmoid backward</term><description>1/1/4 per element; 4·n (x or y, dy, 2·dx; 3·n overwriting)</description></item>
 /// <item><term>Copy, AddForward, MultiplyForward</term><description>0 / n / n; 2·n / 3·n / 3·n</description></item>
-/// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n / 4·n</description></item>
+/// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n (2·n overwriting) / 4·n</description></item>
 /// <item><term>MaskSamplesForward / MaskSamplesBackward</term><description>n compares; 2·n + B / 3·n + B</description></item>
 /// <item><term>CrossEntropyForward</term><description>6·B·K; B·K logits + B labels + B losses + B·K saved</description></item>
 /// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n (n overwriting)</description></item>
@@ -370,15 +370,16 @@ public static class KernelCosts
 
     public static KernelCost Copy(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 0, 2.0 * n);
 
-    public static KernelCost Axpy(int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y) => Cost(n, 2.0 * n, 3.0 * n);
+    public static KernelCost Axpy(int n, int stride, int accumulate, float alpha, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(n, 2.0 * n, (1.0 + Gradient(accumulate)) * n);
 
     public static KernelCost AddForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
     public static KernelCost MaskSamplesForward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> x, ArrayView<float> y) =>
         Cost(n, n, 2.0 * n + (double)n / Math.Max(1, sampleSize));
 
-    public static KernelCost MaskSamplesBackward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
-        ArrayView<float> dInput) => Cost(n, n, 3.0 * n + (double)n / Math.Max(1, sampleSize));
+    public static KernelCost MaskSamplesBackward(int n, int stride, int sampleSize, int accumulate, ArrayView<float> live, ArrayView<float> dOutput,
+        ArrayView<float> dInput) => Cost(n, n, (1.0 + Gradient(accumulate)) * n + (double)n / Math.Max(1, sampleSize));
 
     public static KernelCost MultiplyForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
