@@ -123,7 +123,8 @@ public readonly struct Pool2dGeometry
 /// Pooling over NCHW tensors: global average pooling, max pooling and average pooling with their backward
 /// kernels. Forward kernels are grid-stride loops over output elements and overwrite; backward kernels are
 /// deterministic gathers: one thread owns one dInput element, loops in ascending (oh, ow) order over the output
-/// windows that contain it and accumulates (+=) into dInput, so no atomics are needed.
+/// windows that contain it and accumulates (+=) into dInput, or overwrites it with accumulate = 0 (the first
+/// contribution to a new gradient), so no atomics are needed.
 /// The forward of GlobalAvgPool2d is <see cref="ReductionKernels.SumChunks"/> with chunk = H·W and
 /// scale = 1/(H·W) (one thread per (b, c) plane, summing in index order).
 /// </summary>
