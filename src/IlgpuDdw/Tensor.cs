@@ -4,7 +4,8 @@ namespace IlgpuDdw;
 /// A float32 tensor of any rank in device memory (row-major, contiguous). Owns a reference to its storage
 /// and releases it on <see cref="Dispose"/>; views made by <see cref="Reshape"/> share the storage, which
 /// returns to the device's pool when the last tensor using it is disposed. The gradient is a separate
-/// tensor, allocated zeroed on first use and disposed with its owner.
+/// tensor, allocated zeroed on first use (or unzeroed for a backward kernel that overwrites all of it,
+/// <see cref="GradForWrite"/>) and disposed with its owner.
 /// </summary>
 public sealed class Tensor : IDisposable
 {

@@ -16,7 +16,8 @@ public interface IBackwardObserver
 /// The one autograd tape. Ops (see <see cref="Ops"/>) run their forward kernel at once, allocate their outputs
 /// through <see cref="NewTensor"/> (the tape owns them), and, while recording, append their backward to the
 /// tape. <see cref="Backward(Tensor)"/> seeds the loss gradient with 1 and runs the recorded backwards in reverse
-/// order; every backward kernel accumulates into its inputs' gradients, so a tensor read by several ops
+/// order; every backward kernel accumulates into its inputs' gradients (the first to reach a new intermediate gradient
+/// overwrites it instead of adding onto zeros, see <see cref="Tensor.GradForWrite"/>), so a tensor read by several ops
 /// (fan-out) receives the sum. <see cref="Clear"/> disposes every intermediate the tape owns; a
 /// <see cref="Scope"/> disposes the ones made inside it earlier, when no recorded backward can read them.
 /// </summary>
