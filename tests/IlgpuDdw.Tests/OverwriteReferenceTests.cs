@@ -104,6 +104,12 @@ public sealed class OverwriteReferenceTests
         Both(batch * degree, (d, acc) => GateReference.Backward<double>(a, dAdjacency, batch, nodes, node, 0.5, false, d, adjacency, acc));
         Both(batch * degree, (d, acc) => GateReference.ContinuousBackward<double>(a, adjacency, dAdjacency, batch, nodes, node, 0.5, d, acc));
 
+        Both(batch * degree, (d, acc) => GateReference.StochasticBackward<double>(a, [0.5, -1, 2, -0.5], adjacency, dAdjacency, batch, nodes, node, 2.0,
+            null, d, acc ? new double[batch * degree] : Enumerable.Repeat(double.NaN, batch * degree).ToArray(), acc));
+        Both(batch * degree, (d, acc) => GateReference.StochasticBackward<double>(a, [0.5, -1, 2, -0.5], adjacency, dAdjacency, batch, nodes, node, 2.0,
+            null, acc ? new double[batch * degree] : Enumerable.Repeat(double.NaN, batch * degree).ToArray(), d, acc));
+        Both(4, (d, acc) => GateReference.TermBackward<double>(0.5, [1, -2, 3, 4], d, acc));
+
         // aggregation into target 2 from nodes 0 and 1: node 0's gradient overwritten, node 1's accumulated
         const int sample = 5, target = 2;
         var full = Values(batch * (nodes + 1) * (nodes + 1), 22);

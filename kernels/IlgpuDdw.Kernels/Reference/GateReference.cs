@@ -52,6 +52,16 @@ public static class GateReference
         }
     }
 
+    /// <summary>
+    /// Backward of an objective term with a host-computed local gradient (<see cref="GateKernels.TermBackward"/>):
+    /// <c>dInput += dOutput · gradient</c> (overwritten, as onto zeros, with <paramref name="accumulate"/> false).
+    /// </summary>
+    public static void TermBackward<T>(T dOutput, ReadOnlySpan<T> gradient, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
+    {
+        if (!accumulate) dInput.Clear();
+        for (int i = 0; i < dInput.Length; i++) dInput[i] += dOutput * gradient[i];
+    }
+
     /// <summary>Continuous gate: <c>A[b, node, node + 1 + o] = max(0, (a − tau) / (1 − tau))</c>.</summary>
     public static void ContinuousForward<T>(ReadOnlySpan<T> a, int batch, int nodes, int node, T tau, Span<T> adjacency) where T : IFloatingPointIeee754<T>
     {
@@ -94,11 +104,13 @@ public static class GateReference
 
     /// <summary>
     /// <c>dWeights += h · dA</c> (h: z + L &gt; 0, or forced on) and <c>dLogits += dA · w · g(1 − g) / T</c>,
-    /// <c>g = sigmoid((z + L) / T)</c>.
+    /// <c>g = sigmoid((z + L) / T)</c>. With <paramref name="accumulate"/> false both are overwritten (as accumulating onto
+    /// zeros; not read).
     /// </summary>
     public static void StochasticBackward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency,
-        int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits) where T : IFloatingPointIeee754<T>
+        int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) { dWeights.Clear(); dLogits.Clear(); }
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             T t = logits[k] + Noise<T>(key, node, k);

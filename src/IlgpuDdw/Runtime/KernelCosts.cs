@@ -47,10 +47,10 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>AggregationReduceAdjacencyGradient</term><description>n·parts; n·parts + 2·n</description></item>
 /// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 5·n (a, A, dA, 2·da; 4·n overwriting)</description></item>
 /// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n (4·n overwriting)</description></item>
-/// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n</description></item>
+/// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n (one n less per gradient overwritten)</description></item>
 /// <item><term>TopKForward</term><description>n·target² compares (rank of each in-edge, n = samples); 2·n·target</description></item>
 /// <item><term>StoreOutputEdge / ForceOutputEdge</term><description>0 / n·nodes(nodes+1)/2 compares; 2·n / n·(nodes + nodes(nodes+1)/2 + 1)</description></item>
-/// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated)</description></item>
+/// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated; 1 + 2·n overwriting)</description></item>
 /// <item><term>DenseEdgesForward</term><description>4·n (a sigmoid per item); E logits + n</description></item>
 /// <item><term>DenseEdgesBackward</term><description>B·E + 6·E; E + B·E + 2·E</description></item>
 /// <item><term>ChainFill, Fill</term><description>0; n</description></item>
@@ -403,9 +403,9 @@ public static class KernelCosts
     public static KernelCost StochasticForward(int n, int stride, int nodes, int node, int noise, int key, ArrayView<float> weights,
         ArrayView<float> logits, ArrayView<float> adjacency) => Cost(n, 10.0 * n, 3.0 * n);
 
-    public static KernelCost StochasticBackward(int n, int stride, int nodes, int node, float temperature, int noise, int key,
+    public static KernelCost StochasticBackward(int n, int stride, int nodes, int node, float temperature, int noise, int key, int accumulateMask,
         ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights,
-        ArrayView<float> dLogits) => Cost(n, 12.0 * n, 8.0 * n);
+        ArrayView<float> dLogits) => Cost(n, 12.0 * n, (4.0 + Gradient(accumulateMask & 1) + Gradient(accumulateMask & 2)) * n);
 
     public static KernelCost TopKForward(int n, int stride, int nodes, int target, int k, ArrayView<float> adjacency) =>
         Cost(n, (double)n * target * target, 2.0 * n * target);
@@ -422,8 +422,8 @@ public static class KernelCosts
     public static KernelCost ClearOffRow(int n, int stride, int nodes, int node, ArrayView<float> live, ArrayView<float> adjacency) =>
         Cost(n, n, (double)n / (nodes + 1) + 2.0 * n);
 
-    public static KernelCost TermBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
-        Cost(n, 2.0 * n, 1 + 3.0 * n);
+    public static KernelCost TermBackward(int n, int stride, int accumulate, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
+        Cost(n, 2.0 * n, 1 + (1.0 + Gradient(accumulate)) * n);
 
     public static KernelCost DenseEdgesForward(int n, int stride, int nodes, ArrayView<float> logits, ArrayView<float> adjacency) =>
         Cost(n, 4.0 * n, nodes * (nodes + 1) / 2.0 + n);

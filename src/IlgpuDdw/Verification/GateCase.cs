@@ -147,17 +147,19 @@ internal sealed record GateCase(GateKind Gate, int Nodes, int Batch, float Tau, 
         }
         for (int i = 0; i < Nodes; i++)
         {
-            // the gates' backward kernels overwrite the router outputs' new gradients (the stochastic one accumulates):
-            // the references overwrite a NaN buffer
-            var da = Gate == GateKind.Stochastic ? new float[a[i].Length] : Overwrite.Reference(a[i].Length, _ => { });
-            var dz = new float[a[i].Length];
+            // the gates' backward kernels overwrite the router outputs' (and logits') new gradients: the references
+            // overwrite a NaN buffer
+            var da = Overwrite.Reference(a[i].Length, _ => { });
+            var dz = Overwrite.Reference(a[i].Length, _ => { });
             switch (Gate)
             {
                 case GateKind.Threshold:
                     GateReference.Backward<float>(a[i], g, Batch, Nodes, i, Tau, Gradient == GateGradient.StraightThrough, da, adj, accumulate: false);
                     break;
                 case GateKind.Continuous: GateReference.ContinuousBackward<float>(a[i], adj, g, Batch, Nodes, i, Tau, da, accumulate: false); break;
-                case GateKind.Stochastic: GateReference.StochasticBackward<float>(a[i], z[i], adj, g, Batch, Nodes, i, Temperature, Key, da, dz); break;
+                case GateKind.Stochastic:
+                    GateReference.StochasticBackward<float>(a[i], z[i], adj, g, Batch, Nodes, i, Temperature, Key, da, dz, accumulate: false);
+                    break;
                 default: GateReference.Backward<float>(a[i], g, Batch, Nodes, i, -1f, true, da, adj, accumulate: false); break;
             }
             yield return VerifyResult.Compare($"{Op}.Backward da{i}", shape, da, deviceDa[i], Tolerance.Backward);

@@ -71,11 +71,12 @@ public static class WiringOps
         var at = adjacency.Tensor;
         tape.Record("StochasticGate", at, () =>
         {
-            using var scratch = weights.RequiresGrad && logits.RequiresGrad ? null : Tensor.Empty(d, n);
-            var dW = weights.RequiresGrad ? weights.Grad : scratch!;
-            var dZ = logits.RequiresGrad ? logits.Grad : scratch!;
+            using var scratch = weights.RequiresGrad && logits.RequiresGrad ? null : Tensor.Empty(d, n); // overwritten, never read
+            int accumulateWeights = 0, accumulateLogits = 0;
+            var dW = weights.RequiresGrad ? weights.GradForWrite(out accumulateWeights) : scratch!.View;
+            var dZ = logits.RequiresGrad ? logits.GradForWrite(out accumulateLogits) : scratch!.View;
             d.Kernels.StochasticBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, temperature, noise, key,
-                weights.View, logits.View, at.View, at.Grad.View, dW.View, dZ.View);
+                (accumulateWeights != 0 ? 1 : 0) | (accumulateLogits != 0 ? 2 : 0), weights.View, logits.View, at.View, at.Grad.View, dW, dZ);
         });
     }
 
