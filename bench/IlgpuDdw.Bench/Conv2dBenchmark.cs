@@ -90,12 +90,12 @@ public class Conv2dBenchmark
         if (tiles.IsTiled)
         {
             var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.Threads);
-            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, _dy.View, _w.View, _dx.View);
+            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, 1, _dy.View, _w.View, _dx.View);
         }
         else
         {
             int ni = g.BackwardInputItems(g.InChannelBlock), ei = d.Extent(ni);
-            d.Kernels.Conv2dBackwardInput(d.Stream, ei, ni, ei, g, g.InChannelBlock, _dy.View, _w.View, _dx.View);
+            d.Kernels.Conv2dBackwardInput(d.Stream, ei, ni, ei, g, g.InChannelBlock, 1, _dy.View, _w.View, _dx.View);
         }
         int nw = g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock), ew = d.Extent(nw);
         d.Kernels.Conv2dBackwardWeight(d.Stream, ew, nw, ew, g, g.OutChannelBlock, g.InChannelBlock, _dy.View, _x.View, _dw.View);

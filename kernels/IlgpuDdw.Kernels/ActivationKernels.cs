@@ -5,7 +5,9 @@ namespace IlgpuDdw.Kernels;
 /// <summary>
 /// Pointwise activations with their backward kernels. Grid-stride loops over n elements (see
 /// <see cref="ElementwiseKernels"/>). Forward kernels overwrite <c>y</c>; backward kernels accumulate into
-/// <c>dInput</c>. The ReLU family saves its input (the gradient mask is computed from x; at a kink the
+/// <c>dInput</c> when <c>accumulate</c> ≠ 0 and otherwise overwrite it: every element is written once, as
+/// <c>0 + v</c>, which is bitwise what accumulating onto a zeroed gradient gives (−0 included), and the old contents
+/// (garbage from the pool) are never read. The ReLU family saves its input (the gradient mask is computed from x; at a kink the
 /// gradient is 0); sigmoid saves its output (σ' = y·(1 − y)).
 /// </summary>
 public static class ActivationKernels
@@ -21,14 +23,16 @@ public static class ActivationKernels
         }
     }
 
-    /// <summary><c>dInput += x &gt; 0 ? dOutput : 0</c>.</summary>
+    /// <summary><c>dInput (+)= x &gt; 0 ? dOutput : 0</c> (overwrites when <paramref name="accumulate"/> = 0).</summary>
     [Kernel]
-    public static void ReluBackward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput)
+    public static void ReluBackward(Index1D index, int n, int stride, int accumulate, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
         {
             if (x[i] > 0f)
-                dInput[i] += dOutput[i];
+                dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + dOutput[i];
+            else if (accumulate == 0)
+                dInput[i] = 0f;
         }
     }
 
@@ -43,15 +47,20 @@ public static class ActivationKernels
         }
     }
 
-    /// <summary><c>dInput += (0 &lt; x &lt; 6) ? dOutput : 0</c> (zero at both kinks, like PyTorch's hardtanh).</summary>
+    /// <summary>
+    /// <c>dInput (+)= (0 &lt; x &lt; 6) ? dOutput : 0</c> (zero at both kinks, like PyTorch's hardtanh; overwrites when
+    /// <paramref name="accumulate"/> = 0).
+    /// </summary>
     [Kernel]
-    public static void Relu6Backward(Index1D index, int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput)
+    public static void Relu6Backward(Index1D index, int n, int stride, int accumulate, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
         {
             float v = x[i];
             if (v > 0f && v < 6f)
-                dInput[i] += dOutput[i];
+                dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + dOutput[i];
+            else if (accumulate == 0)
+                dInput[i] = 0f;
         }
     }
 
@@ -77,14 +86,14 @@ public static class ActivationKernels
             y[i] = Sigmoid(x[i]);
     }
 
-    /// <summary><c>dInput += dOutput · y · (1 − y)</c> with y the saved forward output.</summary>
+    /// <summary><c>dInput (+)= dOutput · y · (1 − y)</c> with y the saved forward output (overwrites when <paramref name="accumulate"/> = 0).</summary>
     [Kernel]
-    public static void SigmoidBackward(Index1D index, int n, int stride, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput)
+    public static void SigmoidBackward(Index1D index, int n, int stride, int accumulate, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
         {
             float s = y[i];
-            dInput[i] += dOutput[i] * s * (1f - s);
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + dOutput[i] * s * (1f - s);
         }
     }
 }

@@ -178,10 +178,13 @@ public static class AggregationKernels
 
     /// <summary>
     /// Backward to the node outputs: <c>dYs_s[b, e] += A[b, FirstSource + s, Target] · dX[b, e]</c> for the
-    /// kept sources whose bit is set in <paramref name="gradMask"/>; n = shape.ChunkItems. Accumulates.
+    /// kept sources whose bit is set in <paramref name="gradMask"/>; n = shape.ChunkItems (the chunks cover every
+    /// element of every sample once). Accumulates into the sources whose bit is set in
+    /// <paramref name="accumulateMask"/>; the others are overwritten (a cut edge writes 0, see
+    /// <see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void BackwardSources(Index1D index, int n, int stride, AggregationShape shape, int gradMask,
+    public static void BackwardSources(Index1D index, int n, int stride, AggregationShape shape, int gradMask, int accumulateMask,
         ArrayView<float> adjacency, ArrayView<float> dX, NodeViews dYs)
     {
         for (int w = index; w < n; w += stride)
@@ -190,11 +193,20 @@ public static class AggregationKernels
             for (int s = 0; s < shape.Count; s++)
             {
                 if (((gradMask >> s) & 1) == 0) continue;
+                int accumulate = (accumulateMask >> s) & 1;
                 float a = adjacency[shape.EdgeIndex(b, s)];
-                if (a == 0f) continue;
                 var dY = dYs.Get(s);
+                if (a == 0f)
+                {
+                    if (accumulate == 0)
+                    {
+                        for (int e = first; e < last; e++)
+                            dY[e] = 0f;
+                    }
+                    continue;
+                }
                 for (int e = first; e < last; e++)
-                    dY[e] += a * dX[e];
+                    dY[e] = ElementwiseKernels.Prior(accumulate, dY, e) + a * dX[e];
             }
         }
     }

@@ -341,32 +341,40 @@ public static class BatchNormKernels
 
     /// <summary>
     /// Backward with respect to the input, grid-stride over the n = B·C·S elements:
-    /// <c>dInput[i] += γ[c]·invstd[c]·(dy[i] − w·(Σdy[c] + x̂[i]·Σdy·x̂[c]))</c> with the sums of
-    /// <see cref="BackwardChannelSums"/>. <c>w = 1/N</c> in training mode (the batch statistics depend on x) and
-    /// <c>w = 0</c> in eval mode (an affine map). Accumulates.
+    /// <c>dInput[i] (+)= γ[c]·invstd[c]·(dy[i] − w·(Σdy[c] + x̂[i]·Σdy·x̂[c]))</c> with the sums of
+    /// <see cref="BackwardChannelSums"/> packed as <c>sums[c] = Σdy</c>, <c>sums[C + c] = Σdy·x̂</c>. <c>w = 1/N</c> in
+    /// training mode (the batch statistics depend on x) and <c>w = 0</c> in eval mode (an affine map). Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites every element (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void BackwardInput(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight,
+    public static void BackwardInput(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight, int accumulate,
         ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
-        ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
+        ArrayView<float> sums, ArrayView<float> dInput)
     {
+        var sumDy = sums.SubView(0, channels);
+        var sumDyXhat = sums.SubView(channels, channels);
         for (int i = index; i < n; i += stride)
-            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], dOutput[i], mean, invstd, gamma, sumDy, sumDyXhat);
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i)
+                + InputGradient(i, channels, spatial, statisticsWeight, x[i], dOutput[i], mean, invstd, gamma, sumDy, sumDyXhat);
     }
 
     /// <summary>
     /// <see cref="BackwardInput"/> through the fused ReLU of <see cref="ForwardNormalizeRelu"/>: dy = dOutput where
-    /// output &gt; 0, else 0, with the sums of the masked <see cref="BackwardChannelSumsChunks"/> or
-    /// <see cref="BackwardChannelSumsGroups"/>. Accumulates into dInput.
+    /// output &gt; 0, else 0, with the sums (packed as for <see cref="BackwardInput"/>) of the masked
+    /// <see cref="BackwardChannelSumsChunks"/> or <see cref="BackwardChannelSumsGroups"/>. Accumulates into dInput when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites every element.
     /// </summary>
     [Kernel]
-    public static void BackwardInputRelu(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight,
+    public static void BackwardInputRelu(Index1D index, int n, int stride, int channels, int spatial, float statisticsWeight, int accumulate,
         ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
-        ArrayView<float> gamma, ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput)
+        ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput)
     {
+        var sumDy = sums.SubView(0, channels);
+        var sumDyXhat = sums.SubView(channels, channels);
         for (int i = index; i < n; i += stride)
-            dInput[i] += InputGradient(i, channels, spatial, statisticsWeight, x[i], Upstream(dOutput, output, 1, i),
-                mean, invstd, gamma, sumDy, sumDyXhat);
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i)
+                + InputGradient(i, channels, spatial, statisticsWeight, x[i], Upstream(dOutput, output, 1, i),
+                    mean, invstd, gamma, sumDy, sumDyXhat);
     }
 
     // ---- live-sample (masked) path: statistics, normalisation and backward over the samples with live[b] ≠ 0 --------
@@ -687,24 +695,37 @@ public static class BatchNormKernels
     /// <summary>
     /// Backward with respect to the input over the live samples, grid-stride over the n = B·C·S elements:
     /// <c>dInput[i] += γ[c]·invstd[c]·(dy[i] − w·(Σdy[c] + x̂[i]·Σdy·x̂[c]))</c> with the packed sums and weight
-    /// <c>w = sums[2C]</c> of <see cref="BackwardChannelSumsFinalizeMasked"/>, dy through the fused ReLU when
-    /// <paramref name="reluMask"/> ≠ 0 (without it output is ignored; pass dOutput); off samples get nothing. Accumulates.
+    /// <c>w = sums[2C]</c> of <see cref="BackwardChannelSumsFinalizeMasked"/>. <paramref name="flags"/> (the launcher
+    /// has no room for two ints): <see cref="ReluFlag"/> set, dy through the fused ReLU (without it output is ignored;
+    /// pass dOutput); <see cref="AccumulateFlag"/> set, accumulates and off samples get nothing, else overwrites every
+    /// element (off samples get 0, see <see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void BackwardInputMasked(Index1D index, int n, int stride, int channels, int spatial, int reluMask,
+    public static void BackwardInputMasked(Index1D index, int n, int stride, int channels, int spatial, int flags,
         ArrayView<float> live, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean,
         ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput)
     {
         float w = sums[2 * channels];
         var sumDy = sums.SubView(0, channels);
         var sumDyXhat = sums.SubView(channels, channels);
+        int reluMask = flags & ReluFlag, accumulate = flags & AccumulateFlag;
         for (int i = index; i < n; i += stride)
         {
-            if (live[i / spatial / channels] == 0f) continue;
-            dInput[i] += InputGradient(i, channels, spatial, w, x[i], Upstream(dOutput, output, reluMask, i),
-                mean, invstd, gamma, sumDy, sumDyXhat);
+            if (live[i / spatial / channels] == 0f)
+            {
+                if (accumulate == 0) dInput[i] = 0f;
+                continue;
+            }
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i)
+                + InputGradient(i, channels, spatial, w, x[i], Upstream(dOutput, output, reluMask, i), mean, invstd, gamma, sumDy, sumDyXhat);
         }
     }
+
+    /// <summary><see cref="BackwardInputMasked"/>'s flag: dy through the fused ReLU.</summary>
+    public const int ReluFlag = 1;
+
+    /// <summary><see cref="BackwardInputMasked"/>'s flag: accumulate into dInput (clear: overwrite every element).</summary>
+    public const int AccumulateFlag = 2;
 
     // ---- synchronised batch norm: one rank's pieces of the global batch's chunks, in double ----------------
     // A rank holds the values [offset, offset + count) of each channel of the global batch (in (b, s) order). The pieces

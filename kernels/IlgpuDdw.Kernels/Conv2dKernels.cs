@@ -138,10 +138,11 @@ public static class Conv2dKernels
     /// atomics). One work item owns <paramref name="channelBlock"/> (1 to 4) input channels of one group × 4 input
     /// columns of one row with the same residue modulo s (iw0, iw0 + s, iw0 + 2s, iw0 + 3s), which read the same
     /// taps; <c>n = </c><see cref="Conv2dGeometry.BackwardInputItems"/>(channelBlock). Needs w. Accumulates into
-    /// <paramref name="dInput"/>.
+    /// <paramref name="dInput"/> when <paramref name="accumulate"/> ≠ 0, else overwrites it (every element is owned
+    /// by one work item and written once; <see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void BackwardInput(Index1D index, int n, int stride, Conv2dGeometry g, int channelBlock,
+    public static void BackwardInput(Index1D index, int n, int stride, Conv2dGeometry g, int channelBlock, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
     {
         int k = g.KernelSize, s = g.Stride, p = g.Padding;
@@ -213,10 +214,10 @@ public static class Conv2dKernels
 
             int cols = Min(Conv2dGeometry.ColumnBlock, (w - 1 - iw0) / s + 1);
             int x = (b * g.InChannels + grp * cinG + ciL0) * hw + ih * w + iw0;
-            Add4(dInput, x, s, cols, a00, a01, a02, a03);
-            if (lastSlot >= 1) Add4(dInput, x + hw, s, cols, a10, a11, a12, a13);
-            if (lastSlot >= 2) Add4(dInput, x + 2 * hw, s, cols, a20, a21, a22, a23);
-            if (lastSlot >= 3) Add4(dInput, x + 3 * hw, s, cols, a30, a31, a32, a33);
+            AddOrWrite4(dInput, x, s, cols, accumulate, a00, a01, a02, a03);
+            if (lastSlot >= 1) AddOrWrite4(dInput, x + hw, s, cols, accumulate, a10, a11, a12, a13);
+            if (lastSlot >= 2) AddOrWrite4(dInput, x + 2 * hw, s, cols, accumulate, a20, a21, a22, a23);
+            if (lastSlot >= 3) AddOrWrite4(dInput, x + 3 * hw, s, cols, accumulate, a30, a31, a32, a33);
         }
     }
 
@@ -417,12 +418,13 @@ public static class Conv2dKernels
     /// n = (b, ih, iw), k = (co, kh, kw) and <c>dŶ[k, n] = dOutput[b, co, (ih + p − kh)/s, (iw + p − kw)/s]</c> where
     /// both divisions are exact and inside the output, else 0. Launched with
     /// <c>groups · ⌈C_in/groups / tileM⌉ · ⌈B·H·W / tileN⌉</c> groups of <c>tileM·tileN/16</c> threads. Accumulates
-    /// into <paramref name="dInput"/>.
+    /// into <paramref name="dInput"/> when <paramref name="accumulate"/> ≠ 0, else overwrites it (every element of C is
+    /// stored once; <see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel(ExplicitlyGrouped = true)]
-    public static void BackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK,
+    public static void BackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput) =>
-        TiledGemm(new BackwardInputOperands(g, dOutput, weight, dInput), tileM, tileN, tileK);
+        TiledGemm(new BackwardInputOperands(g, dOutput, weight, dInput, accumulate), tileM, tileN, tileK);
 
     /// <summary>The operands of one tiled convolution pass: an M × K matrix A, a K × N matrix B, where C = A·B goes.</summary>
     private interface IGemmOperands
@@ -476,7 +478,7 @@ public static class Conv2dKernels
     }
 
     private readonly struct BackwardInputOperands(Conv2dGeometry g, ArrayView<float> dOutput, ArrayView<float> weight,
-        ArrayView<float> dInput) : IGemmOperands
+        ArrayView<float> dInput, int accumulate) : IGemmOperands
     {
         public int Groups => g.Groups;
         public int M => g.InPerGroup;
@@ -505,7 +507,8 @@ public static class Conv2dKernels
         public void Store(int grp, int m, int n, float value)
         {
             int hw = g.Height * g.Width, b = n / hw;
-            dInput[(b * g.InChannels + grp * g.InPerGroup + m) * hw + n - b * hw] += value;
+            int at = (b * g.InChannels + grp * g.InPerGroup + m) * hw + n - b * hw;
+            dInput[at] = ElementwiseKernels.Prior(accumulate, dInput, at) + value;
         }
     }
 
@@ -608,6 +611,16 @@ public static class Conv2dKernels
         if (count > 1) y[offset + step] += v1;
         if (count > 2) y[offset + 2 * step] += v2;
         if (count > 3) y[offset + 3 * step] += v3;
+    }
+
+    /// <summary>
+    /// <see cref="Add4"/> when <paramref name="accumulate"/> ≠ 0, else the four sums written as <c>0 + v</c>
+    /// (<see cref="ElementwiseKernels.Prior"/>: bitwise what adding onto zeros gives).
+    /// </summary>
+    private static void AddOrWrite4(ArrayView<float> y, int offset, int step, int count, int accumulate, float v0, float v1, float v2, float v3)
+    {
+        if (accumulate != 0) Add4(y, offset, step, count, v0, v1, v2, v3);
+        else Write4(y, offset, step, count, 0f + v0, 0f + v1, 0f + v2, 0f + v3);
     }
 
     /// <summary><see cref="Add4"/> when <paramref name="accumulate"/>, else <see cref="Write4"/>.</summary>

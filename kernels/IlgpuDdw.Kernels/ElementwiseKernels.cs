@@ -9,6 +9,14 @@ namespace IlgpuDdw.Kernels;
 /// </summary>
 public static class ElementwiseKernels
 {
+    /// <summary>
+    /// What a backward kernel adds its contribution to: <c>gradient[i]</c> when <paramref name="accumulate"/> ≠ 0,
+    /// else 0 without reading the element, so <c>gradient[i] = Prior(…) + v</c> overwrites a gradient whose old contents
+    /// are garbage with exactly what accumulating onto a zeroed one gives (bitwise, −0 included). The flag of the
+    /// backward kernels that write every element of their gradient exactly once (the tensor's <c>GradForWrite</c>).
+    /// </summary>
+    public static float Prior(int accumulate, ArrayView<float> gradient, int i) => accumulate != 0 ? gradient[i] : 0f;
+
     /// <summary><c>y[i] = value</c> for i &lt; n. Overwrites.</summary>
     [Kernel]
     public static void Fill(Index1D index, int n, int stride, float value, ArrayView<float> y)
@@ -26,14 +34,15 @@ public static class ElementwiseKernels
     }
 
     /// <summary>
-    /// <c>y[i] += alpha · x[i]</c> for i &lt; n. Accumulates. This is also the backward kernel of add
-    /// (alpha = 1 into each input's gradient) and of every view/reshape.
+    /// <c>y[i] += alpha · x[i]</c> for i &lt; n when <paramref name="accumulate"/> ≠ 0, else <c>y[i] = 0 + alpha · x[i]</c>
+    /// (overwrites; <see cref="Prior"/>). This is also the backward kernel of add (alpha = 1 into each input's
+    /// gradient), of scale and of every view/reshape.
     /// </summary>
     [Kernel]
-    public static void Axpy(Index1D index, int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y)
+    public static void Axpy(Index1D index, int n, int stride, int accumulate, float alpha, ArrayView<float> x, ArrayView<float> y)
     {
         for (int i = index; i < n; i += stride)
-            y[i] += alpha * x[i];
+            y[i] = Prior(accumulate, y, i) + alpha * x[i];
     }
 
     /// <summary>Forward of add: <c>y[i] = a[i] + b[i]</c>, shapes equal, n elements. Overwrites; saves nothing.</summary>
@@ -75,12 +84,18 @@ public static class ElementwiseKernels
             y[i] = live[i / sampleSize] != 0f ? x[i] : 0f;
     }
 
-    /// <summary>Per-sample mask, backward: <c>dInput[i] += live[b] ≠ 0 ? dOutput[i] : 0</c>. Accumulates.</summary>
+    /// <summary>
+    /// Per-sample mask, backward: <c>dInput[i] += live[b] ≠ 0 ? dOutput[i] : 0</c>. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites every element (an off sample's get 0; <see cref="Prior"/>).
+    /// </summary>
     [Kernel]
-    public static void MaskSamplesBackward(Index1D index, int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
-        ArrayView<float> dInput)
+    public static void MaskSamplesBackward(Index1D index, int n, int stride, int sampleSize, int accumulate, ArrayView<float> live,
+        ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
-            if (live[i / sampleSize] != 0f) dInput[i] += dOutput[i];
+        {
+            if (live[i / sampleSize] != 0f) dInput[i] = Prior(accumulate, dInput, i) + dOutput[i];
+            else if (accumulate == 0) dInput[i] = 0f;
+        }
     }
 }

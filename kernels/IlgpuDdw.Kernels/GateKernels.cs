@@ -57,18 +57,22 @@ public static class GateKernels
     /// Backward of <see cref="Forward"/>: <c>dWeights[b, o] += (a[b, o] &gt; tau || A[b, node, node + 1 + o] ≠ 0 ||
     /// straightThrough ≠ 0) ? dAdjacency[b, node, node + 1 + o] : 0</c>. Kept-only (straightThrough = 0): a cut edge
     /// passes no gradient, a kept one, or one forced on (<see cref="ForceOutputEdge"/>, which writes a), passes it;
-    /// straight-through: every edge passes its gradient as if kept. Reads the final adjacency. Accumulates.
-    /// Also the backward of the top-k gate (<see cref="TopKForward"/>) with straightThrough = 1.
+    /// straight-through: every edge passes its gradient as if kept. Reads the final adjacency. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites every element of dWeights (a blocked edge gets 0; see
+    /// <see cref="ElementwiseKernels.Prior"/>). Also the backward of the top-k gate (<see cref="TopKForward"/>) with
+    /// straightThrough = 1.
     /// </summary>
     [Kernel]
-    public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, int straightThrough,
+    public static void Backward(Index1D index, int n, int stride, int nodes, int node, float tau, int straightThrough, int accumulate,
         ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
         for (int k = index; k < n; k += stride)
         {
             int offset = RowOffset(k, nodes, node);
             if (straightThrough != 0 || a[k] > tau || adjacency[offset] != 0f)
-                dWeights[k] += dAdjacency[offset];
+                dWeights[k] = ElementwiseKernels.Prior(accumulate, dWeights, k) + dAdjacency[offset];
+            else if (accumulate == 0)
+                dWeights[k] = 0f;
         }
     }
 
@@ -92,10 +96,11 @@ public static class GateKernels
     /// Backward of <see cref="ContinuousForward"/>: <c>dWeights[b, o] += dAdjacency[b, node, node + 1 + o] / (1 − tau)</c>
     /// on every edge, the exact derivative on kept edges (a &gt; τ) and the one-sided (right) derivative on cut ones,
     /// so a cut edge can reopen; an edge forced on (a ≤ τ and A ≠ 0, see <see cref="ForceOutputEdge"/>, which writes
-    /// a) passes dA unscaled. Reads the final adjacency. Accumulates.
+    /// a) passes dA unscaled. Reads the final adjacency. Accumulates when <paramref name="accumulate"/> ≠ 0, else
+    /// overwrites every element of dWeights (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void ContinuousBackward(Index1D index, int n, int stride, int nodes, int node, float tau,
+    public static void ContinuousBackward(Index1D index, int n, int stride, int nodes, int node, float tau, int accumulate,
         ArrayView<float> a, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights)
     {
         for (int k = index; k < n; k += stride)
@@ -103,7 +108,7 @@ public static class GateKernels
             int offset = RowOffset(k, nodes, node);
             float g = dAdjacency[offset];
             bool forced = a[k] <= tau && adjacency[offset] != 0f;
-            dWeights[k] += forced ? g : g / (1f - tau);
+            dWeights[k] = ElementwiseKernels.Prior(accumulate, dWeights, k) + (forced ? g : g / (1f - tau));
         }
     }
 
@@ -153,22 +158,27 @@ public static class GateKernels
     /// Backward of <see cref="StochasticForward"/>, with h the hard decision and <c>g = sigmoid((z + L) / T)</c>
     /// (same noise): <c>dWeights += h · dA</c> (exact: A = h·w; an edge forced on, A ≠ 0, counts as kept) and the
     /// straight-through estimate <c>dLogits += dA · w · g(1 − g) / T</c> (h replaced by g in the backward) on every
-    /// edge. Reads the final adjacency. Accumulates into both.
+    /// edge. Reads the final adjacency. Accumulates into dWeights when bit 0 of <paramref name="accumulateMask"/> is set
+    /// and into dLogits when bit 1 is, and overwrites every element of a gradient whose bit is clear
+    /// (<see cref="ElementwiseKernels.Prior"/>; the launcher has no room for two flags).
     /// </summary>
     [Kernel]
     public static void StochasticBackward(Index1D index, int n, int stride, int nodes, int node, float temperature, int noise, int key,
-        ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency,
+        int accumulateMask, ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency,
         ArrayView<float> dWeights, ArrayView<float> dLogits)
     {
+        int accumulateWeights = accumulateMask & 1, accumulateLogits = accumulateMask & 2;
         for (int k = index; k < n; k += stride)
         {
             int offset = RowOffset(k, nodes, node);
             float t = logits[k] + (noise != 0 ? LogisticNoise(key, node, k) : 0f);
             float dA = dAdjacency[offset];
             if (t > 0f || adjacency[offset] != 0f)
-                dWeights[k] += dA;
+                dWeights[k] = ElementwiseKernels.Prior(accumulateWeights, dWeights, k) + dA;
+            else if (accumulateWeights == 0)
+                dWeights[k] = 0f;
             float g = ActivationKernels.Sigmoid(t / temperature);
-            dLogits[k] += dA * weights[k] * g * (1f - g) / temperature;
+            dLogits[k] = ElementwiseKernels.Prior(accumulateLogits, dLogits, k) + dA * weights[k] * g * (1f - g) / temperature;
         }
     }
 
@@ -293,14 +303,16 @@ public static class GateKernels
 
     /// <summary>
     /// Backward of an objective term whose value and local gradient were computed on the host (keep-rate and
-    /// batch-shaping terms): <c>dInput[i] += dOutput[0] · gradient[i]</c> for i &lt; n. Accumulates.
+    /// batch-shaping terms): <c>dInput[i] += dOutput[0] · gradient[i]</c> for i &lt; n. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void TermBackward(Index1D index, int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput)
+    public static void TermBackward(Index1D index, int n, int stride, int accumulate, ArrayView<float> dOutput, ArrayView<float> gradient,
+        ArrayView<float> dInput)
     {
         float d = dOutput[0];
         for (int i = index; i < n; i += stride)
-            dInput[i] += d * gradient[i];
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + d * gradient[i];
     }
 
     /// <summary>

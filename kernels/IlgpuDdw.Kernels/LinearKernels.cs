@@ -108,10 +108,11 @@ public static class LinearKernels
     /// <summary>
     /// <c>dInput[b, i] += Σ_o dZ[b, o] · W[o, i]</c> with <c>dZ = dOutput · act′(y)</c>. Tiles are
     /// (b, i..i+Block−1) of dInput [B, In]: one thread per <see cref="Block"/> dX elements, looping over Out
-    /// (dZ formed once per o and reused for the whole tile). Accumulates.
+    /// (dZ formed once per o and reused for the whole tile). Accumulates when <paramref name="accumulate"/> ≠ 0, else
+    /// overwrites every element (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void BackwardInput(Index1D index, int tiles, int stride, int inFeatures, int outFeatures, int activation,
+    public static void BackwardInput(Index1D index, int tiles, int stride, int inFeatures, int outFeatures, int activation, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> y, ArrayView<float> weight, ArrayView<float> dInput)
     {
         int tilesPerRow = (inFeatures + Block - 1) / Block;
@@ -135,10 +136,10 @@ public static class LinearKernels
                 s3 += g * weight[wr + i3];
             }
             int xr = b * inFeatures + i0;
-            dInput[xr] += s0;
-            if (i0 + 1 < inFeatures) dInput[xr + 1] += s1;
-            if (i0 + 2 < inFeatures) dInput[xr + 2] += s2;
-            if (i0 + 3 < inFeatures) dInput[xr + 3] += s3;
+            dInput[xr] = ElementwiseKernels.Prior(accumulate, dInput, xr) + s0;
+            if (i0 + 1 < inFeatures) dInput[xr + 1] = ElementwiseKernels.Prior(accumulate, dInput, xr + 1) + s1;
+            if (i0 + 2 < inFeatures) dInput[xr + 2] = ElementwiseKernels.Prior(accumulate, dInput, xr + 2) + s2;
+            if (i0 + 3 < inFeatures) dInput[xr + 3] = ElementwiseKernels.Prior(accumulate, dInput, xr + 3) + s3;
         }
     }
 

@@ -53,14 +53,15 @@ public static class LossKernels
 
     /// <summary>
     /// <c>dLogits[i] += dLoss[0] · saved[i]</c> for i &lt; n = B·K, with <c>saved</c> the forward's gradient.
-    /// Accumulates.
+    /// Accumulates when <paramref name="accumulate"/> ≠ 0, else overwrites (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void CrossEntropyBackward(Index1D index, int n, int stride, ArrayView<float> dLoss, ArrayView<float> saved, ArrayView<float> dLogits)
+    public static void CrossEntropyBackward(Index1D index, int n, int stride, int accumulate, ArrayView<float> dLoss, ArrayView<float> saved,
+        ArrayView<float> dLogits)
     {
         float g = dLoss[0];
         for (int i = index; i < n; i += stride)
-            dLogits[i] += g * saved[i];
+            dLogits[i] = ElementwiseKernels.Prior(accumulate, dLogits, i) + g * saved[i];
     }
 
     /// <summary>

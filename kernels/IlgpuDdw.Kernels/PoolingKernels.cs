@@ -123,7 +123,8 @@ public readonly struct Pool2dGeometry
 /// Pooling over NCHW tensors: global average pooling, max pooling and average pooling with their backward
 /// kernels. Forward kernels are grid-stride loops over output elements and overwrite; backward kernels are
 /// deterministic gathers: one thread owns one dInput element, loops in ascending (oh, ow) order over the output
-/// windows that contain it and accumulates (+=) into dInput, so no atomics are needed.
+/// windows that contain it and accumulates (+=) into dInput, or overwrites it with accumulate = 0 (the first
+/// contribution to a new gradient), so no atomics are needed.
 /// The forward of GlobalAvgPool2d is <see cref="ReductionKernels.SumChunks"/> with chunk = H·W and
 /// scale = 1/(H·W) (one thread per (b, c) plane, summing in index order).
 /// </summary>
@@ -131,14 +132,15 @@ public static class PoolingKernels
 {
     /// <summary>
     /// Backward of GlobalAvgPool2d ([B, C, H, W] → [B, C]): <c>dInput[i] += scale · dOutput[i / spatial]</c>,
-    /// grid-stride over the n = B·C·spatial input elements, scale = 1/spatial. Accumulates; saves nothing.
+    /// grid-stride over the n = B·C·spatial input elements, scale = 1/spatial. Accumulates when
+    /// <paramref name="accumulate"/> ≠ 0, else overwrites (<see cref="ElementwiseKernels.Prior"/>); saves nothing.
     /// </summary>
     [Kernel]
-    public static void GlobalAvgPoolBackward(Index1D index, int n, int stride, int spatial, float scale,
+    public static void GlobalAvgPoolBackward(Index1D index, int n, int stride, int spatial, float scale, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
-            dInput[i] += scale * dOutput[i / spatial];
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + scale * dOutput[i / spatial];
     }
 
     /// <summary>
@@ -180,10 +182,11 @@ public static class PoolingKernels
     /// <summary>
     /// Max pooling backward, grid-stride over the <see cref="Pool2dGeometry.InputLength"/> inputs: each thread
     /// owns dInput[i] and sums dOutput[o] over the windows o containing i whose saved argmax is i's in-plane
-    /// index, in ascending (oh, ow) order. Accumulates.
+    /// index, in ascending (oh, ow) order. Accumulates when <paramref name="accumulate"/> ≠ 0, else overwrites
+    /// (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void MaxPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g,
+    public static void MaxPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int accumulate,
         ArrayView<float> argmax, ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
@@ -205,7 +208,7 @@ public static class PoolingKernels
                         sum += dOutput[o];
                 }
             }
-            dInput[i] += sum;
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + sum;
         }
     }
 
@@ -234,10 +237,11 @@ public static class PoolingKernels
     /// <summary>
     /// Average pooling backward, grid-stride over the <see cref="Pool2dGeometry.InputLength"/> inputs: each thread
     /// owns dInput[i] and sums <c>dOutput[o] / divisor(o)</c> over the windows o containing i, in ascending
-    /// (oh, ow) order. Accumulates.
+    /// (oh, ow) order. Accumulates when <paramref name="accumulate"/> ≠ 0, else overwrites
+    /// (<see cref="ElementwiseKernels.Prior"/>).
     /// </summary>
     [Kernel]
-    public static void AvgPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int countIncludePad,
+    public static void AvgPoolBackward(Index1D index, int n, int stride, Pool2dGeometry g, int countIncludePad, int accumulate,
         ArrayView<float> dOutput, ArrayView<float> dInput)
     {
         for (int i = index; i < n; i += stride)
@@ -252,7 +256,7 @@ public static class PoolingKernels
             for (int oh = g.FirstWindow(ih); oh <= oh1; oh++)
                 for (int ow = ow0; ow <= ow1; ow++)
                     sum += dOutput[outStart + oh * g.OutWidth + ow] / g.AvgDivisor(oh, ow, countIncludePad != 0);
-            dInput[i] += sum;
+            dInput[i] = ElementwiseKernels.Prior(accumulate, dInput, i) + sum;
         }
     }
 }

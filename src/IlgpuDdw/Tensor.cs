@@ -4,7 +4,8 @@ namespace IlgpuDdw;
 /// A float32 tensor of any rank in device memory (row-major, contiguous). Owns a reference to its storage
 /// and releases it on <see cref="Dispose"/>; views made by <see cref="Reshape"/> share the storage, which
 /// returns to the device's pool when the last tensor using it is disposed. The gradient is a separate
-/// tensor, allocated zeroed on first use and disposed with its owner.
+/// tensor, allocated zeroed on first use (or unzeroed for a backward kernel that overwrites all of it,
+/// <see cref="GradForWrite"/>) and disposed with its owner.
 /// </summary>
 public sealed class Tensor : IDisposable
 {
@@ -113,6 +114,42 @@ public sealed class Tensor : IDisposable
             return _grad;
         }
     }
+
+    /// <summary>
+    /// The gradient's view for a backward kernel about to contribute to it, with the kernel's <c>accumulate</c> flag:
+    /// when no gradient exists yet and none is bound to a flat buffer (<see cref="BindGrad"/>), allocates it without
+    /// zeroing it and returns <paramref name="accumulate"/> = 0: the caller's kernel must then write every element of
+    /// the gradient exactly once (overwrite, so no zero-fill launch runs). Otherwise returns the existing (or, bound to
+    /// a flat buffer, the zeroed) gradient with <paramref name="accumulate"/> = 1. Call it once per launch, just
+    /// before it: a second contribution then accumulates. Readers of a gradient use <see cref="Grad"/>.
+    /// </summary>
+    internal ArrayView<float> GradForWrite(out int accumulate)
+    {
+        ThrowIfDisposed();
+        if (_grad is null && _gradSlot is null)
+        {
+            _grad = Empty(Device, _shape);
+            if (PoisonNewGradients is { } garbage) _grad.Fill(garbage); // verification: an overwrite must not read it
+            accumulate = 0;
+            return _grad.View;
+        }
+        accumulate = 1;
+        return Grad.View;
+    }
+
+    /// <summary>
+    /// Verification hook: a value (NaN, 1e30) that <see cref="GradForWrite"/> fills each gradient it allocates for an
+    /// overwrite with, so a kernel that reads the old contents or leaves an element unwritten shows; null (the
+    /// default): no fill. Per thread of control (an <see cref="AsyncLocal{T}"/>), so a verification case never adds
+    /// launches to a training running on another thread.
+    /// </summary>
+    internal static float? PoisonNewGradients
+    {
+        get => Poison.Value;
+        set => Poison.Value = value;
+    }
+
+    private static readonly AsyncLocal<float?> Poison = new();
 
     /// <summary>
     /// Makes the gradient, when it is first needed, a view of elements [<paramref name="offset"/>,

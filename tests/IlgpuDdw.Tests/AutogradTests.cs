@@ -6,6 +6,29 @@ namespace IlgpuDdw.Tests;
 public sealed class AutogradTests(DeviceFixture fx)
 {
     [Fact]
+    public void GradForWrite_OverwritesOnlyANewUnboundGradient_AndGradStillZeroes()
+    {
+        var d = fx.Device;
+        using var t = Tensor.FromArray(d, [1f, 2f, 3f], 3);
+        var view = t.GradForWrite(out int accumulate);
+        Assert.Equal(0, accumulate); // new and not bound: the caller's kernel writes every element
+        Assert.Equal(3, view.Length);
+        t.GradForWrite(out accumulate);
+        Assert.Equal(1, accumulate); // it exists now: a second contribution adds
+        t.DropGrad();
+        Assert.Equal([0f, 0f, 0f], t.Grad.ToArray()); // a reader gets a zeroed gradient
+        t.GradForWrite(out accumulate);
+        Assert.Equal(1, accumulate);
+
+        using var flat = Tensor.FromArray(d, [5f, 5f, 5f, 5f], 4);
+        using var bound = Tensor.FromArray(d, [1f, 2f], 2);
+        bound.BindGrad(flat, 1);
+        bound.GradForWrite(out accumulate);
+        Assert.Equal(1, accumulate); // a slot of a flat buffer is zeroed, never overwritten
+        Assert.Equal([5f, 0f, 0f, 5f], flat.ToArray());
+    }
+
+    [Fact]
     public void FanOut_AccumulatesGradients()
     {
         var d = fx.Device;

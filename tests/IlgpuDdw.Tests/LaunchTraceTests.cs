@@ -63,7 +63,7 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
 
         var dx = Assert.Single(trace.Launches, l => l.Kernel == "Conv2dBackwardInput");
         Assert.Equal(2.0 * macs, dx.Cost!.Value.Flops);
-        Assert.Equal(4.0 * (output + weight + 2 * input), dx.Cost.Value.Bytes); // dInput accumulates: read and written
+        Assert.Equal(4.0 * (output + weight + input), dx.Cost.Value.Bytes); // x's first gradient: dInput overwritten, written once
         var dw = Assert.Single(trace.Launches, l => l.Kernel == "Conv2dBackwardWeight");
         Assert.Equal(2.0 * macs, dw.Cost!.Value.Flops);
         Assert.Equal(4.0 * (output + input + 2 * weight), dw.Cost.Value.Bytes);
@@ -73,6 +73,36 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         // H200 floor of the forward: max(FLOPs / 67e12, bytes / 4.3e12).
         double floor = Math.Max((2.0 * macs + output) / 67e12, 4.0 * (input + weight + 4 + output) / 4.3e12) * 1e6;
         Assert.Equal(floor, forward.FloorUs(GpuProfile.H200), 12);
+    }
+
+    /// <summary>
+    /// Intermediate gradients are not zero-filled: the first backward kernel to reach one overwrites it. A chain of
+    /// convolution, fused batch norm + ReLU, ReLU and pooling from a given upstream gradient launches no Fill at all
+    /// (the input's, the convolution output's and the ReLU's gradients are each written once); the weight's gradient,
+    /// which the weight-gradient kernel accumulates into, gets its one Fill.
+    /// </summary>
+    [Fact]
+    public void FirstContributions_Overwrite_WithoutZeroFills()
+    {
+        var d = fx.Device;
+        using var x = Tensor.FromArray(d, Seeded.Uniform<float>(2 * 3 * 5 * 4, 1), 2, 3, 5, 4);
+        using var w = Tensor.FromArray(d, Seeded.Uniform<float>(4 * 3 * 3 * 3, 2), 4, 3, 3, 3);
+        using var gamma = Tensor.FromArray(d, [1f, 1.1f, 0.9f, 1.2f], 4);
+        using var beta = Tensor.FromArray(d, [0f, 0.1f, -0.1f, 0.2f], 4);
+        using var mean = Tensor.Zeros(d, 4);
+        using var variance = Tensor.FromArray(d, [1f, 1f, 1f, 1f], 4);
+        using var tape = new Tape(d);
+        x.RequiresGrad = true;
+        var y = tape.GlobalAvgPool2d(tape.Relu(tape.BatchNorm2dRelu(tape.Conv2d(x, w, null, stride: 1, padding: 1), gamma, beta, mean, variance, training: true)));
+        var upstream = Seeded.Uniform<float>(y.Length, 3);
+        var first = Traced(d, () => tape.Backward(y, upstream));
+        Assert.Equal(0, first.Launches.Count(l => l.Kernel == "Fill"));
+        var dx = x.GradToArray();
+        Assert.Contains(dx, v => v != 0f);
+        Assert.All(dx, v => Assert.True(float.IsFinite(v)));
+        w.RequiresGrad = true; // a gradient read before it is written (Tensor.Grad) is still zeroed first
+        var second = Traced(d, () => tape.Backward(y, upstream));
+        Assert.Equal(1, second.Launches.Count(l => l.Kernel == "Fill"));
     }
 
     /// <summary>

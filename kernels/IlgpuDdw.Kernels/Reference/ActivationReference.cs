@@ -4,7 +4,8 @@ namespace IlgpuDdw.Kernels.Reference;
 
 /// <summary>
 /// CPU references of the activation kernels (ReLU, ReLU6, sigmoid), generic over float and double. Backward
-/// references accumulate (+=) like the kernels.
+/// references accumulate (+=) like the kernels, or overwrite with <c>accumulate: false</c> (the kernels' flag: the result
+/// is what accumulating onto zeros gives, whatever the buffer held).
 /// </summary>
 public static class ActivationReference
 {
@@ -15,8 +16,9 @@ public static class ActivationReference
     }
 
     /// <summary><c>dInput += x &gt; 0 ? dOutput : 0</c>.</summary>
-    public static void ReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    public static void ReluBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         for (int i = 0; i < x.Length; i++) if (x[i] > T.Zero) dInput[i] += dOutput[i];
     }
 
@@ -28,8 +30,9 @@ public static class ActivationReference
     }
 
     /// <summary><c>dInput += (0 &lt; x &lt; 6) ? dOutput : 0</c>.</summary>
-    public static void Relu6Backward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    public static void Relu6Backward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         T six = T.CreateChecked(6);
         for (int i = 0; i < x.Length; i++) if (x[i] > T.Zero && x[i] < six) dInput[i] += dOutput[i];
     }
@@ -41,8 +44,9 @@ public static class ActivationReference
     }
 
     /// <summary><c>dInput += dOutput · y · (1 − y)</c> where y is the forward output.</summary>
-    public static void SigmoidBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dOutput, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    public static void SigmoidBackward<T>(ReadOnlySpan<T> y, ReadOnlySpan<T> dOutput, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         for (int i = 0; i < y.Length; i++) dInput[i] += dOutput[i] * y[i] * (T.One - y[i]);
     }
 

@@ -23,8 +23,12 @@ public static class AggregationReference
             }
     }
 
-    /// <summary><c>dYs[i][b] += A[b, i, target] · dX[b]</c> for every i &lt; target with a non-null dYs[i] (cut edges skipped).</summary>
-    public static void BackwardSources<T>(ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dX, int batch, int nodes, int target, IReadOnlyList<T[]?> dYs)
+    /// <summary>
+    /// <c>dYs[i][b] += A[b, i, target] · dX[b]</c> for every i &lt; target with a non-null dYs[i] (cut edges skipped);
+    /// the dYs[i] with <paramref name="overwrite"/>[i] set are overwritten (as accumulating onto zeros; not read).
+    /// </summary>
+    public static void BackwardSources<T>(ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dX, int batch, int nodes, int target, IReadOnlyList<T[]?> dYs,
+        IReadOnlyList<bool>? overwrite = null)
         where T : IFloatingPointIeee754<T>
     {
         int sample = dX.Length / batch;
@@ -32,6 +36,7 @@ public static class AggregationReference
         {
             var dY = dYs[i];
             if (dY is null) continue;
+            if (overwrite is not null && overwrite[i]) Array.Clear(dY);
             for (int b = 0; b < batch; b++)
             {
                 T a = adjacency[GateReference.Index(nodes, b, i, target)];

@@ -150,21 +150,24 @@ public static class BatchNormReference
 
     /// <summary>
     /// Backward from the saved mean/invstd: <c>dβ[c] += Σdy</c>, <c>dγ[c] += Σdy·x̂</c>, and
-    /// <c>dx += γ·invstd·(dy − (Σdy + x̂·Σdy·x̂)/N)</c> in training mode or <c>dx += γ·invstd·dy</c> in eval mode.
+    /// <c>dx += γ·invstd·(dy − (Σdy + x̂·Σdy·x̂)/N)</c> in training mode or <c>dx += γ·invstd·dy</c> in eval mode. With
+    /// <paramref name="accumulate"/> false dx is overwritten (as accumulating onto zeros; not read); dγ and dβ accumulate.
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, int batch, int channels, int spatial,
         ReadOnlySpan<T> mean, ReadOnlySpan<T> invstd, ReadOnlySpan<T> gamma, bool training,
-        Span<T> dInput, Span<T> dGamma, Span<T> dBeta) where T : IFloatingPointIeee754<T> =>
-        LiveBackward(x, dOutput, batch, channels, spatial, default, mean, invstd, gamma, training, dInput, dGamma, dBeta);
+        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, bool accumulate = true) where T : IFloatingPointIeee754<T> =>
+        LiveBackward(x, dOutput, batch, channels, spatial, default, mean, invstd, gamma, training, dInput, dGamma, dBeta, accumulate);
 
     /// <summary>
     /// <see cref="Backward"/> over the live samples (<paramref name="live"/> empty: all): the sums run over the live
-    /// samples, N = (live samples)·spatial, and an off sample's dx gets nothing (w = 0 when N = 0). Accumulates.
+    /// samples, N = (live samples)·spatial, and an off sample's dx gets nothing (w = 0 when N = 0). Accumulates (dx
+    /// overwritten, as onto zeros, with <paramref name="accumulate"/> false).
     /// </summary>
     public static void LiveBackward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, int batch, int channels, int spatial,
         ReadOnlySpan<T> live, ReadOnlySpan<T> mean, ReadOnlySpan<T> invstd, ReadOnlySpan<T> gamma, bool training,
-        Span<T> dInput, Span<T> dGamma, Span<T> dBeta) where T : IFloatingPointIeee754<T>
+        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         int samples = 0;
         for (int b = 0; b < batch; b++)
             if (IsLive(live, b)) samples++;
@@ -224,12 +227,14 @@ public static class BatchNormReference
     /// <summary>
     /// Backward of <see cref="LiveForward"/> from its output y: <c>dz = dy</c>, through the ReLU (<paramref name="relu"/>)
     /// <c>dz = y &gt; 0 ? dy : 0</c>; off samples get dz = 0; <c>dResidual += dz</c> (when not empty); then the
-    /// live-sample backward with dz. Accumulates.
+    /// live-sample backward with dz. Accumulates (dx and dResidual overwritten, as onto zeros, with
+    /// <paramref name="accumulate"/> false).
     /// </summary>
     public static void LiveBackwardFused<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, ReadOnlySpan<T> output, int batch, int channels,
         int spatial, ReadOnlySpan<T> live, ReadOnlySpan<T> mean, ReadOnlySpan<T> invstd, ReadOnlySpan<T> gamma, bool training, bool relu,
-        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, Span<T> dResidual) where T : IFloatingPointIeee754<T>
+        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, Span<T> dResidual, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dResidual.Clear();
         var dz = new T[batch * channels * spatial];
         for (int i = 0; i < dz.Length; i++)
         {
@@ -237,7 +242,7 @@ public static class BatchNormReference
             dz[i] = on ? dOutput[i] : T.Zero;
             if (!dResidual.IsEmpty) dResidual[i] += dz[i];
         }
-        LiveBackward<T>(x, dz, batch, channels, spatial, live, mean, invstd, gamma, training, dInput, dGamma, dBeta);
+        LiveBackward<T>(x, dz, batch, channels, spatial, live, mean, invstd, gamma, training, dInput, dGamma, dBeta, accumulate);
     }
 
     /// <summary>
@@ -258,18 +263,20 @@ public static class BatchNormReference
 
     /// <summary>
     /// Backward of <see cref="ForwardRelu"/> from its output y: <c>dz = y &gt; 0 ? dy : 0</c> (0 at the kink, like
-    /// ReLU), <c>dResidual += dz</c> (when not empty), then <see cref="Backward"/> with dz. Accumulates.
+    /// ReLU), <c>dResidual += dz</c> (when not empty), then <see cref="Backward"/> with dz. Accumulates (dx and dResidual
+    /// overwritten, as onto zeros, with <paramref name="accumulate"/> false).
     /// </summary>
     public static void BackwardRelu<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> dOutput, ReadOnlySpan<T> output, int batch, int channels,
         int spatial, ReadOnlySpan<T> mean, ReadOnlySpan<T> invstd, ReadOnlySpan<T> gamma, bool training,
-        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, Span<T> dResidual) where T : IFloatingPointIeee754<T>
+        Span<T> dInput, Span<T> dGamma, Span<T> dBeta, Span<T> dResidual, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dResidual.Clear();
         var dz = new T[batch * channels * spatial];
         for (int i = 0; i < dz.Length; i++)
         {
             dz[i] = output[i] > T.Zero ? dOutput[i] : T.Zero;
             if (!dResidual.IsEmpty) dResidual[i] += dz[i];
         }
-        Backward<T>(x, dz, batch, channels, spatial, mean, invstd, gamma, training, dInput, dGamma, dBeta);
+        Backward<T>(x, dz, batch, channels, spatial, mean, invstd, gamma, training, dInput, dGamma, dBeta, accumulate);
     }
 }

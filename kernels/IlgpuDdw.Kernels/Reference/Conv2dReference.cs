@@ -57,10 +57,11 @@ public static class Conv2dReference
             output[y] += weight[w] * input[x];
     }
 
-    /// <summary><c>dInput[x] += Σ dOutput[y] · w[w]</c> over every tap (y, x, w).</summary>
-    public static void BackwardInput<T>(Conv2dGeometry g, ReadOnlySpan<T> dOutput, ReadOnlySpan<T> weight, Span<T> dInput)
+    /// <summary><c>dInput[x] += Σ dOutput[y] · w[w]</c> over every tap (y, x, w) (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void BackwardInput<T>(Conv2dGeometry g, ReadOnlySpan<T> dOutput, ReadOnlySpan<T> weight, Span<T> dInput, bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         foreach (var (y, x, w) in Taps(g))
             dInput[x] += dOutput[y] * weight[w];
     }

@@ -35,9 +35,13 @@ public static class ElementwiseReference
         for (int i = 0; i < y.Length; i++) y[i] = a[i] + b[i];
     }
 
-    /// <summary><c>dA += dOutput; dB += dOutput</c>.</summary>
-    public static void AddBackward<T>(ReadOnlySpan<T> dOutput, Span<T> dA, Span<T> dB) where T : IFloatingPointIeee754<T>
+    /// <summary>
+    /// <c>dA += dOutput; dB += dOutput</c> (with <paramref name="accumulate"/> false both are overwritten, as accumulating
+    /// onto zeros; the old contents are not read).
+    /// </summary>
+    public static void AddBackward<T>(ReadOnlySpan<T> dOutput, Span<T> dA, Span<T> dB, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) { dA.Clear(); dB.Clear(); }
         for (int i = 0; i < dOutput.Length; i++) { dA[i] += dOutput[i]; dB[i] += dOutput[i]; }
     }
 
@@ -59,9 +63,14 @@ public static class ElementwiseReference
         for (int i = 0; i < y.Length; i++) y[i] = live[i / sampleSize] != T.Zero ? x[i] : T.Zero;
     }
 
-    /// <summary><c>dInput[i] += live[i / sampleSize] ≠ 0 ? dOutput[i] : 0</c>.</summary>
-    public static void MaskSamplesBackward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> live, int sampleSize, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    /// <summary>
+    /// <c>dInput[i] += live[i / sampleSize] ≠ 0 ? dOutput[i] : 0</c> (with <paramref name="accumulate"/> false:
+    /// overwrites, as accumulating onto zeros; the old contents are not read).
+    /// </summary>
+    public static void MaskSamplesBackward<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> live, int sampleSize, Span<T> dInput, bool accumulate = true)
+        where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         for (int i = 0; i < dOutput.Length; i++)
             if (live[i / sampleSize] != T.Zero) dInput[i] += dOutput[i];
     }

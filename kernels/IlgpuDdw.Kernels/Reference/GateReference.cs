@@ -37,17 +37,29 @@ public static class GateReference
 
     /// <summary>
     /// <c>dA[b, o] += (a &gt; tau || straightThrough || A ≠ 0) ? dAdjacency[b, node, node + 1 + o] : 0</c>; the
-    /// adjacency (final, may be empty: no edge forced on) marks edges forced on.
+    /// adjacency (final, may be empty: no edge forced on) marks edges forced on. With <paramref name="accumulate"/>
+    /// false, overwrites dA (as accumulating onto zeros; not read).
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, bool straightThrough, Span<T> dA,
-        ReadOnlySpan<T> adjacency = default)
+        ReadOnlySpan<T> adjacency = default, bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dA.Clear();
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             if (straightThrough || a[k] > tau || (!adjacency.IsEmpty && adjacency[at] != T.Zero))
                 dA[k] += dAdjacency[at];
         }
+    }
+
+    /// <summary>
+    /// Backward of an objective term with a host-computed local gradient (<see cref="GateKernels.TermBackward"/>):
+    /// <c>dInput += dOutput · gradient</c> (overwritten, as onto zeros, with <paramref name="accumulate"/> false).
+    /// </summary>
+    public static void TermBackward<T>(T dOutput, ReadOnlySpan<T> gradient, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
+    {
+        if (!accumulate) dInput.Clear();
+        for (int i = 0; i < dInput.Length; i++) dInput[i] += dOutput * gradient[i];
     }
 
     /// <summary>Continuous gate: <c>A[b, node, node + 1 + o] = max(0, (a − tau) / (1 − tau))</c>.</summary>
@@ -62,11 +74,13 @@ public static class GateReference
 
     /// <summary>
     /// <c>dA[b, o] += dAdjacency / (1 − tau)</c> on every edge (one-sided on cut edges); <c>+= dAdjacency</c> on an
-    /// edge forced on (a ≤ τ, A ≠ 0).
+    /// edge forced on (a ≤ τ, A ≠ 0). With <paramref name="accumulate"/> false, overwrites dA (as accumulating onto zeros; not read).
     /// </summary>
-    public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA)
+    public static void ContinuousBackward<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency, int batch, int nodes, int node, T tau, Span<T> dA,
+        bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dA.Clear();
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             bool forced = a[k] <= tau && adjacency[at] != T.Zero;
@@ -90,11 +104,13 @@ public static class GateReference
 
     /// <summary>
     /// <c>dWeights += h · dA</c> (h: z + L &gt; 0, or forced on) and <c>dLogits += dA · w · g(1 − g) / T</c>,
-    /// <c>g = sigmoid((z + L) / T)</c>.
+    /// <c>g = sigmoid((z + L) / T)</c>. With <paramref name="accumulate"/> false both are overwritten (as accumulating onto
+    /// zeros; not read).
     /// </summary>
     public static void StochasticBackward<T>(ReadOnlySpan<T> weights, ReadOnlySpan<T> logits, ReadOnlySpan<T> adjacency, ReadOnlySpan<T> dAdjacency,
-        int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits) where T : IFloatingPointIeee754<T>
+        int batch, int nodes, int node, T temperature, int? key, Span<T> dWeights, Span<T> dLogits, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) { dWeights.Clear(); dLogits.Clear(); }
         foreach (var (k, at) in Row(batch, nodes, node))
         {
             T t = logits[k] + Noise<T>(key, node, k);

@@ -38,10 +38,13 @@ public static class LinearReference
             _ => dOutput[k],
         };
 
-    /// <summary><c>dInput[b, i] += Σ_o dZ[b, o] · W[o, i]</c>.</summary>
+    /// <summary><c>dInput[b, i] += Σ_o dZ[b, o] · W[o, i]</c> (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
     public static void BackwardInput<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> weight, int batch, int inFeatures, int outFeatures,
-        LinearActivation activation, Span<T> dInput) where T : IFloatingPointIeee754<T> =>
+        LinearActivation activation, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
+    {
+        if (!accumulate) dInput.Clear();
         AddProduct(OutputGradients(activation, y, dOutput), transposeA: false, weight, batch, outFeatures, inFeatures, dInput);
+    }
 
     /// <summary><c>dWeight[o, i] += Σ_b dZ[b, o] · x[b, i]</c>.</summary>
     public static void BackwardWeight<T>(ReadOnlySpan<T> dOutput, ReadOnlySpan<T> y, ReadOnlySpan<T> x, int batch, int inFeatures, int outFeatures,

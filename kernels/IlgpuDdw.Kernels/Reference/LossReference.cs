@@ -25,10 +25,12 @@ public static class LossReference
         return total / T.CreateChecked(batch);
     }
 
-    /// <summary><c>dLogits[b, k] += dLoss · (softmax(l[b])[k] − target[b, k]) / B</c>.</summary>
-    public static void CrossEntropyBackward<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> labels, T smoothing, T dLoss, Span<T> dLogits)
+    /// <summary><c>dLogits[b, k] += dLoss · (softmax(l[b])[k] − target[b, k]) / B</c> (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void CrossEntropyBackward<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> labels, T smoothing, T dLoss, Span<T> dLogits,
+        bool accumulate = true)
         where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dLogits.Clear();
         int batch = labels.Length, classes = logits.Length / batch;
         T scale = dLoss / T.CreateChecked(batch);
         for (int b = 0; b < batch; b++)

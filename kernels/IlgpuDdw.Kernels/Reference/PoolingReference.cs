@@ -21,9 +21,10 @@ public static class PoolingReference
         }
     }
 
-    /// <summary><c>dInput[i] += dOutput[i / spatial] / spatial</c>.</summary>
-    public static void GlobalAvgPoolBackward<T>(ReadOnlySpan<T> dOutput, int spatial, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    /// <summary><c>dInput[i] += dOutput[i / spatial] / spatial</c> (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void GlobalAvgPoolBackward<T>(ReadOnlySpan<T> dOutput, int spatial, Span<T> dInput, bool accumulate = true) where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         T scale = T.One / T.CreateChecked(spatial);
         for (int i = 0; i < dInput.Length; i++) dInput[i] += scale * dOutput[i / spatial];
     }
@@ -52,9 +53,11 @@ public static class PoolingReference
                 }
     }
 
-    /// <summary>Max pooling backward: <c>dInput[plane, argmax[o]] += dOutput[o]</c> for every output o.</summary>
-    public static void MaxPoolBackward<T>(ReadOnlySpan<int> argmax, ReadOnlySpan<T> dOutput, Pool2dGeometry g, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    /// <summary>Max pooling backward: <c>dInput[plane, argmax[o]] += dOutput[o]</c> for every output o (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void MaxPoolBackward<T>(ReadOnlySpan<int> argmax, ReadOnlySpan<T> dOutput, Pool2dGeometry g, Span<T> dInput, bool accumulate = true)
+        where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         int perPlane = g.OutHeight * g.OutWidth;
         for (int o = 0; o < g.OutputLength; o++)
             dInput[o / perPlane * g.Height * g.Width + argmax[o]] += dOutput[o];
@@ -76,9 +79,11 @@ public static class PoolingReference
                 }
     }
 
-    /// <summary>Average pooling backward: every in-bounds input of window o gets <c>dOutput[o] / divisor(o)</c>.</summary>
-    public static void AvgPoolBackward<T>(ReadOnlySpan<T> dOutput, Pool2dGeometry g, bool countIncludePad, Span<T> dInput) where T : IFloatingPointIeee754<T>
+    /// <summary>Average pooling backward: every in-bounds input of window o gets <c>dOutput[o] / divisor(o)</c> (with <paramref name="accumulate"/> false: overwrites, as accumulating onto zeros; the old contents are not read).</summary>
+    public static void AvgPoolBackward<T>(ReadOnlySpan<T> dOutput, Pool2dGeometry g, bool countIncludePad, Span<T> dInput, bool accumulate = true)
+        where T : IFloatingPointIeee754<T>
     {
+        if (!accumulate) dInput.Clear();
         int o = 0;
         for (int p = 0; p < g.Planes; p++)
             for (int oh = 0; oh < g.OutHeight; oh++)

@@ -89,12 +89,17 @@ public sealed class StageReference<T> where T : IFloatingPointIeee754<T>
     /// </summary>
     public StageGradients<T> Backward(IReadOnlyList<T[]> ys, IReadOnlyList<T[]> gs)
     {
-        var dYs = Enumerable.Range(0, Nodes).Select(_ => new T[Batch * Sample]).ToArray();
+        // As the kernels run: the first aggregation backward to reach a node output (the output node's) overwrites its
+        // gradient, the later ones accumulate; the buffers start as NaN, which an overwrite never reads.
+        var dYs = Enumerable.Range(0, Nodes).Select(_ => Enumerable.Repeat(T.NaN, Batch * Sample).ToArray()).ToArray();
+        var written = new bool[Nodes];
         var dAdjacency = new T[Adjacency.Length];
         var cutRows = CutEdgeRows();
         for (int j = Nodes; j >= 1; j--)
         {
-            AggregationReference.BackwardSources<T>(Adjacency, gs[j - 1], Batch, Nodes, j, dYs);
+            var overwrite = Enumerable.Range(0, Nodes).Select(i => i < j && !written[i]).ToArray();
+            AggregationReference.BackwardSources<T>(Adjacency, gs[j - 1], Batch, Nodes, j, dYs, overwrite);
+            for (int i = 0; i < j; i++) written[i] = true;
             if (Routers is not null || DenseLogits is not null) // chain: A is a constant, nothing needs dA
                 AggregationReference.BackwardAdjacency<T>(Adjacency, ys, gs[j - 1], Batch, Nodes, j, cutRows, dAdjacency);
         }
@@ -105,8 +110,8 @@ public sealed class StageReference<T> where T : IFloatingPointIeee754<T>
             for (int i = Nodes - 1; i >= 0; i--)
             {
                 var p = Routers[i];
-                var dA = new T[Batch * p.OutDegree];
-                GateReference.Backward<T>(RouterStates[i].Output, dAdjacency, Batch, Nodes, i, Tau, StraightThrough, dA);
+                var dA = Enumerable.Repeat(T.NaN, Batch * p.OutDegree).ToArray(); // overwritten, like the gate's kernel does
+                GateReference.Backward<T>(RouterStates[i].Output, dAdjacency, Batch, Nodes, i, Tau, StraightThrough, dA, accumulate: false);
                 dRouters[i] = RouterWeights<T>.Zeros(p.Channels, p.Hidden, p.OutDegree);
                 RouterReference.Backward(RouterStates[i], dA, Batch, p, Spatial, dYs[i], dRouters[i]);
             }

@@ -16,11 +16,12 @@ public static partial class Ops
 
     /// <summary>
     /// A pointwise op whose backward kernel reads one saved tensor (the input x, or the output y when
-    /// <paramref name="savesOutput"/>) and the output gradient, and accumulates into x's gradient.
+    /// <paramref name="savesOutput"/>) and the output gradient, and accumulates into x's gradient (overwrites the
+    /// gradient it is the first to write).
     /// </summary>
     private static Tensor Pointwise(Tape tape, Tensor x, string name,
         Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>> forward,
-        Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward,
+        Action<AcceleratorStream, Index1D, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> backward,
         bool savesOutput)
     {
         RequireSameDevice(name, tape, x);
@@ -30,7 +31,11 @@ public static partial class Ops
         int ext = d.Extent(n);
         forward(d.Stream, ext, n, ext, x.View, y.View);
         if (tape.NeedsGrad(x))
-            tape.Record(name, y, () => backward(d.Stream, ext, n, ext, (savesOutput ? y : x).View, y.Grad.View, x.Grad.View));
+            tape.Record(name, y, () =>
+            {
+                var dx = x.GradForWrite(out int accumulate);
+                backward(d.Stream, ext, n, ext, accumulate, (savesOutput ? y : x).View, y.Grad.View, dx);
+            });
         return y;
     }
 }

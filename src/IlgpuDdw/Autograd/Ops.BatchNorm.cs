@@ -210,8 +210,9 @@ public static partial class Ops
         float statisticsWeight = training ? 1f / (sync?.StatisticsCount ?? batch * spatial) : 0f;
         tape.Record(op, y, () =>
         {
-            using var sumDy = Tensor.Empty(d, channels);
-            using var sumDyXhat = Tensor.Empty(d, channels);
+            using var sums = Tensor.Empty(d, 2 * channels); // Σdy, then Σdy·x̂
+            using var sumDy = sums.Slice(0, channels);
+            using var sumDyXhat = sums.Slice(channels, channels);
             if (sync is not null) // the global batch's sums, as one process computes them
             {
                 var (dy, dyXhat) = SyncBatchNormChannelSums(sync, input, y.Grad, relu ? y : null, mean, invstd, null,
@@ -224,14 +225,21 @@ public static partial class Ops
                 BatchNormChannelSums(launch, input, y.Grad, relu ? y : null, mean, invstd, sumDy, sumDyXhat,
                     gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
             }
-            if (input.RequiresGrad && relu)
-                d.Kernels.BatchNormBackwardInputRelu(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, input.View,
-                    y.Grad.View, y.View, mean.View, invstd.View, gamma.View, sumDy.View, sumDyXhat.View, input.Grad.View);
-            else if (input.RequiresGrad)
-                d.Kernels.BatchNormBackwardInput(d.Stream, ext, n, ext, channels, spatial, statisticsWeight,
-                    input.View, y.Grad.View, mean.View, invstd.View, gamma.View, sumDy.View, sumDyXhat.View, input.Grad.View);
+            if (input.RequiresGrad)
+            {
+                var dInput = input.GradForWrite(out int accumulate);
+                if (relu)
+                    d.Kernels.BatchNormBackwardInputRelu(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, accumulate, input.View,
+                        y.Grad.View, y.View, mean.View, invstd.View, gamma.View, sums.View, dInput);
+                else
+                    d.Kernels.BatchNormBackwardInput(d.Stream, ext, n, ext, channels, spatial, statisticsWeight, accumulate,
+                        input.View, y.Grad.View, mean.View, invstd.View, gamma.View, sums.View, dInput);
+            }
             if (residual is not null && residual.RequiresGrad)
-                d.Kernels.ReluBackward(d.Stream, ext, n, ext, y.View, y.Grad.View, residual.Grad.View);
+            {
+                var dResidual = residual.GradForWrite(out int accumulate);
+                d.Kernels.ReluBackward(d.Stream, ext, n, ext, accumulate, y.View, y.Grad.View, dResidual);
+            }
         });
         return y;
     }
@@ -262,10 +270,17 @@ public static partial class Ops
                 gamma.RequiresGrad ? gamma.Grad : null, beta.RequiresGrad ? beta.Grad : null);
         }
         if (input.RequiresGrad)
-            d.Kernels.BatchNormBackwardInputMasked(d.Stream, ext, n, ext, channels, spatial, relu ? 1 : 0, live.View, input.View,
-                y.Grad.View, (relu ? y : y.Grad).View, mean.View, invstd.View, gamma.View, sums.View, input.Grad.View);
+        {
+            var dInput = input.GradForWrite(out int accumulate);
+            int flags = (relu ? BatchNormKernels.ReluFlag : 0) | (accumulate != 0 ? BatchNormKernels.AccumulateFlag : 0);
+            d.Kernels.BatchNormBackwardInputMasked(d.Stream, ext, n, ext, channels, spatial, flags, live.View, input.View,
+                y.Grad.View, (relu ? y : y.Grad).View, mean.View, invstd.View, gamma.View, sums.View, dInput);
+        }
         if (residual is not null && residual.RequiresGrad)
-            d.Kernels.ReluBackward(d.Stream, ext, n, ext, y.View, y.Grad.View, residual.Grad.View);
+        {
+            var dResidual = residual.GradForWrite(out int accumulate);
+            d.Kernels.ReluBackward(d.Stream, ext, n, ext, accumulate, y.View, y.Grad.View, dResidual);
+        }
     }
 
     /// <summary>

@@ -151,7 +151,7 @@ public static partial class Ops
         if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
-                if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.Grad.View);
+                if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.GradForWrite(out int accumulate), accumulate);
                 if (!weight.RequiresGrad && bias is not { RequiresGrad: true }) return;
                 int inSample = g.InChannels * g.Height * g.Width, outSample = g.OutChannels * g.OutHeight * g.OutWidth;
                 var dy = y.Grad.View;
@@ -230,18 +230,21 @@ public static partial class Ops
         d.Kernels.Conv2dForward(d.Stream, ext, n, ext, g, block, input, weight, b, hasBias, output);
     }
 
-    /// <summary>Accumulates the input gradient, tiled as <paramref name="tiles"/> says.</summary>
+    /// <summary>
+    /// Accumulates the input gradient (<paramref name="accumulate"/> ≠ 0) or overwrites it (0: every element is
+    /// written), tiled as <paramref name="tiles"/> says.
+    /// </summary>
     internal static void Conv2dBackwardInput(Device d, Conv2dGeometry g, Conv2dTilePlan tiles, ArrayView<float> dOutput, ArrayView<float> weight,
-        ArrayView<float> dInput)
+        ArrayView<float> dInput, int accumulate)
     {
         if (tiles.IsTiled)
         {
             var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.Threads);
-            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, dOutput, weight, dInput);
+            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, accumulate, dOutput, weight, dInput);
             return;
         }
         int block = g.InChannelBlock, n = g.BackwardInputItems(block), ext = d.Extent(n);
-        d.Kernels.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, dOutput, weight, dInput);
+        d.Kernels.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, accumulate, dOutput, weight, dInput);
     }
 
     /// <summary>Accumulates the weight gradient as <paramref name="plan"/> says (split-K partials come from the device pool).</summary>

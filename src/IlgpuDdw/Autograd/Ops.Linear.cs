@@ -47,7 +47,8 @@ public static partial class Ops
                 {
                     int t = LinearKernels.Tiles(batch, inFeatures);
                     int e = d.Extent(t);
-                    k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, act, dy, saved, weight.View, input.Grad.View);
+                    var dInput = input.GradForWrite(out int accumulate);
+                    k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, act, accumulate, dy, saved, weight.View, dInput);
                 }
                 if (weight.RequiresGrad)
                     ParameterGradients(d, groupSize, batch, [weight.Grad.View], (first, count, into) =>

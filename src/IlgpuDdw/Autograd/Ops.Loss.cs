@@ -36,7 +36,8 @@ public static partial class Ops
         {
             int n = saved.Length;
             int ext = d.Extent(n);
-            d.Kernels.CrossEntropyBackward(d.Stream, ext, n, ext, y.Grad.View, saved.View, logits.Grad.View);
+            var dLogits = logits.GradForWrite(out int accumulate);
+            d.Kernels.CrossEntropyBackward(d.Stream, ext, n, ext, accumulate, y.Grad.View, saved.View, dLogits);
         });
         return y;
     }

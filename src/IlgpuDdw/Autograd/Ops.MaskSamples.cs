@@ -21,7 +21,10 @@ public static partial class Ops
         d.Kernels.MaskSamplesForward(d.Stream, ext, n, ext, sample, live.View, x.View, y.View);
         if (!tape.NeedsGrad(x)) return y;
         tape.Record("MaskSamples", y, () =>
-            d.Kernels.MaskSamplesBackward(d.Stream, ext, n, ext, sample, live.View, y.Grad.View, x.Grad.View));
+        {
+            var dx = x.GradForWrite(out int accumulate);
+            d.Kernels.MaskSamplesBackward(d.Stream, ext, n, ext, sample, accumulate, live.View, y.Grad.View, dx);
+        });
         return y;
     }
 }

@@ -25,7 +25,8 @@ public static partial class Ops
             tape.Record(op, y, () =>
             {
                 int ext = d.Extent(input.Length);
-                d.Kernels.GlobalAvgPoolBackward(d.Stream, ext, input.Length, ext, spatial, scale, y.Grad.View, input.Grad.View);
+                var dInput = input.GradForWrite(out int accumulate);
+                d.Kernels.GlobalAvgPoolBackward(d.Stream, ext, input.Length, ext, spatial, scale, accumulate, y.Grad.View, dInput);
             });
         return y;
     }
@@ -66,7 +67,8 @@ public static partial class Ops
         tape.Record(op, y, () =>
         {
             int inputExtent = d.Extent(input.Length);
-            d.Kernels.MaxPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, g, argmax.View, y.Grad.View, input.Grad.View);
+            var dInput = input.GradForWrite(out int accumulate);
+            d.Kernels.MaxPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, g, accumulate, argmax.View, y.Grad.View, dInput);
         });
         return y;
     }
@@ -98,7 +100,8 @@ public static partial class Ops
             tape.Record(op, y, () =>
             {
                 int inputExtent = d.Extent(input.Length);
-                d.Kernels.AvgPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, g, includePad, y.Grad.View, input.Grad.View);
+                var dInput = input.GradForWrite(out int accumulate);
+                d.Kernels.AvgPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, g, includePad, accumulate, y.Grad.View, dInput);
             });
         return y;
     }

@@ -66,7 +66,8 @@ public static partial class Ops
                 if (input.RequiresGrad)
                 {
                     int inputExtent = d.Extent(input.Length);
-                    d.Kernels.GlobalAvgPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, spatial, 1f / spatial, dPooled.View, input.Grad.View);
+                    var dInput = input.GradForWrite(out int accumulate);
+                    d.Kernels.GlobalAvgPoolBackward(d.Stream, inputExtent, input.Length, inputExtent, spatial, 1f / spatial, accumulate, dPooled.View, dInput);
                 }
                 if (!w1.RequiresGrad && !b1.RequiresGrad && !w2.RequiresGrad && !b2.RequiresGrad) return;
                 int n = hidden * channels + hidden + outDegree * hidden + outDegree, ext = d.Extent(n);

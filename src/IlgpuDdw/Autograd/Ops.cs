@@ -26,11 +26,23 @@ public static partial class Ops
     }
 
     /// <summary>Accumulates <c>alpha · src</c> into <c>dst</c> (same length).</summary>
-    internal static void Accumulate(Tensor src, Tensor dst, float alpha = 1f)
+    internal static void Accumulate(Tensor src, Tensor dst, float alpha = 1f) => Axpy(src, dst.View, alpha, accumulate: 1);
+
+    /// <summary>
+    /// Adds <c>alpha · src</c> to the gradient of <paramref name="target"/> (same length), overwriting it when this is
+    /// its first contribution (<see cref="Tensor.GradForWrite"/>): one launch, no zero-fill.
+    /// </summary>
+    internal static void AccumulateGrad(Tensor src, Tensor target, float alpha = 1f)
+    {
+        var dTarget = target.GradForWrite(out int accumulate);
+        Axpy(src, dTarget, alpha, accumulate);
+    }
+
+    private static void Axpy(Tensor src, ArrayView<float> dst, float alpha, int accumulate)
     {
         var d = src.Device;
         int ext = d.Extent(src.Length);
-        d.Kernels.Axpy(d.Stream, ext, src.Length, ext, alpha, src.View, dst.View);
+        d.Kernels.Axpy(d.Stream, ext, src.Length, ext, accumulate, alpha, src.View, dst);
     }
 
     /// <summary>
@@ -82,20 +94,20 @@ public static partial class Ops
 
     /// <summary><c>y = a + b</c> (same shapes).</summary>
     public static Tensor Add(this Tape tape, Tensor a, Tensor b) =>
-        Binary(tape, "Add", a, b, tape.Device.Kernels.AddForward, (dY, _, dX) => Accumulate(dY, dX));
+        Binary(tape, "Add", a, b, tape.Device.Kernels.AddForward, (dY, _, operand) => AccumulateGrad(dY, operand));
 
     /// <summary><c>y = a · b</c> elementwise (same shapes).</summary>
     public static Tensor Multiply(this Tape tape, Tensor a, Tensor b) =>
-        Binary(tape, "Multiply", a, b, tape.Device.Kernels.MultiplyForward, (dY, other, dX) =>
+        Binary(tape, "Multiply", a, b, tape.Device.Kernels.MultiplyForward, (dY, other, operand) =>
         {
             var d = dY.Device;
             int ext = d.Extent(dY.Length);
-            d.Kernels.MultiplyBackward(d.Stream, ext, dY.Length, ext, dY.View, other.View, dX.View);
+            d.Kernels.MultiplyBackward(d.Stream, ext, dY.Length, ext, dY.View, other.View, operand.Grad.View);
         });
 
     /// <summary>
     /// A same-shape binary elementwise op: <paramref name="forward"/> writes y from (a, b); <paramref name="backward"/>
-    /// (dY, the other operand, dOperand) accumulates one operand's gradient and runs once per operand that needs it.
+    /// (dY, the other operand, the operand) adds to that operand's gradient and runs once per operand that needs it.
     /// </summary>
     private static Tensor Binary(Tape tape, string name, Tensor a, Tensor b,
         Action<AcceleratorStream, Index1D, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> forward,
@@ -110,8 +122,8 @@ public static partial class Ops
         if (tape.NeedsGrad(a, b))
             tape.Record(name, y, () =>
             {
-                if (a.RequiresGrad) backward(y.Grad, b, a.Grad);
-                if (b.RequiresGrad) backward(y.Grad, a, b.Grad);
+                if (a.RequiresGrad) backward(y.Grad, b, a);
+                if (b.RequiresGrad) backward(y.Grad, a, b);
             });
         return y;
     }
@@ -161,7 +173,7 @@ public static partial class Ops
         var y = tape.Own(x.Reshape(shape));
         y.RequiresGrad = false;
         if (tape.NeedsGrad(x))
-            tape.Record("Reshape", y, () => Accumulate(y.Grad, x.Grad));
+            tape.Record("Reshape", y, () => AccumulateGrad(y.Grad, x));
         return y;
     }
 
@@ -172,10 +184,9 @@ public static partial class Ops
         if (!float.IsFinite(alpha)) throw new ArgumentException($"Scale: alpha {alpha} is not finite.", nameof(alpha));
         var d = tape.Device;
         var y = tape.NewTensor([.. x.Shape]);
-        y.Fill(0f);
-        Accumulate(x, y, alpha);
+        Axpy(x, y.View, alpha, accumulate: 0); // y = 0 + alpha·x
         if (tape.NeedsGrad(x))
-            tape.Record("Scale", y, () => Accumulate(y.Grad, x.Grad, alpha));
+            tape.Record("Scale", y, () => AccumulateGrad(y.Grad, x, alpha));
         return y;
     }
 }

@@ -16,7 +16,8 @@ public interface IBackwardObserver
 /// The one autograd tape. Ops (see <see cref="Ops"/>) run their forward kernel at once, allocate their outputs
 /// through <see cref="NewTensor"/> (the tape owns them), and, while recording, append their backward to the
 /// tape. <see cref="Backward(Tensor)"/> seeds the loss gradient with 1 and runs the recorded backwards in reverse
-/// order; every backward kernel accumulates into its inputs' gradients, so a tensor read by several ops
+/// order; every backward kernel accumulates into its inputs' gradients (the first to reach a new intermediate gradient
+/// overwrites it instead of adding onto zeros, see <see cref="Tensor.GradForWrite"/>), so a tensor read by several ops
 /// (fan-out) receives the sum. <see cref="Clear"/> disposes every intermediate the tape owns; a
 /// <see cref="Scope"/> disposes the ones made inside it earlier, when no recorded backward can read them.
 /// </summary>
@@ -224,6 +225,7 @@ public sealed class Tape : IDisposable
             throw new ArgumentException($"Backward needs a loss with one element; got shape {loss.ShapeString}.", nameof(loss));
         if (!loss.RequiresGrad)
             throw new InvalidOperationException("The loss does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
+        loss.GradForWrite(out _); // allocated unzeroed: the fill below writes every element
         loss.Grad.Fill(1f);
         _keep = loss;
         RunBackward();
@@ -241,6 +243,7 @@ public sealed class Tape : IDisposable
             throw new ArgumentException($"Upstream gradient has {gradOutput.Length} elements; output {output.ShapeString} has {output.Length}.", nameof(gradOutput));
         if (!output.RequiresGrad)
             throw new InvalidOperationException("The output does not depend on any tensor that requires a gradient, or it was computed under NoGrad.");
+        output.GradForWrite(out _); // allocated unzeroed: the copy writes every element
         output.Grad.CopyFrom(gradOutput);
         _keep = output;
         RunBackward();

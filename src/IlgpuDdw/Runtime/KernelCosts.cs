@@ -8,14 +8,15 @@ namespace IlgpuDdw.Runtime;
 /// <para>
 /// The counting rules: a multiply-add is 2 FLOPs, an add, compare or multiply 1, exp/log/sqrt/division 1 each (a
 /// sigmoid is 4); bytes are the minimum traffic to device memory at 4 bytes per element: every input element read
-/// once, every output element written once, an accumulated (+=) output read and written once (so 2 × its size);
+/// once, every output element written once, an accumulated (+=) output read and written once (so 2 × its size; a backward kernel's gradient written with
+/// accumulate = 0, an overwrite, counts once);
 /// re-reads a kernel makes (halo taps, per-chunk adjacency reads, two-pass statistics) are not counted. Shapes: B
 /// batch, C channels, S = H·W, K kernel side, n the work items.
 /// </para>
 /// <list type="table">
 /// <listheader><term>kernel</term><description>FLOPs; floats moved</description></listheader>
 /// <item><term>Conv2dForward</term><description>2·MACs (+ B·C_out·Ho·Wo with bias), MACs = B·C_out·Ho·Wo·(C_in/groups)·K²; x + w (+ bias) + y</description></item>
-/// <item><term>Conv2dBackwardInput</term><description>2·MACs; dy + w + 2·dx</description></item>
+/// <item><term>Conv2dBackwardInput</term><description>2·MACs; dy + w + 2·dx (dx once when it overwrites)</description></item>
 /// <item><term>Conv2dBackwardWeight</term><description>2·MACs; dy + x + 2·dw</description></item>
 /// <item><term>Conv2dBackwardWeightSplit</term><description>2·MACs; dy + x + splits·|w| partials</description></item>
 /// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
@@ -25,7 +26,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>RouterBackwardParameters</term><description>2·B per parameter element; dZ1 + dZ2 + pooled + hidden + 2 per element</description></item>
 /// <item><term>Conv2dBackwardBias</term><description>B·C_out·Ho·Wo; dy + 2·C_out</description></item>
 /// <item><term>LinearForward</term><description>2·B·In·Out (+ B·Out bias, + B·Out activation); x + W (+ bias) + y</description></item>
-/// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx or 2·dW</description></item>
+/// <item><term>LinearBackwardInput / Weight</term><description>2·B·In·Out (+ B·Out act′); dy (+ y) + W or x + 2·dx (dx once overwriting) or 2·dW</description></item>
 /// <item><term>LinearBackwardBias</term><description>B·Out (+ B·Out act′); dy (+ y) + 2·Out</description></item>
 /// <item><term>BatchNormForwardStatistics</term><description>4·B·C·S (sum, then squared deviations) + 10·C; x + 2·C (mean, invstd) + 4·C (running stats, updated in place)</description></item>
 /// <item><term>BatchNormForwardStatisticsChunks / Groups</term><description>4·C·N (N = B·S: shift, add, square, add); x + 2 per partial (C·chunks partials)</description></item>
@@ -33,39 +34,39 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>BatchNormForwardStatisticsFinalize</term><description>8 per partial + 12·C; 2 per partial + C pivots + 2·C + 4·C</description></item>
 /// <item><term>BatchNormBackwardChannelSumsFinalize</term><description>2 per partial (+ C per accumulated dγ/dβ); 2 per partial + 2·C (+ 2·C per accumulated dγ/dβ)</description></item>
 /// <item><term>BatchNormForwardNormalizeRelu</term><description>5·n (+ n residual add); 2·n (+ n residual) + 4·C</description></item>
-/// <item><term>BatchNormBackwardInputRelu</term><description>9·n; x + dy + output + 2·dx + 5·C</description></item>
+/// <item><term>BatchNormBackwardInputRelu</term><description>9·n; x + dy + output + 2·dx (dx once when it overwrites) + 5·C</description></item>
 /// <item><term>BatchNormInferenceStatistics</term><description>3·C; 4·C</description></item>
 /// <item><term>BatchNormForwardNormalize</term><description>4·n; 2·n + 4·C</description></item>
 /// <item><term>BatchNormBackwardChannelSums</term><description>5·B·C·S; x + dy + 4·C</description></item>
-/// <item><term>BatchNormBackwardInput</term><description>8·n; x + dy + 2·dx + 5·C</description></item>
+/// <item><term>BatchNormBackwardInput</term><description>8·n; x + dy + 2·dx (dx once when it overwrites) + 5·C</description></item>
 /// <item><term>BatchNorm…Masked (live-sample path)</term><description>as the unmasked kernel, upper bound with every sample live, + B mask floats; statistics partials 3 floats each; ForwardNormalizeMasked 4·n (+ n ReLU, + n residual); BackwardInputMasked 8·n (+ n ReLU mask); the finalizes as the unmasked ones (+ B for the live count)</description></item>
 /// <item><term>NodeLiveMask / ClearOffRow</term><description>B·node compares; B·node + B / B·(n + 1) compares; B + 2·B·(n + 1)</description></item>
 /// <item><term>AggregationForward</term><description>2·count·B·S; A entries (B·count) + count·B·S + x (2·B·S when accumulating). Upper bound: every edge kept (cut edges skip their reads)</description></item>
-/// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S</description></item>
+/// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S (B·S for each overwritten source)</description></item>
 /// <item><term>AggregationBackwardAdjacency</term><description>2·count·B·S; B·count + count·B·S + dX + (partials B·count·parts, or 2·B·count)</description></item>
 /// <item><term>AggregationReduceAdjacencyGradient</term><description>n·parts; n·parts + 2·n</description></item>
-/// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 5·n (a, A, dA, 2·da)</description></item>
-/// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n</description></item>
-/// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n</description></item>
+/// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 5·n (a, A, dA, 2·da; 4·n overwriting)</description></item>
+/// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n (4·n overwriting)</description></item>
+/// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n (one n less per gradient overwritten)</description></item>
 /// <item><term>TopKForward</term><description>n·target² compares (rank of each in-edge, n = samples); 2·n·target</description></item>
 /// <item><term>StoreOutputEdge / ForceOutputEdge</term><description>0 / n·nodes(nodes+1)/2 compares; 2·n / n·(nodes + nodes(nodes+1)/2 + 1)</description></item>
-/// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated)</description></item>
+/// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated; 1 + 2·n overwriting)</description></item>
 /// <item><term>DenseEdgesForward</term><description>4·n (a sigmoid per item); E logits + n</description></item>
 /// <item><term>DenseEdgesBackward</term><description>B·E + 6·E; E + B·E + 2·E</description></item>
 /// <item><term>ChainFill, Fill</term><description>0; n</description></item>
 /// <item><term>Relu/Relu6/Sigmoid forward</term><description>1/2/4 per element; 2·n</description></item>
-/// <item><term>Relu/Relu6/Sigmoid backward</term><description>1/1/4 per element; 4·n (x or y, dy, 2·dx)</description></item>
+/// <item><term>Relu/Relu6/Sigmoid backward</term><description>1/1/4 per element; 4·n (x or y, dy, 2·dx; 3·n overwriting)</description></item>
 /// <item><term>Copy, AddForward, MultiplyForward</term><description>0 / n / n; 2·n / 3·n / 3·n</description></item>
-/// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n / 4·n</description></item>
+/// <item><term>Axpy, MultiplyBackward</term><description>2·n; 3·n (2·n overwriting) / 4·n</description></item>
 /// <item><term>MaskSamplesForward / MaskSamplesBackward</term><description>n compares; 2·n + B / 3·n + B</description></item>
 /// <item><term>CrossEntropyForward</term><description>6·B·K; B·K logits + B labels + B losses + B·K saved</description></item>
-/// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n</description></item>
+/// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n (n overwriting)</description></item>
 /// <item><term>ArgmaxRows</term><description>rows·columns; rows·columns + rows</description></item>
 /// <item><term>CorrectRows</term><description>rows·(columns + 1); rows·columns + 2·rows</description></item>
 /// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used</description></item>
 /// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
-/// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput</description></item>
-/// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n</description></item>
+/// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput (dInput once overwriting)</description></item>
+/// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n (n overwriting)</description></item>
 /// <item><term>SumChunks, SumBackward</term><description>n (2·n summing squares) / n; n + count / 1 + 2·n</description></item>
 /// <item><term>GroupSums</term><description>groups·n adds (the tree and the target); groups·n partials + 2·n target</description></item>
 /// <item><term>CopyRows</term><description>0; 2 index ints per row + 2·n</description></item>
@@ -78,22 +79,25 @@ public static class KernelCosts
     private static KernelCost Cost(long workItems, double flops, double floats, string? shape = null) =>
         new(workItems, flops, floats * Float, shape);
 
+    /// <summary>Floats moved per element of a gradient a backward kernel writes: 2 when it accumulates (read and written), 1 when it overwrites.</summary>
+    private static double Gradient(int accumulate) => accumulate != 0 ? 2.0 : 1.0;
+
     // ---- Activation ----
 
     public static KernelCost ReluForward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, n, 2.0 * n);
 
-    public static KernelCost ReluBackward(int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, n, 4.0 * n);
+    public static KernelCost ReluBackward(int n, int stride, int accumulate, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, n, (2.0 + Gradient(accumulate)) * n);
 
     public static KernelCost Relu6Forward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 2.0 * n, 2.0 * n);
 
-    public static KernelCost Relu6Backward(int n, int stride, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, n, 4.0 * n);
+    public static KernelCost Relu6Backward(int n, int stride, int accumulate, ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, n, (2.0 + Gradient(accumulate)) * n);
 
     public static KernelCost SigmoidForward(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 4.0 * n, 2.0 * n);
 
-    public static KernelCost SigmoidBackward(int n, int stride, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, 4.0 * n, 4.0 * n);
+    public static KernelCost SigmoidBackward(int n, int stride, int accumulate, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput) =>
+        Cost(n, 4.0 * n, (2.0 + Gradient(accumulate)) * n);
 
     // ---- Aggregation (every edge assumed kept: an upper bound, cut edges skip their reads) ----
 
@@ -106,11 +110,14 @@ public static class KernelCosts
             (double)shape.Batch * shape.Count + shape.Count * elements + (accumulate != 0 ? 2 : 1) * elements, Describe(shape));
     }
 
-    public static KernelCost AggregationBackwardSources(int n, int stride, AggregationShape shape, int gradMask, ArrayView<float> adjacency, ArrayView<float> dX, NodeViews dYs)
+    public static KernelCost AggregationBackwardSources(int n, int stride, AggregationShape shape, int gradMask, int accumulateMask,
+        ArrayView<float> adjacency, ArrayView<float> dX, NodeViews dYs)
     {
-        int k = System.Numerics.BitOperations.PopCount((uint)(gradMask & ((1 << shape.Count) - 1)));
+        int sources = gradMask & ((1 << shape.Count) - 1);
+        int k = System.Numerics.BitOperations.PopCount((uint)sources);
+        int accumulated = System.Numerics.BitOperations.PopCount((uint)(sources & accumulateMask));
         double elements = (double)shape.Batch * shape.SampleSize;
-        return Cost(n, 2.0 * k * elements, (double)shape.Batch * k + elements + 2.0 * k * elements, Describe(shape));
+        return Cost(n, 2.0 * k * elements, (double)shape.Batch * k + elements + ((double)k + accumulated) * elements, Describe(shape));
     }
 
     public static KernelCost AggregationBackwardAdjacency(int n, int stride, AggregationShape shape, int cutEdgeMask, ArrayView<float> adjacency,
@@ -203,15 +210,15 @@ public static class KernelCosts
         return Cost(channels, 5 * elements, 2 * elements + 4.0 * channels, Describe(batch, channels, spatial));
     }
 
-    public static KernelCost BatchNormBackwardInput(int n, int stride, int channels, int spatial, float statisticsWeight, ArrayView<float> x,
-        ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma, ArrayView<float> sumDy,
-        ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
-        Cost(n, 8.0 * n, 4.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+    public static KernelCost BatchNormBackwardInput(int n, int stride, int channels, int spatial, float statisticsWeight, int accumulate,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
+        ArrayView<float> sums, ArrayView<float> dInput) =>
+        Cost(n, 8.0 * n, (2.0 + Gradient(accumulate)) * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
-    public static KernelCost BatchNormBackwardInputRelu(int n, int stride, int channels, int spatial, float statisticsWeight, ArrayView<float> x,
-        ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd, ArrayView<float> gamma,
-        ArrayView<float> sumDy, ArrayView<float> sumDyXhat, ArrayView<float> dInput) =>
-        Cost(n, 9.0 * n, 5.0 * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
+    public static KernelCost BatchNormBackwardInputRelu(int n, int stride, int channels, int spatial, float statisticsWeight, int accumulate,
+        ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
+        ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput) =>
+        Cost(n, 9.0 * n, (3.0 + Gradient(accumulate)) * n + 5.0 * channels, Describe(n / Math.Max(1, channels * spatial), channels, spatial));
 
     // ---- BatchNorm, synchronised pieces: every value read once (masked: + the mask), sums in double ----
 
@@ -289,13 +296,14 @@ public static class KernelCosts
         return Cost(n, flops, (addResidual != 0 ? 3.0 : 2.0) * n + 4.0 * channels + batch, Describe(batch, channels, spatial));
     }
 
-    public static KernelCost BatchNormBackwardInputMasked(int n, int stride, int channels, int spatial, int reluMask, ArrayView<float> live,
+    public static KernelCost BatchNormBackwardInputMasked(int n, int stride, int channels, int spatial, int flags, ArrayView<float> live,
         ArrayView<float> x, ArrayView<float> dOutput, ArrayView<float> output, ArrayView<float> mean, ArrayView<float> invstd,
         ArrayView<float> gamma, ArrayView<float> sums, ArrayView<float> dInput)
     {
         int batch = n / Math.Max(1, channels * spatial);
-        bool masked = reluMask != 0;
-        return Cost(n, (masked ? 9.0 : 8.0) * n, (masked ? 5.0 : 4.0) * n + 5.0 * channels + 1 + batch, Describe(batch, channels, spatial));
+        bool masked = (flags & BatchNormKernels.ReluFlag) != 0;
+        return Cost(n, (masked ? 9.0 : 8.0) * n, ((masked ? 3.0 : 2.0) + Gradient(flags & BatchNormKernels.AccumulateFlag)) * n + 5.0 * channels + 1 + batch,
+            Describe(batch, channels, spatial));
     }
 
     // ---- Conv2d ----
@@ -305,17 +313,17 @@ public static class KernelCosts
         Cost(n, 2.0 * g.Macs + (hasBias != 0 ? g.OutputLength : 0),
             (double)g.InputLength + g.WeightLength + (hasBias != 0 ? g.OutChannels : 0) + g.OutputLength, g.ToString());
 
-    public static KernelCost Conv2dBackwardInput(int n, int stride, Conv2dGeometry g, int channelBlock, ArrayView<float> dOutput, ArrayView<float> weight,
-        ArrayView<float> dInput) =>
-        Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.WeightLength + 2.0 * g.InputLength, g.ToString());
+    public static KernelCost Conv2dBackwardInput(int n, int stride, Conv2dGeometry g, int channelBlock, int accumulate, ArrayView<float> dOutput,
+        ArrayView<float> weight, ArrayView<float> dInput) =>
+        Cost(n, 2.0 * g.Macs, (double)g.OutputLength + g.WeightLength + Gradient(accumulate) * g.InputLength, g.ToString());
 
     public static KernelCost Conv2dForwardTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, ArrayView<float> input, ArrayView<float> weight,
         ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
         Conv2dForward(g.OutputLength, 0, g, 0, input, weight, bias, hasBias, output) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
 
-    public static KernelCost Conv2dBackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, ArrayView<float> dOutput,
+    public static KernelCost Conv2dBackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate, ArrayView<float> dOutput,
         ArrayView<float> weight, ArrayView<float> dInput) =>
-        Conv2dBackwardInput(g.InputLength, 0, g, 0, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
+        Conv2dBackwardInput(g.InputLength, 0, g, 0, accumulate, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
 
     public static KernelCost Conv2dBackwardWeight(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, ArrayView<float> dOutput,
         ArrayView<float> input, ArrayView<float> dWeight) =>
@@ -363,15 +371,16 @@ public static class KernelCosts
 
     public static KernelCost Copy(int n, int stride, ArrayView<float> x, ArrayView<float> y) => Cost(n, 0, 2.0 * n);
 
-    public static KernelCost Axpy(int n, int stride, float alpha, ArrayView<float> x, ArrayView<float> y) => Cost(n, 2.0 * n, 3.0 * n);
+    public static KernelCost Axpy(int n, int stride, int accumulate, float alpha, ArrayView<float> x, ArrayView<float> y) =>
+        Cost(n, 2.0 * n, (1.0 + Gradient(accumulate)) * n);
 
     public static KernelCost AddForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
     public static KernelCost MaskSamplesForward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> x, ArrayView<float> y) =>
         Cost(n, n, 2.0 * n + (double)n / Math.Max(1, sampleSize));
 
-    public static KernelCost MaskSamplesBackward(int n, int stride, int sampleSize, ArrayView<float> live, ArrayView<float> dOutput,
-        ArrayView<float> dInput) => Cost(n, n, 3.0 * n + (double)n / Math.Max(1, sampleSize));
+    public static KernelCost MaskSamplesBackward(int n, int stride, int sampleSize, int accumulate, ArrayView<float> live, ArrayView<float> dOutput,
+        ArrayView<float> dInput) => Cost(n, n, (1.0 + Gradient(accumulate)) * n + (double)n / Math.Max(1, sampleSize));
 
     public static KernelCost MultiplyForward(int n, int stride, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) => Cost(n, n, 3.0 * n);
 
@@ -383,21 +392,21 @@ public static class KernelCosts
     public static KernelCost GateForward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency) =>
         Cost(n, n, 2.0 * n);
 
-    public static KernelCost GateBackward(int n, int stride, int nodes, int node, float tau, int straightThrough, ArrayView<float> a,
-        ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 5.0 * n);
+    public static KernelCost GateBackward(int n, int stride, int nodes, int node, float tau, int straightThrough, int accumulate, ArrayView<float> a,
+        ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, (3.0 + Gradient(accumulate)) * n);
 
     public static KernelCost ContinuousForward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency) =>
         Cost(n, 3.0 * n, 2.0 * n);
 
-    public static KernelCost ContinuousBackward(int n, int stride, int nodes, int node, float tau, ArrayView<float> a, ArrayView<float> adjacency,
-        ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, 5.0 * n);
+    public static KernelCost ContinuousBackward(int n, int stride, int nodes, int node, float tau, int accumulate, ArrayView<float> a,
+        ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights) => Cost(n, 2.0 * n, (3.0 + Gradient(accumulate)) * n);
 
     public static KernelCost StochasticForward(int n, int stride, int nodes, int node, int noise, int key, ArrayView<float> weights,
         ArrayView<float> logits, ArrayView<float> adjacency) => Cost(n, 10.0 * n, 3.0 * n);
 
-    public static KernelCost StochasticBackward(int n, int stride, int nodes, int node, float temperature, int noise, int key,
+    public static KernelCost StochasticBackward(int n, int stride, int nodes, int node, float temperature, int noise, int key, int accumulateMask,
         ArrayView<float> weights, ArrayView<float> logits, ArrayView<float> adjacency, ArrayView<float> dAdjacency, ArrayView<float> dWeights,
-        ArrayView<float> dLogits) => Cost(n, 12.0 * n, 8.0 * n);
+        ArrayView<float> dLogits) => Cost(n, 12.0 * n, (4.0 + Gradient(accumulateMask & 1) + Gradient(accumulateMask & 2)) * n);
 
     public static KernelCost TopKForward(int n, int stride, int nodes, int target, int k, ArrayView<float> adjacency) =>
         Cost(n, (double)n * target * target, 2.0 * n * target);
@@ -414,8 +423,8 @@ public static class KernelCosts
     public static KernelCost ClearOffRow(int n, int stride, int nodes, int node, ArrayView<float> live, ArrayView<float> adjacency) =>
         Cost(n, n, (double)n / (nodes + 1) + 2.0 * n);
 
-    public static KernelCost TermBackward(int n, int stride, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
-        Cost(n, 2.0 * n, 1 + 3.0 * n);
+    public static KernelCost TermBackward(int n, int stride, int accumulate, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
+        Cost(n, 2.0 * n, 1 + (1.0 + Gradient(accumulate)) * n);
 
     public static KernelCost DenseEdgesForward(int n, int stride, int nodes, ArrayView<float> logits, ArrayView<float> adjacency) =>
         Cost(n, 4.0 * n, nodes * (nodes + 1) / 2.0 + n);
@@ -446,13 +455,13 @@ public static class KernelCosts
             Describe(batch, inFeatures, outFeatures));
     }
 
-    public static KernelCost LinearBackwardInput(int tiles, int stride, int inFeatures, int outFeatures, int activation, ArrayView<float> dOutput,
-        ArrayView<float> y, ArrayView<float> weight, ArrayView<float> dInput)
+    public static KernelCost LinearBackwardInput(int tiles, int stride, int inFeatures, int outFeatures, int activation, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> y, ArrayView<float> weight, ArrayView<float> dInput)
     {
         long batch = tiles / Blocks(inFeatures);
         double outputs = (double)batch * outFeatures;
         return Cost(tiles, 2.0 * batch * inFeatures * outFeatures + (activation != 0 ? outputs : 0),
-            outputs * (activation != 0 ? 2 : 1) + (double)outFeatures * inFeatures + 2.0 * batch * inFeatures, Describe(batch, inFeatures, outFeatures));
+            outputs * (activation != 0 ? 2 : 1) + (double)outFeatures * inFeatures + Gradient(accumulate) * batch * inFeatures, Describe(batch, inFeatures, outFeatures));
     }
 
     public static KernelCost LinearBackwardWeight(int tiles, int stride, int batch, int inFeatures, int outFeatures, int activation,
@@ -476,8 +485,8 @@ public static class KernelCosts
         ArrayView<int> labels, ArrayView<float> loss, ArrayView<float> saved) =>
         Cost(batch, 6.0 * batch * classes, 2.0 * batch * classes + 2.0 * batch, $"B={batch} K={classes}");
 
-    public static KernelCost CrossEntropyBackward(int n, int stride, ArrayView<float> dLoss, ArrayView<float> saved, ArrayView<float> dLogits) =>
-        Cost(n, 2.0 * n, 1 + 3.0 * n);
+    public static KernelCost CrossEntropyBackward(int n, int stride, int accumulate, ArrayView<float> dLoss, ArrayView<float> saved, ArrayView<float> dLogits) =>
+        Cost(n, 2.0 * n, 1 + (1.0 + Gradient(accumulate)) * n);
 
     public static KernelCost ArgmaxRows(int rows, int stride, int columns, ArrayView<float> x, ArrayView<int> result) =>
         Cost(rows, (double)rows * columns, (double)rows * columns + rows);
@@ -499,20 +508,23 @@ public static class KernelCosts
 
     private static string Describe(Pool2dGeometry g) => $"planes={g.Planes} {g.Height}x{g.Width} K={g.Kernel} s={g.Stride} p={g.Padding}";
 
-    public static KernelCost GlobalAvgPoolBackward(int n, int stride, int spatial, float scale, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, 2.0 * n, (double)n / Math.Max(1, spatial) + 2.0 * n);
+    public static KernelCost GlobalAvgPoolBackward(int n, int stride, int spatial, float scale, int accumulate, ArrayView<float> dOutput,
+        ArrayView<float> dInput) =>
+        Cost(n, 2.0 * n, (double)n / Math.Max(1, spatial) + Gradient(accumulate) * n);
 
     public static KernelCost MaxPoolForward(int n, int stride, Pool2dGeometry g, ArrayView<float> x, ArrayView<float> y, ArrayView<float> argmax) =>
         Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.InputLength + 2.0 * g.OutputLength, Describe(g));
 
-    public static KernelCost MaxPoolBackward(int n, int stride, Pool2dGeometry g, ArrayView<float> argmax, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, g.OutputLength, 2.0 * g.OutputLength + 2.0 * g.InputLength, Describe(g));
+    public static KernelCost MaxPoolBackward(int n, int stride, Pool2dGeometry g, int accumulate, ArrayView<float> argmax, ArrayView<float> dOutput,
+        ArrayView<float> dInput) =>
+        Cost(n, g.OutputLength, 2.0 * g.OutputLength + Gradient(accumulate) * g.InputLength, Describe(g));
 
     public static KernelCost AvgPoolForward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> x, ArrayView<float> y) =>
         Cost(n, (double)g.OutputLength * (g.Kernel * g.Kernel + 1), (double)g.InputLength + g.OutputLength, Describe(g));
 
-    public static KernelCost AvgPoolBackward(int n, int stride, Pool2dGeometry g, int countIncludePad, ArrayView<float> dOutput, ArrayView<float> dInput) =>
-        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.OutputLength + 2.0 * g.InputLength, Describe(g));
+    public static KernelCost AvgPoolBackward(int n, int stride, Pool2dGeometry g, int countIncludePad, int accumulate, ArrayView<float> dOutput,
+        ArrayView<float> dInput) =>
+        Cost(n, (double)g.OutputLength * g.Kernel * g.Kernel, (double)g.OutputLength + Gradient(accumulate) * g.InputLength, Describe(g));
 
     // ---- Reduction ----
 

@@ -182,7 +182,8 @@ public abstract class HostKeepTerm : IObjectiveTerm
             {
                 if (!inputs[t].RequiresGrad) continue;
                 int n = inputs[t].Length, ext = d.Extent(n);
-                d.Kernels.TermBackward(d.Stream, ext, n, ext, y.Grad.View, locals[t].View, inputs[t].Grad.View);
+                var dInput = inputs[t].GradForWrite(out int accumulate);
+                d.Kernels.TermBackward(d.Stream, ext, n, ext, accumulate, y.Grad.View, locals[t].View, dInput);
             }
         });
         return y;

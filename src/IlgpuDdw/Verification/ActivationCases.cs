@@ -5,8 +5,9 @@ namespace IlgpuDdw.Verification;
 
 /// <summary>
 /// ReLU, ReLU6 and sigmoid, forward and backward, on inputs in ±[0.4, 8) with none within 0.05 of ReLU6's kink
-/// at 6 (both sides of every kink, sigmoid's saturation): lengths 1, 37, 4099, and shapes of rank 1 to 4 whose
-/// backward accumulates onto an existing gradient.
+/// at 6 (both sides of every kink, sigmoid's saturation): lengths 1, 37, 4099, whose backward overwrites a new gradient
+/// (poisoned with NaN; also launched directly with both values of the accumulate flag over garbage), and shapes of rank
+/// 1 to 4 whose backward accumulates onto an existing gradient.
 /// </summary>
 internal static class ActivationCases
 {
@@ -17,7 +18,7 @@ internal static class ActivationCases
     public static IEnumerable<VerifyCase> All()
     {
         foreach (int n in new[] { 1, 37, 4099 })
-            foreach (var op in new[] { "Relu6", "Sigmoid" })
+            foreach (var op in new[] { "Relu", "Relu6", "Sigmoid" })
                 yield return Case(op, [n], accumulate: false);
         foreach (var shape in Shapes)
             foreach (var op in new[] { "Relu", "Relu6", "Sigmoid" })
@@ -61,7 +62,29 @@ internal static class ActivationCases
             default: A.SigmoidForward<float>(x, ey); A.SigmoidBackward<float>(ey, g, dx); break;
         }
         yield return VerifyResult.Compare($"{op}.Forward", desc, ey, y.ToArray(), Tolerance.Forward).RequireShape(y.Shape, shape);
-        tape.Backward(y, g);
+        Overwrite.Poisoned(() => tape.Backward(y, g));
         yield return VerifyResult.Compare($"{op}.Backward", desc, dx, tx.GradToArray(), Tolerance.Backward);
+        if (accumulate) yield break;
+
+        // the kernel launched directly: overwriting garbage gives the accumulation onto zeros
+        var k = device.Kernels;
+        var backward = op switch { "Relu" => k.ReluBackward, "Relu6" => k.Relu6Backward, _ => k.SigmoidBackward };
+        var saved = op == "Sigmoid" ? ey : x;
+        var expected = Overwrite.Reference(n, buffer =>
+        {
+            switch (op)
+            {
+                case "Relu": A.ReluBackward<float>(x, g, buffer, accumulate: false); break;
+                case "Relu6": A.Relu6Backward<float>(x, g, buffer, accumulate: false); break;
+                default: A.SigmoidBackward<float>(ey, g, buffer, accumulate: false); break;
+            }
+        });
+        using var tSaved = Tensor.FromArray(device, saved, n);
+        using var tg = Tensor.FromArray(device, g, n);
+        using var tdx = Tensor.Empty(device, n);
+        int ext = device.Extent(n);
+        foreach (var row in Overwrite.Rows($"{op}.Backward", desc, expected, tdx,
+                     accumulateFlag => backward(device.Stream, ext, n, ext, accumulateFlag, tSaved.View, tg.View, tdx.View), Tolerance.Backward))
+            yield return row;
     }
 }

@@ -93,6 +93,7 @@ internal static class Conv2dCases
         var e = Reference(g, hasBias);
         var x0 = Seeded.Uniform<float>(g.InputLength, 5);
         var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
+        var written = Overwrite.Reference(g.InputLength, buffer => R.BackwardInput<float>(g, e.DY, e.W, buffer, accumulate: false));
         var plans = TilePlans(d);
         using (var tx = Tensor.FromArray(d, e.X, g.InputLength))
         using (var tw = Tensor.FromArray(d, e.W, g.WeightLength))
@@ -107,15 +108,18 @@ internal static class Conv2dCases
                 Ops.Conv2dForward(d, g, plan, tx.View, tw.View, hasBias ? tb.View : null, ty.View);
                 yield return VerifyResult.Compare($"Conv2d.Forward {tiles}", shape, e.Y, ty.ToArray(), Tolerance.Forward);
                 tdx.CopyFrom(x0);
-                Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View);
+                Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, 1);
                 yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles}", shape, edx, tdx.ToArray(), Tolerance.Backward);
+                foreach (var row in Overwrite.Rows($"Conv2d.BackwardInput {tiles}", shape, written, tdx,
+                             accumulate => Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, accumulate), Tolerance.Backward))
+                    yield return row;
             }
         using var x = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width); x.RequiresGrad = true;
         using var w = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize);
         using var b = Tensor.FromArray(d, e.B, g.OutChannels);
         using var tape = new Tape(d);
         var y = tape.Conv2d(x, w, hasBias ? b : null, g.Stride, g.Padding, g.Groups, tilePlan: plans[^1]);
-        tape.Backward(y, e.DY);
+        Overwrite.Poisoned(() => tape.Backward(y, e.DY));
         yield return VerifyResult.Compare("Conv2d.Forward tiled (tape)", shape, e.Y, y.ToArray(), Tolerance.Forward);
         yield return VerifyResult.Compare("Conv2d.BackwardInput tiled (tape)", shape, e.DX, x.GradToArray(), Tolerance.Backward);
     }
@@ -198,14 +202,17 @@ internal static class Conv2dCases
         using var tb = Tensor.FromArray(device, e.B, g.OutChannels); tb.RequiresGrad = true;
         using var tape = new Tape(device);
         var y = tape.Conv2d(tx, tw, hasBias ? tb : null, g.Stride, g.Padding, g.Groups);
-        tape.Backward(y, e.DY);
+        Overwrite.Poisoned(() => tape.Backward(y, e.DY));
         yield return VerifyResult.Compare("Conv2d.Forward", shape, e.Y, y.ToArray(), Tolerance.Forward)
             .RequireShape(y.Shape, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);
-        yield return VerifyResult.Compare("Conv2d.BackwardInput", shape, e.DX, tx.GradToArray(), Tolerance.Backward);
+        var dx = tx.GradToArray();
+        yield return VerifyResult.Compare("Conv2d.BackwardInput", shape, e.DX, dx, Tolerance.Backward);
         yield return VerifyResult.Compare("Conv2d.BackwardWeight", shape, e.DW, tw.GradToArray(), Tolerance.Backward);
         yield return hasBias
             ? VerifyResult.Compare("Conv2d.BackwardBias", shape, e.DB, tb.GradToArray(), Tolerance.Backward)
             : VerifyResult.Condition("Conv2d.BackwardBias none", shape, tb.GradOrNull is null, ": a bias left out of the op got a gradient");
+        foreach (var row in Overwrite.SecondPass(shape, () => tape.Backward(y, e.DY), ("Conv2d.BackwardInput", tx, dx)))
+            yield return row;
     }
 
     private static IEnumerable<VerifyResult> EveryBlock(Device d, Conv2dGeometry g, bool hasBias, string shape)
@@ -217,6 +224,7 @@ internal static class Conv2dCases
         var b0 = Seeded.Uniform<float>(g.OutChannels, 7);
         var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
         var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        var written = Overwrite.Reference(g.InputLength, buffer => R.BackwardInput<float>(g, e.DY, e.W, buffer, accumulate: false));
         using var tx = Tensor.FromArray(d, e.X, g.InputLength);
         using var tw = Tensor.FromArray(d, e.W, g.WeightLength);
         using var tb = Tensor.FromArray(d, e.B, g.OutChannels);
@@ -232,8 +240,11 @@ internal static class Conv2dCases
             yield return VerifyResult.Compare($"Conv2d.Forward block {block}", shape, e.Y, ty.ToArray(), Tolerance.Forward);
             tdx.CopyFrom(x0);
             n = g.BackwardInputItems(block); ext = d.Extent(n);
-            ks.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, tdy.View, tw.View, tdx.View);
+            ks.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, 1, tdy.View, tw.View, tdx.View);
             yield return VerifyResult.Compare($"Conv2d.BackwardInput block {block}", shape, edx, tdx.ToArray(), Tolerance.Backward);
+            foreach (var row in Overwrite.Rows($"Conv2d.BackwardInput block {block}", shape, written, tdx,
+                         accumulate => ks.Conv2dBackwardInput(d.Stream, ext, n, ext, g, block, accumulate, tdy.View, tw.View, tdx.View), Tolerance.Backward))
+                yield return row;
         }
         foreach (var (outBlock, inBlock) in new[] { (1, 1), (4, 1), (1, 4), (4, 4), (3, 2) })
         {

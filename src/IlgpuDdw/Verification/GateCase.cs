@@ -109,7 +109,7 @@ internal sealed record GateCase(GateKind Gate, int Nodes, int Batch, float Tau, 
             selectedA = adjacency.Tensor.ToArray();
             if (Force) tape.ForceOutputEdge(adjacency);
             deviceA = adjacency.Tensor.ToArray();
-            tape.Backward(adjacency.Tensor, g);
+            Overwrite.Poisoned(() => tape.Backward(adjacency.Tensor, g));
             deviceDa = weights.Select(w => w.GradToArray()).ToArray();
             deviceDz = logits.Select(l => l.RequiresGrad && Gate == GateKind.Stochastic ? l.GradToArray() : new float[l.Length]).ToArray();
         }
@@ -147,14 +147,20 @@ internal sealed record GateCase(GateKind Gate, int Nodes, int Batch, float Tau, 
         }
         for (int i = 0; i < Nodes; i++)
         {
-            var da = new float[a[i].Length];
-            var dz = new float[a[i].Length];
+            // the gates' backward kernels overwrite the router outputs' (and logits') new gradients: the references
+            // overwrite a NaN buffer
+            var da = Overwrite.Reference(a[i].Length, _ => { });
+            var dz = Overwrite.Reference(a[i].Length, _ => { });
             switch (Gate)
             {
-                case GateKind.Threshold: GateReference.Backward<float>(a[i], g, Batch, Nodes, i, Tau, Gradient == GateGradient.StraightThrough, da, adj); break;
-                case GateKind.Continuous: GateReference.ContinuousBackward<float>(a[i], adj, g, Batch, Nodes, i, Tau, da); break;
-                case GateKind.Stochastic: GateReference.StochasticBackward<float>(a[i], z[i], adj, g, Batch, Nodes, i, Temperature, Key, da, dz); break;
-                default: GateReference.Backward<float>(a[i], g, Batch, Nodes, i, -1f, true, da, adj); break;
+                case GateKind.Threshold:
+                    GateReference.Backward<float>(a[i], g, Batch, Nodes, i, Tau, Gradient == GateGradient.StraightThrough, da, adj, accumulate: false);
+                    break;
+                case GateKind.Continuous: GateReference.ContinuousBackward<float>(a[i], adj, g, Batch, Nodes, i, Tau, da, accumulate: false); break;
+                case GateKind.Stochastic:
+                    GateReference.StochasticBackward<float>(a[i], z[i], adj, g, Batch, Nodes, i, Temperature, Key, da, dz, accumulate: false);
+                    break;
+                default: GateReference.Backward<float>(a[i], g, Batch, Nodes, i, -1f, true, da, adj, accumulate: false); break;
             }
             yield return VerifyResult.Compare($"{Op}.Backward da{i}", shape, da, deviceDa[i], Tolerance.Backward);
             if (Gate == GateKind.Stochastic)

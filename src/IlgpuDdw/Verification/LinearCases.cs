@@ -58,17 +58,17 @@ internal static class LinearCases
             tw.Grad.CopyFrom(Seeded.Uniform<float>(w.Length, 26));
             tb?.Grad.CopyFrom(Seeded.Uniform<float>(outF, 27));
         }
-        var dx = accumulate ? tx.GradToArray() : new float[x.Length];
+        var dx = accumulate ? tx.GradToArray() : Overwrite.Reference(x.Length, _ => { }); // NaN: the reference overwrites it
         var dw = accumulate ? tw.GradToArray() : new float[w.Length];
         var db = tb is not null && accumulate ? tb.GradToArray() : new float[outF];
         using var tape = new Tape(device) { GradientGroupSize = groupSize };
         var y = tape.Linear(tx, tw, tb, activation);
-        tape.Backward(y, g);
+        Overwrite.Poisoned(() => tape.Backward(y, g));
 
         var ey = new float[batch * outF];
         L.Forward<float>(x, w, bias, batch, inF, outF, activation, ey);
         yield return VerifyResult.Compare("Linear.Forward", shape, ey, y.ToArray(), Tolerance.Forward).RequireShape(y.Shape, [batch, outF]);
-        L.BackwardInput<float>(g, ey, w, batch, inF, outF, activation, dx);
+        L.BackwardInput<float>(g, ey, w, batch, inF, outF, activation, dx, accumulate);
         yield return VerifyResult.Compare("Linear.BackwardInput", shape, dx, tx.GradToArray(), Tolerance.Backward);
         L.BackwardWeight<float>(g, ey, x, batch, inF, outF, activation, dw);
         yield return VerifyResult.Compare("Linear.BackwardWeight", shape, dw, tw.GradToArray(), Tolerance.Backward);

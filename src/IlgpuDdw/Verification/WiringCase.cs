@@ -147,7 +147,7 @@ internal sealed record WiringCase(WiringKind Kind, int Nodes, int Batch, int Cha
             var adjacencyValues = adjacency.Tensor.ToArray();
             var aggregates = xs.Select(x => x?.ToArray()).ToArray();
             var outputs = routerOutputs.Select(a => a?.ToArray()).ToArray();
-            tape.Backward(loss);
+            Overwrite.Poisoned(() => tape.Backward(loss));
             return new WiringDeviceResult(
                 adjacencyValues, aggregates, outputs,
                 ys.Select(y => y.GradToArray()).ToArray(),

@@ -63,7 +63,32 @@ internal static class WiringCases
         return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))))
             .Concat(gates.Select(c => new VerifyCase("Wiring", c.ToString(), c.Passes, c.Run)))
             .Concat(offNodes.Select(o => new VerifyCase("Wiring", $"off nodes n={o.Nodes} B={o.Batch}", OffNodePasses,
-                d => RunOffNodes(d, o.Nodes, o.Batch, o.Seed))));
+                d => RunOffNodes(d, o.Nodes, o.Batch, o.Seed))))
+            .Concat(new[] { 1, 37, 1031 }.Select(n => new VerifyCase("Wiring", $"objective term backward [{n}]", ["Term.Backward"], d => RunTermBackward(d, n))));
+    }
+
+    /// <summary>
+    /// The backward of an objective term (<see cref="Kernels.GateKernels.TermBackward"/>) launched directly: accumulating
+    /// onto a gradient, then overwriting garbage with both values of its accumulate flag (<see cref="Overwrite.Rows"/>).
+    /// </summary>
+    private static IEnumerable<VerifyResult> RunTermBackward(Device device, int n)
+    {
+        var gradient = Seeded.Uniform<float>(n, 301);
+        var prior = Seeded.Uniform<float>(n, 302);
+        const float upstream = 0.625f;
+        using var tUpstream = Tensor.FromArray(device, [upstream], 1);
+        using var tGradient = Tensor.FromArray(device, gradient, n);
+        using var tInput = Tensor.FromArray(device, prior, n);
+        int ext = device.Extent(n);
+        void Launch(int accumulate) => device.Kernels.TermBackward(device.Stream, ext, n, ext, accumulate, tUpstream.View, tGradient.View, tInput.View);
+        Launch(1);
+        var accumulated = (float[])prior.Clone();
+        GateReference.TermBackward<float>(upstream, gradient, accumulated);
+        string desc = $"[{n}]";
+        yield return VerifyResult.Compare("Term.Backward", desc, accumulated, tInput.ToArray(), Tolerance.Backward);
+        var written = Overwrite.Reference(n, buffer => GateReference.TermBackward<float>(upstream, gradient, buffer, accumulate: false));
+        foreach (var row in Overwrite.Rows("Term.Backward", desc, written, tInput, Launch, Tolerance.Backward))
+            yield return row;
     }
 
     private static readonly string[] OffNodePasses = ["NodeLiveMask.Forward", "ClearOffRow.Forward"];

@@ -105,19 +105,27 @@ internal static class AggregationLaunch
         }
     }
 
-    /// <summary>dSources[i] += A[:, i, target] · dX for every non-null dSources[i].</summary>
-    public static void BackwardSources(Adjacency adjacency, int target, Tensor[] sources, Tensor dX, Tensor?[] dSources)
+    /// <summary>
+    /// dSources[i] += A[:, i, target] · dX for every non-null dSources[i]; dSources[i] = A[:, i, target] · dX (every
+    /// element written, its contents unread) where <paramref name="overwrite"/>[i] is set (null: accumulate into all).
+    /// </summary>
+    public static void BackwardSources(Adjacency adjacency, int target, Tensor[] sources, Tensor dX, Tensor?[] dSources, bool[]? overwrite = null)
     {
         var d = adjacency.Device;
         int sample = sources[0].Length / adjacency.Batch;
         foreach (var (shape, views) in Groups(adjacency, target, sources, i => dSources[i], sample))
         {
-            int mask = 0;
+            int mask = 0, accumulate = 0;
             for (int s = 0; s < shape.Count; s++)
-                if (dSources[shape.FirstSource + s] is not null) mask |= 1 << s;
+            {
+                int i = shape.FirstSource + s;
+                if (dSources[i] is null) continue;
+                mask |= 1 << s;
+                if (overwrite is null || !overwrite[i]) accumulate |= 1 << s;
+            }
             if (mask == 0) continue;
             int ext = d.Extent(shape.ChunkItems);
-            d.Kernels.AggregationBackwardSources(d.Stream, ext, shape.ChunkItems, ext, shape, mask, adjacency.Tensor.View, dX.View, views);
+            d.Kernels.AggregationBackwardSources(d.Stream, ext, shape.ChunkItems, ext, shape, mask, accumulate, adjacency.Tensor.View, dX.View, views);
         }
     }
 

@@ -41,7 +41,11 @@ public static class WiringOps
         var at = adjacency.Tensor;
         GateRow(tape, "ContinuousGate", adjacency, node, weights, cutEdgeGradient: true,
             (n, ext) => d.Kernels.ContinuousForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
-            (n, ext) => d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View, at.Grad.View, weights.Grad.View));
+            (n, ext) =>
+            {
+                var dWeights = weights.GradForWrite(out int accumulate);
+                d.Kernels.ContinuousBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, accumulate, weights.View, at.View, at.Grad.View, dWeights);
+            });
     }
 
     /// <summary>
@@ -67,11 +71,12 @@ public static class WiringOps
         var at = adjacency.Tensor;
         tape.Record("StochasticGate", at, () =>
         {
-            using var scratch = weights.RequiresGrad && logits.RequiresGrad ? null : Tensor.Empty(d, n);
-            var dW = weights.RequiresGrad ? weights.Grad : scratch!;
-            var dZ = logits.RequiresGrad ? logits.Grad : scratch!;
+            using var scratch = weights.RequiresGrad && logits.RequiresGrad ? null : Tensor.Empty(d, n); // overwritten, never read
+            int accumulateWeights = 0, accumulateLogits = 0;
+            var dW = weights.RequiresGrad ? weights.GradForWrite(out accumulateWeights) : scratch!.View;
+            var dZ = logits.RequiresGrad ? logits.GradForWrite(out accumulateLogits) : scratch!.View;
             d.Kernels.StochasticBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, temperature, noise, key,
-                weights.View, logits.View, at.View, at.Grad.View, dW.View, dZ.View);
+                (accumulateWeights != 0 ? 1 : 0) | (accumulateLogits != 0 ? 2 : 0), weights.View, logits.View, at.View, at.Grad.View, dW, dZ);
         });
     }
 
@@ -222,8 +227,16 @@ public static class WiringOps
         if (tape.NeedsGrad([at, .. sources]))
             tape.Record("Aggregate", x, () =>
             {
-                var dSources = Array.ConvertAll(sources, y => y.RequiresGrad ? y.Grad : null);
-                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources);
+                var dSources = new Tensor?[sources.Length];
+                var overwrite = new bool[sources.Length];
+                for (int i = 0; i < sources.Length; i++)
+                {
+                    if (!sources[i].RequiresGrad) continue;
+                    sources[i].GradForWrite(out int accumulate); // a gradient this backward is the first to write: overwritten
+                    overwrite[i] = accumulate == 0;
+                    dSources[i] = sources[i].Grad;
+                }
+                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources, overwrite);
                 if (at.RequiresGrad)
                     AggregationLaunch.BackwardAdjacency(adjacency, target, sources, x.Grad, at.Grad);
             });
@@ -264,7 +277,11 @@ public static class WiringOps
         var at = adjacency.Tensor;
         GateRow(tape, op, adjacency, node, weights, cutEdgeGradient: straight,
             (n, ext) => d.Kernels.GateForward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, weights.View, at.View),
-            (n, ext) => d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, weights.View, at.View, at.Grad.View, weights.Grad.View));
+            (n, ext) =>
+            {
+                var dWeights = weights.GradForWrite(out int accumulate);
+                d.Kernels.GateBackward(d.Stream, ext, n, ext, adjacency.Nodes, node, tau, straight ? 1 : 0, accumulate, weights.View, at.View, at.Grad.View, dWeights);
+            });
     }
 
     /// <summary>
