@@ -28,10 +28,10 @@ public sealed class CliHelpTests
         var (code, output, _) = CliTests.Run("train", "--help");
         Assert.Equal(0, code);
         Assert.Contains("smoke = resnet_mini at 28×28, 256/128 training/test images, 1 epoch, batch 32, lr 0.02", output);
-        Assert.Contains("default = resnet_micro at 14×14, 24,576/2,000 training/test images, 1 epoch, batch 64, lr 0.1", output);
+        Assert.Contains("default = resnet_micro at 14×14, 32,768/2,000 training/test images, 1 epoch, batch 64, lr 0.1", output);
         Assert.Contains("full = resnet_mini at 28×28, all/all training/test images, 15 epochs, batch 128, lr 0.05", output);
         Assert.Contains("[default: the budget's: smoke 1, default 1, full 15]", output);
-        Assert.Contains("[default: the budget's: smoke 256, default 24576, full all]", output);
+        Assert.Contains("[default: the budget's: smoke 256, default 32768, full all]", output);
         Assert.Contains("[default: the budget's: smoke resnet_mini, default resnet_micro, full resnet_mini]", output);
         Assert.Contains("runs/train-MODEL-WIRING-", output);
     }
