@@ -2,7 +2,7 @@ namespace IlgpuDdw;
 
 /// <summary>
 /// A one-dimensional int32 tensor in device memory (class labels, indices), created from host data and changed
-/// only by <see cref="CopyFrom"/>. It keeps a host copy of its values so ops can validate them (e.g. every label within the class
+/// only by <see cref="CopyFrom(ReadOnlySpan{int})"/>. It keeps a host copy of its values so ops can validate them (e.g. every label within the class
 /// count) on the host before any kernel reads them. Its buffer is allocated directly on the accelerator,
 /// outside the float tensor pool and the device's <see cref="Device.LiveBytes"/> counter.
 /// </summary>
@@ -60,6 +60,15 @@ public sealed class IntTensor : IDisposable
     }
 
     /// <summary>A copy of the values (from the host copy).</summary>
+    /// <summary>Like <see cref="CopyFrom(ReadOnlySpan{int})"/>, through <paramref name="staging"/>: the device copy is queued, not waited for.</summary>
+    internal void CopyFrom(ReadOnlySpan<int> data, StagedUpload<int> staging)
+    {
+        if (data.Length != Length)
+            throw new ArgumentException($"IntTensor.CopyFrom: {data.Length} values for a tensor of {Length}.", nameof(data));
+        data.CopyTo(_host);
+        staging.Upload(data, View);
+    }
+
     public int[] ToArray() => (int[])_host.Clone();
 
     /// <summary>Frees the device buffer. Safe to call twice.</summary>

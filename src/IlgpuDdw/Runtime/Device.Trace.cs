@@ -148,6 +148,17 @@ public sealed partial class Device
             target.CopyFromCPU(Stream, data);
     }
 
+    /// <summary>
+    /// Queues a copy of <c>target.Length</c> elements from page-locked host memory starting at <paramref name="source"/>
+    /// into <paramref name="target"/> without waiting (<see cref="StagedUpload{T}"/>; not a synchronisation). The memory
+    /// must stay unchanged until the stream has run the copy. Dropped on a dry run.
+    /// </summary>
+    internal void UploadAsync<T>(ArrayView<T> target, ref T source) where T : unmanaged
+    {
+        if (!IsDryRun)
+            target.CopyFromCPUUnsafeAsync(Stream, ref source, target.Length);
+    }
+
     /// <summary>Copies <paramref name="source"/> to the host and waits for it (zeros on a dry run).</summary>
     internal void Download<T>(ArrayView<T> source, Span<T> host) where T : unmanaged
     {

@@ -33,6 +33,8 @@ public sealed class Trainer : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _status;
     private readonly float[] _statusHost;
     private readonly Dictionary<int, IntTensor> _labels = new(); // one label buffer per batch size: no allocation per step
+    private readonly StagedUpload<float> _imageUpload; // page-locked double buffers: uploads that do not wait for the device
+    private readonly StagedUpload<int> _labelUpload;
     private readonly DataParallel? _parallel; // more than one rank
 
     /// <summary>Creates a trainer (validates the options and that the data fit the model).</summary>
@@ -83,6 +85,8 @@ public sealed class Trainer : IDisposable
         _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
         if (ranks > 1) _parallel = new DataParallel(model, Optimizer, Communicator, parallel);
         GradientGroupSize = parallel.GradientGroupFor(model.Device);
+        _imageUpload = new StagedUpload<float>(model.Device);
+        _labelUpload = new StagedUpload<int>(model.Device);
     }
 
     /// <summary>Samples per gradient group of every step (<see cref="DataParallelOptions.GradientGroupSize"/> resolved for the device; 0: the whole batch).</summary>
@@ -199,7 +203,8 @@ public sealed class Trainer : IDisposable
         {
             Optimizer.LearningRate = _schedule.At(Step);
             if (dynamic) { _net!.SetTau(TauAt(Step)); _net.SetGateNoise(Step, Step < (1.0 - _options.NoiseOffFraction) * TotalSteps); }
-            var x = tape.Own(Tensor.FromArray(device, batch.Images, batch.Shape));
+            var x = tape.Own(Tensor.Empty(device, batch.Shape));
+            _imageUpload.Upload(batch.Images, x.View); // page-locked, queued: the step's status read is its one synchronisation
             var labels = Labels(batch.Labels);
             var logits = Model.Forward(tape, x);
             int globalCount = _parallel is null ? batch.Count : Math.Min(_options.BatchSize, Train.Count - batch.Index * _options.BatchSize);
@@ -289,7 +294,7 @@ public sealed class Trainer : IDisposable
     private IntTensor Labels(int[] labels)
     {
         if (_labels.TryGetValue(labels.Length, out var buffer))
-            buffer.CopyFrom(labels);
+            buffer.CopyFrom(labels, _labelUpload);
         else
             _labels[labels.Length] = buffer = IntTensor.FromArray(Model.Device, labels);
         return buffer;
@@ -403,6 +408,8 @@ public sealed class Trainer : IDisposable
         _loader.Dispose();
         Optimizer.Dispose();
         _status.Dispose();
+        _imageUpload.Dispose();
+        _labelUpload.Dispose();
         foreach (var l in _labels.Values) l.Dispose();
         _labels.Clear();
     }
