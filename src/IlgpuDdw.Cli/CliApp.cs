@@ -47,7 +47,9 @@ public static class CliApp
     {
         // Bind Spectre.Console to the current standard output (callers may redirect it between runs).
         AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
-        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // tables keep their rows in logs and files
+        // tables keep their rows in logs and files; under an MPI launcher standard output is a pseudo-terminal of 80
+        // columns that the launcher forwards, so the same width applies there
+        if (Console.IsOutputRedirected || Distributed.Launcher.Announced() is { Size: > 1 }) AnsiConsole.Profile.Width = 200;
         var parse = root.Parse(args);
         bool verbose = parse.GetValue(VerboseOption);
         try
