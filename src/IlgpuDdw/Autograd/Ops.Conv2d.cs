@@ -152,20 +152,21 @@ public static partial class Ops
             tape.Record("Conv2d", y, () =>
             {
                 if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.GradForWrite(out int accumulate), accumulate);
-                if (!weight.RequiresGrad && bias is not { RequiresGrad: true }) return;
+                bool dWeight = weight.RequiresGrad, dBias = bias is { RequiresGrad: true };
+                if (!dWeight && !dBias) return;
                 int inSample = g.InChannels * g.Height * g.Width, outSample = g.OutChannels * g.OutHeight * g.OutWidth;
                 var dy = y.Grad.View;
-                if (weight.RequiresGrad)
-                    ParameterGradients(d, groupSize, g.Batch, [weight.Grad.View], (first, count, into) =>
-                    {
-                        // a group is the convolution of its samples alone: the plan that batch would get, unless one was forced
-                        var sub = g.WithBatch(count);
+                ArrayView<float>[] targets = dWeight && dBias ? [weight.Grad.View, bias!.Grad.View] : dWeight ? [weight.Grad.View] : [bias!.Grad.View];
+                ParameterGradients(d, groupSize, g.Batch, targets, (first, count, into) =>
+                {
+                    // a group is the convolution of its samples alone: the plan that batch would get, unless one was forced
+                    var sub = g.WithBatch(count);
+                    var dySub = Samples(dy, outSample, first, count);
+                    if (dWeight)
                         Conv2dBackwardWeight(d, sub, count == g.Batch ? plan : weightPlan ?? Conv2dWeightPlan.For(d, sub),
-                            Samples(dy, outSample, first, count), Samples(input.View, inSample, first, count), into[0]);
-                    });
-                if (bias is { RequiresGrad: true })
-                    ParameterGradients(d, groupSize, g.Batch, [bias.Grad.View], (first, count, into) =>
-                        Conv2dBackwardBias(d, g.WithBatch(count), Samples(dy, outSample, first, count), into[0]));
+                            dySub, Samples(input.View, inSample, first, count), into[0]);
+                    if (dBias) Conv2dBackwardBias(d, sub, dySub, into[^1]);
+                });
             });
         return y;
     }

@@ -50,21 +50,26 @@ public static partial class Ops
                     var dInput = input.GradForWrite(out int accumulate);
                     k.LinearBackwardInput(d.Stream, e, t, e, inFeatures, outFeatures, act, accumulate, dy, saved, weight.View, dInput);
                 }
-                if (weight.RequiresGrad)
-                    ParameterGradients(d, groupSize, batch, [weight.Grad.View], (first, count, into) =>
+                bool dWeight = weight.RequiresGrad, dBias = bias is { RequiresGrad: true };
+                if (!dWeight && !dBias) return;
+                ArrayView<float>[] targets = dWeight && dBias ? [weight.Grad.View, bias!.Grad.View] : dWeight ? [weight.Grad.View] : [bias!.Grad.View];
+                ParameterGradients(d, groupSize, batch, targets, (first, count, into) =>
+                {
+                    var dySub = Samples(dy, outFeatures, first, count);
+                    var savedSub = Samples(saved, outFeatures, first, count);
+                    if (dWeight)
                     {
                         int t = LinearKernels.Tiles(outFeatures, inFeatures);
                         int e = d.Extent(t);
-                        k.LinearBackwardWeight(d.Stream, e, t, e, count, inFeatures, outFeatures, act, Samples(dy, outFeatures, first, count),
-                            Samples(saved, outFeatures, first, count), Samples(input.View, inFeatures, first, count), into[0]);
-                    });
-                if (bias is not null && bias.RequiresGrad)
-                    ParameterGradients(d, groupSize, batch, [bias.Grad.View], (first, count, into) =>
+                        k.LinearBackwardWeight(d.Stream, e, t, e, count, inFeatures, outFeatures, act, dySub, savedSub,
+                            Samples(input.View, inFeatures, first, count), into[0]);
+                    }
+                    if (dBias)
                     {
                         int e = d.Extent(outFeatures);
-                        k.LinearBackwardBias(d.Stream, e, outFeatures, e, count, act, Samples(dy, outFeatures, first, count),
-                            Samples(saved, outFeatures, first, count), into[0]);
-                    });
+                        k.LinearBackwardBias(d.Stream, e, outFeatures, e, count, act, dySub, savedSub, into[^1]);
+                    }
+                });
             });
         return y;
     }
