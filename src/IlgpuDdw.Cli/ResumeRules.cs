@@ -12,7 +12,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
     public const string ResumeHelp =
         "Continue the run saved in this checkpoint. Everything comes from the checkpoint (model, wiring and gate, every training option, " +
         "the data folder, image counts and budget); a flag that names another value is refused. Only --device, --out, --overwrite, " +
-        "--eval-batch, --max-loss, --max-loss-ratio and --max-grad-norm may change; --epochs only with --extend [default: none, a new run].";
+        "--eval-batch, --log-every, --max-loss, --max-loss-ratio and --max-grad-norm may change; --epochs only with --extend [default: none, a new run].";
 
     /// <summary>Help of <c>--extend</c>.</summary>
     public const string ExtendHelp =
@@ -94,6 +94,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         // Safe on resume: taken from the flag when given, else from the checkpoint.
         var run = t.Run;
         if (Given(run.EvalBatch)) options = options with { EvalBatchSize = p.GetValue(run.EvalBatch) };
+        if (Given(run.LogEvery)) options = options with { LogInterval = p.GetValue(run.LogEvery) };
         if (Given(run.MaxLoss)) options = options with { MaxLoss = p.GetValue(run.MaxLoss) };
         if (Given(run.MaxLossRatio)) options = options with { MaxLossRatio = p.GetValue(run.MaxLossRatio) };
         if (Given(run.MaxGradNorm)) options = options with { MaxGradNorm = p.GetValue(run.MaxGradNorm) };

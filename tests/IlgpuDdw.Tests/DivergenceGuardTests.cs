@@ -1,3 +1,4 @@
+using IlgpuDdw.Autograd;
 using IlgpuDdw.IO;
 using IlgpuDdw.Models;
 using IlgpuDdw.Training;
@@ -76,6 +77,75 @@ public sealed class DivergenceGuardTests(DeviceFixture fx)
             Assert.Contains("--max-loss-ratio", e.Message);
             Assert.Contains("at epoch 2, step 3", e.Message);
         }
+    }
+
+    /// <summary>A term that is 0 except at one step, where it is NaN (no gradient: a constant).</summary>
+    private sealed class NanAt(int step) : IObjectiveTerm
+    {
+        public string Name => "nan_at";
+
+        public Tensor Compute(Tape tape, ObjectiveContext context) =>
+            tape.Own(Tensor.FromArray(context.Model.Device, [context.Step == step ? float.NaN : 0f], 1));
+    }
+
+    [Fact]
+    public void ABadStepInsideALoggingInterval_StopsOnTheDevice_AsIfEveryStepWereRead()
+    {
+        (float[][] Weights, float[] Momentum, int Step, int Losses, string Message) Train(int interval)
+        {
+            using var model = Model(WiringKind.Dynamic);
+            using var t = new Trainer(model, TrainerTests.Synthetic(48, 5), TrainerTests.Synthetic(8, 6), Options(1) with { LogInterval = interval },
+                [new CrossEntropyTerm(), new NanAt(3)]);
+            var e = Assert.Throws<TrainingDivergedException>(() => t.Run());
+            var momentum = t.Optimizer.StateDict().Values.SelectMany(v => v).ToArray();
+            return (model.StateDict().Entries.Select(x => x.Data).ToArray(), momentum, t.Step, t.StepLosses.Count, e.Message);
+        }
+        var every = Train(1);
+        var queued = Train(6); // steps 4, 5 and 6 are queued after the bad one before the host reads anything
+        Assert.Equal(3, every.Step);
+        Assert.Equal(3, queued.Step);
+        Assert.Equal(3, queued.Losses);
+        Assert.Contains("training loss became NaN at epoch 1, step 4", queued.Message);
+        Assert.Equal(every.Message, queued.Message);
+        Assert.Equal(every.Momentum, queued.Momentum);
+        Assert.True(queued.Momentum.Any(v => v != 0f), "three good steps moved the momentum");
+        // the parameters are those after step 3 in both (batch-norm running statistics move in every forward pass)
+        using var reference = Model(WiringKind.Dynamic);
+        var names = reference.StateDict().Entries.Select(x => x.Name).ToArray();
+        for (int i = 0; i < names.Length; i++)
+            if (!names[i].Contains("running_") && !names[i].Contains("num_batches"))
+                Assert.Equal(every.Weights[i], queued.Weights[i]);
+    }
+
+    [Fact]
+    public void TheDeviceGuard_MatchesItsReference()
+    {
+        var d = fx.Device;
+        float[][] records =
+        [
+            [0.5f, 0.25f, 7f, 4f], [float.NaN, 0f, 7f, 4f], [0.5f, float.PositiveInfinity, 7f, 4f], [2f, 0.25f, 7f, 4f], [0.5f, 1.6f, 7f, 4f],
+            [0.5f, 0.25f, 7f, float.NaN], [0.5f, 0.25f, 7f, float.PositiveInfinity], [0.5f, 0.25f, 7f, 10.25f], [0.5f, 0.25f, 7f, 9f],
+            [1.1f, 0f, 7f, 0f],
+        ];
+        foreach (var (maxLoss, lossLimit, maxGradNorm) in new[] { (2f, 1.5f, 3f), (0f, 0f, 0f), (1.5f, 0f, 3.2f) })
+        {
+            var status = new float[1 + records.Length * 4];
+            for (int r = 0; r < records.Length; r++) records[r].CopyTo(status, 1 + r * 4);
+            using var buffer = Tensor.FromArray(d, status, status.Length);
+            int expected = 0;
+            for (int r = 0; r < records.Length; r++)
+            {
+                d.Kernels.StepGuard(d.Stream, 1, 1, 1, 2, r, 4, maxLoss, lossLimit, maxGradNorm, buffer.View);
+                bool stops = IlgpuDdw.Kernels.Reference.OptimizerReference.StepStops(records[r].AsSpan(0, 2), records[r][3], maxLoss, lossLimit, maxGradNorm);
+                if (stops && expected == 0) expected = r + 1;
+                Assert.Equal(expected, (int)buffer.ToArray()[0]);
+            }
+            Assert.NotEqual(0, expected); // NaN and ∞ stop whatever the limits
+        }
+        Assert.False(IlgpuDdw.Kernels.Reference.OptimizerReference.StepStops([0.5f, 0.25f], 4f, 2f, 1.5f, 3f));
+        Assert.True(IlgpuDdw.Kernels.Reference.OptimizerReference.StepStops([0.5f, 0.25f], 10.25f, 2f, 1.5f, 3f)); // norm 3.2 > 3
+        Assert.True(IlgpuDdw.Kernels.Reference.OptimizerReference.StepStops([1.6f, 0f], 0f, 2f, 1.5f, 3f)); // first term above the ratio limit
+        Assert.True(IlgpuDdw.Kernels.Reference.OptimizerReference.StepStops([1.5f, 0.6f], 0f, 2f, 0f, 0f)); // the sum above --max-loss
     }
 
     [Fact]

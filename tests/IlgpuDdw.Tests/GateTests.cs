@@ -316,7 +316,7 @@ public sealed class GateTests(DeviceFixture fx)
     {
         var d = fx.Device;
         using var net = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), Dynamic(GateKind.Stochastic), seed: 1);
-        var options = new TrainerOptions { Epochs = 1, BatchSize = 8, EvalBatchSize = 16, LearningRate = 0.02f, NoiseOffFraction = 0.5f };
+        var options = new TrainerOptions { Epochs = 1, BatchSize = 8, EvalBatchSize = 16, LearningRate = 0.02f, NoiseOffFraction = 0.5f, LogInterval = 1 };
         using var t = new Trainer(net, TrainerTests.Synthetic(32, 1), TrainerTests.Synthetic(8, 2), options);
         var progress = new List<bool>();
         t.Progress = new Recorder(_ => progress.Add(net.Stages[1].Wiring!.GateNoise));

@@ -82,14 +82,15 @@ public sealed class OptimizerTests(DeviceFixture fx)
         using var p = Tensor.Zeros(d, 5, 3);
         int live = d.LiveBuffers;
         var sgd = new Sgd([p], 0.1f, momentum: 0.9f);
-        // p's buffer exchanged for the flat parameter buffer, plus the flat gradient and momentum buffers
-        Assert.Equal(live + 2, d.LiveBuffers);
+        // p's buffer exchanged for the flat parameter buffer, plus the flat gradient and momentum buffers and the
+        // one-float guard of unguarded steps
+        Assert.Equal(live + 3, d.LiveBuffers);
         sgd.Dispose();
         sgd.Dispose();
         Assert.Equal(live, d.LiveBuffers); // p keeps the flat parameter buffer alone
         Assert.Throws<ObjectDisposedException>(() => sgd.Step());
         using var plain = new Sgd([p], 0.1f);
-        Assert.Equal(live + 1, d.LiveBuffers); // no momentum: the gradient buffer alone
+        Assert.Equal(live + 2, d.LiveBuffers); // no momentum: the gradient buffer and the guard
         plain.Dispose();
         Assert.Equal(live, d.LiveBuffers);
     }

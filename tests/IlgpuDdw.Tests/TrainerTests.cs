@@ -43,22 +43,48 @@ public sealed class TrainerTests(DeviceFixture fx)
     }
 
     [Fact]
-    public void AStepAfterTheFirst_AllocatesNothing_AndSynchronisesOnce()
+    public void AStepAfterTheFirst_AllocatesNothing_AndTheHostReadsOncePerLoggingInterval()
     {
         var d = fx.Device;
         using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = WiringKind.Dynamic }, seed: 1);
-        using var trainer = new Trainer(model, Synthetic(40, 1), Synthetic(8, 2), Options(1));
+        // 7 steps, read after steps 3 and 6 (full intervals) and 7 (the epoch's end)
+        using var trainer = new Trainer(model, Synthetic(56, 1), Synthetic(8, 2), Options(1) with { LogInterval = 3 });
         var counts = new List<(int Allocations, int Synchronizations)>();
+        var marks = new List<(int Allocations, int Synchronizations)>();
         trainer.Progress = new SyncProgress(_ => counts.Add((d.Allocations, d.Synchronizations)));
+        int before = d.Synchronizations;
         trainer.Run();
-        Assert.Equal(5, counts.Count);
-        for (int i = 2; i < counts.Count; i++) // from the third step on (the first two fill the pool)
+        Assert.Equal(7, counts.Count);
+        // the steps of one interval are reported together, after its one read
+        Assert.Equal(counts[0], counts[1]);
+        Assert.Equal(counts[1], counts[2]);
+        Assert.Equal(counts[3], counts[5]);
+        // one host read per interval: the images and labels go up through page-locked double buffers without waiting
+        // (StagedUpload), the divergence guards run on the device (StepGuard, a skipped SgdStep)
+        Assert.Equal(1, counts[3].Synchronizations - counts[2].Synchronizations);
+        Assert.Equal(1, counts[6].Synchronizations - counts[5].Synchronizations);
+        Assert.True(counts[0].Synchronizations - before <= 2, $"{counts[0].Synchronizations - before} synchronisations before the first read");
+        // from the second interval on (the first fills the pool) nothing is allocated
+        Assert.Equal(counts[2].Allocations, counts[6].Allocations);
+    }
+
+    [Fact]
+    public void TheLoggingInterval_DoesNotChangeTheResult()
+    {
+        var d = fx.Device;
+        (float[][] Weights, float[] Losses, double Accuracy) Train(int interval)
         {
-            Assert.Equal(0, counts[i].Allocations - counts[i - 1].Allocations);
-            // the one read of the step's status (loss, terms, correct count, gradient norm); the images and labels go up
-            // through page-locked double buffers without waiting (StagedUpload), the status read making their reuse safe
-            Assert.Equal(1, counts[i].Synchronizations - counts[i - 1].Synchronizations);
+            using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = WiringKind.Dynamic }, seed: 4);
+            using var trainer = new Trainer(model, Synthetic(40, 1), Synthetic(8, 2), Options(2) with { LogInterval = interval });
+            var history = trainer.Run();
+            return (model.StateDict().Entries.Select(e => e.Data).ToArray(), trainer.StepLosses.ToArray(), history[^1].TrainAccuracy);
         }
+        var one = Train(1);
+        var three = Train(3);
+        Assert.Equal(10, one.Losses.Length);
+        Assert.Equal(one.Losses, three.Losses);
+        Assert.Equal(one.Accuracy, three.Accuracy);
+        for (int i = 0; i < one.Weights.Length; i++) Assert.Equal(one.Weights[i], three.Weights[i]);
     }
 
     [Fact]

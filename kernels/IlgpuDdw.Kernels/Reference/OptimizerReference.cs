@@ -27,4 +27,19 @@ public static class OptimizerReference
             param[i] -= learningRate * d;
         }
     }
+
+    /// <summary>
+    /// Whether a training step stops training (<see cref="OptimizerKernels.StepGuard"/>): the sum of its objective
+    /// <paramref name="terms"/> (float, in order) is not finite or above <paramref name="maxLoss"/> (&gt; 0), the first
+    /// term above <paramref name="lossLimit"/> (&gt; 0), or the gradient norm √<paramref name="sumSquares"/> not finite
+    /// or above <paramref name="maxGradNorm"/> (&gt; 0).
+    /// </summary>
+    public static bool StepStops(ReadOnlySpan<float> terms, float sumSquares, float maxLoss, float lossLimit, float maxGradNorm)
+    {
+        float total = 0f;
+        foreach (float t in terms) total += t;
+        float norm = MathF.Sqrt(sumSquares);
+        return !float.IsFinite(total) || (maxLoss > 0f && total > maxLoss) || (lossLimit > 0f && terms[0] > lossLimit)
+            || !float.IsFinite(norm) || (maxGradNorm > 0f && norm > maxGradNorm);
+    }
 }

@@ -291,7 +291,7 @@ internal sealed class TrainingOptionBlock(string outDefault) : OptionBlock
 }
 
 /// <summary>
-/// <c>--overwrite --eval-batch --max-loss --max-loss-ratio --max-grad-norm</c>: how a run treats its output folder,
+/// <c>--overwrite --eval-batch --log-every --max-loss --max-loss-ratio --max-grad-norm</c>: how a run treats its output folder,
 /// and the settings that do not change what it computes (so a resume may change them).
 /// </summary>
 internal sealed class RunOptionBlock : OptionBlock
@@ -300,6 +300,11 @@ internal sealed class RunOptionBlock : OptionBlock
 
     public readonly Option<bool> Overwrite = new("--overwrite") { Description = "Write into a non-empty --out (files of the same names are replaced, metrics.jsonl starts afresh). Without it a non-empty --out is refused." };
     public readonly Option<int> EvalBatch = new("--eval-batch") { Description = "Evaluation batch size.", DefaultValueFactory = _ => Defaults.EvalBatchSize };
+    public readonly Option<int> LogEvery = new("--log-every")
+    {
+        Description = "Steps per logging interval: the host reads the steps' losses and guard results once per interval (and at each epoch's end), so the device never waits between steps; the divergence guards run on the device and skip the optimizer step of a bad step and those after it. Results do not depend on it. Data-parallel runs read every step.",
+        DefaultValueFactory = _ => Defaults.LogInterval,
+    };
     public readonly Option<float> MaxLoss = new("--max-loss")
     {
         Description = "Divergence guard: stop before the optimizer step when a step's objective exceeds this (0 = off; NaN/∞ always stop).",
@@ -316,7 +321,7 @@ internal sealed class RunOptionBlock : OptionBlock
         DefaultValueFactory = _ => Defaults.MaxGradNorm,
     };
 
-    public override IEnumerable<Option> Options => [Overwrite, EvalBatch, MaxLoss, MaxLossRatio, MaxGradNorm];
+    public override IEnumerable<Option> Options => [Overwrite, EvalBatch, LogEvery, MaxLoss, MaxLossRatio, MaxGradNorm];
 
     /// <summary>Options a resume may change: they do not alter the arithmetic of training.</summary>
     public IEnumerable<Option> SafeOnResume => Options;
@@ -326,7 +331,7 @@ internal sealed class RunOptionBlock : OptionBlock
     {
         var o = options with
         {
-            EvalBatchSize = p.GetValue(EvalBatch), MaxLoss = p.GetValue(MaxLoss), MaxLossRatio = p.GetValue(MaxLossRatio), MaxGradNorm = p.GetValue(MaxGradNorm),
+            EvalBatchSize = p.GetValue(EvalBatch), LogInterval = p.GetValue(LogEvery), MaxLoss = p.GetValue(MaxLoss), MaxLossRatio = p.GetValue(MaxLossRatio), MaxGradNorm = p.GetValue(MaxGradNorm),
         };
         o.Validate();
         return o;

@@ -63,7 +63,8 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>CrossEntropyBackward</term><description>2·n; 1 + n + 2·n (n overwriting)</description></item>
 /// <item><term>ArgmaxRows</term><description>rows·columns; rows·columns + rows</description></item>
 /// <item><term>CorrectRows</term><description>rows·(columns + 1); rows·columns + 2·rows</description></item>
-/// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used</description></item>
+/// <item><term>SgdStep</term><description>2 (update) + 2 (decay) + 2 (momentum) + 2 (Nesterov) per element, as configured; param 2·n + grad n + momentum 2·n when used + the guard</description></item>
+/// <item><term>StepGuard</term><description>the terms' sum, a square root and the comparisons (termCount + 8); reads the record (termCount + 2) and the guard</description></item>
 /// <item><term>Max/AvgPoolForward</term><description>Ho·Wo·K² per plane (+ a division per output for avg); input + output (+ argmax for max)</description></item>
 /// <item><term>Max/AvgPoolBackward</term><description>one add per (window, input) pair it gathers: outputs·K² for avg, outputs for max; output grad (+ argmax) + 2·dInput (dInput once overwriting)</description></item>
 /// <item><term>GlobalAvgPoolBackward</term><description>2·n; n/S + 2·n (n overwriting)</description></item>
@@ -497,12 +498,16 @@ public static class KernelCosts
     // ---- Optimizer ----
 
     public static KernelCost SgdStep(int n, int stride, float learningRate, float momentum, float weightDecay, int nesterov, int decoupled,
-        ArrayView<float> param, ArrayView<float> grad, ArrayView<float> momentumBuffer)
+        ArrayView<float> param, ArrayView<float> grad, ArrayView<float> momentumBuffer, ArrayView<float> guard)
     {
         bool usesMomentum = momentum != 0f;
         double perElement = 2 + 2 + (usesMomentum ? 2 : 0) + (usesMomentum && nesterov != 0 ? 2 : 0);
-        return Cost(n, perElement * n, 3.0 * n + (usesMomentum ? 2.0 * n : 0));
+        return Cost(n, perElement * n, 3.0 * n + (usesMomentum ? 2.0 * n : 0) + 1);
     }
+
+    public static KernelCost StepGuard(int n, int stride, int termCount, int slot, int recordLength, float maxLoss, float lossLimit,
+        float maxGradNorm, ArrayView<float> status) =>
+        Cost(1, termCount + 8, termCount + 3);
 
     // ---- Pooling ----
 

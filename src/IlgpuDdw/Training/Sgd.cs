@@ -21,6 +21,7 @@ public sealed class Sgd : IDisposable
     private readonly Tensor? _flatGradients; // the gradients' slots
     private readonly Tensor? _flatMomentum;
     private readonly Tensor?[] _gradients; // scratch for Gradients()
+    private readonly Tensor _noGuard; // a guard that is always 0, for steps without one
     private float _learningRate;
     private bool _disposed;
 
@@ -56,6 +57,8 @@ public sealed class Sgd : IDisposable
         _buffers = new Tensor?[_parameters.Length];
         _gradients = new Tensor?[_parameters.Length];
         var device = _parameters[0].Device;
+        _noGuard = Tensor.Zeros(device, 1);
+        _noGuard.Name = "sgd guard (always 0)";
         _flatParameters = Tensor.Pack(device, _parameters);
         if (_flatParameters is not null)
         {
@@ -83,7 +86,7 @@ public sealed class Sgd : IDisposable
     /// <summary>The parameters, in the order given (their index is their key in <see cref="StateDict"/>).</summary>
     public IReadOnlyList<Tensor> Parameters => _parameters;
 
-    /// <summary>The learning rate used by the next <see cref="Step"/> (settable, e.g. by a schedule).</summary>
+    /// <summary>The learning rate used by the next <see cref="Step()"/> (settable, e.g. by a schedule).</summary>
     /// <exception cref="ArgumentException">The value is negative or not finite.</exception>
     public float LearningRate
     {
@@ -107,16 +110,23 @@ public sealed class Sgd : IDisposable
     public static string MomentumBufferKey(int index) => $"momentum_buffer.{index}";
 
     /// <summary>Updates every parameter that has a gradient, in place (asynchronously on the device stream).</summary>
-    public void Step()
+    public void Step() => Step(null);
+
+    /// <summary>
+    /// <see cref="Step()"/>, skipped on the device when <c>guard[0] ≠ 0</c> (a divergence guard computed there, see
+    /// <see cref="Kernels.OptimizerKernels.StepGuard"/>; null: no guard), so the host need not wait for the step's status.
+    /// </summary>
+    public void Step(ArrayView<float>? guard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        var skip = guard ?? _noGuard.View;
         if (FlatViews() is var (parameters, gradients, momentumBuffers))
         {
             var d = _parameters[0].Device;
             int n = (int)parameters.Length;
             int ext = d.Extent(n);
             d.Kernels.SgdStep(d.Stream, ext, n, ext, _learningRate, Momentum, WeightDecay,
-                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, parameters, gradients, momentumBuffers ?? gradients);
+                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, parameters, gradients, momentumBuffers ?? gradients, skip);
             return;
         }
         for (int i = 0; i < _parameters.Length; i++)
@@ -128,7 +138,7 @@ public sealed class Sgd : IDisposable
             int n = p.Length;
             int ext = d.Extent(n);
             d.Kernels.SgdStep(d.Stream, ext, n, ext, _learningRate, Momentum, WeightDecay,
-                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, p.View, grad.View, (_buffers[i] ?? grad).View);
+                Nesterov ? 1 : 0, DecoupledWeightDecay ? 1 : 0, p.View, grad.View, (_buffers[i] ?? grad).View, skip);
         }
     }
 
@@ -222,6 +232,7 @@ public sealed class Sgd : IDisposable
                 if (!p.IsDisposed) p.UnbindGrad(_flatGradients);
         _flatGradients?.Dispose();
         _flatParameters?.Dispose();
+        _noGuard.Dispose();
     }
 
     private static void RequireNonNegative(float value, string name)

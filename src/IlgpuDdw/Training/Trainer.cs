@@ -28,10 +28,14 @@ public sealed class Trainer : IDisposable
     private readonly List<EpochResult> _history = new();
     private readonly DdwNet? _net;
     private readonly float _targetTau;
-    // One host read per step: the term values (copied before the backward pass frees them), then Σ grad².
+    // The device-side status: [0] the divergence guard (StepGuard), then one record per step of the logging interval
+    // (the term values, copied before the backward pass frees them; the correct count; Σ grad²), read once per interval.
     // Allocated outside the tensor pool: it is bookkeeping, not part of the step's tensors or their peak.
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _status;
     private readonly float[] _statusHost;
+    private readonly int _interval; // steps per host read
+    private readonly int _recordLength; // floats per step record
+    private readonly List<PendingStep> _pending = new(); // steps queued since the last read
     private readonly Dictionary<int, IntTensor> _labels = new(); // one label buffer per batch size: no allocation per step
     private readonly StagedUpload<float> _imageUpload; // page-locked double buffers: uploads that do not wait for the device
     private readonly StagedUpload<int> _labelUpload;
@@ -81,8 +85,11 @@ public sealed class Trainer : IDisposable
         _schedule = new CosineSchedule(options.LearningRate, TotalSteps, (int)Math.Round(options.WarmupFraction * TotalSteps));
         Optimizer = new Sgd(model.Parameters(), options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay, options.DecoupledWeightDecay);
         _targetTau = _net?.Wiring.Tau ?? 0f;
-        _statusHost = new float[Terms.Count + 2]; // the terms, the batch's correct count, the squared gradient norm
+        _recordLength = Terms.Count + 2; // the terms, the batch's correct count, the squared gradient norm
+        _interval = ranks > 1 ? 1 : options.LogInterval;
+        _statusHost = new float[1 + _interval * _recordLength];
         _status = model.Device.Accelerator.Allocate1D<float>(_statusHost.Length);
+        _status.MemSetToZero();
         if (ranks > 1) _parallel = new DataParallel(model, Optimizer, Communicator, parallel);
         GradientGroupSize = parallel.GradientGroupFor(model.Device);
         _imageUpload = new StagedUpload<float>(model.Device);
@@ -193,18 +200,18 @@ public sealed class Trainer : IDisposable
         device.ResetPeak();
         using var tape = new Tape(device) { FreeGradsEagerly = true, FreeActivationsEagerly = true, Observer = _parallel,
             BatchNormGroup = SyncBatchNorm ? Communicator : null, GradientGroupSize = GradientGroupSize };
-        var termSums = new double[Terms.Count];
+        var tally = new EpochTally(Terms.Count);
         var values = new float[Terms.Count];
-        long correct = 0, seen = 0;
-        var trainClock = Stopwatch.StartNew();
-        int batchIndex = 0;
         bool dynamic = _net?.Wiring.Kind == WiringKind.Dynamic;
+        float lossLimit = _options.MaxLossRatio > 0 && _history.Count > 0 ? (float)(_options.MaxLossRatio * _history[0].TrainLoss) : 0f;
+        _pending.Clear();
+        device.Kernels.Fill(device.Stream, 1, 1, 1, 0f, _status.View.SubView(0, 1)); // the guard: no step has stopped training
         foreach (var batch in _loader.Epoch(epoch, 0, cancellationToken))
         {
             Optimizer.LearningRate = _schedule.At(Step);
             if (dynamic) { _net!.SetTau(TauAt(Step)); _net.SetGateNoise(Step, Step < (1.0 - _options.NoiseOffFraction) * TotalSteps); }
             var x = tape.Own(Tensor.Empty(device, batch.Shape));
-            _imageUpload.Upload(batch.Images, x.View); // page-locked, queued: the step's status read is its one synchronisation
+            _imageUpload.Upload(batch.Images, x.View); // page-locked, queued: no wait for the device
             var labels = Labels(batch.Labels);
             var logits = Model.Forward(tape, x);
             int globalCount = _parallel is null ? batch.Count : Math.Min(_options.BatchSize, Train.Count - batch.Index * _options.BatchSize);
@@ -216,9 +223,11 @@ public sealed class Trainer : IDisposable
                 parts[t] = Terms[t].Compute(tape, context);
                 objective = objective is null ? parts[t] : tape.Add(objective, parts[t]);
             }
-            Ops.CountCorrect(logits, labels, _status.View.SubView(Terms.Count, 1));
+            int slot = _pending.Count;
+            var record = _status.View.SubView(1 + slot * _recordLength, _recordLength);
+            Ops.CountCorrect(logits, labels, record.SubView(Terms.Count, 1));
             for (int t = 0; t < parts.Length; t++) // copied before the backward frees them
-                device.Kernels.Copy(device.Stream, 1, 1, 1, parts[t].View, _status.View.SubView(t, 1));
+                device.Kernels.Copy(device.Stream, 1, 1, 1, parts[t].View, record.SubView(t, 1));
             if (_parallel is null)
             {
                 Optimizer.ZeroGrad();
@@ -229,27 +238,29 @@ public sealed class Trainer : IDisposable
                 _parallel.ZeroGrad();
                 _parallel.Backward(tape, objective!, batch.Count, globalCount);
             }
-            LastGradientNorm = ReadStatus(values);
-            int batchCorrect = (int)_statusHost[Terms.Count];
-            if (_parallel is not null) batchCorrect = ReduceStep(values, batchCorrect, batch.Count, globalCount);
-            correct += batchCorrect;
-            if (Divergence(values, LastGradientNorm) is { } problem)
+            SumSquaredGradients(record.SubView(Terms.Count + 1, 1));
+            _pending.Add(new PendingStep(Step, Optimizer.LearningRate, batch.Count, globalCount, lossLimit));
+            if (_parallel is null)
             {
+                // The guards on the device: a bad step (and every later one until the host reads) leaves the weights as they are.
+                device.Kernels.StepGuard(device.Stream, 1, 1, 1, Terms.Count, slot, _recordLength, _options.MaxLoss, lossLimit, _options.MaxGradNorm, _status.View);
+                Optimizer.Step(_status.View.SubView(0, 1));
                 tape.Clear();
-                throw new TrainingDivergedException(
-                    $"{problem} at epoch {epoch + 1}, step {Step + 1} (learning rate {Optimizer.LearningRate:G3}); training stopped before the optimizer step."
-                    + (CheckpointPath is not null && File.Exists(CheckpointPath) ? $" The last good checkpoint is kept at {CheckpointPath}." : " No checkpoint was written."));
+                Step++;
+                if (_pending.Count == _interval) ReadInterval(tally, epoch, values);
             }
-            Optimizer.Step();
-            tape.Clear();
-            StepLosses.Add(values[0]);
-            for (int t = 0; t < values.Length; t++) termSums[t] += values[t] * globalCount;
-            seen += globalCount;
-            Step++;
-            batchIndex++;
-            if (Communicator.IsRoot) Progress?.Report(new TrainProgress(epoch, _options.Epochs, batchIndex, _loader.BatchesPerEpoch, termSums[0] / seen, (double)correct / seen,
-                seen / trainClock.Elapsed.TotalSeconds) { Terms = Means(termSums, seen) });
+            else
+            {
+                ReadInterval(tally, epoch, values, tape); // every step: the guards need the ranks' combined loss first
+                Optimizer.Step();
+                tape.Clear();
+                Step++;
+            }
         }
+        ReadInterval(tally, epoch, values);
+        long correct = tally.Correct, seen = tally.Seen;
+        var termSums = tally.TermSums;
+        var trainClock = tally.Clock;
         device.Synchronize();
         double trainSeconds = trainClock.Elapsed.TotalSeconds;
         long peak = device.PeakBytes;
@@ -300,15 +311,22 @@ public sealed class Trainer : IDisposable
         return buffer;
     }
 
-    /// <summary>
-    /// Writes Σ grad² over every parameter's gradient into the status buffer (partial sums per tensor or over the
-    /// one gradient buffer, then one total, all on the device), reads the buffer to the host once, fills <paramref name="values"/> with the term
-    /// values (the batch's correct count stays in the host copy) and returns the gradient norm.
-    /// </summary>
-    private float ReadStatus(float[] values)
+    /// <summary>One step queued since the last read of the status: what the host needs to account for it.</summary>
+    private readonly record struct PendingStep(int Step, float LearningRate, int LocalCount, int GlobalCount, float LossLimit);
+
+    /// <summary>The running sums of one epoch's training steps, as the host reads them.</summary>
+    private sealed class EpochTally(int terms)
+    {
+        public readonly double[] TermSums = new double[terms];
+        public long Correct, Seen;
+        public int Batches;
+        public readonly Stopwatch Clock = Stopwatch.StartNew();
+    }
+
+    /// <summary>Writes Σ grad² over every parameter's gradient into <paramref name="target"/> (partial sums per tensor or over the one gradient buffer, then one total, all on the device).</summary>
+    private void SumSquaredGradients(ArrayView<float> target)
     {
         var d = Model.Device;
-        var status = _status.View;
         int count = 0;
         var flat = Optimizer.Gradients(); // one buffer: one sum of squares
         if (flat is { } all) count = Chunks((int)all.Length).Count;
@@ -317,30 +335,25 @@ public sealed class Trainer : IDisposable
                 if (p.GradOrNull is { } g) count += Chunks(g.Length).Count;
         if (count == 0)
         {
-            d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, status.SubView(values.Length + 1, 1));
+            d.Kernels.Fill(d.Stream, 1, 1, 1, 0f, target);
+            return;
         }
+        using var partial = Tensor.Empty(d, count);
+        int offset = 0;
+        if (flat is { } span)
+            SumSquares(span, 0);
         else
-        {
-            using var partial = Tensor.Empty(d, count);
-            int offset = 0;
-            if (flat is { } span)
-                SumSquares(span, 0);
-            else
-                foreach (var p in Optimizer.Parameters)
-                    if (p.GradOrNull is { } g) offset = SumSquares(g.View, offset);
+            foreach (var p in Optimizer.Parameters)
+                if (p.GradOrNull is { } g) offset = SumSquares(g.View, offset);
+        Ops.SumInto(d, partial.View, count, 1f, target);
 
-            int SumSquares(ArrayView<float> g, int at)
-            {
-                var (chunk, k) = Chunks((int)g.Length);
-                int ext = d.Extent(k);
-                d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, (int)g.Length, 1f, 1, g, partial.View.SubView(at, k));
-                return at + k;
-            }
-            Ops.SumInto(d, partial.View, count, 1f, status.SubView(values.Length + 1, 1));
+        int SumSquares(ArrayView<float> g, int at)
+        {
+            var (chunk, k) = Chunks((int)g.Length);
+            int ext = d.Extent(k);
+            d.Kernels.SumChunks(d.Stream, ext, k, ext, chunk, (int)g.Length, 1f, 1, g, partial.View.SubView(at, k));
+            return at + k;
         }
-        d.Download(status, _statusHost.AsSpan()); // the step's one read (counted by the launch trace)
-        Array.Copy(_statusHost, values, values.Length);
-        return MathF.Sqrt(_statusHost[^1]);
 
         static (int Chunk, int Count) Chunks(int n)
         {
@@ -349,14 +362,60 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>What is wrong with a step whose term values and gradient norm are given, or null when it may proceed.</summary>
-    private string? Divergence(float[] values, float gradientNorm)
+    /// <summary>
+    /// Reads the status of the steps queued since the last read (one host read), accounts for them in order and reports
+    /// their progress; throws <see cref="TrainingDivergedException"/> at the first step that stopped training (the guard
+    /// on the device, or with several ranks the host check of the combined values), with <see cref="Step"/> set to it.
+    /// </summary>
+    private void ReadInterval(EpochTally tally, int epoch, float[] values, Tape? tape = null)
+    {
+        if (_pending.Count == 0) return;
+        var d = Model.Device;
+        int used = 1 + _pending.Count * _recordLength;
+        d.Download(_status.View.SubView(0, used), _statusHost.AsSpan(0, used)); // the interval's one read (counted by the launch trace)
+        int stopped = (int)_statusHost[0]; // 1 + the slot of the first step the device guard stopped, or 0
+        var steps = _pending.ToArray();
+        _pending.Clear();
+        for (int i = 0; i < steps.Length; i++)
+        {
+            var p = steps[i];
+            var record = _statusHost.AsSpan(1 + i * _recordLength, _recordLength);
+            record[..values.Length].CopyTo(values);
+            LastGradientNorm = MathF.Sqrt(record[^1]);
+            int batchCorrect = (int)record[Terms.Count];
+            if (_parallel is not null) batchCorrect = ReduceStep(values, batchCorrect, p.LocalCount, p.GlobalCount);
+            string? problem = Divergence(values, LastGradientNorm, p.LossLimit);
+            if (stopped == i + 1 || (_parallel is not null && problem is not null))
+            {
+                tape?.Clear();
+                Step = p.Step;
+                throw new TrainingDivergedException(
+                    $"{problem ?? "The step's divergence guard stopped training"} at epoch {epoch + 1}, step {p.Step + 1} (learning rate {p.LearningRate:G3}); training stopped before the optimizer step."
+                    + (CheckpointPath is not null && File.Exists(CheckpointPath) ? $" The last good checkpoint is kept at {CheckpointPath}." : " No checkpoint was written."));
+            }
+            tally.Correct += batchCorrect;
+            StepLosses.Add(values[0]);
+            for (int t = 0; t < values.Length; t++) tally.TermSums[t] += values[t] * p.GlobalCount;
+            tally.Seen += p.GlobalCount;
+            tally.Batches++;
+            if (Communicator.IsRoot) Progress?.Report(new TrainProgress(epoch, _options.Epochs, tally.Batches, _loader.BatchesPerEpoch, tally.TermSums[0] / tally.Seen,
+                (double)tally.Correct / tally.Seen, tally.Seen / tally.Clock.Elapsed.TotalSeconds) { Terms = Means(tally.TermSums, tally.Seen) });
+        }
+    }
+
+    /// <summary>
+    /// What is wrong with a step whose term values and gradient norm are given, or null when it may proceed: the checks
+    /// of <see cref="Kernels.OptimizerKernels.StepGuard"/> (the terms summed in float, in order), with
+    /// <paramref name="lossLimit"/> the ratio guard's limit on the first term (0: off).
+    /// </summary>
+    private string? Divergence(float[] values, float gradientNorm, float lossLimit)
     {
         var o = _options;
-        float total = values.Sum();
+        float total = 0f;
+        foreach (float v in values) total += v;
         if (!float.IsFinite(total)) return $"The training loss became {total}";
         if (o.MaxLoss > 0 && total > o.MaxLoss) return $"The training loss became {total:G4}, above the limit MaxLoss (--max-loss) = {o.MaxLoss:G}";
-        if (o.MaxLossRatio > 0 && _history.Count > 0 && values[0] > o.MaxLossRatio * _history[0].TrainLoss)
+        if (lossLimit > 0 && values[0] > lossLimit)
             return $"The training loss became {values[0]:G4}, above MaxLossRatio (--max-loss-ratio) = {o.MaxLossRatio:G} × the first epoch's mean {_history[0].TrainLoss:G4}";
         if (!float.IsFinite(gradientNorm)) return $"The gradient norm became {gradientNorm}";
         if (o.MaxGradNorm > 0 && gradientNorm > o.MaxGradNorm)

@@ -12,6 +12,16 @@ public sealed record TrainerOptions
     /// <summary>Evaluation batch size.</summary>
     public int EvalBatchSize { get; init; } = 256;
 
+    /// <summary>
+    /// Steps per logging interval (<c>--log-every</c>, default 20): the host reads the steps' losses, correct counts
+    /// and gradient norms once per interval (and at the end of each epoch), so steps in between queue without
+    /// waiting for the device; the divergence guards run on the device and skip the optimizer step of a bad step
+    /// and of every step after it until the host reads the interval and stops. The results do not depend on it
+    /// (each step's record is kept on the device until read); progress is reported when an interval is read.
+    /// Data-parallel training reads every step (the guards need the ranks' combined loss).
+    /// </summary>
+    public int LogInterval { get; init; } = 20;
+
     /// <summary>Peak learning rate (cosine decay to 0 after the warm-up).</summary>
     public float LearningRate { get; init; } = 0.1f;
 
@@ -105,6 +115,7 @@ public sealed record TrainerOptions
         if (Epochs < 1) throw new ArgumentException($"Epochs must be at least 1; got {Epochs}.");
         if (BatchSize < 1) throw new ArgumentException($"Batch size must be at least 1; got {BatchSize}.");
         if (EvalBatchSize < 1) throw new ArgumentException($"Evaluation batch size must be at least 1; got {EvalBatchSize}.");
+        if (LogInterval < 1) throw new ArgumentException($"--log-every must be at least 1 step; got {LogInterval}.");
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate)) throw new ArgumentException($"Learning rate must be positive; got {LearningRate}.");
         if (WarmupFraction is < 0 or > 1) throw new ArgumentException($"Warm-up fraction must be in [0, 1]; got {WarmupFraction}.");
         if (TauWarmupFraction is < 0 or > 1) throw new ArgumentException($"τ warm-up fraction must be in [0, 1]; got {TauWarmupFraction}.");
