@@ -89,6 +89,9 @@ step verify 150 "$ddw" verify --device "$device"
 step bench-resnet_mini 120 "$ddw" bench --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --repetitions "$reps" --json
 step bench-resnet18 90 "$ddw" bench --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --repetitions "$reps" --json
 step bench-aggregation 45 "$ddw" bench aggregation --device "$device" --json
+# The same aggregation on the simple rung (read-modify-write forward, separate source and adjacency gradients): the A/B
+# of the register forward and fused backward that the device's plan runs.
+step bench-aggregation-simple 45 "$ddw" bench aggregation --device "$device" --forward simple --backward separate --json
 # One traced training step per wiring: per-kernel measured time (CUDA events on Cuda; nothing waits inside the step)
 # against the roofline floor of the named card.
 for w in chain dense dynamic; do
@@ -196,9 +199,9 @@ for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k
           f"{f(om / pm if om and pm else None, '>9.2f'):>9} {f(om / tm if om and tm else None, '>9.2f'):>9} "
           f"{f(meas / fl if meas and fl else None, '>13.2f'):>13} {f(om / od['medianStepMs'] if om and od else None, '>10.3f'):>10} "
           f"{f(o['keepRate'] if o else None, '>6.1%'):>6}")
-for doc in load("bench-aggregation.json"):
+for doc in load("bench-aggregation.json") + load("bench-aggregation-simple.json"):
     rates = ", ".join(f"{r['keepRate']:.0%}: {r['medianMs']:.3f} ms (x{r['ratioToFull']:.2f})" for r in doc.get("rows", []))
-    print(f"aggregation fwd+bwd (batch 32, 6 nodes, 32 ch, 16x16) on {doc.get('device')}: {rates}")
+    print(f"aggregation fwd+bwd (batch 32, 6 nodes, 32 ch, 16x16) on {doc.get('device')}, {doc.get('kernels')}: {rates}")
 PY
 else
     echo "no $python: read the JSON files in $out"

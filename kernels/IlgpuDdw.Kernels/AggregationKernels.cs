@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 
 namespace IlgpuDdw.Kernels;
@@ -126,6 +127,151 @@ public readonly struct AggregationShape
 
     /// <summary>Offset of <c>A[b, FirstSource + s, Target]</c>.</summary>
     public int EdgeIndex(int b, int s) => (b * Size + FirstSource + s) * Size + Target;
+
+    /// <summary>
+    /// Whether the adjacency-gradient parts are the chunks (<see cref="Parts"/> = <see cref="ChunksPerSample"/>), as the
+    /// fused backward kernels need: part p of an edge is then the dot product over chunk p of its sample.
+    /// </summary>
+    public bool PartsAreChunks => Parts == ChunksPerSample;
+}
+
+/// <summary>
+/// The per-source registers of one (sample, chunk) item of <see cref="AggregationKernels.ForwardRegisters"/>,
+/// <see cref="AggregationKernels.BackwardFusedChunks"/> and <see cref="AggregationKernels.BackwardFusedGroups"/>: the
+/// edge weights <c>A[b, FirstSource + s, Target]</c> (0 for the slots s ≥ Count, which are therefore never read) and the
+/// running dot products <c>&lt;y_s, dX&gt;</c>. One named field a slot, and the per-element code written out slot by slot:
+/// ILGPU 1.5.3 does not unroll loops and keeps a local array in registers only when every index is a constant.
+/// </summary>
+internal struct SourceSlots
+{
+    public float A0, A1, A2, A3, A4, A5, A6, A7;
+    public float D0, D1, D2, D3, D4, D5, D6, D7;
+
+    /// <summary>The weights of sample <paramref name="b"/>'s sources in this launch; dot products 0.</summary>
+    public static SourceSlots Load(AggregationShape shape, ArrayView<float> adjacency, int b)
+    {
+        var w = default(SourceSlots);
+        w.A0 = Weight(shape, adjacency, b, 0);
+        w.A1 = Weight(shape, adjacency, b, 1);
+        w.A2 = Weight(shape, adjacency, b, 2);
+        w.A3 = Weight(shape, adjacency, b, 3);
+        w.A4 = Weight(shape, adjacency, b, 4);
+        w.A5 = Weight(shape, adjacency, b, 5);
+        w.A6 = Weight(shape, adjacency, b, 6);
+        w.A7 = Weight(shape, adjacency, b, 7);
+        return w;
+    }
+
+    private static float Weight(AggregationShape shape, ArrayView<float> adjacency, int b, int s) =>
+        s < shape.Count ? adjacency[shape.EdgeIndex(b, s)] : 0f;
+
+    /// <summary>Bit s set where slot s's edge is kept (A ≠ 0).</summary>
+    public readonly int Kept =>
+        (A0 != 0f ? 1 : 0) | (A1 != 0f ? 2 : 0) | (A2 != 0f ? 4 : 0) | (A3 != 0f ? 8 : 0)
+        | (A4 != 0f ? 16 : 0) | (A5 != 0f ? 32 : 0) | (A6 != 0f ? 64 : 0) | (A7 != 0f ? 128 : 0);
+
+    /// <summary>Dot product of slot s (a chain of conditionals, no <c>switch</c>: constant-index registers stay registers).</summary>
+    public readonly float Dot(int s) =>
+        s == 0 ? D0 : s == 1 ? D1 : s == 2 ? D2 : s == 3 ? D3 : s == 4 ? D4 : s == 5 ? D5 : s == 6 ? D6 : D7;
+
+    /// <summary>
+    /// <c>x[e] = start + Σ_s A_s · ys_s[e]</c> over the kept slots in slot order, for e = first, first + step, … &lt; last;
+    /// <paramref name="accumulate"/> ≠ 0 starts from x[e], else from −0 (−0 + v = v bit for bit, so the first kept source
+    /// gives exactly A·y as an overwrite does). Call with at least one slot kept.
+    /// </summary>
+    public readonly void Forward(int accumulate, NodeViews ys, ArrayView<float> x, int first, int last, int step)
+    {
+        for (int e = first; e < last; e += step)
+        {
+            float sum = accumulate != 0 ? x[e] : -0f;
+            sum = Term(sum, A0, ys.V0, e);
+            sum = Term(sum, A1, ys.V1, e);
+            sum = Term(sum, A2, ys.V2, e);
+            sum = Term(sum, A3, ys.V3, e);
+            sum = Term(sum, A4, ys.V4, e);
+            sum = Term(sum, A5, ys.V5, e);
+            sum = Term(sum, A6, ys.V6, e);
+            sum = Term(sum, A7, ys.V7, e);
+            x[e] = sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Term(float sum, float a, ArrayView<float> y, int e)
+    {
+        if (a != 0f) sum += a * y[e];
+        return sum;
+    }
+
+    /// <summary>
+    /// For e = first, first + step, … &lt; last, reading dX[e] once: every slot with its <see cref="SlotMasks.Grad"/> bit
+    /// writes <c>dY_s[e] = Prior + A_s · dX[e]</c> when kept, 0 when cut and overwriting (nothing when cut and
+    /// accumulating); every slot with its <see cref="SlotMasks.Dot"/> bit adds <c>ys_s[e] · dX[e]</c> to its dot product.
+    /// </summary>
+    public void Backward(SlotMasks masks, NodeViews ys, NodeViews dYs, ArrayView<float> dX, int first, int last, int step)
+    {
+        for (int e = first; e < last; e += step)
+        {
+            float g = dX[e];
+            D0 = Step(D0, 0, A0, masks, ys.V0, dYs.V0, e, g);
+            D1 = Step(D1, 1, A1, masks, ys.V1, dYs.V1, e, g);
+            D2 = Step(D2, 2, A2, masks, ys.V2, dYs.V2, e, g);
+            D3 = Step(D3, 3, A3, masks, ys.V3, dYs.V3, e, g);
+            D4 = Step(D4, 4, A4, masks, ys.V4, dYs.V4, e, g);
+            D5 = Step(D5, 5, A5, masks, ys.V5, dYs.V5, e, g);
+            D6 = Step(D6, 6, A6, masks, ys.V6, dYs.V6, e, g);
+            D7 = Step(D7, 7, A7, masks, ys.V7, dYs.V7, e, g);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Step(float dot, int s, float a, SlotMasks masks, ArrayView<float> y, ArrayView<float> dY, int e, float g)
+    {
+        if (((masks.Grad >> s) & 1) != 0)
+        {
+            int accumulate = (masks.Accumulate >> s) & 1;
+            if (a != 0f)
+                dY[e] = ElementwiseKernels.Prior(accumulate, dY, e) + a * g;
+            else if (accumulate == 0)
+                dY[e] = 0f;
+        }
+        if (((masks.Dot >> s) & 1) != 0)
+            dot += y[e] * g;
+        return dot;
+    }
+
+    /// <summary>
+    /// Writes dot product <paramref name="value"/> of slot s for chunk <paramref name="part"/> of sample b: added to
+    /// <c>dAdjacency[b, FirstSource + s, Target]</c> when the sample is one chunk (shape.Parts = 1), else written to
+    /// <c>partial[(b · Count + s) · Parts + part]</c> (overwrite) for <see cref="AggregationKernels.ReduceAdjacencyGradient"/>.
+    /// </summary>
+    public static void StoreDot(AggregationShape shape, int b, int part, int s, float value, ArrayView<float> partial, ArrayView<float> dAdjacency)
+    {
+        if (shape.Parts == 1)
+            dAdjacency[shape.EdgeIndex(b, s)] += value;
+        else
+            partial[(b * shape.Count + s) * shape.Parts + part] = value;
+    }
+}
+
+/// <summary>The per-slot bits of a fused backward item: bit s of each field is slot s's.</summary>
+internal readonly struct SlotMasks
+{
+    /// <summary>Slots whose source gradient is written.</summary>
+    public readonly int Grad;
+    /// <summary>Of those, the slots that accumulate (the others are overwritten).</summary>
+    public readonly int Accumulate;
+    /// <summary>Slots whose dot product is computed: kept edges, and cut edges whose bit is in the cut-edge mask.</summary>
+    public readonly int Dot;
+
+    /// <summary>The masks of an item whose kept slots are <paramref name="kept"/>, for a launch of <paramref name="count"/> sources.</summary>
+    public SlotMasks(int gradMask, int accumulateMask, int cutEdgeMask, int kept, int count)
+    {
+        int used = (1 << count) - 1;
+        Grad = gradMask & used;
+        Accumulate = accumulateMask;
+        Dot = (kept | cutEdgeMask) & used;
+    }
 }
 
 /// <summary>
@@ -134,7 +280,10 @@ public readonly struct AggregationShape
 /// Cut edges (A = 0) are skipped for a whole work item, so the work falls with the keep rate. Nothing is
 /// saved beyond A and the node outputs (the aggregate is never needed by the backward). Launch layout and
 /// indexing: <see cref="AggregationShape"/>. Deterministic: every output element is written by one thread,
-/// sources are visited in index order.
+/// sources are visited in index order. Two rungs: the simple kernels (<see cref="Forward"/> read-modify-writes x once
+/// per kept source; <see cref="BackwardSources"/> and <see cref="BackwardAdjacency"/> each read dX) and the register
+/// kernels (<see cref="ForwardRegisters"/> writes x once; <see cref="BackwardFusedChunks"/> and its grouped GPU form
+/// <see cref="BackwardFusedGroups"/> read dX once for both gradients, dot products in registers).
 /// </summary>
 public static class AggregationKernels
 {
@@ -245,6 +394,103 @@ public static class AggregationKernels
                 dAdjacency[at] += dot;
             else
                 partial[w] = dot;
+        }
+    }
+
+    // ---- the register and fused rungs: each element read once, sums held in registers ----------------------
+
+    /// <summary>
+    /// <see cref="Forward"/> with the sum held in a register: per element, <c>Σ_s A[b, FirstSource + s, Target] ·
+    /// ys_s[b, e]</c> over the kept sources in slot order, then one write of x (no read-modify-write per source);
+    /// n = shape.ChunkItems. With accumulate = 0 the sum starts from −0, so the first kept source contributes exactly
+    /// A·y and the result is bitwise <see cref="Forward"/>'s (a sample with every source cut gets +0); with
+    /// accumulate ≠ 0 (a further launch of the same target) it starts from x[e] (nothing is written for a sample
+    /// whose sources in this launch are all cut).
+    /// </summary>
+    [Kernel]
+    public static void ForwardRegisters(Index1D index, int n, int stride, AggregationShape shape, int accumulate,
+        ArrayView<float> adjacency, NodeViews ys, ArrayView<float> x)
+    {
+        for (int w = index; w < n; w += stride)
+        {
+            shape.ChunkRange(w, out int b, out int first, out int last);
+            var slots = SourceSlots.Load(shape, adjacency, b);
+            if (slots.Kept != 0)
+            {
+                slots.Forward(accumulate, ys, x, first, last, 1);
+            }
+            else if (accumulate == 0)
+            {
+                for (int e = first; e < last; e++)
+                    x[e] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BackwardSources"/> and <see cref="BackwardAdjacency"/> in one pass, one thread per (sample, chunk)
+    /// item (n = shape.ChunkItems), reading dX once per element: the source gradients exactly as
+    /// <see cref="BackwardSources"/> writes them (<paramref name="gradMask"/>, <paramref name="accumulateMask"/>, a cut edge
+    /// writing 0 when overwriting), and in registers the item's dot products <c>Σ_{e in chunk} ys_s[b, e] · dX[b, e]</c>,
+    /// in element order, for the kept edges and those whose bit is in <paramref name="cutEdgeMask"/> (else 0). The
+    /// adjacency-gradient parts are the chunks (shape.<see cref="AggregationShape.PartsAreChunks"/>): with one chunk a
+    /// sample the thread adds its dot products to <c>dAdjacency</c> (partial unused), otherwise it overwrites
+    /// <c>partial[(b · Count + s) · Parts + chunk]</c> and <see cref="ReduceAdjacencyGradient"/> adds the parts in order.
+    /// Bitwise <see cref="BackwardAdjacency"/>'s partials when its parts are these chunks (PartLength = Chunk).
+    /// </summary>
+    [Kernel]
+    public static void BackwardFusedChunks(Index1D index, int n, int stride, AggregationShape shape, int gradMask, int accumulateMask, int cutEdgeMask,
+        ArrayView<float> adjacency, ArrayView<float> dX, NodeViews ys, NodeViews dYs, ArrayView<float> partial, ArrayView<float> dAdjacency)
+    {
+        for (int w = index; w < n; w += stride)
+        {
+            shape.ChunkRange(w, out int b, out int first, out int last);
+            var slots = SourceSlots.Load(shape, adjacency, b);
+            slots.Backward(new SlotMasks(gradMask, accumulateMask, cutEdgeMask, slots.Kept, shape.Count), ys, dYs, dX, first, last, 1);
+            int part = w - b * shape.ChunksPerSample;
+            for (int s = 0; s < shape.Count; s++)
+                SourceSlots.StoreDot(shape, b, part, s, slots.Dot(s), partial, dAdjacency);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="BackwardFusedChunks"/> with a group of threads per (sample, chunk) item: launched with groups of T
+    /// threads (a multiple of the warp size, at most <see cref="BatchNormKernels.MaxWarpsPerGroup"/> warps and at most a
+    /// warp of warps), group g taking items g, g + grid, … &lt; shape.ChunkItems; thread t handles the chunk's elements
+    /// t, t + T, … (coalesced) with the same per-element writes. Each dot product is added up in a fixed tree (warp-shuffle
+    /// butterfly, one shared-memory entry per warp, the same butterfly in the first warp), then thread 0 stores it as
+    /// <see cref="BackwardFusedChunks"/> does (parts are chunks). No atomics: bit-identical run to run.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardFusedGroups(AggregationShape shape, int gradMask, int accumulateMask, int cutEdgeMask,
+        ArrayView<float> adjacency, ArrayView<float> dX, NodeViews ys, NodeViews dYs, ArrayView<float> partial, ArrayView<float> dAdjacency)
+    {
+        var warpDots = SharedMemory.Allocate<float>(BatchNormKernels.MaxWarpsPerGroup * NodeViews.Capacity);
+        int warps = Group.DimX / Warp.WarpSize;
+        for (int w = Grid.IdxX; w < shape.ChunkItems; w += Grid.DimX)
+        {
+            shape.ChunkRange(w, out int b, out int first, out int last);
+            var slots = SourceSlots.Load(shape, adjacency, b);
+            slots.Backward(new SlotMasks(gradMask, accumulateMask, cutEdgeMask, slots.Kept, shape.Count), ys, dYs, dX,
+                first + Group.IdxX, last, Group.DimX);
+            for (int s = 0; s < shape.Count; s++)
+            {
+                float warpDot = ReductionKernels.WarpSum(slots.Dot(s));
+                if (Warp.IsFirstLane)
+                    warpDots[Warp.WarpIdx * NodeViews.Capacity + s] = warpDot;
+            }
+            Group.Barrier();
+            if (Warp.WarpIdx == 0)
+            {
+                int lane = Warp.LaneIdx, part = w - b * shape.ChunksPerSample;
+                for (int s = 0; s < shape.Count; s++)
+                {
+                    float dot = ReductionKernels.WarpSum(lane < warps ? warpDots[lane * NodeViews.Capacity + s] : 0f);
+                    if (lane == 0)
+                        SourceSlots.StoreDot(shape, b, part, s, dot, partial, dAdjacency);
+                }
+            }
+            Group.Barrier();
         }
     }
 

@@ -53,22 +53,28 @@ internal static class BenchCommands
     {
         var json = CommonOptions.Json("Print one JSON object instead of a table.");
         var reps = CommonOptions.Repetitions("Timed repetitions per keep rate.", 7);
+        var forward = new Option<string?>("--forward") { Description = "Forward kernel: simple | registers [default: the device's plan]." };
+        var backward = new Option<string?>("--backward") { Description = "Backward kernels: separate | fused-chunks | fused-groups [default: the device's plan]." };
+        var chunk = new Option<int?>("--chunk") { Description = "Elements per forward and source-gradient work item [default: the device's plan]." };
         var cmd = new Command("aggregation", "Forward+backward time of the adjacency-masked aggregation at keep rates 100/75/50/25% (batch 32, 6 nodes, 32 channels, 16×16).")
-            .With([json, reps]);
+            .With([json, reps, forward, backward, chunk]);
         cmd.SetAction(parse =>
         {
             int repetitions = parse.GetValue(reps);
             if (repetitions < 1) throw new ArgumentException($"--repetitions must be at least 1; got {repetitions}.");
+            var forwardKernel = parse.GetValue(forward) is { } f ? ParseForward(f) : (AggregationForward?)null;
+            var backwardKernels = parse.GetValue(backward) is { } b ? ParseBackward(b) : (AggregationBackward?)null;
             using var device = CliApp.OpenDevice(parse);
-            var rows = AggregationBenchmark.Run(device, repetitions: repetitions);
+            var rows = AggregationBenchmark.Run(device, repetitions: repetitions, forward: forwardKernel, backward: backwardKernels, chunk: parse.GetValue(chunk));
+            string kernels = Kernels(device, forwardKernel, backwardKernels, parse.GetValue(chunk));
             if (parse.GetValue(json))
             {
-                var report = new AggregationBenchmarkReport(device.ToString(), 32, 6, 32, 16, 16, repetitions,
+                var report = new AggregationBenchmarkReport(device.ToString(), 32, 6, 32, 16, 16, repetitions, kernels,
                     rows.Select(r => new AggregationBenchmarkReportRow(r.KeepRate, r.MedianMs, r.SpreadMs, r.RatioToFirst, r.BytesPerSample)).ToArray());
                 Console.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.AggregationBenchmarkReport));
                 return 0;
             }
-            Console.WriteLine($"device: {device}; batch 32, 6 nodes, 32 channels, 16×16; forward + backward; {repetitions} repetitions");
+            Console.WriteLine($"device: {device}; batch 32, 6 nodes, 32 channels, 16×16; forward + backward; {repetitions} repetitions; kernels {kernels}");
             var table = new Table().AddColumns("keep rate", "median ms", "spread ms", "ratio to 100%", "bytes moved / sample");
             foreach (var r in rows)
                 table.AddRow($"{r.KeepRate:P0}", $"{r.MedianMs:F2}", $"{r.SpreadMs:F2}", $"{r.RatioToFirst:F3}", $"{r.BytesPerSample / 1e6:F3} MB");
@@ -76,5 +82,27 @@ internal static class BenchCommands
             return 0;
         });
         return cmd;
+    }
+
+    private static AggregationForward ParseForward(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "simple" => AggregationForward.Simple,
+        "registers" => AggregationForward.Registers,
+        _ => throw new ArgumentException($"--forward must be simple or registers; got '{name}'."),
+    };
+
+    private static AggregationBackward ParseBackward(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "separate" => AggregationBackward.Separate,
+        "fused-chunks" => AggregationBackward.FusedChunks,
+        "fused-groups" => AggregationBackward.FusedGroups,
+        _ => throw new ArgumentException($"--backward must be separate, fused-chunks or fused-groups; got '{name}'."),
+    };
+
+    /// <summary>The kernels the benchmark runs, as its report names them: the device's plan (for the output node's launch) with the options applied.</summary>
+    private static string Kernels(Device device, AggregationForward? forward, AggregationBackward? backward, int? chunk)
+    {
+        var plan = AggregationPlan.For(device, 32, 6, 32 * 16 * 16);
+        return $"forward {forward ?? plan.Forward}, backward {backward ?? plan.Backward}, chunk {chunk ?? plan.Chunk}";
     }
 }

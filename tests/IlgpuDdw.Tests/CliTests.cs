@@ -51,6 +51,20 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void BenchAggregation_RunsTheChosenKernels_AndNamesThem()
+    {
+        var (code, output, _) = Run("bench", "aggregation", "--device", "cpu", "--repetitions", "1", "--forward", "registers", "--backward", "fused-chunks", "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal("forward Registers, backward FusedChunks, chunk 2048", doc.RootElement.GetProperty("kernels").GetString());
+        Assert.Equal(4, doc.RootElement.GetProperty("rows").GetArrayLength());
+        string err;
+        (code, _, err) = Run("bench", "aggregation", "--device", "cpu", "--backward", "fused");
+        Assert.Equal(2, code);
+        Assert.Contains("--backward must be separate, fused-chunks or fused-groups", err);
+    }
+
+    [Fact]
     public void UnknownModel_AndCudaWithoutGpu_AreClearErrors()
     {
         var (code, _, err) = Run("info", "--model", "vgg16");

@@ -166,19 +166,28 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         // groups of threads where the CPU path uses chunked work items, and it splits each adjacency-gradient dot
         // product into parts (a second, reducing launch) where the CPU path gives a thread a whole edge; it splits
         // the weight gradient's reduction (split-K, then a finalize) where the CPU path sums it in one launch; it runs
-        // the forward and input gradient as tiled implicit GEMMs where the CPU path runs the register-blocked kernels.
+        // the forward and input gradient as tiled implicit GEMMs where the CPU path runs the register-blocked kernels; it
+        // runs the register aggregation forward where the CPU path runs the simple one, and each aggregation's backward
+        // as one fused pass where the CPU path runs the source and adjacency gradients separately (compared below).
         static IEnumerable<LaunchRecord> Common(LaunchTrace t) =>
             t.Launches.Where(l => l.Kernel is not ("AggregationReduceAdjacencyGradient" or "Conv2dBackwardWeightFinalize")
+                && !l.Kernel.StartsWith("AggregationBackward", StringComparison.Ordinal)
                 && !l.Kernel.StartsWith("Router", StringComparison.Ordinal) && !l.Kernel.StartsWith("Linear", StringComparison.Ordinal)
                 && !l.Kernel.StartsWith("GlobalAvgPool", StringComparison.Ordinal)
                 && l.Kernel is not ("SumChunks" or "Fill")); // pooling runs SumChunks; gradient zeroing follows the op order
         static string Variant(LaunchRecord l) =>
-            l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung").Replace("Conv2dBackwardWeightSplit", "Conv2dBackwardWeight").Replace("Tiled", "");
+            l.Kernel.Replace("Chunks", "Rung").Replace("Groups", "Rung").Replace("Conv2dBackwardWeightSplit", "Conv2dBackwardWeight").Replace("Tiled", "")
+                .Replace("AggregationForwardRegisters", "AggregationForward");
         Assert.Equal(Common(real).Select(Variant), Common(recorded).Select(Variant));
         Assert.Equal(Common(real).Select(l => l.Cost!.Value.Flops), Common(recorded).Select(l => l.Cost!.Value.Flops));
         Assert.Contains(recorded.Launches, l => l.Kernel == "BatchNormForwardStatisticsGroups");
-        if (kind == WiringKind.Dynamic)
-            Assert.Contains(recorded.Launches, l => l.Kernel == "AggregationReduceAdjacencyGradient");
+        // every aggregation of a dynamic step needs both gradients: one fused pass on Cuda for the CPU path's two, with their FLOPs
+        static double Flops(LaunchTrace t, params string[] kernels) => t.Launches.Where(l => kernels.Contains(l.Kernel)).Sum(l => l.Cost!.Value.Flops);
+        Assert.Equal(Count(real, "AggregationBackwardAdjacency"), Count(recorded, "AggregationBackwardFusedGroups"));
+        Assert.Equal(Count(real, "AggregationForward"), Count(recorded, "AggregationForwardRegisters"));
+        Assert.Equal(0, Count(recorded, "AggregationBackwardSources") + Count(recorded, "AggregationBackwardAdjacency") + Count(recorded, "AggregationForward"));
+        Assert.Equal(Flops(real, "AggregationBackwardSources", "AggregationBackwardAdjacency"), Flops(recorded, "AggregationBackwardFusedGroups"));
+        Assert.Equal(kind == WiringKind.Dynamic, Count(recorded, "AggregationBackwardFusedGroups") > 0);
         Assert.All(recorded.Launches, l =>
         {
             if (l.Kernel.EndsWith("Tiled", StringComparison.Ordinal))
@@ -249,6 +258,28 @@ public sealed class LaunchTraceTests(DeviceFixture fx)
         Assert.Equal(t.FloorUs, t.Kernels.Sum(k => k.FloorSumUs), 6);
         Assert.DoesNotContain(t.Underfilled, l => l.Kernel.StartsWith("Conv2dBackwardWeight", StringComparison.Ordinal)); // split-K fills the GPU
         Assert.All(t.Kernels, k => Assert.Null(k.MeasuredUs));
+    }
+
+    /// <summary>
+    /// The GPU fast path's aggregation at the sizes of the GPU check: the register forward and one fused backward pass per
+    /// aggregation (no separate source or adjacency kernels), and no launch of the step breaks the launch-shape rule.
+    /// </summary>
+    [Theory]
+    [InlineData("resnet_mini", 28, 256, WiringKind.Chain, 231)]
+    [InlineData("resnet_mini", 28, 256, WiringKind.Dense, 273)]
+    [InlineData("resnet_mini", 28, 256, WiringKind.Dynamic, 333)]
+    [InlineData("resnet18", 224, 64, WiringKind.Dense, 263)]
+    [InlineData("resnet18", 224, 64, WiringKind.Dynamic, 311)]
+    public void DryRun_Aggregation_RunsTheFusedRung_AndEveryLaunchFillsTheGpu(string model, int size, int batch, WiringKind kind, int launches)
+    {
+        using var dry = Device.CreateDryRun(GpuProfile.H200);
+        var t = StepProfile.Run(dry, ModelZoo.Get(model, size), new WiringConfig { Kind = kind }, batch, GpuProfile.H200, warmup: 2).Trace;
+        Assert.Empty(t.Underfilled);
+        Assert.Equal(launches, t.Launches);
+        int Launches(string kernel) => t.Kernels.SingleOrDefault(k => k.Kernel == kernel)?.Launches ?? 0;
+        Assert.Equal(0, Launches("AggregationForward") + Launches("AggregationBackwardSources") + Launches("AggregationBackwardAdjacency"));
+        Assert.Equal(kind != WiringKind.Chain, Launches("AggregationBackwardFusedGroups") > 0);
+        Assert.True(Launches("AggregationForwardRegisters") >= Launches("AggregationBackwardFusedGroups"));
     }
 
     [Theory]

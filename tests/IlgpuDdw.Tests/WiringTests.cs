@@ -290,6 +290,10 @@ public sealed class WiringTests(DeviceFixture fx)
         Assert.True(rows[3].BytesPerSample < rows[2].BytesPerSample && rows[2].BytesPerSample < rows[1].BytesPerSample);
         var a = AggregationBenchmark.RandomAdjacency(4, 6, 0.25, 7);
         Assert.Equal(0.25, Adjacency.KeepRate(a));
+        // the register and fused rung, and a chunk that does not divide the sample
+        var fused = AggregationBenchmark.Run(fx.Device, batch: 2, nodes: 3, channels: 2, height: 3, width: 3, repetitions: 1,
+            forward: AggregationForward.Registers, backward: AggregationBackward.FusedChunks, chunk: 4);
+        Assert.Equal(rows.Select(r => r.BytesPerSample), fused.Select(r => r.BytesPerSample));
     }
 
     // ---- bad inputs ------------------------------------------------------------------------------------------
@@ -358,5 +362,6 @@ public sealed class WiringTests(DeviceFixture fx)
         Throws(() => adj.Write(values), "A[0, 2, 1]");
         Throws(() => adj.Write(new float[2, 3, 3]), "[2, 3, 3]", "[2, 4, 4]");
         Throws(() => AggregationBenchmark.Run(d, keepRates: [0.0]), "Keep rate 0");
+        Throws(() => AggregationBenchmark.Run(d, chunk: 0), "chunk length must be at least 1");
     }
 }

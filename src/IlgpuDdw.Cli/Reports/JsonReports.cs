@@ -34,7 +34,7 @@ internal sealed record StepBenchmarkReportRow(string Wiring, int Batch, double M
 
 /// <summary><c>bench aggregation --json</c>.</summary>
 internal sealed record AggregationBenchmarkReport(string Device, int Batch, int Nodes, int Channels, int Height, int Width, int Repetitions,
-    IReadOnlyList<AggregationBenchmarkReportRow> Rows);
+    string Kernels, IReadOnlyList<AggregationBenchmarkReportRow> Rows);
 
 /// <summary>One row of <see cref="AggregationBenchmarkReport"/>.</summary>
 internal sealed record AggregationBenchmarkReportRow(double KeepRate, double MedianMs, double SpreadMs, double RatioToFull, double BytesPerSample);

@@ -79,11 +79,7 @@ public readonly record struct BatchNormPlan(BatchNormReduction Reduction, int Ch
         if (ChunkLength < 1)
             throw new ArgumentException($"{op}: chunk length must be at least 1; got {ChunkLength}.", "plan");
         if (Reduction != BatchNormReduction.Groups) return;
-        int warp = device.WarpSize, limit = device.MaxThreadsPerGroup;
-        int maxWarps = Math.Min(warp, BatchNormKernels.MaxWarpsPerGroup);
-        if (GroupSize < warp || GroupSize % warp != 0 || GroupSize > limit || GroupSize / warp > maxWarps)
-            throw new ArgumentException(
-                $"{op}: group size must be a multiple of the warp size {warp}, at most {Math.Min(limit, maxWarps * warp)}; got {GroupSize}.", "plan");
+        device.ValidateReductionGroup(op, GroupSize);
     }
 
     private static int CeilDiv(int a, int b) => (a + b - 1) / b;

@@ -67,6 +67,21 @@ public sealed partial class Device : IDisposable
     /// <summary>Most threads one group may hold (on a dry run, the modelled GPU's).</summary>
     public int MaxThreadsPerGroup => DryRunGpu?.MaxThreadsPerGroup ?? Accelerator.MaxNumThreadsPerGroup;
 
+    /// <summary>
+    /// Throws unless <paramref name="groupSize"/> suits a kernel that reduces over its group with a warp-shuffle butterfly,
+    /// one shared-memory entry per warp and the same butterfly in the first warp: a positive multiple of the warp size,
+    /// within the device's group limit, at most a warp of warps and at most <see cref="BatchNormKernels.MaxWarpsPerGroup"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The group size breaks one of those limits (parameter name "plan").</exception>
+    internal void ValidateReductionGroup(string op, int groupSize)
+    {
+        int warp = WarpSize, limit = MaxThreadsPerGroup;
+        int maxWarps = Math.Min(warp, BatchNormKernels.MaxWarpsPerGroup);
+        if (groupSize < warp || groupSize % warp != 0 || groupSize > limit || groupSize / warp > maxWarps)
+            throw new ArgumentException(
+                $"{op}: group size must be a multiple of the warp size {warp}, at most {Math.Min(limit, maxWarps * warp)}; got {groupSize}.", "plan");
+    }
+
     /// <summary>Every kernel of the library, loaded for this device on first use.</summary>
     public KernelSet Kernels => _kernels ??= new KernelSet(this);
 

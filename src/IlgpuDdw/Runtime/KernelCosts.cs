@@ -44,6 +44,8 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>AggregationForward</term><description>2·count·B·S; A entries (B·count) + count·B·S + x (2·B·S when accumulating). Upper bound: every edge kept (cut edges skip their reads)</description></item>
 /// <item><term>AggregationBackwardSources</term><description>2·k·B·S for the k sources with a gradient; B·k + dX + 2·k·B·S (B·S for each overwritten source)</description></item>
 /// <item><term>AggregationBackwardAdjacency</term><description>2·count·B·S; B·count + count·B·S + dX + (partials B·count·parts, or 2·B·count)</description></item>
+/// <item><term>AggregationForwardRegisters</term><description>as AggregationForward (the same minimum traffic: its gain is the per-source re-reads of x, which are not counted)</description></item>
+/// <item><term>AggregationBackwardFusedChunks / Groups</term><description>BackwardSources' + BackwardAdjacency's FLOPs; their floats with A and dX counted once (partials: one per chunk, B·count·chunks, or 2·B·count with one chunk a sample; work items: the (sample, chunk) items)</description></item>
 /// <item><term>AggregationReduceAdjacencyGradient</term><description>n·parts; n·parts + 2·n</description></item>
 /// <item><term>GateForward / GateBackward</term><description>n compares (+ n adds); 2·n / 5·n (a, A, dA, 2·da; 4·n overwriting)</description></item>
 /// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n (4·n overwriting)</description></item>
@@ -111,22 +113,62 @@ public static class KernelCosts
             (double)shape.Batch * shape.Count + shape.Count * elements + (accumulate != 0 ? 2 : 1) * elements, Describe(shape));
     }
 
+    public static KernelCost AggregationForwardRegisters(int n, int stride, AggregationShape shape, int accumulate, ArrayView<float> adjacency,
+        NodeViews ys, ArrayView<float> x) => AggregationForward(n, stride, shape, accumulate, adjacency, ys, x);
+
     public static KernelCost AggregationBackwardSources(int n, int stride, AggregationShape shape, int gradMask, int accumulateMask,
         ArrayView<float> adjacency, ArrayView<float> dX, NodeViews dYs)
     {
-        int sources = gradMask & ((1 << shape.Count) - 1);
-        int k = System.Numerics.BitOperations.PopCount((uint)sources);
-        int accumulated = System.Numerics.BitOperations.PopCount((uint)(sources & accumulateMask));
-        double elements = (double)shape.Batch * shape.SampleSize;
-        return Cost(n, 2.0 * k * elements, (double)shape.Batch * k + elements + ((double)k + accumulated) * elements, Describe(shape));
+        var (flops, floats, k) = SourceGradients(shape, gradMask, accumulateMask);
+        return Cost(n, flops, floats + (double)shape.Batch * k + (double)shape.Batch * shape.SampleSize, Describe(shape));
     }
 
     public static KernelCost AggregationBackwardAdjacency(int n, int stride, AggregationShape shape, int cutEdgeMask, ArrayView<float> adjacency,
         NodeViews ys, ArrayView<float> dX, ArrayView<float> partial, ArrayView<float> dAdjacency)
     {
+        var (flops, floats) = AdjacencyGradients(shape);
+        return Cost(n, flops, floats + (double)shape.Batch * shape.Count + (double)shape.Batch * shape.SampleSize, Describe(shape));
+    }
+
+    public static KernelCost AggregationBackwardFusedChunks(int n, int stride, AggregationShape shape, int gradMask, int accumulateMask, int cutEdgeMask,
+        ArrayView<float> adjacency, ArrayView<float> dX, NodeViews ys, NodeViews dYs, ArrayView<float> partial, ArrayView<float> dAdjacency) =>
+        FusedBackward(n, shape, gradMask, accumulateMask);
+
+    public static KernelCost AggregationBackwardFusedGroups(AggregationShape shape, int gradMask, int accumulateMask, int cutEdgeMask,
+        ArrayView<float> adjacency, ArrayView<float> dX, NodeViews ys, NodeViews dYs, ArrayView<float> partial, ArrayView<float> dAdjacency) =>
+        FusedBackward(shape.ChunkItems, shape, gradMask, accumulateMask);
+
+    /// <summary>A fused backward: the source and adjacency gradients' FLOPs and floats, with A (B·count) and dX read once.</summary>
+    private static KernelCost FusedBackward(long items, AggregationShape shape, int gradMask, int accumulateMask)
+    {
+        var (sourceFlops, sourceFloats, _) = SourceGradients(shape, gradMask, accumulateMask);
+        var (dotFlops, dotFloats) = AdjacencyGradients(shape);
+        double read = (double)shape.Batch * shape.Count + (double)shape.Batch * shape.SampleSize;
+        return Cost(items, sourceFlops + dotFlops, sourceFloats + dotFloats + read, Describe(shape));
+    }
+
+    /// <summary>
+    /// The source gradients of the k sources in <paramref name="gradMask"/>: 2·k·B·S FLOPs; floats without A and dX:
+    /// k·B·S written, and read again for each accumulated one; and k.
+    /// </summary>
+    private static (double Flops, double Floats, int Sources) SourceGradients(AggregationShape shape, int gradMask, int accumulateMask)
+    {
+        int sources = gradMask & ((1 << shape.Count) - 1);
+        int k = System.Numerics.BitOperations.PopCount((uint)sources);
+        int accumulated = System.Numerics.BitOperations.PopCount((uint)(sources & accumulateMask));
+        double elements = (double)shape.Batch * shape.SampleSize;
+        return (2.0 * k * elements, ((double)k + accumulated) * elements, k);
+    }
+
+    /// <summary>
+    /// The adjacency gradient's dot products: 2·count·B·S FLOPs; floats without A and dX: count·B·S of y and the output
+    /// (B·count·parts partials, or dA read and written with one part).
+    /// </summary>
+    private static (double Flops, double Floats) AdjacencyGradients(AggregationShape shape)
+    {
         double elements = (double)shape.Batch * shape.SampleSize, edges = (double)shape.Batch * shape.Count;
         double output = shape.Parts > 1 ? edges * shape.Parts : 2 * edges;
-        return Cost(n, 2.0 * shape.Count * elements, edges + shape.Count * elements + elements + output, Describe(shape));
+        return (2.0 * shape.Count * elements, shape.Count * elements + output);
     }
 
     public static KernelCost AggregationReduceAdjacencyGradient(int n, int stride, AggregationShape shape, ArrayView<float> partial, ArrayView<float> dAdjacency) =>

@@ -10,10 +10,11 @@ namespace IlgpuDdw.Verification;
 /// (<see cref="RunOnDevice"/>) and through <see cref="StageReference{T}"/>. Dynamic cases draw router weights
 /// (b2 in ±2) so that some edges are cut and every router output is at least <see cref="GateMargin"/> from τ,
 /// every hidden pre-activation at least <see cref="ReluMargin"/> from 0 (away from the gate and ReLU kinks).
-/// <see cref="Geometry"/> fixes the aggregation launch geometry instead of the device's policy (null: the policy).
+/// <see cref="Plan"/> fixes the aggregation kernels and launch geometry instead of the device's default (null: the
+/// default); a grouped plan's group size is the device's (<see cref="PlanOn"/>).
 /// </summary>
 internal sealed record WiringCase(WiringKind Kind, int Nodes, int Batch, int Channels, int Height, int Width, float Tau,
-    GateGradient Gradient, int Reduction, (int Chunk, int Parts)? Geometry)
+    GateGradient Gradient, int Reduction, AggregationPlan? Plan)
 {
     /// <summary>Least |a − τ| of a drawn dynamic case.</summary>
     public const double GateMargin = 0.02;
@@ -35,13 +36,33 @@ internal sealed record WiringCase(WiringKind Kind, int Nodes, int Batch, int Cha
 
     public override string ToString() =>
         $"{Kind} n={Nodes} B={Batch} C={Channels} {Height}x{Width}" + (Kind == WiringKind.Dynamic ? $" tau={Tau} {Gradient}" : "") +
-        (Geometry is { } g ? $" chunk={g.Chunk} parts={g.Parts}" : "");
+        (Plan is { } p ? " " + Describe(p) : "");
+
+    /// <summary>A plan in a case's name: its kernels and the geometry they use.</summary>
+    public static string Describe(AggregationPlan p) =>
+        $"{p.Forward}/{p.Backward} chunk={p.Chunk}" + p.Backward switch
+        {
+            AggregationBackward.Separate => $" parts={p.Parts}",
+            AggregationBackward.FusedGroups => $" groups/sample={p.GroupsPerSample}",
+            _ => "",
+        };
+
+    /// <summary>
+    /// <see cref="Plan"/> as it runs on <paramref name="device"/>: a grouped backward takes the largest group of at most
+    /// four warps the device allows (one warp of 2 threads on the default CPU accelerator, 128 threads on a GPU).
+    /// </summary>
+    public AggregationPlan? PlanOn(Device device)
+    {
+        if (Plan is not { Backward: AggregationBackward.FusedGroups } p) return Plan;
+        int warp = device.WarpSize;
+        return p with { GroupSize = Math.Max(warp, Math.Min(4 * warp, device.MaxThreadsPerGroup) / warp * warp) };
+    }
 
     /// <summary>Draws a case from <paramref name="seed"/> (dynamic: retries seeds until the margins hold).</summary>
     public static WiringCase Create(WiringKind kind, int nodes, int batch, int channels, int height, int width,
-        GateGradient gradient = GateGradient.KeptOnly, float tau = 0.5f, int reduction = 4, int seed = 1, (int Chunk, int Parts)? geometry = null)
+        GateGradient gradient = GateGradient.KeptOnly, float tau = 0.5f, int reduction = 4, int seed = 1, AggregationPlan? plan = null)
     {
-        var c = new WiringCase(kind, nodes, batch, channels, height, width, tau, gradient, reduction, geometry);
+        var c = new WiringCase(kind, nodes, batch, channels, height, width, tau, gradient, reduction, plan);
         for (int attempt = 0; ; attempt++)
         {
             var rng = new Random(seed + 7919 * attempt);
@@ -99,23 +120,10 @@ internal sealed record WiringCase(WiringKind Kind, int Nodes, int Batch, int Cha
 
     /// <summary>
     /// Runs the stage through <see cref="StageWiring"/> and the ops on <paramref name="device"/> (parameters
-    /// copied from the case, the aggregation launched with <see cref="Geometry"/> if set), then backward from L;
-    /// returns every forward value and gradient on the host.
+    /// copied from the case, the aggregation launched as <see cref="PlanOn"/> says), then backward from L; returns every
+    /// forward value and gradient on the host.
     /// </summary>
-    public WiringDeviceResult RunOnDevice(Device device)
-    {
-        if (Geometry is null) return Run(device);
-        var saved = AggregationLaunch.GeometryOverride;
-        AggregationLaunch.GeometryOverride = Geometry;
-        try
-        {
-            return Run(device);
-        }
-        finally
-        {
-            AggregationLaunch.GeometryOverride = saved;
-        }
-    }
+    public WiringDeviceResult RunOnDevice(Device device) => AggregationLaunch.WithPlan(PlanOn(device), () => Run(device));
 
     private WiringDeviceResult Run(Device device)
     {

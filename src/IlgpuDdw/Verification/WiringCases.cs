@@ -9,8 +9,9 @@ namespace IlgpuDdw.Verification;
 /// The wiring kernels (router, gate, dense edges, chain fill, adjacency-masked aggregation, forward and every
 /// backward) through a stage's wiring with given node outputs, against <c>StageReference&lt;float&gt;</c>: odd
 /// channel counts, non-square maps, batch 1 and 3, 2 to 9 nodes (9: the output node reads its sources in two
-/// launches), both gate gradients, and fixed aggregation launch geometries (chunk length, parts per sample)
-/// besides the device's own; then every gate (<see cref="GateCase"/>: threshold, continuous, stochastic with and
+/// launches), both gate gradients, and fixed aggregation plans besides the device's own (each rung: the simple
+/// read-modify-write forward with separate backward kernels, the register forward with the fused backward per chunk
+/// and per group of threads, at chunk lengths, part counts and groups per sample that do not divide the sample); then every gate (<see cref="GateCase"/>: threshold, continuous, stochastic with and
 /// without noise, top-k) over whole adjacencies, with and without the output-edge fix-up; then the off-node kernels
 /// (<see cref="WiringOps.NodeLiveMask"/>, <see cref="WiringOps.ClearOffRow"/>) node by node over adjacencies with
 /// columns cut for some samples, against <see cref="GateReference"/>.
@@ -27,21 +28,32 @@ internal static class WiringCases
             WiringCase.Create(WiringKind.Dynamic, 9, 2, 3, 1, 3, straight, tau: 0.3f, seed: 13),
             WiringCase.Create(WiringKind.Dense, 4, 3, 7, 2, 3, seed: 14),
             WiringCase.Create(WiringKind.Chain, 3, 2, 5, 3, 1, seed: 15),
-            .. new (WiringKind Kind, int Nodes, int Batch, int Channels, int Height, int Width, GateGradient Gradient, (int, int)? Geometry)[]
+            .. new (WiringKind Kind, int Nodes, int Batch, int Channels, int Height, int Width, GateGradient Gradient, AggregationPlan? Plan)[]
             {
                 (WiringKind.Dynamic, 2, 1, 3, 3, 2, kept, null),
                 (WiringKind.Dynamic, 2, 3, 5, 2, 3, straight, null),
                 (WiringKind.Dynamic, 3, 1, 7, 1, 3, straight, null),
-                (WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, (4, 3)),
+                (WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, Simple(4, 3)),
                 (WiringKind.Dynamic, 5, 1, 3, 2, 3, kept, null),
-                (WiringKind.Dynamic, 5, 3, 9, 3, 1, straight, (5, 2)),
-                (WiringKind.Dynamic, 9, 2, 3, 1, 3, kept, (2, 4)),
+                (WiringKind.Dynamic, 5, 3, 9, 3, 1, straight, Simple(5, 2)),
+                (WiringKind.Dynamic, 9, 2, 3, 1, 3, kept, Simple(2, 4)),
                 (WiringKind.Dense, 3, 3, 5, 2, 3, kept, null),
-                (WiringKind.Dense, 5, 1, 3, 3, 3, kept, (7, 5)),
+                (WiringKind.Dense, 5, 1, 3, 3, 3, kept, Simple(7, 5)),
                 (WiringKind.Chain, 2, 1, 3, 3, 2, kept, null),
                 (WiringKind.Chain, 5, 3, 5, 2, 3, kept, null),
+                // the register and fused rungs at fixed geometries: chunks that do not divide the sample, one chunk a
+                // sample (no partials), two launches for 9 sources, cut-edge gradients, groups of one and several warps
+                (WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, Fused(AggregationBackward.FusedChunks, 4, 1)),
+                (WiringKind.Dynamic, 5, 3, 9, 3, 1, straight, Fused(AggregationBackward.FusedChunks, 5, 1)),
+                (WiringKind.Dynamic, 9, 2, 3, 1, 3, straight, Fused(AggregationBackward.FusedChunks, 2, 1)),
+                (WiringKind.Dense, 5, 1, 3, 3, 3, kept, Fused(AggregationBackward.FusedChunks, 64, 1)),
+                (WiringKind.Dynamic, 3, 3, 5, 3, 2, kept, Fused(AggregationBackward.FusedGroups, 1, 4)),
+                (WiringKind.Dynamic, 5, 3, 9, 3, 1, straight, Fused(AggregationBackward.FusedGroups, 1, 3)),
+                (WiringKind.Dynamic, 9, 2, 3, 1, 3, kept, Fused(AggregationBackward.FusedGroups, 3, 2)),
+                (WiringKind.Dense, 4, 3, 7, 2, 3, kept, Fused(AggregationBackward.FusedGroups, 1, 1)),
+                (WiringKind.Chain, 5, 3, 5, 2, 3, kept, Fused(AggregationBackward.Separate, 3, 1) with { Parts = 2 }),
             }.Select(s => WiringCase.Create(s.Kind, s.Nodes, s.Batch, s.Channels, s.Height, s.Width, s.Gradient,
-                seed: s.Nodes * 100 + s.Batch * 10 + s.Channels, geometry: s.Geometry)),
+                seed: s.Nodes * 100 + s.Batch * 10 + s.Channels, plan: s.Plan)),
         ];
         const bool noise = true, force = true;
         GateCase[] gates =
@@ -66,6 +78,14 @@ internal static class WiringCases
                 d => RunOffNodes(d, o.Nodes, o.Batch, o.Seed))))
             .Concat(new[] { 1, 37, 1031 }.Select(n => new VerifyCase("Wiring", $"objective term backward [{n}]", ["Term.Backward"], d => RunTermBackward(d, n))));
     }
+
+    /// <summary>The simple rung (read-modify-write forward, separate backward kernels) at a fixed chunk length and part count.</summary>
+    private static AggregationPlan Simple(int chunk, int parts) =>
+        new(AggregationForward.Simple, AggregationBackward.Separate, chunk, parts, 1, 1);
+
+    /// <summary>The register forward with <paramref name="backward"/> at a fixed chunk length and groups per sample (group size: the device's, <see cref="WiringCase.PlanOn"/>).</summary>
+    private static AggregationPlan Fused(AggregationBackward backward, int chunk, int groupsPerSample) =>
+        new(AggregationForward.Registers, backward, chunk, 1, groupsPerSample, 1);
 
     /// <summary>
     /// The backward of an objective term (<see cref="Kernels.GateKernels.TermBackward"/>) launched directly: accumulating

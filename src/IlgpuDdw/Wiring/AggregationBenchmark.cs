@@ -24,11 +24,13 @@ public static class AggregationBenchmark
 
     /// <summary>
     /// Runs the benchmark on <paramref name="device"/> (defaults: batch 32, 6 nodes, 32 channels, 16×16, 7
-    /// repetitions, seed 1, <see cref="DefaultKeepRates"/>).
+    /// repetitions, seed 1, <see cref="DefaultKeepRates"/>, the device's <see cref="AggregationPlan"/>; a given
+    /// <paramref name="forward"/>, <paramref name="backward"/> or <paramref name="chunk"/> replaces that part of it).
     /// </summary>
-    /// <exception cref="ArgumentException">A size below 1, nodes below 2, or a keep rate outside (0, 1].</exception>
+    /// <exception cref="ArgumentException">A size below 1, nodes below 2, a keep rate outside (0, 1], or a plan the device cannot run.</exception>
     public static IReadOnlyList<AggregationBenchmarkRow> Run(Device device, int batch = 32, int nodes = 6, int channels = 32,
-        int height = 16, int width = 16, int repetitions = 7, int seed = 1, IReadOnlyList<double>? keepRates = null)
+        int height = 16, int width = 16, int repetitions = 7, int seed = 1, IReadOnlyList<double>? keepRates = null,
+        AggregationForward? forward = null, AggregationBackward? backward = null, int? chunk = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         keepRates ??= DefaultKeepRates;
@@ -39,7 +41,7 @@ public static class AggregationBenchmark
             if (!(r > 0 && r <= 1)) throw new ArgumentException($"Keep rate {r} is outside (0, 1].", nameof(keepRates));
         if (keepRates.Count == 0) throw new ArgumentException("No keep rates given.", nameof(keepRates));
 
-        using var workload = new AggregationWorkload(device, batch, nodes, channels, height, width, seed);
+        using var workload = new AggregationWorkload(device, batch, nodes, channels, height, width, seed, forward, backward, chunk);
         var rows = new List<AggregationBenchmarkRow>();
         foreach (var rate in keepRates)
         {
@@ -102,7 +104,8 @@ public static class AggregationBenchmark
 /// y_0..y_{n−1} and upstream gradients dX_1..dX_n (seeded uniform values in [−1, 1), on the device and as host
 /// copies), an adjacency set per keep rate by <see cref="SetKeepRate"/>, and <see cref="Step"/>: the forward of
 /// every target 1..n, then its backward to the node outputs and to A, targets in reverse order (as the tape runs
-/// them), ended by <see cref="Device.Synchronize"/>. Owns its tensors.
+/// them), ended by <see cref="Device.Synchronize"/>, with the device's <see cref="AggregationPlan"/> or the kernels and
+/// chunk length given to the constructor. Owns its tensors.
 /// </summary>
 public sealed class AggregationWorkload : IDisposable
 {
@@ -111,16 +114,24 @@ public sealed class AggregationWorkload : IDisposable
     private readonly Adjacency _adjacency;
     private readonly Tensor _dA;
     private readonly int _seed;
+    private readonly Func<AggregationPlan, AggregationPlan> _plan;
 
-    /// <summary>Allocates and fills the tensors (node outputs first, then the upstream gradients, from one seeded generator).</summary>
-    /// <exception cref="ArgumentException">A size below 1 or nodes below 2.</exception>
-    public AggregationWorkload(Device device, int batch = 32, int nodes = 6, int channels = 32, int height = 16, int width = 16, int seed = 1)
+    /// <summary>
+    /// Allocates and fills the tensors (node outputs first, then the upstream gradients, from one seeded generator);
+    /// <paramref name="forward"/>, <paramref name="backward"/> and <paramref name="chunk"/>, when given, replace those parts
+    /// of the device's plan in <see cref="Step"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A size below 1, nodes below 2, or a chunk below 1.</exception>
+    public AggregationWorkload(Device device, int batch = 32, int nodes = 6, int channels = 32, int height = 16, int width = 16, int seed = 1,
+        AggregationForward? forward = null, AggregationBackward? backward = null, int? chunk = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         if (batch < 1 || channels < 1 || height < 1 || width < 1)
             throw new ArgumentException($"Aggregation workload sizes must be at least 1: batch {batch}, channels {channels}, {height}×{width}.");
         if (nodes < 2) throw new ArgumentException($"A stage needs at least 2 nodes; got {nodes}.", nameof(nodes));
+        if (chunk < 1) throw new ArgumentException($"The chunk length must be at least 1; got {chunk}.", nameof(chunk));
         _device = device;
+        _plan = p => p with { Forward = forward ?? p.Forward, Backward = backward ?? p.Backward, Chunk = chunk ?? p.Chunk };
         _seed = seed;
         SampleSize = channels * height * width;
         var shape = new[] { batch, channels, height, width };
@@ -165,18 +176,17 @@ public sealed class AggregationWorkload : IDisposable
     }
 
     /// <summary>One forward + backward of every aggregation of the stage, synchronised (gradients accumulate).</summary>
-    public void Step()
+    /// <exception cref="ArgumentException">The plan cannot run on the device.</exception>
+    public void Step() => AggregationLaunch.WithPlan(_plan, () =>
     {
         int n = Nodes;
         for (int j = 1; j <= n; j++)
             AggregationLaunch.Forward(_adjacency, j, _ys[..j], _xs[j - 1]);
         for (int j = n; j >= 1; j--)
-        {
-            AggregationLaunch.BackwardSources(_adjacency, j, _ys[..j], _dXs[j - 1], _dYs[..j]);
-            AggregationLaunch.BackwardAdjacency(_adjacency, j, _ys[..j], _dXs[j - 1], _dA);
-        }
+            AggregationLaunch.Backward(_adjacency, j, _ys[..j], _dXs[j - 1], _dYs[..j], null, _dA);
         _device.Synchronize();
-    }
+        return 0;
+    });
 
     /// <summary>Disposes every tensor.</summary>
     public void Dispose()

@@ -39,56 +39,73 @@ internal static class AggregationLaunch
         return sources;
     }
 
-    /// <summary>Elements per forward/source-gradient work item: contiguous chunks on the CPU accelerator
-    /// (a few work items per simulated thread, at most 2048 floats so a source chunk and the output chunk
-    /// stay in cache); one element on a GPU (coalesced; the A branch is uniform over a warp except at sample
-    /// boundaries).</summary>
-    public static int ChunkLength(Device device, int batch, int sampleSize)
-    {
-        if (device.Kind != DeviceKind.Cpu) return 1;
-        int chunksPerSample = Math.Max(1, (2 * device.MaxThreads + batch - 1) / batch);
-        int chunk = (sampleSize + chunksPerSample - 1) / chunksPerSample;
-        return Math.Clamp(chunk, Math.Min(64, sampleSize), 2048);
-    }
-
-    /// <summary>Parts per sample in the adjacency gradient: enough (sample, source, part) items to fill the
-    /// device, each part at least 256 (CPU) or 32 (GPU) elements.</summary>
-    public static int Parts(Device device, int batch, int count, int sampleSize)
-    {
-        int minLength = device.Kind == DeviceKind.Cpu ? 256 : 32;
-        long edges = (long)batch * count;
-        long wanted = (device.MaxThreads + edges - 1) / edges;
-        long most = Math.Max(1, sampleSize / minLength);
-        return (int)Math.Clamp(wanted, 1, most);
-    }
-
     /// <summary>
-    /// Test hook: a fixed (chunk, parts) geometry instead of the per-device policy (null: the policy), for the calls on
-    /// this thread of control only (an <see cref="AsyncLocal{T}"/>), so a verification case never changes the
-    /// summation order of a model training at the same time on another thread.
+    /// Test and benchmark hook: what becomes of the per-device default plan (<see cref="AggregationPlan.For(Device, int, int, int)"/>)
+    /// of each launch (null: it runs as it is), for the calls on this thread of control only (an <see cref="AsyncLocal{T}"/>),
+    /// so a verification case or a benchmark never changes the kernels or the summation order of a model training at the
+    /// same time on another thread.
     /// </summary>
-    internal static (int Chunk, int Parts)? GeometryOverride
+    internal static Func<AggregationPlan, AggregationPlan>? PlanOverride
     {
         get => Override.Value;
         set => Override.Value = value;
     }
 
-    private static readonly AsyncLocal<(int Chunk, int Parts)?> Override = new();
+    private static readonly AsyncLocal<Func<AggregationPlan, AggregationPlan>?> Override = new();
 
-    private static IEnumerable<(AggregationShape Shape, NodeViews Views)> Groups(Adjacency adjacency, int target, Tensor[] sources, Func<int, Tensor?> view, int sampleSize)
+    /// <summary>Runs <paramref name="action"/> with every launch's plan replaced by <paramref name="plan"/> (null: the device's default), restoring the hook after.</summary>
+    internal static T WithPlan<T>(AggregationPlan? plan, Func<T> action) =>
+        WithPlan(plan is { } fixedPlan ? _ => fixedPlan : null, action);
+
+    /// <summary>Runs <paramref name="action"/> with <see cref="PlanOverride"/> set to <paramref name="change"/>, restoring it after.</summary>
+    internal static T WithPlan<T>(Func<AggregationPlan, AggregationPlan>? change, Func<T> action)
     {
-        var d = adjacency.Device;
+        var saved = PlanOverride;
+        PlanOverride = change;
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            PlanOverride = saved;
+        }
+    }
+
+    /// <summary>The plan of a launch of <paramref name="count"/> sources: the device's default as <see cref="PlanOverride"/> changes it; validated.</summary>
+    private static AggregationPlan PlanFor(Device device, int batch, int count, int sampleSize)
+    {
+        var plan = AggregationPlan.For(device, batch, count, sampleSize);
+        if (PlanOverride is { } change) plan = change(plan);
+        plan.Validate(device, "Aggregate");
+        return plan;
+    }
+
+    /// <summary>
+    /// The launches of an aggregation into <paramref name="target"/>: its sources split into groups of at most
+    /// <see cref="NodeViews.Capacity"/>, each with its plan and its shape (chunks of plan.Chunk, separate parts plan.Parts).
+    /// </summary>
+    private static IEnumerable<(AggregationShape Shape, AggregationPlan Plan)> Groups(Adjacency adjacency, int target, int sampleSize)
+    {
         int batch = adjacency.Batch;
-        int chunk = GeometryOverride?.Chunk ?? ChunkLength(d, batch, sampleSize);
         for (int first = 0; first < target; first += NodeViews.Capacity)
         {
             int count = Math.Min(NodeViews.Capacity, target - first);
-            var views = new NodeViews();
-            for (int s = 0; s < NodeViews.Capacity; s++)
-                views.Set(s, (view(first + Math.Min(s, count - 1)) ?? sources[first]).View);
-            int parts = GeometryOverride?.Parts ?? Parts(d, batch, count, sampleSize);
-            yield return (new AggregationShape(batch, sampleSize, adjacency.Size, target, first, count, chunk, parts), views);
+            var plan = PlanFor(adjacency.Device, batch, count, sampleSize);
+            yield return (new AggregationShape(batch, sampleSize, adjacency.Size, target, first, count, plan.Chunk, plan.Parts), plan);
         }
+    }
+
+    /// <summary>
+    /// The views of a launch: slot s is <paramref name="view"/>(FirstSource + s), or source FirstSource where that is null;
+    /// slots past the launch's count repeat its last source, so that every slot is a valid view.
+    /// </summary>
+    private static NodeViews Views(AggregationShape shape, Func<int, Tensor?> view, Tensor[] sources)
+    {
+        var views = new NodeViews();
+        for (int s = 0; s < NodeViews.Capacity; s++)
+            views.Set(s, (view(shape.FirstSource + Math.Min(s, shape.Count - 1)) ?? sources[shape.FirstSource]).View);
+        return views;
     }
 
     /// <summary>x (overwritten) = Σ_{i &lt; target} A[:, i, target] · y_i.</summary>
@@ -97,58 +114,105 @@ internal static class AggregationLaunch
         var d = adjacency.Device;
         int sample = sources[0].Length / adjacency.Batch;
         bool accumulate = false;
-        foreach (var (shape, views) in Groups(adjacency, target, sources, i => sources[i], sample))
+        foreach (var (shape, plan) in Groups(adjacency, target, sample))
         {
             int ext = d.Extent(shape.ChunkItems);
-            d.Kernels.AggregationForward(d.Stream, ext, shape.ChunkItems, ext, shape, accumulate ? 1 : 0, adjacency.Tensor.View, views, x.View);
+            var launch = plan.Forward == AggregationForward.Registers ? d.Kernels.AggregationForwardRegisters : d.Kernels.AggregationForward;
+            launch(d.Stream, ext, shape.ChunkItems, ext, shape, accumulate ? 1 : 0, adjacency.Tensor.View, Views(shape, i => sources[i], sources), x.View);
             accumulate = true;
         }
     }
 
     /// <summary>
-    /// dSources[i] += A[:, i, target] · dX for every non-null dSources[i]; dSources[i] = A[:, i, target] · dX (every
-    /// element written, its contents unread) where <paramref name="overwrite"/>[i] is set (null: accumulate into all).
+    /// The backward of an aggregation into <paramref name="target"/> from its upstream gradient <paramref name="dX"/>:
+    /// dSources[i] += A[:, i, target] · dX for every non-null dSources[i] (dSources[i] = A[:, i, target] · dX, every element
+    /// written and its contents unread, where <paramref name="overwrite"/>[i] is set; null: accumulate into all), and, when
+    /// <paramref name="dAdjacency"/> is given, dAdjacency[:, i, target] += &lt;y_i, dX&gt; for kept edges and for the cut
+    /// edges of rows that need them. Each launch group runs as its plan says: the separate kernels, or one fused pass that
+    /// reads dX once (then, with more than one chunk a sample, the reduction of its partials, which come from the pool).
     /// </summary>
-    public static void BackwardSources(Adjacency adjacency, int target, Tensor[] sources, Tensor dX, Tensor?[] dSources, bool[]? overwrite = null)
+    public static void Backward(Adjacency adjacency, int target, Tensor[] sources, Tensor dX, Tensor?[] dSources, bool[]? overwrite, Tensor? dAdjacency)
     {
         var d = adjacency.Device;
         int sample = sources[0].Length / adjacency.Batch;
-        foreach (var (shape, views) in Groups(adjacency, target, sources, i => dSources[i], sample))
+        foreach (var (shape, plan) in Groups(adjacency, target, sample))
         {
-            int mask = 0, accumulate = 0;
+            int gradMask = 0, accumulateMask = 0, cutEdgeMask = 0;
             for (int s = 0; s < shape.Count; s++)
             {
                 int i = shape.FirstSource + s;
+                if (adjacency.NeedsCutEdgeGradient(i)) cutEdgeMask |= 1 << s;
                 if (dSources[i] is null) continue;
-                mask |= 1 << s;
-                if (overwrite is null || !overwrite[i]) accumulate |= 1 << s;
+                gradMask |= 1 << s;
+                if (overwrite is null || !overwrite[i]) accumulateMask |= 1 << s;
             }
-            if (mask == 0) continue;
-            int ext = d.Extent(shape.ChunkItems);
-            d.Kernels.AggregationBackwardSources(d.Stream, ext, shape.ChunkItems, ext, shape, mask, accumulate, adjacency.Tensor.View, dX.View, views);
+            var ys = Views(shape, i => sources[i], sources);
+            var dYs = Views(shape, i => dSources[i], sources);
+            if (dAdjacency is not null && plan.Backward != AggregationBackward.Separate)
+            {
+                Fused(d, FusedShape(shape, plan), plan, gradMask, accumulateMask, cutEdgeMask, adjacency.Tensor, dX, ys, dYs, dAdjacency);
+                continue;
+            }
+            if (gradMask != 0)
+            {
+                int ext = d.Extent(shape.ChunkItems);
+                d.Kernels.AggregationBackwardSources(d.Stream, ext, shape.ChunkItems, ext, shape, gradMask, accumulateMask, adjacency.Tensor.View, dX.View, dYs);
+            }
+            if (dAdjacency is not null)
+                SeparateAdjacency(d, shape, cutEdgeMask, adjacency.Tensor, dX, ys, dAdjacency);
         }
     }
 
-    /// <summary>dAdjacency[:, i, target] += &lt;y_i, dX&gt; for kept edges and for the cut edges of rows that need them.</summary>
-    public static void BackwardAdjacency(Adjacency adjacency, int target, Tensor[] sources, Tensor dX, Tensor dAdjacency)
+    /// <summary>
+    /// The shape of a fused backward launch: chunks of plan.Chunk (<see cref="AggregationBackward.FusedChunks"/>) or
+    /// ⌈S / plan.GroupsPerSample⌉ elements (<see cref="AggregationBackward.FusedGroups"/>), and one adjacency-gradient part
+    /// per chunk (<see cref="AggregationShape.PartsAreChunks"/>).
+    /// </summary>
+    internal static AggregationShape FusedShape(AggregationShape shape, AggregationPlan plan)
     {
-        var d = adjacency.Device;
-        int sample = sources[0].Length / adjacency.Batch;
-        foreach (var (shape, views) in Groups(adjacency, target, sources, i => sources[i], sample))
+        int chunk = plan.Backward == AggregationBackward.FusedGroups
+            ? (shape.SampleSize + plan.GroupsPerSample - 1) / plan.GroupsPerSample
+            : plan.Chunk;
+        var chunked = new AggregationShape(shape.Batch, shape.SampleSize, shape.Size, shape.Target, shape.FirstSource, shape.Count, chunk, 1);
+        return new AggregationShape(shape.Batch, shape.SampleSize, shape.Size, shape.Target, shape.FirstSource, shape.Count, chunk, chunked.ChunksPerSample);
+    }
+
+    private static void Fused(Device d, AggregationShape shape, AggregationPlan plan, int gradMask, int accumulateMask, int cutEdgeMask,
+        Tensor adjacency, Tensor dX, NodeViews ys, NodeViews dYs, Tensor dAdjacency)
+    {
+        if (!shape.PartsAreChunks)
+            throw new InvalidOperationException($"Aggregate: a fused backward needs one part per chunk; got {shape.Parts} parts and {shape.ChunksPerSample} chunks.");
+        using var partial = shape.Parts > 1 ? Tensor.Empty(d, shape.PartItems) : null;
+        var partialView = (partial ?? dAdjacency).View; // unread with one part a sample
+        if (plan.Backward == AggregationBackward.FusedGroups)
         {
-            int mask = 0;
-            for (int s = 0; s < shape.Count; s++)
-                if (adjacency.NeedsCutEdgeGradient(shape.FirstSource + s)) mask |= 1 << s;
-            int ext = d.Extent(shape.PartItems);
-            if (shape.Parts == 1)
-            {
-                d.Kernels.AggregationBackwardAdjacency(d.Stream, ext, shape.PartItems, ext, shape, mask, adjacency.Tensor.View, views, dX.View, dAdjacency.View, dAdjacency.View);
-                continue;
-            }
-            using var partial = Tensor.Empty(d, shape.PartItems);
-            d.Kernels.AggregationBackwardAdjacency(d.Stream, ext, shape.PartItems, ext, shape, mask, adjacency.Tensor.View, views, dX.View, partial.View, dAdjacency.View);
-            int edges = shape.Batch * shape.Count, ext2 = d.Extent(edges);
-            d.Kernels.AggregationReduceAdjacencyGradient(d.Stream, ext2, edges, ext2, shape, partial.View, dAdjacency.View);
+            d.Kernels.AggregationBackwardFusedGroups(d.Stream, new KernelConfig(shape.ChunkItems, plan.GroupSize), shape, gradMask, accumulateMask, cutEdgeMask,
+                adjacency.View, dX.View, ys, dYs, partialView, dAdjacency.View);
         }
+        else
+        {
+            int ext = d.Extent(shape.ChunkItems);
+            d.Kernels.AggregationBackwardFusedChunks(d.Stream, ext, shape.ChunkItems, ext, shape, gradMask, accumulateMask, cutEdgeMask,
+                adjacency.View, dX.View, ys, dYs, partialView, dAdjacency.View);
+        }
+        if (partial is not null)
+            Reduce(d, shape, partial, dAdjacency);
+    }
+
+    private static void SeparateAdjacency(Device d, AggregationShape shape, int cutEdgeMask, Tensor adjacency, Tensor dX, NodeViews ys, Tensor dAdjacency)
+    {
+        int ext = d.Extent(shape.PartItems);
+        using var partial = shape.Parts > 1 ? Tensor.Empty(d, shape.PartItems) : null;
+        d.Kernels.AggregationBackwardAdjacency(d.Stream, ext, shape.PartItems, ext, shape, cutEdgeMask, adjacency.View, ys, dX.View,
+            (partial ?? dAdjacency).View, dAdjacency.View);
+        if (partial is not null)
+            Reduce(d, shape, partial, dAdjacency);
+    }
+
+    /// <summary>dAdjacency += the sum of each edge's <paramref name="partial"/> parts, in order.</summary>
+    private static void Reduce(Device d, AggregationShape shape, Tensor partial, Tensor dAdjacency)
+    {
+        int edges = shape.Batch * shape.Count, ext = d.Extent(edges);
+        d.Kernels.AggregationReduceAdjacencyGradient(d.Stream, ext, edges, ext, shape, partial.View, dAdjacency.View);
     }
 }

@@ -212,7 +212,9 @@ public static class WiringOps
     /// batch first). Cut edges cost nothing. Backward: <c>dY_i[b] += A[b, i, target] · dX[b]</c> and
     /// <c>dA[b, i, target] += &lt;y_i[b], dX[b]&gt;</c> (kept edges, and cut edges whose row's writer needs them:
     /// straight-through gate, dense edges). Saves nothing: A and the node outputs are alive anyway, and the
-    /// aggregate itself is not needed by this backward (see <see cref="Adjacency.AggregateInto"/> to rebuild it).
+    /// aggregate itself is not needed by this backward (see <see cref="Adjacency.AggregateInto"/> to rebuild it). The
+    /// kernels are the device's <see cref="AggregationPlan.For(Device, int, int, int)"/>: on Cuda the register forward and a
+    /// fused backward that reads dX once for both gradients, on the CPU accelerator the simple kernels.
     /// </summary>
     /// <exception cref="ArgumentException">Bad target, too few or mismatched node outputs.</exception>
     /// <exception cref="InvalidOperationException">A source row of the adjacency has not been written yet.</exception>
@@ -236,9 +238,7 @@ public static class WiringOps
                     overwrite[i] = accumulate == 0;
                     dSources[i] = sources[i].Grad;
                 }
-                AggregationLaunch.BackwardSources(adjacency, target, sources, x.Grad, dSources, overwrite);
-                if (at.RequiresGrad)
-                    AggregationLaunch.BackwardAdjacency(adjacency, target, sources, x.Grad, at.Grad);
+                AggregationLaunch.Backward(adjacency, target, sources, x.Grad, dSources, overwrite, at.RequiresGrad ? at.Grad : null);
             });
         return x;
     }
