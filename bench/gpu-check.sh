@@ -2,7 +2,8 @@
 # GPU check for a machine without .NET: runs the self-contained ddw bundle (built here with
 # `dotnet tool restore && dotnet pwsh build.ps1 publish`) and, when `python3 -c 'import torch'` works, the
 # PyTorch eager peer (bench/peers/pytorch_ddw.py) on the same models, wirings and batches; writes every output
-# under $OUT (default ./gpu-results) and prints ours vs PyTorch per row.
+# under $OUT (default ./gpu-results) and prints ours vs PyTorch per row, each in FP32 and with TF32 convolutions
+# (ddw --tf32 beside PyTorch --allow-tf32, which also puts its Linear layers on TF32).
 #
 #   bench/gpu-check.sh [BUNDLE_DIR]          # BUNDLE_DIR defaults to publish/linux-x64
 #
@@ -86,8 +87,19 @@ cat "$out/environment.txt"
 
 step info 60 "$ddw" info --device "$device"
 step verify 150 "$ddw" verify --device "$device"
+# the TF32 tensor-core convolutions at their own tolerance (on the CPU: the emulation, also against a double reference)
+step verify-tf32 150 "$ddw" verify --device "$device" --tf32 --op Conv2d
 step bench-resnet_mini 120 "$ddw" bench --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --repetitions "$reps" --json
 step bench-resnet18 90 "$ddw" bench --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --repetitions "$reps" --json
+if [[ $device == cpu ]]; then
+    # the CPU runs the TF32 kernels' exact emulation, a check of the numerics many times slower than FP32: one traced step
+    step profile-tf32-resnet_mini-chain 120 "$ddw" profile --device cpu --model resnet_mini --batch "${mini_batches[0]}" --wiring chain --warmup 0 --tf32 --json
+    echo "bench-tf32 steps skipped on the CPU (the TF32 emulation checks numerics, not speed)" | tee -a "$summary"
+else
+    step bench-tf32-resnet_mini 120 "$ddw" bench --device "$device" --model resnet_mini --batch "${mini_batches[@]}" --repetitions "$reps" --tf32 --json
+    step bench-tf32-resnet18 90 "$ddw" bench --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --repetitions "$reps" --tf32 --json
+    step profile-tf32-resnet18-chain 60 "$ddw" profile --device "$device" --model resnet18 --input-size "$r18_size" --batch "$r18_batch" --wiring chain --gpu "$gpu" --tf32 --json
+fi
 step bench-aggregation 45 "$ddw" bench aggregation --device "$device" --json
 # The same aggregation on the simple rung (read-modify-write forward, separate source and adjacency gradients): the A/B
 # of the register forward and fused backward that the device's plan runs.
@@ -161,12 +173,15 @@ def load(name):
                 pass
     return rows
 
-ours, device = {}, "?"
+ours, ours_tf32, device = {}, {}, "?"
 for model in ("resnet_mini", "resnet18"):
     for doc in load(f"bench-{model}.json"):
         device = doc.get("device", device)
         for r in doc.get("rows", []):
             ours[(doc["model"], doc["inputSize"], r["batch"], r["wiring"])] = r
+    for doc in load(f"bench-tf32-{model}.json"):
+        for r in doc.get("rows", []):
+            ours_tf32[(doc["model"], doc["inputSize"], r["batch"], r["wiring"])] = r
 peer, tf32 = {}, {}
 for model in ("resnet_mini", "resnet18"):
     for r in load(f"peer-{model}.json"):
@@ -182,7 +197,8 @@ for model in ("resnet_mini", "resnet18"):
             floor[(model, w)] = (doc.get("step", {}).get("floorUs"), total)
 name = next(iter(peer.values()), {}).get("deviceName", "no PyTorch run")
 print(f"training step (forward + loss + backward + SGD), median ms; ours: ddw on {device}; PyTorch eager: {name}")
-head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch FP32 ms':>15} {'PyTorch TF32 ms':>15} {'ours/FP32':>9} {'ours/TF32':>9} {'kernels/floor':>13} {'ours/dense':>10} {'keep':>6}"
+print("ours TF32: ddw --tf32 (convolutions' forward and input gradient on TF32 tensor cores); PyTorch TF32: --allow-tf32 (cuDNN and cuBLAS)")
+head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch FP32 ms':>15} {'ours/FP32':>9} {'ours TF32 ms':>12} {'PyTorch TF32 ms':>15} {'TF32/TF32':>9} {'kernels/floor':>13} {'ours/dense':>10} {'keep':>6}"
 print(head)
 print("-" * len(head))
 for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k[2], ["dense", "chain", "dynamic"].index(k[3]))):
@@ -194,9 +210,12 @@ for key in sorted(set(ours) | set(peer), key=lambda k: (k[0] != "resnet_mini", k
     pm = p["medianStepMs"] if p else None
     t = tf32.get(key)
     tm = t["medianStepMs"] if t else None
+    ot = ours_tf32.get(key)
+    otm = ot["medianStepMs"] if ot else None
     fl, meas = floor.get((key[0], key[3]), (None, None))
-    print(f"{key[0]:12} {key[1]:>5} {key[2]:>5} {key[3]:8} {f(om, '>9.2f'):>9} {f(pm, '>15.2f'):>15} {f(tm, '>15.2f'):>15} "
-          f"{f(om / pm if om and pm else None, '>9.2f'):>9} {f(om / tm if om and tm else None, '>9.2f'):>9} "
+    print(f"{key[0]:12} {key[1]:>5} {key[2]:>5} {key[3]:8} {f(om, '>9.2f'):>9} {f(pm, '>15.2f'):>15} "
+          f"{f(om / pm if om and pm else None, '>9.2f'):>9} {f(otm, '>12.2f'):>12} {f(tm, '>15.2f'):>15} "
+          f"{f(otm / tm if otm and tm else None, '>9.2f'):>9} "
           f"{f(meas / fl if meas and fl else None, '>13.2f'):>13} {f(om / od['medianStepMs'] if om and od else None, '>10.3f'):>10} "
           f"{f(o['keepRate'] if o else None, '>6.1%'):>6}")
 for doc in load("bench-aggregation.json") + load("bench-aggregation-simple.json"):

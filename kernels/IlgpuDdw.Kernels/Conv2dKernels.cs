@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 
 namespace IlgpuDdw.Kernels;
 
@@ -525,26 +526,14 @@ public static class Conv2dKernels
         var tileA = SharedMemory.Allocate<float>(MaxTileK * MaxTileM);
         var tileB = SharedMemory.Allocate<float>(MaxTileK * MaxTileN);
         int m = op.M, n = op.N, kTotal = op.K;
-        int tilesN = Conv2dGeometry.CeilDiv(n, tileN), tilesM = Conv2dGeometry.CeilDiv(m, tileM);
-        int tile = Grid.IdxX, q = tile / tilesN;
-        int n0 = (tile - q * tilesN) * tileN;
-        int grp = q / tilesM, m0 = (q - grp * tilesM) * tileM;
-        int tid = Group.IdxX, threads = Group.DimX;
+        BlockOrigin(op, tileM, tileN, out int grp, out int m0, out int n0);
+        int tid = Group.IdxX;
         int rowStep = tileM / 4, colStep = tileN / 4;
         int tm = tid / colStep, tn = tid - tm * colStep;
         var acc = default(Tile4x4);
         for (int k0 = 0; k0 < kTotal; k0 += tileK)
         {
-            for (int e = tid; e < tileM * tileK; e += threads)
-            {
-                int r = e / tileK, kq = e - r * tileK; // consecutive threads: consecutive k of one row of A
-                tileA[kq * tileM + r] = m0 + r < m && k0 + kq < kTotal ? op.A(grp, m0 + r, k0 + kq) : 0f;
-            }
-            for (int e = tid; e < tileK * tileN; e += threads)
-            {
-                int kq = e / tileN, c = e - kq * tileN; // consecutive threads: consecutive n
-                tileB[e] = n0 + c < n && k0 + kq < kTotal ? op.B(grp, k0 + kq, n0 + c) : 0f;
-            }
+            StageTiles(op, grp, m0, n0, k0, tileM, tileN, tileK, tileA, tileM, tileB, tileN);
             Group.Barrier();
             int steps = Min(tileK, kTotal - k0);
             for (int kq = 0; kq < steps; kq++)
@@ -562,6 +551,42 @@ public static class Conv2dKernels
         StoreRow(op, grp, row + 3 * rowStep, col, colStep, m, n, acc.C30, acc.C31, acc.C32, acc.C33);
     }
 
+    /// <summary>
+    /// The block of C this thread group computes: channel group <paramref name="grp"/>, first row <paramref name="m0"/>
+    /// and first column <paramref name="n0"/> (blocks numbered column-fastest, then row, then channel group).
+    /// </summary>
+    private static void BlockOrigin<TOperands>(TOperands op, int tileM, int tileN, out int grp, out int m0, out int n0)
+        where TOperands : struct, IGemmOperands
+    {
+        int tilesN = Conv2dGeometry.CeilDiv(op.N, tileN), tilesM = Conv2dGeometry.CeilDiv(op.M, tileM);
+        int tile = Grid.IdxX, q = tile / tilesN;
+        n0 = (tile - q * tilesN) * tileN;
+        grp = q / tilesM;
+        m0 = (q - grp * tilesM) * tileM;
+    }
+
+    /// <summary>
+    /// Stages reduction step [k0, k0 + tileK) of the block at (m0, n0) in shared memory, every thread of the group taking
+    /// its share: A transposed, <c>tileA[kq·ldA + r] = A[m0 + r, k0 + kq]</c>, and <c>tileB[kq·ldB + c] = B[k0 + kq, n0 + c]</c>
+    /// (a leading dimension above the tile's extent pads its rows); 0 outside the GEMM.
+    /// </summary>
+    private static void StageTiles<TOperands>(TOperands op, int grp, int m0, int n0, int k0, int tileM, int tileN, int tileK,
+        ArrayView<float> tileA, int ldA, ArrayView<float> tileB, int ldB) where TOperands : struct, IGemmOperands
+    {
+        int m = op.M, n = op.N, kTotal = op.K;
+        int tid = Group.IdxX, threads = Group.DimX;
+        for (int e = tid; e < tileM * tileK; e += threads)
+        {
+            int r = e / tileK, kq = e - r * tileK; // consecutive threads: consecutive k of one row of A
+            tileA[kq * ldA + r] = m0 + r < m && k0 + kq < kTotal ? op.A(grp, m0 + r, k0 + kq) : 0f;
+        }
+        for (int e = tid; e < tileK * tileN; e += threads)
+        {
+            int kq = e / tileN, c = e - kq * tileN; // consecutive threads: consecutive n
+            tileB[kq * ldB + c] = n0 + c < n && k0 + kq < kTotal ? op.B(grp, k0 + kq, n0 + c) : 0f;
+        }
+    }
+
     /// <summary>Stores the four values of one register-tile row at columns col + j·step that exist.</summary>
     private static void StoreRow<TOperands>(TOperands op, int grp, int row, int col, int step, int m, int n,
         float v0, float v1, float v2, float v3) where TOperands : struct, IGemmOperands
@@ -571,6 +596,229 @@ public static class Conv2dKernels
         if (col + step < n) op.Store(grp, row, col + step, v1);
         if (col + 2 * step < n) op.Store(grp, row, col + 2 * step, v2);
         if (col + 3 * step < n) op.Store(grp, row, col + 3 * step, v3);
+    }
+
+    // ---- The TF32 rung: the tiled implicit GEMM on tensor cores (mma.sync m16n8k8 through inline PTX) ----
+
+    /// <summary>Rows of C one warp of the TF32 kernels owns (one m16n8k8 fragment high); tileM is a multiple of it.</summary>
+    public const int Tf32WarpRows = 16;
+
+    /// <summary>Columns of C one warp of the TF32 kernels owns (four n8 fragments side by side); tileN is a multiple of it.</summary>
+    public const int Tf32WarpColumns = 32;
+
+    /// <summary>The reduction step of one mma (k8); tileK of the TF32 kernels is a multiple of it.</summary>
+    public const int Tf32Step = 8;
+
+    /// <summary>
+    /// Padding of each row of the TF32 kernels' shared tiles: with a leading dimension ≡ 8 (mod 16) the 32 lanes of a
+    /// fragment load (8 groups along m or n × 4 along k) hit 32 different banks.
+    /// </summary>
+    public const int Tf32Skew = 8;
+
+    /// <summary>
+    /// <see cref="ForwardTiled"/> on TF32 tensor cores: the same implicit GEMM, blocks and operands, each product of
+    /// weight and input rounded to TF32 (<see cref="Tf32.Round"/>) and summed in FP32 by
+    /// <see cref="TiledGemmTf32{TOperands}"/>. Launched with <c>groups · ⌈C_out/groups / tileM⌉ · ⌈B·Ho·Wo / tileN⌉</c>
+    /// groups of <c>tileM·tileN/16</c> threads on a GPU (any count on the CPU accelerator); overwrites
+    /// <paramref name="output"/>. The bias is added in FP32.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void ForwardTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK,
+        ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
+        TiledGemmTf32(new ForwardOperands(g, input, weight, bias, hasBias, output), tileM, tileN, tileK);
+
+    /// <summary>
+    /// <see cref="BackwardInputTiled"/> on TF32 tensor cores (products of weight and output gradient rounded to TF32,
+    /// FP32 sums); launched like <see cref="ForwardTiledTf32"/> over <c>⌈C_in/groups / tileM⌉ · ⌈B·H·W / tileN⌉</c>
+    /// blocks per channel group. Accumulates into <paramref name="dInput"/> when <paramref name="accumulate"/> ≠ 0,
+    /// else overwrites it (<see cref="ElementwiseKernels.Prior"/>).
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardInputTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput) =>
+        TiledGemmTf32(new BackwardInputOperands(g, dOutput, weight, dInput, accumulate), tileM, tileN, tileK);
+
+    /// <summary>
+    /// TF32 (tensor-float-32: FP32's 8-bit exponent, 10 of its 23 mantissa bits) as the tensor cores take it, and the
+    /// per-lane fragment layout of <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c> (PTX ISA, "Matrix Fragments
+    /// for mma.m16n8k8", .tf32): with groupID g = lane / 4 and threadID_in_group t = lane mod 4, A (16 × 8, row-major)
+    /// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B (8 × 8, column-major) b0 (k = t, n = g),
+    /// b1 (k = t + 4, n = g); C and D (16 × 8, FP32) c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1).
+    /// </summary>
+    public static class Tf32
+    {
+        /// <summary>
+        /// <paramref name="x"/> rounded to TF32 as <c>cvt.rna.tf32.f32</c> does: to nearest, ties away from zero, at 10
+        /// mantissa bits (the 13 low bits cleared); subnormals round the same way, a value past the largest TF32 rounds
+        /// to ±∞, NaN and ±∞ are returned as they are.
+        /// </summary>
+        public static float Round(float x)
+        {
+            uint bits = Interop.FloatAsInt(x);
+            if ((bits & 0x7F800000u) == 0x7F800000u) return x;
+            return Interop.IntAsFloat((bits + 0x1000u) & 0xFFFFE000u);
+        }
+
+        /// <summary>Row of A held in register <paramref name="reg"/> (0 to 3) of <paramref name="lane"/>: g, g + 8, g, g + 8.</summary>
+        public static int ARow(int lane, int reg) => (lane >> 2) + ((reg & 1) << 3);
+
+        /// <summary>Column (k) of A held in register <paramref name="reg"/> of <paramref name="lane"/>: t, t, t + 4, t + 4.</summary>
+        public static int ACol(int lane, int reg) => (lane & 3) + ((reg >> 1) << 2);
+
+        /// <summary>Row (k) of B held in register <paramref name="reg"/> (0 or 1) of <paramref name="lane"/>: t, t + 4.</summary>
+        public static int BRow(int lane, int reg) => (lane & 3) + (reg << 2);
+
+        /// <summary>Column (n) of B held by <paramref name="lane"/>: g.</summary>
+        public static int BCol(int lane) => lane >> 2;
+
+        /// <summary>Row of C held in register <paramref name="reg"/> (0 to 3) of <paramref name="lane"/>: g, g, g + 8, g + 8.</summary>
+        public static int CRow(int lane, int reg) => (lane >> 2) + ((reg >> 1) << 3);
+
+        /// <summary>Column of C held in register <paramref name="reg"/> of <paramref name="lane"/>: 2t, 2t + 1, 2t, 2t + 1.</summary>
+        public static int CCol(int lane, int reg) => ((lane & 3) << 1) + (reg & 1);
+    }
+
+    /// <summary>
+    /// C = A·B for every group on TF32 tensor cores, one thread group per tileM × tileN block of C (blocks as in
+    /// <see cref="TiledGemm{TOperands}"/>), staged tileK at a time through shared memory rows padded by
+    /// <see cref="Tf32Skew"/>. The block's tileM·tileN/16 lanes form warps of 32 (lane = thread index mod 32 on a GPU), each
+    /// warp owning a <see cref="Tf32WarpRows"/> × <see cref="Tf32WarpColumns"/> tile of C (warps column-fastest): per k8
+    /// step a warp loads one A fragment and four B fragments from the shared tiles, rounds them to TF32
+    /// (<c>cvt.rna.tf32.f32</c>) and issues four <c>mma.sync.aligned.m16n8k8</c> into FP32 accumulators, which are stored
+    /// (out-of-range rows and columns skipped) as <see cref="Tf32"/>'s C layout places them.
+    /// <para>
+    /// Without <see cref="CudaAsm.IsSupported"/> (the CPU accelerator) every lane emulates its part of each mma exactly:
+    /// each of its four accumulators adds, in k order in FP32, the eight products of the TF32 A and B elements of its
+    /// row and column, reading each element through the fragment register of the lane that would hold it (the same
+    /// fragment loads as the GPU path), so the tiling, the fragment indexing and the stores run as on the GPU and only the
+    /// mma instruction itself differs. The emulation needs no warp intrinsic, so any warp size works, and a group with
+    /// fewer threads than lanes runs the lanes in passes (each pass stages the tiles again); on a GPU the group has one
+    /// thread per lane and a single pass. Host checks: tileM a multiple of <see cref="Tf32WarpRows"/> up to
+    /// <see cref="MaxTileM"/>, tileN of <see cref="Tf32WarpColumns"/> up to <see cref="MaxTileN"/>, tileK of
+    /// <see cref="Tf32Step"/> up to <see cref="MaxTileK"/>; on a GPU, tileM·tileN/16 threads a group and warps of 32.
+    /// </para>
+    /// </summary>
+    private static void TiledGemmTf32<TOperands>(TOperands op, int tileM, int tileN, int tileK) where TOperands : struct, IGemmOperands
+    {
+        var tileA = SharedMemory.Allocate<float>(MaxTileK * (MaxTileM + Tf32Skew));
+        var tileB = SharedMemory.Allocate<float>(MaxTileK * (MaxTileN + Tf32Skew));
+        int m = op.M, n = op.N, kTotal = op.K;
+        BlockOrigin(op, tileM, tileN, out int grp, out int m0, out int n0);
+        int ldA = tileM + Tf32Skew, ldB = tileN + Tf32Skew;
+        int lanes = tileM * tileN / 16, warpsN = tileN / Tf32WarpColumns;
+        int tid = Group.IdxX, threads = Group.DimX;
+        for (int first = 0; first < lanes; first += threads)
+        {
+            int slot = first + tid, warp = slot >> 5, lane = slot & 31;
+            int wm = warp / warpsN;
+            int rowBase = wm * Tf32WarpRows, colBase = (warp - wm * warpsN) * Tf32WarpColumns;
+            bool active = slot < lanes; // always on a GPU (one thread per lane)
+            var acc = default(MmaTile);
+            for (int k0 = 0; k0 < kTotal; k0 += tileK)
+            {
+                StageTiles(op, grp, m0, n0, k0, tileM, tileN, tileK, tileA, ldA, tileB, ldB);
+                Group.Barrier();
+                int steps = Min(tileK, kTotal - k0);
+                if (active)
+                    for (int kq = 0; kq < steps; kq += Tf32Step)
+                        acc.Step(tileA, ldA, tileB, ldB, kq, rowBase, colBase, lane);
+                Group.Barrier();
+            }
+            if (active) acc.Store(op, grp, m0 + rowBase, n0 + colBase, lane, m, n);
+        }
+    }
+
+    /// <summary>
+    /// One warp's <see cref="Tf32WarpRows"/> × <see cref="Tf32WarpColumns"/> tile of C as four m16n8 accumulator
+    /// fragments, the four registers one lane holds of each: <c>Cjr</c> is register r of fragment j (columns 8j to
+    /// 8j + 7). Deliberate unrolling: written out by hand (ILGPU 1.5.3 does not unroll loops, and a local array stays in
+    /// registers only with constant indices).
+    /// </summary>
+    private struct MmaTile
+    {
+        public float C00, C01, C02, C03, C10, C11, C12, C13, C20, C21, C22, C23, C30, C31, C32, C33;
+
+        /// <summary>One k8 step at row <paramref name="kq"/> of the shared tiles: this lane's A fragment, then the four mmas.</summary>
+        public void Step(ArrayView<float> tileA, int ldA, ArrayView<float> tileB, int ldB, int kq, int rowBase, int colBase, int lane)
+        {
+            uint a0 = LoadA(tileA, ldA, kq, rowBase, lane, 0), a1 = LoadA(tileA, ldA, kq, rowBase, lane, 1);
+            uint a2 = LoadA(tileA, ldA, kq, rowBase, lane, 2), a3 = LoadA(tileA, ldA, kq, rowBase, lane, 3);
+            Mma(ref C00, ref C01, ref C02, ref C03, a0, a1, a2, a3, tileA, ldA, tileB, ldB, kq, rowBase, colBase, lane);
+            Mma(ref C10, ref C11, ref C12, ref C13, a0, a1, a2, a3, tileA, ldA, tileB, ldB, kq, rowBase, colBase + 8, lane);
+            Mma(ref C20, ref C21, ref C22, ref C23, a0, a1, a2, a3, tileA, ldA, tileB, ldB, kq, rowBase, colBase + 16, lane);
+            Mma(ref C30, ref C31, ref C32, ref C33, a0, a1, a2, a3, tileA, ldA, tileB, ldB, kq, rowBase, colBase + 24, lane);
+        }
+
+        /// <summary>Stores this lane's registers of the warp tile at (<paramref name="row0"/>, <paramref name="col0"/>): register r of every fragment lies on one row.</summary>
+        public readonly void Store<TOperands>(TOperands op, int grp, int row0, int col0, int lane, int m, int n) where TOperands : struct, IGemmOperands
+        {
+            StoreRow(op, grp, row0 + Tf32.CRow(lane, 0), col0 + Tf32.CCol(lane, 0), 8, m, n, C00, C10, C20, C30);
+            StoreRow(op, grp, row0 + Tf32.CRow(lane, 1), col0 + Tf32.CCol(lane, 1), 8, m, n, C01, C11, C21, C31);
+            StoreRow(op, grp, row0 + Tf32.CRow(lane, 2), col0 + Tf32.CCol(lane, 2), 8, m, n, C02, C12, C22, C32);
+            StoreRow(op, grp, row0 + Tf32.CRow(lane, 3), col0 + Tf32.CCol(lane, 3), 8, m, n, C03, C13, C23, C33);
+        }
+    }
+
+    /// <summary>Register <paramref name="reg"/> of <paramref name="lane"/>'s A fragment at k step <paramref name="kq"/>, in TF32.</summary>
+    private static uint LoadA(ArrayView<float> tileA, int ldA, int kq, int rowBase, int lane, int reg) =>
+        ToTf32(tileA[(kq + Tf32.ACol(lane, reg)) * ldA + rowBase + Tf32.ARow(lane, reg)]);
+
+    /// <summary>Register <paramref name="reg"/> of <paramref name="lane"/>'s B fragment at k step <paramref name="kq"/>, in TF32.</summary>
+    private static uint LoadB(ArrayView<float> tileB, int ldB, int kq, int colBase, int lane, int reg) =>
+        ToTf32(tileB[(kq + Tf32.BRow(lane, reg)) * ldB + colBase + Tf32.BCol(lane)]);
+
+    /// <summary>The bits of <paramref name="x"/> rounded to TF32: <c>cvt.rna.tf32.f32</c> on a GPU, <see cref="Tf32.Round"/> elsewhere.</summary>
+    private static uint ToTf32(float x)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("cvt.rna.tf32.f32 %0, %1;", out uint bits, x);
+            return bits;
+        }
+        return Interop.FloatAsInt(Tf32.Round(x));
+    }
+
+    /// <summary>
+    /// <c>c += A·B</c> for one m16n8k8 step: A the 16 × 8 block at (rowBase, kq) of the shared A tile (this lane's
+    /// fragment a0..a3), B the 8 × 8 block at (kq, colBase) of the B tile, c0..c3 this lane's accumulators. On a GPU one
+    /// <c>mma.sync</c> of the warp; elsewhere this lane's four sums, each element read through the fragment register
+    /// that holds it: A[r, k] in register r/8 + 2·(k/4) of lane 4·(r mod 8) + k mod 4, B[k, c] in register k/4 of lane
+    /// 4c + k mod 4.
+    /// </summary>
+    private static void Mma(ref float c0, ref float c1, ref float c2, ref float c3, uint a0, uint a1, uint a2, uint a3,
+        ArrayView<float> tileA, int ldA, ArrayView<float> tileB, int ldB, int kq, int rowBase, int colBase, int lane)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            Ref<float> d0 = c0, d1 = c1, d2 = c2, d3 = c3;
+            Input<uint> x0 = a0, x1 = a1, x2 = a2, x3 = a3;
+            Input<uint> y0 = LoadB(tileB, ldB, kq, colBase, lane, 0), y1 = LoadB(tileB, ldB, kq, colBase, lane, 1);
+            CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};",
+                ref d0, ref d1, ref d2, ref d3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+            c0 = d0.Value; c1 = d1.Value; c2 = d2.Value; c3 = d3.Value;
+            return;
+        }
+        c0 = EmulatedDot(c0, tileA, ldA, tileB, ldB, kq, rowBase, colBase, Tf32.CRow(lane, 0), Tf32.CCol(lane, 0));
+        c1 = EmulatedDot(c1, tileA, ldA, tileB, ldB, kq, rowBase, colBase, Tf32.CRow(lane, 1), Tf32.CCol(lane, 1));
+        c2 = EmulatedDot(c2, tileA, ldA, tileB, ldB, kq, rowBase, colBase, Tf32.CRow(lane, 2), Tf32.CCol(lane, 2));
+        c3 = EmulatedDot(c3, tileA, ldA, tileB, ldB, kq, rowBase, colBase, Tf32.CRow(lane, 3), Tf32.CCol(lane, 3));
+    }
+
+    /// <summary>
+    /// <paramref name="acc"/> plus Σ_k A[r, k]·B[k, c] over the eight k of one mma step, in k order in FP32, each operand
+    /// the TF32 value its owning lane's fragment register holds (see <see cref="Mma"/>).
+    /// </summary>
+    private static float EmulatedDot(float acc, ArrayView<float> tileA, int ldA, ArrayView<float> tileB, int ldB, int kq, int rowBase, int colBase,
+        int r, int c)
+    {
+        for (int k = 0; k < Tf32Step; k++)
+        {
+            int q = k & 3, h = k >> 2;
+            float a = Interop.IntAsFloat(LoadA(tileA, ldA, kq, rowBase, ((r & 7) << 2) + q, (r >> 3) + (h << 1)));
+            float b = Interop.IntAsFloat(LoadB(tileB, ldB, kq, colBase, (c << 2) + q, h));
+            acc += a * b;
+        }
+        return acc;
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ internal static class BenchCommands
         var size = CommonOptions.InputSize();
         var reps = CommonOptions.Repetitions("Timed steps per row.", 5);
         var json = CommonOptions.Json("Print one JSON object instead of a table.");
-        var bench = new Command("bench", "Quick benchmarks (median of repetitions, warm-up outside the timing).").With([model, batches, size, reps, json]);
+        var tf32 = CommonOptions.Tf32();
+        var bench = new Command("bench", "Quick benchmarks (median of repetitions, warm-up outside the timing).").With([model, batches, size, reps, json, tf32]);
         bench.Subcommands.Add(Aggregation());
         bench.SetAction(parse =>
         {
@@ -18,7 +19,7 @@ internal static class BenchCommands
             int repetitions = parse.GetValue(reps);
             var bs = parse.GetValue(batches) ?? [32];
             foreach (var b in bs) if (b < 1) throw new ArgumentException($"--batch must be at least 1; got {b}.");
-            using var device = CliApp.OpenDevice(parse);
+            using var device = CliApp.OpenDevice(parse, tf32);
             foreach (var b in bs)
                 foreach (var kind in new[] { WiringKind.Dense, WiringKind.Chain, WiringKind.Dynamic })
                     Training.StepMemory.Check(device, spec, new WiringConfig { Kind = kind }, b);
@@ -34,11 +35,11 @@ internal static class BenchCommands
             {
                 var report = new StepBenchmarkReport(device.ToString(), spec.Name, spec.InputSize, repetitions, rows.Select(r => new StepBenchmarkReportRow(
                     CommonOptions.Name(r.Wiring), r.Batch, r.MedianMs, r.SpreadMs, r.ImagesPerSecond, r.MedianMs / DenseMs(r.Batch), r.KeepRate, r.PeakBytes,
-                    r.EvalMedianMs)).ToArray());
+                    r.EvalMedianMs)).ToArray(), device.Tf32);
                 Console.WriteLine(JsonSerializer.Serialize(report, CliJsonContext.Default.StepBenchmarkReport));
                 return 0;
             }
-            Console.WriteLine($"device: {device}; model {spec.Name} at {spec.InputSize}×{spec.InputSize}; training step = forward + loss + backward + SGD; {repetitions} timed steps");
+            Console.WriteLine($"device: {device}{CliApp.Numerics(device)}; model {spec.Name} at {spec.InputSize}×{spec.InputSize}; training step = forward + loss + backward + SGD; {repetitions} timed steps");
             var table = new Table().AddColumns("wiring", "batch", "median step ms", "spread ms", "images/s", "ratio to dense", "keep rate", "peak memory", "eval ms");
             foreach (var r in rows)
                 table.AddRow(CommonOptions.Name(r.Wiring), r.Batch.ToString(), $"{r.MedianMs:F1}", $"{r.SpreadMs:F1}", $"{r.ImagesPerSecond:F1}",

@@ -88,15 +88,31 @@ public static class CliApp
     /// <summary>Opens the device named by <c>--device</c>, <c>DDW_DEVICE</c>, or auto.</summary>
     public static Device OpenDevice(ParseResult parse) => Device.Create(parse.GetValue(DeviceOption));
 
+    /// <summary><see cref="OpenDevice(ParseResult)"/> with <see cref="Device.Tf32"/> as <paramref name="tf32"/> (<c>--tf32</c>) says.</summary>
+    public static Device OpenDevice(ParseResult parse, Option<bool> tf32)
+    {
+        var device = OpenDevice(parse);
+        device.Tf32 = parse.GetValue(tf32);
+        return device;
+    }
+
+    /// <summary>The device's numerics for a header line: <c>", convolutions on TF32 tensor cores"</c> when <see cref="Device.Tf32"/> is on, else empty.</summary>
+    public static string Numerics(Device device) =>
+        device.Tf32 ? device.Kind == DeviceKind.Cpu ? ", convolutions on TF32 (CPU emulation)" : ", convolutions on TF32 tensor cores" : "";
+
     private static Command VerifyCommand()
     {
         var filter = new Option<string?>("--op") { Description = "Only ops or passes whose name contains this text, any case (e.g. Relu, Conv2d.BackwardWeight, Pooling) [default: all]." };
+        var tf32 = CommonOptions.Tf32("Also verify the optional TF32 tensor-core convolutions, at their own looser tolerance against the FP32 reference " +
+            "(and, on the CPU accelerator, their emulation tightly against a double reference on the same TF32-rounded operands) [default: off, FP32 kernels only].");
         var cmd = new Command("verify", "Run every kernel on the device against its CPU reference at several shapes; exit code 0 only if all pass.");
         cmd.Options.Add(filter);
+        cmd.Options.Add(tf32);
         cmd.SetAction(parse =>
         {
             string? op = parse.GetValue(filter);
-            if (Verification.VerificationCases.Matching(op).Count == 0)
+            bool withTf32 = parse.GetValue(tf32);
+            if (Verification.VerificationCases.Matching(op, withTf32).Count == 0)
             {
                 Console.Error.WriteLine($"No op matches --op {op}; ops: {string.Join(", ", Verification.VerificationCases.OpNames)}.");
                 return 1;
@@ -106,7 +122,7 @@ public static class CliApp
             var table = new Table().AddColumns("op", "shape", "max abs error", "max rel error", "pass");
             int total = 0, failed = 0;
             var results = new List<Verification.VerifyResult>();
-            foreach (var r in Verification.VerificationCases.Run(device, op))
+            foreach (var r in Verification.VerificationCases.Run(device, op, withTf32))
             {
                 total++;
                 if (!r.Pass) failed++;

@@ -20,8 +20,9 @@ internal static class ProfileCommand
         var measure = new Option<bool>("--measure") { Description = "On the CPU accelerator: time every launch with a synchronisation before and after it (changes the step's timing). Cuda runs are always timed with CUDA events." };
         var warmup = new Option<int>("--warmup") { Description = "Untraced steps before the traced one (two reach the steady state: the first creates the parameter gradients and momentum buffers the second keeps alive).", DefaultValueFactory = _ => 2 };
         var json = CommonOptions.Json();
+        var tf32 = CommonOptions.Tf32(CommonOptions.Tf32Help.Replace(" [default:", "; the TF32 kernels' floors take the card's TF32 peak [default:", StringComparison.Ordinal));
         var cmd = new Command("profile", "Trace one training step (forward, loss, backward, SGD): per kernel launches, work items, FLOPs, bytes and roofline floor; per step launches, synchronisations and allocations.")
-            .With([model, batch, size, wiring, gpu, dryRun, measure, warmup, json]);
+            .With([model, batch, size, wiring, gpu, dryRun, measure, warmup, json, tf32]);
         cmd.SetAction(parse =>
         {
             int b = parse.GetValue(batch);
@@ -32,6 +33,7 @@ internal static class ProfileCommand
             if (dry && parse.GetValue(measure)) throw new ArgumentException("--measure has nothing to time on a --dry-run (nothing is executed).");
             var named = parse.GetValue(gpu) is { } g ? GpuProfile.Get(g) : null;
             using var device = dry ? Device.CreateDryRun(named ?? GpuProfile.H200) : CliApp.OpenDevice(parse);
+            device.Tf32 = parse.GetValue(tf32);
             var roofline = named ?? GpuProfile.ForCardName(device.Name) ?? GpuProfile.H200;
             var timing = dry ? LaunchTiming.None
                 : device.Kind == DeviceKind.Cuda ? LaunchTiming.Events
@@ -58,8 +60,8 @@ internal static class ProfileCommand
     {
         var t = r.Trace;
         Console.WriteLine(Label(r) + (r.DryRun ? ": the launches the Cuda path would make, recorded without executing them" : ""));
-        Console.WriteLine($"device: {r.Device}; model {r.Model} at {r.InputSize}×{r.InputSize}, {CommonOptions.Name(r.Wiring)} wiring, batch {r.Batch}; one training step (zero-grad, forward, loss, backward, SGD) after warm-up");
-        Console.WriteLine($"roofline: {t.Gpu.Describe()}; floor = max(FLOPs / peak, bytes / bandwidth), bytes = each input read once, each output written once");
+        Console.WriteLine($"device: {r.Device}{(r.Tf32 ? ", convolutions on TF32" : "")}; model {r.Model} at {r.InputSize}×{r.InputSize}, {CommonOptions.Name(r.Wiring)} wiring, batch {r.Batch}; one training step (zero-grad, forward, loss, backward, SGD) after warm-up");
+        Console.WriteLine($"roofline: {t.Gpu.Describe()}; floor = max(FLOPs / peak, bytes / bandwidth) with the TF32 peak for TF32 kernels, bytes = each input read once, each output written once");
         var table = new Table().AddColumns("kernel", "launches", "work items", "GFLOP", "MB", "floor µs", "max launch floor µs", "min groups", "threads/group", "measured µs", "measured/floor");
         foreach (var k in t.Kernels)
             table.AddRow(Markup.Escape(k.Kernel + (k.HasCost ? "" : " (no cost formula)")), k.Launches.ToString(), k.WorkItems.ToString("N0"),
@@ -82,24 +84,26 @@ internal static class ProfileCommand
 
 /// <summary><c>profile --json</c>.</summary>
 internal sealed record ProfileReport(string Label, string Device, string Model, int InputSize, string Wiring, int Batch, bool DryRun, string Timing,
-    ProfileGpu Gpu, ProfileStep Step, IReadOnlyList<ProfileKernel> Kernels, IReadOnlyList<ProfileLaunch> Underfilled)
+    ProfileGpu Gpu, ProfileStep Step, IReadOnlyList<ProfileKernel> Kernels, IReadOnlyList<ProfileLaunch> Underfilled, bool Tf32)
 {
     public static ProfileReport From(StepProfileResult r)
     {
         var t = r.Trace;
         var g = t.Gpu;
         return new ProfileReport(ProfileCommand.Label(r), r.Device, r.Model, r.InputSize, CommonOptions.Name(r.Wiring), r.Batch, r.DryRun, r.Timing.ToString().ToLowerInvariant(),
-            new ProfileGpu(g.Name, g.Card, g.PeakFlops / 1e12, g.PeakFlopsSource, g.Bandwidth / 1e12, g.BandwidthSource, g.Multiprocessors),
+            new ProfileGpu(g.Name, g.Card, g.PeakFlops / 1e12, g.PeakFlopsSource, g.Bandwidth / 1e12, g.BandwidthSource, g.Multiprocessors,
+                g.Tf32PeakFlops / 1e12, g.Tf32PeakFlopsSource),
             new ProfileStep(t.Launches, t.Synchronizations, t.SynchronizeCalls, t.HostReads, t.HostWrites, t.Allocations, t.AllocatedBytes, t.FloorUs,
                 t.MeasuredUs, r.WallUs, r.PeakBytes),
             t.Kernels.Select(k => new ProfileKernel(k.Kernel, k.Family, k.Launches, k.WorkItems, k.Groups, k.ThreadsPerGroup, k.Flops, k.Bytes, k.FloorUs,
                 k.FloorSumUs, k.MeasuredUs, k.MeasuredOverFloor, k.HasCost)).ToArray(),
-            t.Underfilled.Select(l => new ProfileLaunch(l.Kernel, l.Groups, l.ThreadsPerGroup, l.WorkItems, l.FloorUs(g), l.Cost?.Shape)).ToArray());
+            t.Underfilled.Select(l => new ProfileLaunch(l.Kernel, l.Groups, l.ThreadsPerGroup, l.WorkItems, l.FloorUs(g), l.Cost?.Shape)).ToArray(), r.Tf32);
     }
 }
 
-/// <summary>The roofline of <see cref="ProfileReport"/>.</summary>
-internal sealed record ProfileGpu(string Name, string Card, double PeakTflops, string PeakSource, double BandwidthTBs, string BandwidthSource, int Multiprocessors);
+/// <summary>The roofline of <see cref="ProfileReport"/> (<c>tf32PeakTflops</c>: the dense TF32 tensor-core peak of the TF32 kernels' floors).</summary>
+internal sealed record ProfileGpu(string Name, string Card, double PeakTflops, string PeakSource, double BandwidthTBs, string BandwidthSource, int Multiprocessors,
+    double Tf32PeakTflops, string Tf32PeakSource);
 
 /// <summary>The per-step totals of <see cref="ProfileReport"/>: syncs = Synchronize calls + host reads + host writes.</summary>
 internal sealed record ProfileStep(int Launches, int Syncs, int SynchronizeCalls, int HostReads, int HostWrites, int Allocations, long AllocatedBytes,

@@ -11,7 +11,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
     /// <summary>Help of <c>--resume</c>.</summary>
     public const string ResumeHelp =
         "Continue the run saved in this checkpoint. Everything comes from the checkpoint (model, wiring and gate, every training option, " +
-        "the data folder, image counts and budget); a flag that names another value is refused. Only --device, --out, --overwrite, " +
+        "the data folder, image counts and budget); a flag that names another value is refused. Only --device, --tf32, --out, --overwrite, " +
         "--eval-batch, --log-every, --max-loss, --max-loss-ratio and --max-grad-norm may change; --epochs only with --extend [default: none, a new run].";
 
     /// <summary>Help of <c>--extend</c>.</summary>

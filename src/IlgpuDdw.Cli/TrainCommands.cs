@@ -24,8 +24,9 @@ internal static class TrainCommands
             Description = "Start the backbone from this torchvision-named safetensors file (DdwNet.LoadTorchvision: a 3-channel stem is summed to 1, a classifier of another class count stays initialised) [default: none, random initialisation].",
         };
         var parallel = new DistributedOptionBlock();
+        var tf32 = CommonOptions.Tf32();
         var cmd = new Command("train", "Train one wiring of a model on Fashion-MNIST; writes a checkpoint after every epoch and metrics as JSON lines.")
-            .With([.. training.Options, wiring, resume, extend, init, .. parallel.Options]);
+            .With([.. training.Options, wiring, resume, extend, init, tf32, .. parallel.Options]);
         cmd.SetAction(parse =>
         {
             parallel.Apply(parse);
@@ -98,13 +99,13 @@ internal static class TrainCommands
                 };
                 openMetrics = _ => new MetricsWriter(Path.Combine(outDir, "metrics.jsonl"), append: false);
             }
-            using var device = CliApp.OpenDevice(parse);
+            using var device = CliApp.OpenDevice(parse, tf32);
             TrainingOptionBlock.CheckBatch(device, runSpec, [runWiring], runBatch, runImages);
             using var trainer = start(device);
             using var model = (DdwNet)trainer.Model;
             using var metrics = openMetrics(trainer);
             trainer.Metrics = metrics;
-            Console.WriteLine($"training {model.Spec.Name} ({CommonOptions.Name(model.Wiring.Kind)}) on {device}: {trainer.Train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
+            Console.WriteLine($"training {model.Spec.Name} ({CommonOptions.Name(model.Wiring.Kind)}) on {device}{CliApp.Numerics(device)}: {trainer.Train.Count} images × {trainer.Options.Epochs} epochs; output {outDir}");
             ProgressDisplay.Run("train", p => { trainer.Progress = p; return trainer.Run(); });
             var table = new Table().AddColumns("epoch", "train loss", "train acc", "test loss", "test acc", "keep rate", "MACs / sample", "train img/s", "eval img/s");
             foreach (var h in trainer.History)

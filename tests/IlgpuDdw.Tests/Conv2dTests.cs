@@ -288,13 +288,24 @@ public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
     [InlineData(8, 8, 0, "tileK must be 1 to 16; got 0")]
     [InlineData(8, 8, 17, "tileK must be 1 to 16; got 17")]
     [InlineData(32, 32, 8, "need 64 threads a group; the device allows 16")]
-    public void BadTilePlans_AreRefusedBeforeAnyLaunch(int m, int n, int k, string message)
+    // TF32 plans: whole warp tiles and mma steps (the emulation takes any group, so 64 × 128 passes on groups of 16)
+    [InlineData(8, 32, 8, "TF32 tiles must be multiples of 16 × 32 (one warp's mma tile)", true)]
+    [InlineData(16, 16, 8, "TF32 tiles must be multiples of 16 × 32", true)]
+    [InlineData(24, 32, 8, "TF32 tiles must be multiples of 16 × 32", true)]
+    [InlineData(0, 0, 0, "TF32 tiles must be multiples of 16 × 32", true)]
+    [InlineData(128, 32, 8, "tileM up to 64 and tileN up to 128; got 128 × 32", true)]
+    [InlineData(16, 160, 8, "tileM up to 64 and tileN up to 128; got 16 × 160", true)]
+    [InlineData(16, 32, 4, "TF32 tileK must be a multiple of 8 up to 16; got 4", true)]
+    [InlineData(16, 32, 12, "TF32 tileK must be a multiple of 8 up to 16; got 12", true)]
+    [InlineData(64, 128, 24, "TF32 tileK must be a multiple of 8 up to 16; got 24", true)]
+    public void BadTilePlans_AreRefusedBeforeAnyLaunch(int m, int n, int k, string message, bool tf32 = false)
     {
         using var x = Tensor.FromArray(fx.Device, new float[2 * 3 * 5 * 5], 2, 3, 5, 5);
         using var w = Tensor.FromArray(fx.Device, new float[4 * 3 * 3 * 3], 4, 3, 3, 3);
         using var tape = new Tape(fx.Device);
-        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, 1, 1, 1, tilePlan: new Conv2dTilePlan(m, n, k)));
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, 1, 1, 1, tilePlan: new Conv2dTilePlan(m, n, k, tf32)));
         Assert.Contains(message, e.Message);
+        Assert.DoesNotContain("\n", e.Message);
         Assert.Equal(0, tape.OwnedCount);
     }
 }

@@ -40,6 +40,44 @@ public sealed class ProfileCommandTests
     }
 
     [Fact]
+    public void DryRunWithTf32_RecordsTheTf32Kernels_AgainstTheTf32Peak()
+    {
+        var (code, output, err) = CliTests.Run("profile", "--model", "resnet_mini", "--batch", "16", "--wiring", "chain", "--dry-run", "--tf32", "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(output);
+        var root = doc.RootElement;
+        Assert.True(root.GetProperty("tf32").GetBoolean());
+        Assert.Equal(494, root.GetProperty("gpu").GetProperty("tf32PeakTflops").GetDouble());
+        Assert.Contains("spec sheet", root.GetProperty("gpu").GetProperty("tf32PeakSource").GetString());
+        var names = root.GetProperty("kernels").EnumerateArray().Select(k => k.GetProperty("kernel").GetString()).ToArray();
+        Assert.Contains("Conv2dForwardTiledTf32", names);
+        Assert.Contains("Conv2dBackwardInputTiledTf32", names);
+        Assert.DoesNotContain("Conv2dForwardTiled", names);
+        (code, output, err) = CliTests.Run("profile", "--model", "resnet_mini", "--batch", "16", "--wiring", "chain", "--dry-run", "--json");
+        Assert.True(code == 0, err);
+        using var fp32 = JsonDocument.Parse(output);
+        Assert.False(fp32.RootElement.GetProperty("tf32").GetBoolean());
+        Assert.DoesNotContain(fp32.RootElement.GetProperty("kernels").EnumerateArray(), k => k.GetProperty("kernel").GetString()!.EndsWith("Tf32", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Tf32OnTheCpu_RunsTheEmulatedKernels()
+    {
+        var (code, output, err) = CliTests.Run("profile", "--device", "cpu", "--model", "resnet_mini", "--input-size", "8", "--batch", "2", "--wiring", "chain",
+            "--warmup", "0", "--tf32", "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(output);
+        var root = doc.RootElement;
+        Assert.False(root.GetProperty("dryRun").GetBoolean());
+        Assert.True(root.GetProperty("tf32").GetBoolean());
+        var kernels = root.GetProperty("kernels").EnumerateArray().ToDictionary(k => k.GetProperty("kernel").GetString()!);
+        // resnet_mini's 16-channel convolutions: the CPU's TF32 plan (16 × 32 blocks in groups of 2 threads, warps of 2)
+        Assert.True(kernels["Conv2dForwardTiledTf32"].GetProperty("launches").GetInt32() > 0);
+        Assert.Equal(2, kernels["Conv2dForwardTiledTf32"].GetProperty("threadsPerGroup").GetInt32());
+        Assert.True(kernels["Conv2dBackwardInputTiledTf32"].GetProperty("launches").GetInt32() > 0);
+    }
+
+    [Fact]
     public void DryRunTable_IsLabelledAsATraceNotATiming()
     {
         var (code, output, err) = CliTests.Run("profile", "--model", "resnet_mini", "--batch", "8", "--dry-run");

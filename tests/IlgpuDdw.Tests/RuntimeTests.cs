@@ -73,7 +73,26 @@ public sealed class RuntimeTests(DeviceFixture fx)
     private static readonly object PtxLock = new();
 
     [Theory, MemberData(nameof(KernelNames))]
-    public void Kernel_CompilesToPtx(string name)
+    public void Kernel_CompilesToPtx(string name) => Assert.Contains(".entry", CompilePtx(name));
+
+    /// <summary>
+    /// The TF32 kernels issue tensor-core mma through inline PTX on the Cuda backend (the CPU accelerator runs their
+    /// emulation instead): the PTX holds the mma.sync and the cvt.rna rounding, and the FP32 tiled kernels hold neither.
+    /// </summary>
+    [Theory]
+    [InlineData("Conv2dKernels.ForwardTiledTf32", "Conv2dKernels.ForwardTiled")]
+    [InlineData("Conv2dKernels.BackwardInputTiledTf32", "Conv2dKernels.BackwardInputTiled")]
+    public void Tf32Kernels_IssueMmaSync_AndRoundWithCvtRna(string tf32, string fp32)
+    {
+        var ptx = CompilePtx(tf32);
+        Assert.Contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", ptx);
+        Assert.Contains("cvt.rna.tf32.f32", ptx);
+        var plain = CompilePtx(fp32);
+        Assert.DoesNotContain("mma.sync", plain);
+        Assert.DoesNotContain("tf32", plain);
+    }
+
+    private static string CompilePtx(string name)
     {
         var m = KernelSet.AllKernelMethods.Single(x => $"{x.DeclaringType!.Name}.{x.Name}" == name);
         var attr = m.GetCustomAttribute<KernelAttribute>()!;
@@ -81,9 +100,6 @@ public sealed class RuntimeTests(DeviceFixture fx)
             ? EntryPointDescription.FromExplicitlyGroupedKernel(m)
             : EntryPointDescription.FromImplicitlyGroupedKernel(m);
         lock (PtxLock)
-        {
-            var compiled = (PTXCompiledKernel)Ptx.Value.Backend.Compile(entry, KernelSpecialization.Empty);
-            Assert.Contains(".entry", compiled.PTXAssembly);
-        }
+            return ((PTXCompiledKernel)Ptx.Value.Backend.Compile(entry, KernelSpecialization.Empty)).PTXAssembly;
     }
 }

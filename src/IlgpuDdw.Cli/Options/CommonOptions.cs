@@ -22,6 +22,15 @@ internal static class CommonOptions
     /// <summary><c>--input-size</c>.</summary>
     public static Option<int?> InputSize() => new("--input-size") { Description = "Input resolution [default: the model's, 28 for the *_mini models, 224 for the others]." };
 
+    /// <summary>Help of <see cref="Tf32"/>.</summary>
+    public const string Tf32Help =
+        "Run the convolutions' forward and input-gradient GEMMs on TF32 tensor cores (operands rounded to 10 mantissa bits, FP32 sums; " +
+        "PyTorch's default for convolutions on Ampere and later); the weight gradient and every other op stay FP32. On the CPU accelerator " +
+        "the TF32 kernels run their exact emulation, far slower than FP32 [default: off, FP32 throughout].";
+
+    /// <summary><c>--tf32</c>: the convolutions' GEMMs on TF32 tensor cores (<see cref="Runtime.Device.Tf32"/>).</summary>
+    public static Option<bool> Tf32(string description = Tf32Help) => new("--tf32") { Description = description };
+
     /// <summary><c>--json</c>.</summary>
     public static Option<bool> Json(string description = "Print one JSON object.") => new("--json") { Description = description };
 

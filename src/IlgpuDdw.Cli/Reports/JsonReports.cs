@@ -25,8 +25,8 @@ internal sealed record StepMemoryReport(int Batch, long PeakBytes, long FixedByt
 internal sealed record StageInfoReport(string Name, int Nodes, int Width, int Resolution, long Params, long Macs, long BackboneParams,
     long BackboneMacs, long EdgeParams, long RouterParams, long RouterMacs, long AggregationMacs);
 
-/// <summary><c>bench --json</c>.</summary>
-internal sealed record StepBenchmarkReport(string Device, string Model, int InputSize, int Repetitions, IReadOnlyList<StepBenchmarkReportRow> Rows);
+/// <summary><c>bench --json</c>; <c>tf32</c>: whether the convolutions ran on TF32 (<c>--tf32</c>).</summary>
+internal sealed record StepBenchmarkReport(string Device, string Model, int InputSize, int Repetitions, IReadOnlyList<StepBenchmarkReportRow> Rows, bool Tf32);
 
 /// <summary>One row of <see cref="StepBenchmarkReport"/>.</summary>
 internal sealed record StepBenchmarkReportRow(string Wiring, int Batch, double MedianStepMs, double SpreadMs, double ImagesPerSecond,

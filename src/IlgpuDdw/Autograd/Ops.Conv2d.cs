@@ -59,13 +59,16 @@ public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
 /// How the Conv2d forward or input gradient runs: <see cref="Direct"/> (the register-blocked grid-stride kernels
 /// <see cref="Conv2dKernels.Forward"/> / <see cref="Conv2dKernels.BackwardInput"/>) or tiled
 /// (<see cref="Conv2dKernels.ForwardTiled"/> / <see cref="Conv2dKernels.BackwardInputTiled"/>: an implicit GEMM
-/// over tileM × tileN blocks of the output, tileK at a time through shared memory, tileM·tileN/16 threads a group).
-/// <see cref="For(DeviceKind, int, int, int, int)"/> picks a device's default per pass.
+/// over tileM × tileN blocks of the output, tileK at a time through shared memory, tileM·tileN/16 threads a group),
+/// with <see cref="Tf32"/> on TF32 tensor cores (<see cref="Conv2dKernels.ForwardTiledTf32"/> /
+/// <see cref="Conv2dKernels.BackwardInputTiledTf32"/>: the same blocks, mma.sync through inline PTX, FP32 sums; on the CPU
+/// accelerator their exact emulation). <see cref="For(DeviceKind, int, int, int, int, bool)"/> picks a device's default per pass.
 /// </summary>
 /// <param name="TileM">Rows of a block (output channels of the forward, input channels of the input gradient); 0: direct.</param>
 /// <param name="TileN">Columns of a block (positions b, h, w).</param>
 /// <param name="TileK">Reduction step staged in shared memory.</param>
-public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK)
+/// <param name="Tf32">Whether the tiled GEMM runs on TF32 tensor cores (off by default: FP32 throughout).</param>
+public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK, bool Tf32 = false)
 {
     /// <summary>The register-blocked grid-stride kernels (the CPU accelerator's choice: barriers cost it milliseconds).</summary>
     public static Conv2dTilePlan Direct => default;
@@ -73,8 +76,14 @@ public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK)
     /// <summary>Whether the tiled kernels run.</summary>
     public bool IsTiled => TileM > 0;
 
-    /// <summary>Threads per group of a tiled launch.</summary>
+    /// <summary>Threads per group of a tiled launch (of a TF32 one: its lanes, one thread each on a GPU).</summary>
     public int Threads => TileM * TileN / 16;
+
+    /// <summary>
+    /// Threads per group launched on <paramref name="device"/>: <see cref="Threads"/>, except a TF32 plan on the CPU
+    /// accelerator, whose emulation runs its lanes in passes on as many threads as a group may hold, up to one per lane.
+    /// </summary>
+    internal int LaunchThreads(Device device) => Tf32 && device.Kind == DeviceKind.Cpu ? Math.Min(Threads, device.MaxThreadsPerGroup) : Threads;
 
     /// <summary>Thread groups of a tiled launch over <paramref name="rows"/> × <paramref name="columns"/> per channel group.</summary>
     public long Blocks(int channelGroups, int rows, int columns) =>
@@ -86,28 +95,44 @@ public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK)
     /// <summary>Fewest rows a channel group needs for the default GPU plan to tile it (fewer: direct, e.g. depthwise).</summary>
     public const int GpuMinRows = 8;
 
+    /// <summary>Reduction step of the default TF32 plans (two mma steps per staged tile).</summary>
+    public const int Tf32TileK = 16;
+
+    /// <summary>The CPU accelerator's TF32 plan: the smallest TF32 block (one warp of 32 lanes), emulated.</summary>
+    public static Conv2dTilePlan CpuTf32 => new(Conv2dKernels.Tf32WarpRows, Conv2dKernels.Tf32WarpColumns, Tf32TileK, true);
+
     /// <summary>
     /// The default plan for a pass whose GEMM per channel group has <paramref name="rows"/> rows and
     /// <paramref name="columns"/> columns, on a device of <paramref name="kind"/> running <paramref name="maxThreads"/>
     /// threads at once. CPU accelerator: <see cref="Direct"/>. Cuda: tileM 16, 32 or 64 (the smallest that holds the
     /// rows, at most 64) and tileN = 2048 / tileM (128 threads a group; 64 × 64 tiles, 256 threads, when that launch
     /// still has two groups per SM, taking 2048 threads an SM), tileK <see cref="GpuTileK"/>; <see cref="Direct"/>
-    /// below <see cref="GpuMinRows"/> rows (depthwise, a one-channel input).
+    /// below <see cref="GpuMinRows"/> rows (depthwise, a one-channel input). With <paramref name="tf32"/>: the same
+    /// blocks on TF32 tensor cores with tileK <see cref="Tf32TileK"/>, and on the CPU accelerator <see cref="CpuTf32"/>
+    /// (both still direct below <see cref="GpuMinRows"/> rows).
     /// </summary>
-    public static Conv2dTilePlan For(DeviceKind kind, int maxThreads, int channelGroups, int rows, int columns)
+    public static Conv2dTilePlan For(DeviceKind kind, int maxThreads, int channelGroups, int rows, int columns, bool tf32 = false)
     {
-        if (kind == DeviceKind.Cpu || rows < GpuMinRows) return Direct;
+        if (rows < GpuMinRows) return Direct;
+        if (kind == DeviceKind.Cpu) return tf32 ? CpuTf32 : Direct;
         int tileM = rows > 32 ? 64 : rows > 16 ? 32 : 16;
         var plan = new Conv2dTilePlan(tileM, 2048 / tileM, GpuTileK);
         var wide = new Conv2dTilePlan(64, 64, GpuTileK);
         long wanted = Math.Max(1, maxThreads / 2048) * 2L;
-        return tileM == 64 && wide.Blocks(channelGroups, rows, columns) >= wanted ? wide : plan;
+        var chosen = tileM == 64 && wide.Blocks(channelGroups, rows, columns) >= wanted ? wide : plan;
+        return tf32 ? chosen with { TileK = Tf32TileK, Tf32 = true } : chosen;
     }
 
     /// <summary>Throws when this plan cannot run on <paramref name="device"/>.</summary>
-    /// <exception cref="ArgumentException">A tile extent out of range or more threads than a group may have.</exception>
+    /// <exception cref="ArgumentException">A tile extent out of range or more threads than a group may have; for TF32, no
+    /// tiles, tiles off the warp grid, or (on a GPU) warps not of 32.</exception>
     internal void Validate(Device device)
     {
+        if (Tf32)
+        {
+            ValidateTf32(device);
+            return;
+        }
         if (!IsTiled) return;
         if (TileM % 4 != 0 || TileN % 4 != 0 || TileM > Conv2dKernels.MaxTileM || TileN > Conv2dKernels.MaxTileN || TileN < 4)
             throw new ArgumentException(
@@ -117,6 +142,22 @@ public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK)
         if (Threads > device.MaxThreadsPerGroup)
             throw new ArgumentException(
                 $"Conv2d: tiles {TileM} × {TileN} need {Threads} threads a group; the device allows {device.MaxThreadsPerGroup}.", "tilePlan");
+    }
+
+    private void ValidateTf32(Device device)
+    {
+        const int rows = Conv2dKernels.Tf32WarpRows, columns = Conv2dKernels.Tf32WarpColumns, step = Conv2dKernels.Tf32Step;
+        if (TileM < rows || TileN < columns || TileM % rows != 0 || TileN % columns != 0 || TileM > Conv2dKernels.MaxTileM || TileN > Conv2dKernels.MaxTileN)
+            throw new ArgumentException(
+                $"Conv2d: TF32 tiles must be multiples of {rows} × {columns} (one warp's mma tile), tileM up to {Conv2dKernels.MaxTileM} and tileN up to {Conv2dKernels.MaxTileN}; got {TileM} × {TileN}.", "tilePlan");
+        if (TileK < step || TileK % step != 0 || TileK > Conv2dKernels.MaxTileK)
+            throw new ArgumentException($"Conv2d: the TF32 tileK must be a multiple of {step} up to {Conv2dKernels.MaxTileK}; got {TileK}.", "tilePlan");
+        if (device.Kind == DeviceKind.Cpu) return; // the emulation runs any warp size and group size
+        if (device.WarpSize != 32)
+            throw new ArgumentException($"Conv2d: the TF32 kernels issue mma.sync over warps of 32 lanes; {device} has warps of {device.WarpSize}.", "tilePlan");
+        if (Threads > device.MaxThreadsPerGroup)
+            throw new ArgumentException(
+                $"Conv2d: TF32 tiles {TileM} × {TileN} need {Threads} threads a group; the device allows {device.MaxThreadsPerGroup}.", "tilePlan");
     }
 }
 
@@ -129,7 +170,7 @@ public static partial class Ops
     /// (groups = C_in = C_out is a depthwise convolution). Gradients flow to input, weight and bias. The weight
     /// gradient runs as <paramref name="weightPlan"/> says (default: <see cref="Conv2dWeightPlan.For(Device, Conv2dGeometry)"/>);
     /// the forward and the input gradient as <paramref name="tilePlan"/> says (default: each pass's
-    /// <see cref="Conv2dTilePlan.For(DeviceKind, int, int, int, int)"/>).
+    /// <see cref="Conv2dTilePlan.For(DeviceKind, int, int, int, int, bool)"/>, TF32 when <see cref="Device.Tf32"/> is on).
     /// </summary>
     /// <exception cref="ArgumentException">A shape or value is invalid, or the plan cannot run; the message names it.</exception>
     public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1,
@@ -203,13 +244,13 @@ public static partial class Ops
         return new Conv2dGeometry(b, cin, h, w, cout, k, stride, padding, groups);
     }
 
-    /// <summary>The device's default plan for the forward of <paramref name="g"/> (rows: output channels per group).</summary>
+    /// <summary>The device's default plan for the forward of <paramref name="g"/> (rows: output channels per group; TF32 as <see cref="Device.Tf32"/>).</summary>
     internal static Conv2dTilePlan ForwardTiles(Device d, Conv2dGeometry g) =>
-        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth);
+        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth, d.Tf32);
 
-    /// <summary>The device's default plan for the input gradient of <paramref name="g"/> (rows: input channels per group).</summary>
+    /// <summary>The device's default plan for the input gradient of <paramref name="g"/> (rows: input channels per group; TF32 as <see cref="Device.Tf32"/>).</summary>
     internal static Conv2dTilePlan InputTiles(Device d, Conv2dGeometry g) =>
-        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width);
+        Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width, d.Tf32);
 
     /// <summary>
     /// Launches the forward (overwrites <paramref name="output"/>): tiled as <paramref name="tiles"/> says, else with
@@ -223,8 +264,9 @@ public static partial class Ops
         int hasBias = bias is null ? 0 : 1;
         if (tiles.IsTiled)
         {
-            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth), tiles.Threads);
-            d.Kernels.Conv2dForwardTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, input, weight, b, hasBias, output);
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.OutPerGroup, g.Batch * g.OutHeight * g.OutWidth), tiles.LaunchThreads(d));
+            var tiled = tiles.Tf32 ? d.Kernels.Conv2dForwardTiledTf32 : d.Kernels.Conv2dForwardTiled;
+            tiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, input, weight, b, hasBias, output);
             return;
         }
         int block = g.OutChannelBlock, n = g.ForwardItems(block), ext = d.Extent(n);
@@ -240,8 +282,9 @@ public static partial class Ops
     {
         if (tiles.IsTiled)
         {
-            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.Threads);
-            d.Kernels.Conv2dBackwardInputTiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, accumulate, dOutput, weight, dInput);
+            var config = new KernelConfig((int)tiles.Blocks(g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width), tiles.LaunchThreads(d));
+            var tiled = tiles.Tf32 ? d.Kernels.Conv2dBackwardInputTiledTf32 : d.Kernels.Conv2dBackwardInputTiled;
+            tiled(d.Stream, config, g, tiles.TileM, tiles.TileN, tiles.TileK, accumulate, dOutput, weight, dInput);
             return;
         }
         int block = g.InChannelBlock, n = g.BackwardInputItems(block), ext = d.Extent(n);

@@ -82,6 +82,15 @@ public sealed partial class Device : IDisposable
                 $"{op}: group size must be a multiple of the warp size {warp}, at most {Math.Min(limit, maxWarps * warp)}; got {groupSize}.", "plan");
     }
 
+    /// <summary>
+    /// Whether the convolutions' forward and input-gradient GEMMs default to TF32 tensor cores
+    /// (<see cref="Conv2dKernels.ForwardTiledTf32"/>, <see cref="Conv2dKernels.BackwardInputTiledTf32"/>: operands rounded
+    /// to TF32, FP32 sums); off by default, when every kernel computes in FP32. The weight gradient and every other op
+    /// stay FP32. On the CPU accelerator the TF32 kernels run their exact emulation: the same rounding and tiling,
+    /// far slower than the FP32 kernels, for checking the path rather than for speed.
+    /// </summary>
+    public bool Tf32 { get; set; }
+
     /// <summary>Every kernel of the library, loaded for this device on first use.</summary>
     public KernelSet Kernels => _kernels ??= new KernelSet(this);
 

@@ -10,4 +10,5 @@ namespace IlgpuDdw.Runtime;
 /// <param name="Flops">Floating-point operations.</param>
 /// <param name="Bytes">Minimum bytes moved to and from device memory.</param>
 /// <param name="Shape">The launch's problem shape in words (e.g. a convolution geometry), or null.</param>
-public readonly record struct KernelCost(long WorkItems, double Flops, double Bytes, string? Shape = null);
+/// <param name="Tf32">Whether the FLOPs run on TF32 tensor cores (the roofline then takes <see cref="GpuProfile.Tf32PeakFlops"/>).</param>
+public readonly record struct KernelCost(long WorkItems, double Flops, double Bytes, string? Shape = null, bool Tf32 = false);

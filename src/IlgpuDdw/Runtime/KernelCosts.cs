@@ -21,6 +21,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dBackwardWeightSplit</term><description>2·MACs; dy + x + splits·|w| partials</description></item>
 /// <item><term>Conv2dBackwardWeightFinalize</term><description>splits·|w|; splits·|w| partials + 2·|w|</description></item>
 /// <item><term>Conv2dForwardTiled / Conv2dBackwardInputTiled</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs)</description></item>
+/// <item><term>Conv2dForwardTiledTf32 / Conv2dBackwardInputTiledTf32</term><description>as the tiled kernels, the FLOPs on TF32 tensor cores (the roofline's TF32 peak)</description></item>
 /// <item><term>RouterForward</term><description>B·C·S + 2·B·(H·C + O·H) + B·O; y + parameters + pooled + hidden + a (work items: samples)</description></item>
 /// <item><term>RouterBackwardActivations</term><description>3·B·O + 2·B·(O·H + H·C); dA + a + hidden + W1 + W2 + dZ2 + dZ1 + dPooled</description></item>
 /// <item><term>RouterBackwardParameters</term><description>2·B per parameter element; dZ1 + dZ2 + pooled + hidden + 2 per element</description></item>
@@ -367,6 +368,14 @@ public static class KernelCosts
     public static KernelCost Conv2dBackwardInputTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate, ArrayView<float> dOutput,
         ArrayView<float> weight, ArrayView<float> dInput) =>
         Conv2dBackwardInput(g.InputLength, 0, g, 0, accumulate, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK}" };
+
+    public static KernelCost Conv2dForwardTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, ArrayView<float> input, ArrayView<float> weight,
+        ArrayView<float> bias, int hasBias, ArrayView<float> output) =>
+        Conv2dForwardTiled(g, tileM, tileN, tileK, input, weight, bias, hasBias, output) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK} TF32", Tf32 = true };
+
+    public static KernelCost Conv2dBackwardInputTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate, ArrayView<float> dOutput,
+        ArrayView<float> weight, ArrayView<float> dInput) =>
+        Conv2dBackwardInputTiled(g, tileM, tileN, tileK, accumulate, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK} TF32", Tf32 = true };
 
     public static KernelCost Conv2dBackwardWeight(int n, int stride, Conv2dGeometry g, int outBlock, int inBlock, ArrayView<float> dOutput,
         ArrayView<float> input, ArrayView<float> dWeight) =>

@@ -69,8 +69,8 @@ public sealed class LaunchRecord(string kernel, string family, bool explicitlyGr
     /// <summary>Measured time of the launch in µs (<see cref="Device.Timing"/>); null when not measured (yet).</summary>
     public double? MeasuredUs { get; internal set; }
 
-    /// <summary>The roofline floor of this launch on <paramref name="gpu"/> in µs (0 without a cost formula).</summary>
-    public double FloorUs(GpuProfile gpu) => Cost is { } c ? gpu.FloorSeconds(c.Flops, c.Bytes) * 1e6 : 0;
+    /// <summary>The roofline floor of this launch on <paramref name="gpu"/> in µs (0 without a cost formula; TF32 FLOPs at the TF32 peak).</summary>
+    public double FloorUs(GpuProfile gpu) => Cost is { } c ? gpu.FloorSeconds(c.Flops, c.Bytes, c.Tf32) * 1e6 : 0;
 
     internal ProfilingMarker? Start { get; set; }
 

@@ -14,8 +14,9 @@ namespace IlgpuDdw.Training;
 /// <param name="Trace">The step's launches, synchronisations and allocations against the GPU's roofline.</param>
 /// <param name="WallUs">Wall time of the step until the device finished, in µs; null on a dry run.</param>
 /// <param name="PeakBytes">Peak device bytes held by tensors during the step (parameters included; also on a dry run).</param>
+/// <param name="Tf32">Whether the convolutions ran on TF32 (<see cref="Device.Tf32"/>).</param>
 public sealed record StepProfileResult(string Device, string Model, int InputSize, WiringKind Wiring, int Batch, bool DryRun, LaunchTiming Timing,
-    TraceSummary Trace, double? WallUs, long PeakBytes);
+    TraceSummary Trace, double? WallUs, long PeakBytes, bool Tf32 = false);
 
 /// <summary>
 /// Traces one training step of <see cref="TrainingStepWorkload"/> (zero-grad, forward, cross-entropy, backward, SGD
@@ -62,6 +63,6 @@ public static class StepProfile
             device.Timing = previousTiming;
         }
         return new StepProfileResult(device.ToString(), spec.Name, spec.InputSize, wiring.Kind, batch, device.IsDryRun, timing,
-            trace.Summarize(gpu), wall, device.PeakBytes);
+            trace.Summarize(gpu), wall, device.PeakBytes, device.Tf32);
     }
 }

@@ -11,7 +11,10 @@ namespace IlgpuDdw.Verification;
 /// backward accumulating onto a non-zero gradient. The weight gradient's split-K rung runs at every geometry
 /// through the tape and directly at 1 split, 2, 7, a count that does not divide K = B·Ho·Wo and more splits than K.
 /// The tiled forward and input gradient run at every geometry with every tile plan of <see cref="TilePlans"/> the
-/// device's groups can hold (blocks larger than the GEMM, partial blocks, tileK 1 to 16) and through the tape.
+/// device's groups can hold (blocks larger than the GEMM, partial blocks, tileK 1 to 16) and through the tape, and
+/// (the TF32 cases, <see cref="VerifyCase.Tf32"/>) on TF32 tensor cores with every plan of <see cref="Tf32Plans"/>:
+/// against the FP32 reference at <see cref="Tolerance.Tf32"/>, and on the CPU accelerator (the exact emulation) against a
+/// double reference on the same TF32-rounded operands at <see cref="Tolerance.Forward"/>.
 /// </summary>
 internal static class Conv2dCases
 {
@@ -69,9 +72,24 @@ internal static class Conv2dCases
         foreach (var (g, bias) in Geometries)
         {
             string shape = Describe(g, bias);
-            yield return new(Family, $"tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape));
+            yield return new(Family, $"tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape, tf32: false));
+        }
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, $"TF32 tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape, tf32: true), Tf32: true);
         }
     }
+
+    /// <summary>
+    /// TF32 plans: on the CPU accelerator (the emulation, any group size) one warp tile, two warps across and two down
+    /// at both tileK; on a GPU also the default plans' blocks (128 and 256 threads).
+    /// </summary>
+    internal static Conv2dTilePlan[] Tf32Plans(Device device) =>
+    [
+        new(16, 32, 8, true), new(32, 32, 16, true), new(16, 64, 8, true),
+        .. device.Kind == DeviceKind.Cpu ? [] : new Conv2dTilePlan[] { new(16, 128, 16, true), new(64, 64, 16, true), new(64, 32, 8, true) },
+    ];
 
     /// <summary>
     /// Tile plans for the tiled kernels that fit <paramref name="device"/>'s groups: 1 and 2 threads where groups hold
@@ -88,13 +106,30 @@ internal static class Conv2dCases
         ];
     }
 
-    private static IEnumerable<VerifyResult> Tiled(Device d, Conv2dGeometry g, bool hasBias, string shape)
+    /// <summary>
+    /// The tiled kernels at every plan of <see cref="TilePlans"/>, or with <paramref name="tf32"/> the TF32 kernels at every
+    /// plan of <see cref="Tf32Plans"/>: forward; input gradient accumulating, and overwriting over garbage; then through the
+    /// tape (the last FP32 plan, or <see cref="Device.Tf32"/> on: the device's default TF32 plans).
+    /// </summary>
+    private static IEnumerable<VerifyResult> Tiled(Device d, Conv2dGeometry g, bool hasBias, string shape, bool tf32)
     {
         var e = Reference(g, hasBias);
         var x0 = Seeded.Uniform<float>(g.InputLength, 5);
         var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
         var written = Overwrite.Reference(g.InputLength, buffer => R.BackwardInput<float>(g, e.DY, e.W, buffer, accumulate: false));
-        var plans = TilePlans(d);
+        var plans = tf32 ? Tf32Plans(d) : TilePlans(d);
+        var forward = tf32 ? Tolerance.Tf32(g.InPerGroup * g.KernelSize * g.KernelSize) : Tolerance.Forward;
+        var backward = tf32 ? Tolerance.Tf32(g.OutPerGroup * g.KernelSize * g.KernelSize) : Tolerance.Backward;
+        // what the TF32 emulation computes up to FP32 summation order: the convolution in double on TF32-rounded operands
+        bool emulated = tf32 && d.Kind == DeviceKind.Cpu;
+        double[] Rounded(float[] v) => Array.ConvertAll(v, z => (double)Conv2dKernels.Tf32.Round(z));
+        var y64 = new double[g.OutputLength];
+        var dx64 = Array.ConvertAll(x0, z => (double)z);
+        if (emulated)
+        {
+            R.Forward<double>(g, Rounded(e.X), Rounded(e.W), hasBias ? Array.ConvertAll(e.B, z => (double)z) : [], y64);
+            R.BackwardInput<double>(g, Rounded(e.DY), Rounded(e.W), dx64);
+        }
         using (var tx = Tensor.FromArray(d, e.X, g.InputLength))
         using (var tw = Tensor.FromArray(d, e.W, g.WeightLength))
         using (var tb = Tensor.FromArray(d, e.B, g.OutChannels))
@@ -104,24 +139,41 @@ internal static class Conv2dCases
             foreach (var plan in plans)
             {
                 plan.Validate(d);
-                string tiles = $"tiles {plan.TileM}×{plan.TileN}×{plan.TileK}";
+                string tiles = $"{(tf32 ? "TF32 " : "")}tiles {plan.TileM}×{plan.TileN}×{plan.TileK}";
                 Ops.Conv2dForward(d, g, plan, tx.View, tw.View, hasBias ? tb.View : null, ty.View);
-                yield return VerifyResult.Compare($"Conv2d.Forward {tiles}", shape, e.Y, ty.ToArray(), Tolerance.Forward);
+                var y = ty.ToArray();
+                yield return VerifyResult.Compare($"Conv2d.Forward {tiles}", shape, e.Y, y, forward);
+                if (emulated)
+                    yield return VerifyResult.Compare($"Conv2d.Forward {tiles} emulation", shape, y64, Array.ConvertAll(y, z => (double)z), Tolerance.Forward);
                 tdx.CopyFrom(x0);
                 Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, 1);
-                yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles}", shape, edx, tdx.ToArray(), Tolerance.Backward);
+                var dx = tdx.ToArray();
+                yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles}", shape, edx, dx, backward);
+                if (emulated)
+                    yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles} emulation", shape, dx64, Array.ConvertAll(dx, z => (double)z), Tolerance.Forward);
                 foreach (var row in Overwrite.Rows($"Conv2d.BackwardInput {tiles}", shape, written, tdx,
-                             accumulate => Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, accumulate), Tolerance.Backward))
+                             accumulate => Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, accumulate), backward))
                     yield return row;
             }
         using var x = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width); x.RequiresGrad = true;
         using var w = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize);
         using var b = Tensor.FromArray(d, e.B, g.OutChannels);
         using var tape = new Tape(d);
-        var y = tape.Conv2d(x, w, hasBias ? b : null, g.Stride, g.Padding, g.Groups, tilePlan: plans[^1]);
-        Overwrite.Poisoned(() => tape.Backward(y, e.DY));
-        yield return VerifyResult.Compare("Conv2d.Forward tiled (tape)", shape, e.Y, y.ToArray(), Tolerance.Forward);
-        yield return VerifyResult.Compare("Conv2d.BackwardInput tiled (tape)", shape, e.DX, x.GradToArray(), Tolerance.Backward);
+        bool was = d.Tf32;
+        Tensor yt;
+        d.Tf32 = tf32;
+        try
+        {
+            yt = tape.Conv2d(x, w, hasBias ? b : null, g.Stride, g.Padding, g.Groups, tilePlan: tf32 ? null : plans[^1]);
+        }
+        finally
+        {
+            d.Tf32 = was;
+        }
+        Overwrite.Poisoned(() => tape.Backward(yt, e.DY));
+        string mode = tf32 ? "TF32" : "tiled";
+        yield return VerifyResult.Compare($"Conv2d.Forward {mode} (tape)", shape, e.Y, yt.ToArray(), forward);
+        yield return VerifyResult.Compare($"Conv2d.BackwardInput {mode} (tape)", shape, e.DX, x.GradToArray(), backward);
     }
 
     /// <summary>Weight and bias gradients through the tape in gradient groups of <paramref name="groupSize"/> samples (the last may be short).</summary>

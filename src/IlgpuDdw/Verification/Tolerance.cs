@@ -31,4 +31,13 @@ public readonly record struct Tolerance(double Atol, double Rtol)
     /// atol 1e-3, rtol 1e-5.
     /// </summary>
     public static Tolerance LargeLossForward { get; } = new(1e-3, 1e-5);
+
+    /// <summary>
+    /// A TF32 tensor-core GEMM (<see cref="Conv2dKernels.ForwardTiledTf32"/>, <see cref="Conv2dKernels.BackwardInputTiledTf32"/>)
+    /// against the FP32 reference, each output a sum of <paramref name="k"/> products of operands of order 1: rounding each
+    /// operand to TF32's 10 mantissa bits costs up to 2⁻¹¹ relative, so a product up to 2·2⁻¹¹ ≈ 1e-3, and with random
+    /// signs the product errors add like √k: atol 1e-3·√k, rtol 1e-3. (Against a reference computed on the same
+    /// TF32-rounded operands only the FP32 summation order differs, and <see cref="Forward"/> holds.)
+    /// </summary>
+    public static Tolerance Tf32(int k) => new(1e-3 * Math.Sqrt(Math.Max(1, k)), 1e-3);
 }

@@ -21,18 +21,19 @@ public static class VerificationCases
 
     /// <summary>
     /// The cases <paramref name="filter"/> selects (all when null): those whose family or any of whose pass
-    /// names contains it, ignoring case, e.g. <c>Relu</c>, <c>conv2d.backwardweight</c>, <c>Pooling</c>.
+    /// names contains it, ignoring case, e.g. <c>Relu</c>, <c>conv2d.backwardweight</c>, <c>Pooling</c>; without
+    /// <paramref name="tf32"/>, not the cases of the optional TF32 path (<see cref="VerifyCase.Tf32"/>).
     /// </summary>
-    public static IReadOnlyList<VerifyCase> Matching(string? filter) =>
-        All.Where(c => filter is null || Contains(c.Family, filter) || c.Passes.Any(p => Contains(p, filter))).ToArray();
+    public static IReadOnlyList<VerifyCase> Matching(string? filter, bool tf32 = true) =>
+        All.Where(c => (tf32 || !c.Tf32) && (filter is null || Contains(c.Family, filter) || c.Passes.Any(p => Contains(p, filter)))).ToArray();
 
     /// <summary>
-    /// Runs the selected cases on <paramref name="device"/>; of a case selected by a pass name only the rows of the
-    /// matching passes are returned.
+    /// Runs the selected cases on <paramref name="device"/> (<see cref="Matching"/>); of a case selected by a pass name
+    /// only the rows of the matching passes are returned.
     /// </summary>
-    public static IEnumerable<VerifyResult> Run(Device device, string? filter = null)
+    public static IEnumerable<VerifyResult> Run(Device device, string? filter = null, bool tf32 = true)
     {
-        foreach (var c in Matching(filter))
+        foreach (var c in Matching(filter, tf32))
         {
             bool whole = filter is null || Contains(c.Family, filter);
             foreach (var r in c.Run(device))
