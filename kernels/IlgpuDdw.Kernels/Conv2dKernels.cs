@@ -391,6 +391,263 @@ public static class Conv2dKernels
         }
     }
 
+    // ---- The plane-tile rung (few channels per group: depthwise and narrow grouped convolutions on the GPU) ----
+    // A tiled GEMM's rows are the channels of one group, mostly empty when a group has one to seven. Here a thread
+    // group owns one tile of one plane instead, stages the input window it reads (the tile and its halo) in shared
+    // memory once, and the channel (or weight plane) and the sample (or a split of the reduction) are grid dimensions.
+
+    /// <summary>
+    /// Most floats a plane-tile kernel stages at once: the input window of a tile,
+    /// <see cref="PlaneWindow"/>(g, tileHeight, tileWidth), which also bounds the dOutput window an input-gradient tile reads.
+    /// </summary>
+    public const int MaxPlaneStage = 2304;
+
+    /// <summary>Most positions (tileHeight · tileWidth) of one tile of the plane-tile kernels.</summary>
+    public const int MaxPlaneTile = 512;
+
+    /// <summary>Most threads a group of the plane-tile kernels may hold.</summary>
+    public const int MaxPlaneThreads = 512;
+
+    /// <summary>Most kernel taps K² of the plane-tile kernels (K up to 7).</summary>
+    public const int MaxPlaneTaps = 49;
+
+    /// <summary>Tiles of tileHeight × tileWidth that cover a height × width plane: ⌈height/tileHeight⌉ · ⌈width/tileWidth⌉.</summary>
+    public static int PlaneTiles(int height, int width, int tileHeight, int tileWidth) =>
+        Conv2dGeometry.CeilDiv(height, tileHeight) * Conv2dGeometry.CeilDiv(width, tileWidth);
+
+    /// <summary>
+    /// Floats of the input window a tileHeight × tileWidth output tile reads, ((tileHeight − 1)·s + K) · ((tileWidth − 1)·s + K).
+    /// Not smaller than the dOutput window of an input tile of the same extent, (⌊(tileHeight + K − 2)/s⌋ + 1) · (⌊(tileWidth + K − 2)/s⌋ + 1).
+    /// </summary>
+    public static long PlaneWindow(Conv2dGeometry g, int tileHeight, int tileWidth) =>
+        ((long)(tileHeight - 1) * g.Stride + g.KernelSize) * ((long)(tileWidth - 1) * g.Stride + g.KernelSize);
+
+    /// <summary>
+    /// Forward on plane tiles: thread group (x, y, z) = (tile, output channel co, sample b) computes the outputs of tile x
+    /// (<see cref="PlaneTiles"/>(Ho, Wo, tileHeight, tileWidth) tiles, numbered column-fastest; the last row and column of
+    /// tiles are partial) of plane (b, co). For each input channel of co's group in turn it stages the tile's input window
+    /// (rows·s − p + kh, zeros in the padding) and the K × K weights of (co, ci) in shared memory, then each thread adds the
+    /// taps of its outputs (positions tid, tid + threads, … of the tile), whose sums stay in shared memory from one channel to the
+    /// next. Launched with grid (tiles, C_out, B) and any group size; overwrites <paramref name="output"/>. Each output sums the bias,
+    /// then its channels and taps (kh, kw) in order: <see cref="Forward"/>'s values up to float summation order. Host checks:
+    /// tile extents ≥ 1, tileHeight · tileWidth ≤ <see cref="MaxPlaneTile"/>, <see cref="PlaneWindow"/> ≤ <see cref="MaxPlaneStage"/>,
+    /// K² ≤ <see cref="MaxPlaneTaps"/>.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void ForwardPlanes(Conv2dGeometry g, int tileHeight, int tileWidth,
+        ArrayView<float> input, ArrayView<float> weight, ArrayView<float> bias, int hasBias, ArrayView<float> output)
+    {
+        var window = SharedMemory.Allocate<float>(MaxPlaneStage);
+        var taps = SharedMemory.Allocate<float>(MaxPlaneTaps);
+        var sums = SharedMemory.Allocate<float>(MaxPlaneTile);
+        int k = g.KernelSize, s = g.Stride, kk = k * k, cinG = g.InPerGroup, hw = g.Height * g.Width;
+        var tile = new PlaneTile(Grid.IdxX, tileHeight, tileWidth, g.OutHeight, g.OutWidth);
+        int co = Grid.IdxY, b = Grid.IdxZ;
+        int tid = Group.IdxX, threads = Group.DimX;
+        int rows = (tile.Rows - 1) * s + k, cols = (tile.Cols - 1) * s + k;
+        float start = hasBias != 0 ? bias[co] : 0f;
+        for (int e = tid; e < tile.Count; e += threads)
+            sums[e] = start;
+        int plane = (b * g.InChannels + co / g.OutPerGroup * cinG) * hw;
+        for (int ci = 0; ci < cinG; ci++, plane += hw)
+        {
+            StageWindow(window, input, plane, tile.Row * s - g.Padding, tile.Col * s - g.Padding, rows, cols, g.Height, g.Width);
+            StageRange(taps, weight, (co * cinG + ci) * kk, kk);
+            Group.Barrier();
+            for (int e = tid; e < tile.Count; e += threads)
+            {
+                int r = e / tile.Cols, c = e - r * tile.Cols;
+                float acc = sums[e];
+                for (int kh = 0, at = r * s * cols + c * s; kh < k; kh++, at += cols)
+                    for (int kw = 0; kw < k; kw++)
+                        acc += taps[kh * k + kw] * window[at + kw];
+                sums[e] = acc;
+            }
+            Group.Barrier();
+        }
+        int y = ((b * g.OutChannels + co) * g.OutHeight + tile.Row) * g.OutWidth + tile.Col;
+        for (int e = tid; e < tile.Count; e += threads)
+        {
+            int r = e / tile.Cols;
+            output[y + r * g.OutWidth + e - r * tile.Cols] = sums[e];
+        }
+    }
+
+    /// <summary>
+    /// Input gradient on plane tiles: thread group (x, y, z) = (tile, input channel ci, sample b) computes
+    /// <c>dInput[b, ci, ih, iw] = Σ_{co ∈ group(ci), kh, kw} dOutput[b, co, (ih + p − kh)/s, (iw + p − kw)/s] · w[co, ci_local, kh, kw]</c>
+    /// for the positions of tile x of the input plane (<see cref="PlaneTiles"/>(H, W, tileHeight, tileWidth), column-fastest) over
+    /// the taps whose divisions are exact (kh ≡ ih + p mod s; the transposed convolution of <see cref="BackwardInputTiled"/>).
+    /// For each output channel of the group in turn it stages the dOutput window the tile reads (output rows
+    /// ⌈(ih₀ + p − K + 1)/s⌉ to ⌊(ih₀ + rows − 1 + p)/s⌋, likewise columns; zeros outside the output, so no tap needs a bounds
+    /// check) and the K × K weights of (co, ci), then each thread gathers the taps of its positions. Launched with grid
+    /// (tiles, C_in, B) and any group size. Accumulates into <paramref name="dInput"/> when <paramref name="accumulate"/> ≠ 0, else
+    /// overwrites it (every element is written once; <see cref="ElementwiseKernels.Prior"/>). Host checks as <see cref="ForwardPlanes"/>.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardInputPlanes(Conv2dGeometry g, int tileHeight, int tileWidth, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput)
+    {
+        var window = SharedMemory.Allocate<float>(MaxPlaneStage);
+        var taps = SharedMemory.Allocate<float>(MaxPlaneTaps);
+        var sums = SharedMemory.Allocate<float>(MaxPlaneTile);
+        int k = g.KernelSize, s = g.Stride, p = g.Padding, kk = k * k;
+        int cinG = g.InPerGroup, coutG = g.OutPerGroup, howo = g.OutHeight * g.OutWidth;
+        var tile = new PlaneTile(Grid.IdxX, tileHeight, tileWidth, g.Height, g.Width);
+        int ci = Grid.IdxY, b = Grid.IdxZ;
+        int grp = ci / cinG, ciL = ci - grp * cinG;
+        int tid = Group.IdxX, threads = Group.DimX;
+        int oh0 = FloorDiv(tile.Row + p - k + s, s), ow0 = FloorDiv(tile.Col + p - k + s, s);
+        int rows = (tile.Row + tile.Rows - 1 + p) / s - oh0 + 1, cols = (tile.Col + tile.Cols - 1 + p) / s - ow0 + 1;
+        for (int e = tid; e < tile.Count; e += threads)
+            sums[e] = 0f;
+        int plane = (b * g.OutChannels + grp * coutG) * howo;
+        int taps0 = (grp * coutG * cinG + ciL) * kk; // w[co, ci_local] of the group's first output channel
+        for (int coL = 0; coL < coutG; coL++, plane += howo, taps0 += cinG * kk)
+        {
+            StageWindow(window, dOutput, plane, oh0, ow0, rows, cols, g.OutHeight, g.OutWidth);
+            StageRange(taps, weight, taps0, kk);
+            Group.Barrier();
+            for (int e = tid; e < tile.Count; e += threads)
+            {
+                int r = e / tile.Cols;
+                int u = tile.Row + r + p, v = tile.Col + e - r * tile.Cols + p;
+                float acc = sums[e];
+                // (u − kh) and (v − kw) are multiples of s, so the divisions are exact even where negative (the window's zeros)
+                for (int kh = u % s; kh < k; kh += s)
+                {
+                    int at = ((u - kh) / s - oh0) * cols - ow0;
+                    for (int kw = v % s; kw < k; kw += s)
+                        acc += taps[kh * k + kw] * window[at + (v - kw) / s];
+                }
+                sums[e] = acc;
+            }
+            Group.Barrier();
+        }
+        int x = ((b * g.InChannels + ci) * g.Height + tile.Row) * g.Width + tile.Col;
+        for (int e = tid; e < tile.Count; e += threads)
+        {
+            int r = e / tile.Cols, at = x + r * g.Width + e - r * tile.Cols;
+            dInput[at] = ElementwiseKernels.Prior(accumulate, dInput, at) + sums[e];
+        }
+    }
+
+    /// <summary>
+    /// Split-K weight gradient on plane tiles: thread group (split, plane), plane = co·(C_in/groups) + ci_local, sums
+    /// <c>dWeight[co, ci_local, kh, kw]</c> over slice <paramref name="splits"/> of the units (b, tile): the B ·
+    /// <see cref="PlaneTiles"/>(Ho, Wo, tileHeight, tileWidth) units are cut into <paramref name="splits"/> contiguous slices of
+    /// ⌈units / splits⌉ (trailing slices may be short or empty). Per unit the group stages the dOutput tile of (b, co) and the
+    /// input window of (b, ci) in shared memory; work item (tap, lane) of K² × lanes, lanes = max(1, threads / K²), adds
+    /// dOutput · x over the tile's positions lane, lane + lanes, … into its own sum. Then each tap adds its lanes' sums in lane
+    /// order (a fixed-order in-group reduction: no atomics) and overwrites <c>partials[split·|w| + plane·K² + tap]</c> (an empty
+    /// slice writes zeros). Launched with grid (splits, C_out · C_in/groups) and any group size; partials <c>[splits, |w|]</c>,
+    /// added into dWeight in split order by <see cref="BackwardWeightFinalize"/>: deterministic. Host checks as
+    /// <see cref="ForwardPlanes"/>, and at most <see cref="MaxPlaneThreads"/> threads.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardWeightPlanes(Conv2dGeometry g, int tileHeight, int tileWidth, int splits,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> partials)
+    {
+        var window = SharedMemory.Allocate<float>(MaxPlaneStage);
+        var gradients = SharedMemory.Allocate<float>(MaxPlaneTile);
+        var sums = SharedMemory.Allocate<float>(MaxPlaneThreads);
+        int k = g.KernelSize, s = g.Stride, p = g.Padding, kk = k * k, cinG = g.InPerGroup;
+        int split = Grid.IdxX, plane = Grid.IdxY;
+        int co = plane / cinG, ci = co / g.OutPerGroup * cinG + plane - co * cinG;
+        int tid = Group.IdxX, threads = Group.DimX;
+        int lanes = Max(1, threads / kk), items = kk * lanes;
+        int tilesPerPlane = PlaneTiles(g.OutHeight, g.OutWidth, tileHeight, tileWidth);
+        int units = g.Batch * tilesPerPlane, slice = Conv2dGeometry.CeilDiv(units, splits);
+        int begin = Min(units, split * slice), end = Min(units, begin + slice);
+        for (int item = tid; item < items; item += threads)
+            sums[item] = 0f;
+        for (int unit = begin; unit < end; unit++)
+        {
+            int b = unit / tilesPerPlane;
+            var tile = new PlaneTile(unit - b * tilesPerPlane, tileHeight, tileWidth, g.OutHeight, g.OutWidth);
+            int cols = (tile.Cols - 1) * s + k;
+            StageWindow(window, input, (b * g.InChannels + ci) * g.Height * g.Width, tile.Row * s - p, tile.Col * s - p,
+                (tile.Rows - 1) * s + k, cols, g.Height, g.Width);
+            StageWindow(gradients, dOutput, (b * g.OutChannels + co) * g.OutHeight * g.OutWidth, tile.Row, tile.Col,
+                tile.Rows, tile.Cols, g.OutHeight, g.OutWidth);
+            Group.Barrier();
+            for (int item = tid; item < items; item += threads)
+            {
+                int tap = item / lanes, lane = item - tap * lanes;
+                int kh = tap / k, kw = tap - kh * k;
+                float acc = sums[item];
+                for (int e = lane; e < tile.Count; e += lanes)
+                {
+                    int r = e / tile.Cols, c = e - r * tile.Cols;
+                    acc += gradients[e] * window[(r * s + kh) * cols + c * s + kw];
+                }
+                sums[item] = acc;
+            }
+            Group.Barrier();
+        }
+        Group.Barrier(); // an empty slice did not pass the loop's barriers
+        int dw = split * g.WeightLength + plane * kk;
+        for (int tap = tid; tap < kk; tap += threads)
+        {
+            float sum = 0f;
+            for (int lane = 0, at = tap * lanes; lane < lanes; lane++, at++)
+                sum += sums[at];
+            partials[dw + tap] = sum;
+        }
+    }
+
+    /// <summary>
+    /// Tile <c>index</c> of a height × width plane cut into tileHeight × tileWidth tiles numbered column-fastest: rows
+    /// [Row, Row + Rows) × columns [Col, Col + Cols) (the last row and column of tiles may be partial).
+    /// </summary>
+    private readonly struct PlaneTile
+    {
+        public PlaneTile(int index, int tileHeight, int tileWidth, int height, int width)
+        {
+            int across = Conv2dGeometry.CeilDiv(width, tileWidth), down = index / across;
+            Row = down * tileHeight;
+            Col = (index - down * across) * tileWidth;
+            Rows = Min(tileHeight, height - Row);
+            Cols = Min(tileWidth, width - Col);
+        }
+
+        public int Row { get; }
+
+        public int Col { get; }
+
+        public int Rows { get; }
+
+        public int Cols { get; }
+
+        /// <summary>Positions of the tile, Rows · Cols.</summary>
+        public int Count => Rows * Cols;
+    }
+
+    /// <summary>
+    /// Copies rows [row0, row0 + rows) × columns [col0, col0 + cols) of the height × width plane starting at
+    /// <paramref name="plane"/> into <paramref name="window"/> (row-major, rows · cols floats), zeros where the window leaves
+    /// the plane. The group's threads share the copy, consecutive threads on consecutive columns (coalesced reads).
+    /// </summary>
+    private static void StageWindow(ArrayView<float> window, ArrayView<float> source, int plane, int row0, int col0, int rows, int cols,
+        int height, int width)
+    {
+        for (int e = Group.IdxX; e < rows * cols; e += Group.DimX)
+        {
+            int r = e / cols, ih = row0 + r, iw = col0 + e - r * cols;
+            window[e] = (uint)ih < (uint)height && (uint)iw < (uint)width ? source[plane + ih * width + iw] : 0f;
+        }
+    }
+
+    /// <summary>Copies <c>source[offset, offset + n)</c> into <paramref name="target"/>, shared by the group's threads.</summary>
+    private static void StageRange(ArrayView<float> target, ArrayView<float> source, int offset, int n)
+    {
+        for (int e = Group.IdxX; e < n; e += Group.DimX)
+            target[e] = source[offset + e];
+    }
+
+    /// <summary>⌊a / b⌋ for any a and b &gt; 0.</summary>
+    private static int FloorDiv(int a, int b) => a >= 0 ? a / b : -((b - 1 - a) / b);
+
     // ---- The tiled rung (implicit GEMM with shared-memory tiles): the GPU path of the forward and the input gradient ----
 
     /// <summary>Largest <c>tileM</c> of the tiled kernels (the shared tiles are sized for it).</summary>

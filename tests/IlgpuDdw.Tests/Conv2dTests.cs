@@ -1,6 +1,10 @@
 using IlgpuDdw.Autograd;
 using IlgpuDdw.Kernels;
+using IlgpuDdw.Models;
 using IlgpuDdw.Runtime;
+using IlgpuDdw.Training;
+using IlgpuDdw.Wiring;
+using Device = IlgpuDdw.Runtime.Device;
 using R = IlgpuDdw.Kernels.Reference.Conv2dReference;
 
 namespace IlgpuDdw.Tests;
@@ -25,6 +29,7 @@ public sealed class Conv2dTests(DeviceFixture fx)
         new(3, 2, 4, 3, 2, 1, 1, 0, 1, true),
         new(1, 1, 3, 4, 2, 7, 1, 3, 1, true),
         new(2, 2, 5, 5, 4, 3, 3, 0, 2, true),
+        new(2, 5, 6, 5, 5, 3, 1, 1, 5, false), // depthwise 3×3, stride 1 (the plane-tile kernels' main case)
     };
 
     private static double[] Data(int n, int seed) => Seeded.Uniform<double>(n, seed);
@@ -307,6 +312,227 @@ public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
         Assert.Contains(message, e.Message);
         Assert.DoesNotContain("\n", e.Message);
         Assert.Equal(0, tape.OwnedCount);
+    }
+}
+
+/// <summary>
+/// The plane-tile Conv2d rung (depthwise and narrow grouped convolutions) on a CPU accelerator whose groups hold up to 16
+/// threads: every plane-tile verification case with groups of 4, 8 and 16 threads (the default device runs those of 1 and 2),
+/// the kernels against the reference at odd shapes, the default plans per device, and bad plans.
+/// </summary>
+[Collection("cpu-groups")]
+public sealed class Conv2dPlaneTests(GroupedDeviceFixture fx)
+{
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in VerificationCases.All.Where(c => c.Family == "Conv2d" && c.Name.StartsWith("plane tiles", StringComparison.Ordinal)))
+            data.Add(c.Name);
+        return data;
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void VerificationCase_MatchesReference_WithGroupsOf16(string name)
+    {
+        Assert.Equal([4, 8, 16], Conv2dCases.PlanePlans(fx.Device).Select(p => p.Threads));
+        var c = VerificationCases.All.Single(x => x.Family == "Conv2d" && x.Name == name);
+        var rows = c.Run(fx.Device).ToArray();
+        Assert.Equal(3 * 5 + 5, rows.Length); // per plan: forward, input gradient and its two overwrites, weight gradient; the tape's four passes and a second pass
+        var failed = rows.Where(r => !r.Pass).ToArray();
+        Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
+    }
+
+    /// <summary>Depthwise and few-channel grouped geometries with a plan each: odd and non-square planes, tiles that do not divide them.</summary>
+    public static TheoryData<Conv2dTests.Case, int, int, int> OddShapes() => new()
+    {
+        { new(1, 1, 7, 5, 1, 3, 1, 1, 1, true), 2, 3, 4 },     // one channel
+        { new(3, 5, 9, 6, 5, 3, 2, 1, 5, true), 2, 2, 16 },    // stride 2, batch 3
+        { new(1, 6, 8, 11, 6, 5, 1, 2, 6, false), 3, 4, 8 },   // 5×5, padding 2
+        { new(3, 6, 7, 9, 6, 5, 2, 0, 6, true), 4, 2, 16 },    // 5×5, stride 2, no padding
+        { new(1, 5, 9, 7, 5, 3, 1, 0, 5, false), 4, 4, 3 },    // no padding, 3 threads
+        { new(3, 5, 11, 9, 5, 3, 1, 1, 5, true), 4, 3, 16 },   // the inverted residual's 3×3, a tile of 4 × 3 over 11 × 9
+        { new(2, 6, 7, 5, 6, 3, 2, 2, 3, true), 3, 2, 8 },     // 2 channels a group, padding 2
+        { new(1, 6, 5, 7, 3, 3, 1, 1, 3, true), 2, 5, 16 },    // 2 input channels → 1 output channel a group
+        { new(2, 4, 6, 5, 8, 2, 1, 0, 4, false), 3, 3, 16 },   // 2 × 2 kernel: 4 lanes a tap in the weight gradient
+        { new(3, 5, 6, 9, 5, 1, 2, 0, 5, true), 2, 4, 4 },     // 1 × 1, stride 2: inputs without taps
+        { new(1, 5, 4, 6, 5, 3, 2, 1, 5, false), 16, 16, 16 }, // a tile larger than the plane
+    };
+
+    [Theory, MemberData(nameof(OddShapes))]
+    public void PlaneKernels_MatchTheReference_AtOddShapes(Conv2dTests.Case c, int tileHeight, int tileWidth, int threads)
+    {
+        var d = fx.Device;
+        var g = c.Geometry;
+        var (x, w, b, dy) = (Seeded.Uniform<float>(g.InputLength, 31), Seeded.Uniform<float>(g.WeightLength, 32),
+            Seeded.Uniform<float>(g.OutChannels, 33), Seeded.Uniform<float>(g.OutputLength, 34));
+        var dx0 = Seeded.Uniform<float>(g.InputLength, 35);
+        var dw0 = Seeded.Uniform<float>(g.WeightLength, 36);
+        var ey = new float[g.OutputLength];
+        R.Forward<float>(g, x, w, c.Bias ? b : [], ey);
+        var edx = (float[])dx0.Clone();
+        R.BackwardInput<float>(g, dy, w, edx);
+        var edw = (float[])dw0.Clone();
+        R.BackwardWeight<float>(g, dy, x, edw);
+        var edxWritten = new float[g.InputLength];
+        R.BackwardInput<float>(g, dy, w, edxWritten);
+
+        using var tx = Tensor.FromArray(d, x, g.InputLength);
+        using var tw = Tensor.FromArray(d, w, g.WeightLength);
+        using var tb = Tensor.FromArray(d, b, g.OutChannels);
+        using var tdy = Tensor.FromArray(d, dy, g.OutputLength);
+        using var ty = Tensor.Empty(d, g.OutputLength);
+        using var tdx = Tensor.Empty(d, g.InputLength);
+        using var tdw = Tensor.Empty(d, g.WeightLength);
+        var plan = new Conv2dPlanePlan(tileHeight, tileWidth, threads, 1);
+        plan.Validate(d, g);
+        Ops.Conv2dForwardPlanes(d, g, plan, tx.View, tw.View, c.Bias ? tb.View : null, ty.View);
+        Check.Close(ey, ty.ToArray(), Tolerance.Forward, $"{c} forward");
+
+        float[] Input(float fill, int accumulate)
+        {
+            if (float.IsNaN(fill) || fill != 0f) tdx.Fill(fill); else tdx.CopyFrom(dx0);
+            Ops.Conv2dBackwardInputPlanes(d, g, plan, tdy.View, tw.View, tdx.View, accumulate);
+            return tdx.ToArray();
+        }
+        Check.Close(edx, Input(0f, 1), Tolerance.Backward, $"{c} input gradient, accumulated");
+        var written = Input(float.NaN, 0); // overwrite over a NaN-poisoned buffer
+        Check.Close(edxWritten, written, Tolerance.Backward, $"{c} input gradient, overwritten");
+        tdx.Fill(0f);
+        Ops.Conv2dBackwardInputPlanes(d, g, plan, tdy.View, tw.View, tdx.View, 1);
+        Assert.True(Overwrite.BitEqual(tdx.ToArray(), written), $"{c}: the overwrite differs bitwise from accumulating onto zeros");
+
+        int units = g.Batch * Conv2dKernels.PlaneTiles(g.OutHeight, g.OutWidth, tileHeight, tileWidth);
+        foreach (int splits in new[] { 1, 3, units + 2 }.Distinct()) // more splits than units leaves empty slices
+        {
+            float[] Weight()
+            {
+                tdw.CopyFrom(dw0);
+                Ops.Conv2dBackwardWeightPlanes(d, g, plan with { Splits = splits }, tdy.View, tx.View, tdw.View);
+                return tdw.ToArray();
+            }
+            var first = Weight();
+            Check.Close(edw, first, Tolerance.Backward, $"{c} weight gradient ×{splits}");
+            Assert.Equal(first, Weight()); // bit-identical run to run
+        }
+    }
+
+    [Fact]
+    public void PlanePlan_ThroughTheTape_InGradientGroups_MatchesTheReference()
+    {
+        var d = fx.Device;
+        var c = new Conv2dTests.Case(3, 6, 7, 8, 6, 3, 1, 1, 6, true);
+        var g = c.Geometry;
+        var (x, w, b, dy) = (Seeded.Uniform<float>(g.InputLength, 41), Seeded.Uniform<float>(g.WeightLength, 42),
+            Seeded.Uniform<float>(g.OutChannels, 43), Seeded.Uniform<float>(g.OutputLength, 44));
+        var edw = new float[g.WeightLength];
+        R.BackwardWeight<float>(g, dy, x, edw);
+        var edb = new float[g.OutChannels];
+        R.BackwardBias<float>(g, dy, edb);
+        using var tx = Tensor.FromArray(d, x, c.B, c.Cin, c.H, c.W);
+        using var tw = Tensor.FromArray(d, w, c.Cout, c.Cin / c.G, c.K, c.K); tw.RequiresGrad = true;
+        using var tb = Tensor.FromArray(d, b, c.Cout); tb.RequiresGrad = true;
+        using var tape = new Tape(d) { GradientGroupSize = 2 }; // groups of 2 and 1 samples
+        var trace = new LaunchTrace();
+        d.Tracer = trace;
+        try
+        {
+            tape.Backward(tape.Conv2d(tx, tw, tb, c.S, c.P, c.G, planePlan: new Conv2dPlanePlan(3, 4, 16, 2)), dy);
+        }
+        finally
+        {
+            d.Tracer = null;
+        }
+        Check.Close(edw, tw.GradToArray(), Tolerance.Backward, "weight gradient in groups of 2");
+        Check.Close(edb, tb.GradToArray(), Tolerance.Backward, "bias gradient in groups of 2");
+        Assert.Equal(1, trace.Launches.Count(l => l.Kernel == "Conv2dForwardPlanes"));
+        Assert.Equal(2, trace.Launches.Count(l => l.Kernel == "Conv2dBackwardWeightPlanes"));
+        Assert.DoesNotContain(trace.Launches, l => l.Kernel is "Conv2dForward" or "Conv2dBackwardWeight" or "Conv2dBackwardWeightSplit");
+    }
+
+    [Fact]
+    public void DefaultPlans_AreDirectOnTheCpu_PlaneTilesOnCudaBelowEightChannelsAGroup()
+    {
+        int h200 = 132 * 2048;
+        var first = new Conv2dGeometry(64, 32, 112, 112, 32, 3, 1, 1, 32);  // mobilenet_v2's first depthwise 3×3
+        var down = new Conv2dGeometry(64, 96, 112, 112, 96, 3, 2, 1, 96);   // its first stride-2 one
+        var last = new Conv2dGeometry(64, 960, 7, 7, 960, 3, 1, 1, 960);
+        var dense = new Conv2dGeometry(64, 64, 56, 56, 64, 3, 1, 1, 1);
+        foreach (var g in new[] { first, down, last })
+        {
+            Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForForward(DeviceKind.Cpu, g));
+            Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForInput(DeviceKind.Cpu, g));
+            Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForWeight(DeviceKind.Cpu, fx.Device.MaxThreads, g));
+            var forward = Conv2dPlanePlan.ForForward(DeviceKind.Cuda, g);
+            var input = Conv2dPlanePlan.ForInput(DeviceKind.Cuda, g);
+            var weight = Conv2dPlanePlan.ForWeight(DeviceKind.Cuda, h200, g);
+            foreach (var p in new[] { forward, input, weight })
+            {
+                Assert.Equal(Conv2dPlanePlan.GpuThreads, p.Threads);
+                Assert.True(p.TileWidth <= Conv2dPlanePlan.GpuMaxTileWidth && p.TileHeight * p.TileWidth <= Conv2dKernels.MaxPlaneTile, $"{g}: {p}");
+                Assert.True(Conv2dKernels.PlaneWindow(g, p.TileHeight, p.TileWidth) <= Conv2dKernels.MaxPlaneStage, $"{g}: {p}");
+            }
+            Assert.True((long)Conv2dKernels.PlaneTiles(g.OutHeight, g.OutWidth, forward.TileHeight, forward.TileWidth) * g.OutChannels * g.Batch >= 264);
+            Assert.True((long)Conv2dKernels.PlaneTiles(g.Height, g.Width, input.TileHeight, input.TileWidth) * g.InChannels * g.Batch >= 264);
+            Assert.True((long)weight.Splits * g.OutChannels >= h200 / Conv2dPlanePlan.GpuThreads, $"{g}: {weight}"); // one wave of groups
+        }
+        Assert.Equal(new Conv2dPlanePlan(16, 28, 128, 1), Conv2dPlanePlan.ForForward(DeviceKind.Cuda, first));
+        Assert.Equal(new Conv2dPlanePlan(14, 28, 128, 1), Conv2dPlanePlan.ForForward(DeviceKind.Cuda, down)); // 56 × 56 outputs
+        Assert.Equal(new Conv2dPlanePlan(7, 7, 128, 1), Conv2dPlanePlan.ForForward(DeviceKind.Cuda, last));   // one tile a plane
+        Assert.Equal(66, Conv2dPlanePlan.ForWeight(DeviceKind.Cuda, h200, first).Splits);                    // 32 planes × 66 ≥ 2,112 groups
+        // 8 channels a group and more: the tiled GEMM's; kernels above 7 × 7: direct
+        Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForForward(DeviceKind.Cuda, dense));
+        Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForWeight(DeviceKind.Cuda, h200, dense));
+        var grouped = new Conv2dGeometry(64, 64, 28, 28, 64, 3, 1, 1, 16); // 4 channels a group
+        Assert.True(Conv2dPlanePlan.ForForward(DeviceKind.Cuda, grouped).IsPlane);
+        Assert.True(Conv2dPlanePlan.ForWeight(DeviceKind.Cuda, h200, grouped).IsPlane);
+        Assert.Equal(Conv2dPlanePlan.Direct, Conv2dPlanePlan.ForForward(DeviceKind.Cuda, new Conv2dGeometry(2, 4, 20, 20, 4, 9, 1, 4, 4)));
+    }
+
+    [Theory]
+    [InlineData("mobilenet_v2", 224, 64)]
+    [InlineData("mobilenet_mini", 28, 256)]
+    public void DryRun_DepthwiseConvolutions_RunOnPlaneTiles_AndFillTheGpu(string model, int size, int batch)
+    {
+        using var dry = Device.CreateDryRun(GpuProfile.H200);
+        var profile = StepProfile.Run(dry, ModelZoo.Get(model, size), new WiringConfig { Kind = WiringKind.Chain }, batch, GpuProfile.H200, warmup: 2);
+        var t = profile.Trace;
+        int Launches(string kernel) => t.Kernels.SingleOrDefault(k => k.Kernel == kernel)?.Launches ?? 0;
+        int blocks = ModelZoo.Get(model, size).Stages.Sum(s => s.Nodes.Count); // one depthwise 3×3 an inverted residual
+        Assert.Equal(blocks, Launches("Conv2dForwardPlanes"));
+        Assert.Equal(blocks, Launches("Conv2dBackwardInputPlanes"));
+        Assert.Equal(blocks, Launches("Conv2dBackwardWeightPlanes"));
+        Assert.Equal(0, Launches("Conv2dForward"));
+        Assert.Equal(0, Launches("Conv2dBackwardInput"));
+        Assert.Equal(0, Launches("Conv2dBackwardWeight"));
+        Assert.Empty(t.Underfilled);
+        Assert.Equal(0, t.Allocations); // the partials come from the pool
+        Assert.All(t.Kernels.Where(k => k.Kernel.EndsWith("Planes", StringComparison.Ordinal)), k => Assert.Equal(Conv2dPlanePlan.GpuThreads, k.ThreadsPerGroup));
+    }
+
+    [Theory]
+    [InlineData(0, 3, 16, 1, "at least 1 × 1 and hold at most 512 positions; got 0 × 3")]
+    [InlineData(16, 33, 16, 1, "hold at most 512 positions; got 16 × 33")]
+    [InlineData(4, 128, 16, 1, "reads a 2313-float window at K = 3, stride 2; at most 2304 fit")]
+    [InlineData(2, 2, 17, 1, "take 1 to 16 threads a group on this device; got 17")]
+    [InlineData(2, 2, 16, 0, "splits must be 1 to")]
+    public void BadPlanePlans_AreRefusedBeforeAnyLaunch(int tileHeight, int tileWidth, int threads, int splits, string message)
+    {
+        using var x = Tensor.FromArray(fx.Device, new float[2 * 4 * 9 * 9], 2, 4, 9, 9);
+        using var w = Tensor.FromArray(fx.Device, new float[4 * 9], 4, 1, 3, 3);
+        using var tape = new Tape(fx.Device);
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, 2, 1, 4, planePlan: new Conv2dPlanePlan(tileHeight, tileWidth, threads, splits)));
+        Assert.Contains(message, e.Message);
+        Assert.Equal(0, tape.OwnedCount);
+    }
+
+    [Fact]
+    public void PlanePlan_RefusesKernelsAboveSevenBySeven()
+    {
+        using var x = Tensor.FromArray(fx.Device, new float[2 * 5 * 5], 1, 2, 5, 5);
+        using var w = Tensor.FromArray(fx.Device, new float[2 * 81], 2, 1, 9, 9);
+        using var tape = new Tape(fx.Device);
+        var e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, 1, 2, 2, planePlan: new Conv2dPlanePlan(2, 2, 4, 1)));
+        Assert.Contains("kernels of at most 49 taps; got 9 × 9", e.Message);
     }
 }
 

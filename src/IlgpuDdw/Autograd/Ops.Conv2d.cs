@@ -161,6 +161,114 @@ public readonly record struct Conv2dTilePlan(int TileM, int TileN, int TileK, bo
     }
 }
 
+/// <summary>
+/// How a Conv2d with few channels per group (depthwise, narrow grouped) runs on the plane-tile rung of
+/// <see cref="Conv2dKernels"/>: <see cref="Conv2dKernels.ForwardPlanes"/>, <see cref="Conv2dKernels.BackwardInputPlanes"/> and
+/// <see cref="Conv2dKernels.BackwardWeightPlanes"/> (then <see cref="Conv2dKernels.BackwardWeightFinalize"/>), a thread group
+/// per <see cref="TileHeight"/> × <see cref="TileWidth"/> tile of one plane, the plane's input window staged in shared memory.
+/// <see cref="Direct"/> leaves a pass to <see cref="Conv2dTilePlan"/> (forward, input gradient) and <see cref="Conv2dWeightPlan"/>.
+/// The defaults per pass: <see cref="ForForward"/>, <see cref="ForInput"/>, <see cref="ForWeight"/>.
+/// </summary>
+/// <param name="TileHeight">Rows of a tile (of the output plane for the forward and the weight gradient, of the input plane for the input gradient).</param>
+/// <param name="TileWidth">Columns of a tile.</param>
+/// <param name="Threads">Threads a group; 0: direct.</param>
+/// <param name="Splits">Slices of the weight gradient's reduction over the (sample, tile) units (may exceed them: the extra slices write zeros).</param>
+public readonly record struct Conv2dPlanePlan(int TileHeight, int TileWidth, int Threads, int Splits)
+{
+    /// <summary>Not on plane tiles (the CPU accelerator's choice: barriers cost it milliseconds).</summary>
+    public static Conv2dPlanePlan Direct => default;
+
+    /// <summary>Whether the plane-tile kernels run.</summary>
+    public bool IsPlane => Threads > 0;
+
+    /// <summary>Threads a group of the default GPU plan.</summary>
+    public const int GpuThreads = 128;
+
+    /// <summary>Widest tile of the default GPU plan (a plane wider than this is cut into near-equal tiles).</summary>
+    public const int GpuMaxTileWidth = 32;
+
+    /// <summary>Most values one thread of the default GPU weight-gradient plan sums in float (more: more slices).</summary>
+    public const int GpuMaxSumLength = 4096;
+
+    /// <summary>
+    /// The default plan of the forward of <paramref name="g"/> on a device of <paramref name="kind"/>: tiles of the output
+    /// plane (<see cref="Tiles"/>) where a group has fewer than <see cref="Conv2dTilePlan.GpuMinRows"/> output channels.
+    /// </summary>
+    public static Conv2dPlanePlan ForForward(DeviceKind kind, Conv2dGeometry g) =>
+        kind == DeviceKind.Cpu || g.OutPerGroup >= Conv2dTilePlan.GpuMinRows ? Direct : Tiles(g, g.OutHeight, g.OutWidth);
+
+    /// <summary>The default plan of the input gradient: tiles of the input plane where a group has fewer than <see cref="Conv2dTilePlan.GpuMinRows"/> input channels.</summary>
+    public static Conv2dPlanePlan ForInput(DeviceKind kind, Conv2dGeometry g) =>
+        kind == DeviceKind.Cpu || g.InPerGroup >= Conv2dTilePlan.GpuMinRows ? Direct : Tiles(g, g.Height, g.Width);
+
+    /// <summary>
+    /// The default plan of the weight gradient on a device running <paramref name="maxThreads"/> threads at once, where a group
+    /// has fewer than <see cref="Conv2dTilePlan.GpuMinRows"/> output and input channels: tiles of the output plane and enough
+    /// slices that weight planes × slices fill one wave (maxThreads / <see cref="GpuThreads"/> groups: 2,112 on an H200) and no
+    /// thread sums more than <see cref="GpuMaxSumLength"/> values, at most one slice a unit.
+    /// </summary>
+    public static Conv2dPlanePlan ForWeight(DeviceKind kind, int maxThreads, Conv2dGeometry g)
+    {
+        if (kind == DeviceKind.Cpu || g.OutPerGroup >= Conv2dTilePlan.GpuMinRows || g.InPerGroup >= Conv2dTilePlan.GpuMinRows) return Direct;
+        var plan = Tiles(g, g.OutHeight, g.OutWidth);
+        if (!plan.IsPlane) return Direct;
+        int kk = g.KernelSize * g.KernelSize, lanes = Math.Max(1, GpuThreads / kk);
+        long units = (long)g.Batch * Conv2dKernels.PlaneTiles(g.OutHeight, g.OutWidth, plan.TileHeight, plan.TileWidth);
+        long planes = (long)g.OutChannels * g.InPerGroup;
+        long wave = Math.Max(1, maxThreads / GpuThreads);
+        long filling = (wave + planes - 1) / planes;
+        long bounded = (units * plan.TileHeight * plan.TileWidth + (long)lanes * GpuMaxSumLength - 1) / ((long)lanes * GpuMaxSumLength);
+        return plan with { Splits = (int)Math.Clamp(Math.Max(filling, bounded), 1, units) };
+    }
+
+    /// <summary>
+    /// <see cref="GpuThreads"/> threads on tiles of a height × width plane: at most <see cref="GpuMaxTileWidth"/> columns and
+    /// <see cref="Conv2dKernels.MaxPlaneTile"/> positions, near-equal across the plane (112 → 4 × 28, 56 → 2 × 28; 16 × 28 tiles
+    /// at 112 × 112, 14 × 28 at 56 × 56, one tile a plane up to 14 × 14), halved while the input window exceeds
+    /// <see cref="Conv2dKernels.MaxPlaneStage"/>; <see cref="Direct"/> above <see cref="Conv2dKernels.MaxPlaneTaps"/> taps.
+    /// </summary>
+    public static Conv2dPlanePlan Tiles(Conv2dGeometry g, int height, int width)
+    {
+        if (g.KernelSize * g.KernelSize > Conv2dKernels.MaxPlaneTaps || !FitsGrid(g)) return Direct;
+        int tw = Conv2dGeometry.CeilDiv(width, Conv2dGeometry.CeilDiv(width, GpuMaxTileWidth));
+        int th = Math.Clamp(Conv2dKernels.MaxPlaneTile / tw, 1, height);
+        th = Conv2dGeometry.CeilDiv(height, Conv2dGeometry.CeilDiv(height, th));
+        while (th > 1 && Conv2dKernels.PlaneWindow(g, th, tw) > Conv2dKernels.MaxPlaneStage) th = (th + 1) / 2;
+        while (tw > 1 && Conv2dKernels.PlaneWindow(g, th, tw) > Conv2dKernels.MaxPlaneStage) tw = (tw + 1) / 2;
+        return Conv2dKernels.PlaneWindow(g, th, tw) <= Conv2dKernels.MaxPlaneStage ? new(th, tw, GpuThreads, 1) : Direct;
+    }
+
+    /// <summary>Throws when this plan cannot run the passes of <paramref name="g"/> on <paramref name="device"/>.</summary>
+    /// <exception cref="ArgumentException">A tile or window too large, too many taps, threads or splits out of range, or a grid dimension beyond Cuda's.</exception>
+    internal void Validate(Device device, Conv2dGeometry g)
+    {
+        if (!IsPlane) return;
+        if (TileHeight < 1 || TileWidth < 1 || (long)TileHeight * TileWidth > Conv2dKernels.MaxPlaneTile)
+            throw new ArgumentException($"Conv2d: plane tiles must be at least 1 × 1 and hold at most {Conv2dKernels.MaxPlaneTile} positions; got {TileHeight} × {TileWidth}.", "planePlan");
+        if (g.KernelSize * g.KernelSize > Conv2dKernels.MaxPlaneTaps)
+            throw new ArgumentException($"Conv2d: plane tiles take kernels of at most {Conv2dKernels.MaxPlaneTaps} taps; got {g.KernelSize} × {g.KernelSize}.", "planePlan");
+        long window = Conv2dKernels.PlaneWindow(g, TileHeight, TileWidth);
+        if (window > Conv2dKernels.MaxPlaneStage)
+            throw new ArgumentException(
+                $"Conv2d: a {TileHeight} × {TileWidth} plane tile reads a {window}-float window at K = {g.KernelSize}, stride {g.Stride}; at most {Conv2dKernels.MaxPlaneStage} fit.", "planePlan");
+        int most = Math.Min(Conv2dKernels.MaxPlaneThreads, device.MaxThreadsPerGroup);
+        if (Threads > most)
+            throw new ArgumentException($"Conv2d: plane tiles take 1 to {most} threads a group on this device; got {Threads}.", "planePlan");
+        if (Splits < 1 || (long)Splits * g.WeightLength > int.MaxValue)
+            throw new ArgumentException($"Conv2d: plane-tile weight-gradient splits must be 1 to {int.MaxValue / Math.Max(1, g.WeightLength)} for a {g.WeightLength}-element weight; got {Splits}.", "planePlan");
+        if (!FitsGrid(g))
+            throw new ArgumentException(
+                $"Conv2d: plane tiles put channels, samples and weight planes on grid dimensions of at most {MaxGridDimension}; got C_in = {g.InChannels}, C_out = {g.OutChannels}, B = {g.Batch}, {(long)g.OutChannels * g.InPerGroup} weight planes.", "planePlan");
+    }
+
+    /// <summary>Largest grid extent in y and z on Cuda.</summary>
+    private const int MaxGridDimension = 65535;
+
+    /// <summary>Whether the channels, the samples and the weight planes C_out · C_in/groups of <paramref name="g"/> each fit a grid dimension.</summary>
+    private static bool FitsGrid(Conv2dGeometry g) =>
+        Math.Max(Math.Max(g.InChannels, g.OutChannels), Math.Max(g.Batch, (long)g.OutChannels * g.InPerGroup)) <= MaxGridDimension;
+}
+
 public static partial class Ops
 {
     /// <summary>
@@ -171,10 +279,13 @@ public static partial class Ops
     /// gradient runs as <paramref name="weightPlan"/> says (default: <see cref="Conv2dWeightPlan.For(Device, Conv2dGeometry)"/>);
     /// the forward and the input gradient as <paramref name="tilePlan"/> says (default: each pass's
     /// <see cref="Conv2dTilePlan.For(DeviceKind, int, int, int, int, bool)"/>, TF32 when <see cref="Device.Tf32"/> is on).
+    /// A given <paramref name="planePlan"/> runs all three
+    /// passes on plane tiles; without one, each pass takes its default <see cref="Conv2dPlanePlan"/> (plane tiles on Cuda where
+    /// a group has few channels) unless a tile plan (forward, input gradient) or weight plan (weight gradient) was given.
     /// </summary>
     /// <exception cref="ArgumentException">A shape or value is invalid, or the plan cannot run; the message names it.</exception>
     public static Tensor Conv2d(this Tape tape, Tensor input, Tensor weight, Tensor? bias, int stride = 1, int padding = 0, int groups = 1,
-        Conv2dWeightPlan? weightPlan = null, Conv2dTilePlan? tilePlan = null)
+        Conv2dWeightPlan? weightPlan = null, Conv2dTilePlan? tilePlan = null, Conv2dPlanePlan? planePlan = null)
     {
         Tensor[] operands = bias is null ? [input, weight] : [input, weight, bias];
         RequireSameDevice("Conv2d", tape, operands);
@@ -186,13 +297,26 @@ public static partial class Ops
         var inputTiles = tilePlan ?? InputTiles(d, g);
         forwardTiles.Validate(d);
         inputTiles.Validate(d);
+        var forwardPlanes = planePlan ?? (tilePlan is null ? ForwardPlanes(d, g) : Conv2dPlanePlan.Direct);
+        var inputPlanes = planePlan ?? (tilePlan is null ? InputPlanes(d, g) : Conv2dPlanePlan.Direct);
+        Conv2dPlanePlan WeightPlanesOf(Conv2dGeometry of) => planePlan ?? (weightPlan is null ? WeightPlanes(d, of) : Conv2dPlanePlan.Direct);
+        var weightPlanes = WeightPlanesOf(g);
+        forwardPlanes.Validate(d, g);
+        inputPlanes.Validate(d, g);
+        weightPlanes.Validate(d, g);
         var y = tape.NewTensor(g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
         int groupSize = tape.GradientGroupSize;
-        Conv2dForward(d, g, forwardTiles, input.View, weight.View, bias?.View, y.View);
+        if (forwardPlanes.IsPlane) Conv2dForwardPlanes(d, g, forwardPlanes, input.View, weight.View, bias?.View, y.View);
+        else Conv2dForward(d, g, forwardTiles, input.View, weight.View, bias?.View, y.View);
         if (tape.NeedsGrad(operands))
             tape.Record("Conv2d", y, () =>
             {
-                if (input.RequiresGrad) Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, input.GradForWrite(out int accumulate), accumulate);
+                if (input.RequiresGrad)
+                {
+                    var dInput = input.GradForWrite(out int accumulate);
+                    if (inputPlanes.IsPlane) Conv2dBackwardInputPlanes(d, g, inputPlanes, y.Grad.View, weight.View, dInput, accumulate);
+                    else Conv2dBackwardInput(d, g, inputTiles, y.Grad.View, weight.View, dInput, accumulate);
+                }
                 bool dWeight = weight.RequiresGrad, dBias = bias is { RequiresGrad: true };
                 if (!dWeight && !dBias) return;
                 int inSample = g.InChannels * g.Height * g.Width, outSample = g.OutChannels * g.OutHeight * g.OutWidth;
@@ -204,8 +328,12 @@ public static partial class Ops
                     var sub = g.WithBatch(count);
                     var dySub = Samples(dy, outSample, first, count);
                     if (dWeight)
-                        Conv2dBackwardWeight(d, sub, count == g.Batch ? plan : weightPlan ?? Conv2dWeightPlan.For(d, sub),
-                            dySub, Samples(input.View, inSample, first, count), into[0]);
+                    {
+                        var xSub = Samples(input.View, inSample, first, count);
+                        var planes = count == g.Batch ? weightPlanes : WeightPlanesOf(sub);
+                        if (planes.IsPlane) Conv2dBackwardWeightPlanes(d, sub, planes, dySub, xSub, into[0]);
+                        else Conv2dBackwardWeight(d, sub, count == g.Batch ? plan : weightPlan ?? Conv2dWeightPlan.For(d, sub), dySub, xSub, into[0]);
+                    }
                     if (dBias) Conv2dBackwardBias(d, sub, dySub, into[^1]);
                 });
             });
@@ -251,6 +379,15 @@ public static partial class Ops
     /// <summary>The device's default plan for the input gradient of <paramref name="g"/> (rows: input channels per group; TF32 as <see cref="Device.Tf32"/>).</summary>
     internal static Conv2dTilePlan InputTiles(Device d, Conv2dGeometry g) =>
         Conv2dTilePlan.For(d.Kind, d.MaxThreads, g.Groups, g.InPerGroup, g.Batch * g.Height * g.Width, d.Tf32);
+
+    /// <summary>The device's default plane plan for the forward of <paramref name="g"/>.</summary>
+    internal static Conv2dPlanePlan ForwardPlanes(Device d, Conv2dGeometry g) => Conv2dPlanePlan.ForForward(d.Kind, g);
+
+    /// <summary>The device's default plane plan for the input gradient of <paramref name="g"/>.</summary>
+    internal static Conv2dPlanePlan InputPlanes(Device d, Conv2dGeometry g) => Conv2dPlanePlan.ForInput(d.Kind, g);
+
+    /// <summary>The device's default plane plan for the weight gradient of <paramref name="g"/>.</summary>
+    internal static Conv2dPlanePlan WeightPlanes(Device d, Conv2dGeometry g) => Conv2dPlanePlan.ForWeight(d.Kind, d.MaxThreads, g);
 
     /// <summary>
     /// Launches the forward (overwrites <paramref name="output"/>): tiled as <paramref name="tiles"/> says, else with
@@ -308,6 +445,41 @@ public static partial class Ops
         int splitExt = d.Extent(items), finalExt = d.Extent(weights);
         d.Kernels.Conv2dBackwardWeightSplit(d.Stream, splitExt, items, splitExt, g, outBlock, inBlock, splits, dOutput, input, partials.View);
         d.Kernels.Conv2dBackwardWeightFinalize(d.Stream, finalExt, weights, finalExt, splits, partials.View, dWeight);
+    }
+
+    /// <summary>Launches the forward on plane tiles (overwrites <paramref name="output"/>): grid (tiles of the output plane, C_out, B).</summary>
+    internal static void Conv2dForwardPlanes(Device d, Conv2dGeometry g, Conv2dPlanePlan planes, ArrayView<float> input, ArrayView<float> weight,
+        ArrayView<float>? bias, ArrayView<float> output)
+    {
+        int tiles = Conv2dKernels.PlaneTiles(g.OutHeight, g.OutWidth, planes.TileHeight, planes.TileWidth);
+        var config = new KernelConfig(new Index3D(tiles, g.OutChannels, g.Batch), new Index3D(planes.Threads, 1, 1));
+        d.Kernels.Conv2dForwardPlanes(d.Stream, config, g, planes.TileHeight, planes.TileWidth, input, weight, bias ?? weight, bias is null ? 0 : 1, output);
+    }
+
+    /// <summary>
+    /// Accumulates the input gradient on plane tiles (<paramref name="accumulate"/> ≠ 0) or overwrites it (0): grid (tiles of
+    /// the input plane, C_in, B).
+    /// </summary>
+    internal static void Conv2dBackwardInputPlanes(Device d, Conv2dGeometry g, Conv2dPlanePlan planes, ArrayView<float> dOutput,
+        ArrayView<float> weight, ArrayView<float> dInput, int accumulate)
+    {
+        int tiles = Conv2dKernels.PlaneTiles(g.Height, g.Width, planes.TileHeight, planes.TileWidth);
+        var config = new KernelConfig(new Index3D(tiles, g.InChannels, g.Batch), new Index3D(planes.Threads, 1, 1));
+        d.Kernels.Conv2dBackwardInputPlanes(d.Stream, config, g, planes.TileHeight, planes.TileWidth, accumulate, dOutput, weight, dInput);
+    }
+
+    /// <summary>
+    /// Accumulates the weight gradient on plane tiles: grid (splits, C_out · C_in/groups weight planes) into pooled partials,
+    /// then <see cref="Conv2dKernels.BackwardWeightFinalize"/> adds them in split order.
+    /// </summary>
+    internal static void Conv2dBackwardWeightPlanes(Device d, Conv2dGeometry g, Conv2dPlanePlan planes, ArrayView<float> dOutput,
+        ArrayView<float> input, ArrayView<float> dWeight)
+    {
+        int weights = g.WeightLength, ext = d.Extent(weights);
+        using var partials = Tensor.Empty(d, planes.Splits * weights);
+        var config = new KernelConfig(new Index3D(planes.Splits, g.OutChannels * g.InPerGroup, 1), new Index3D(planes.Threads, 1, 1));
+        d.Kernels.Conv2dBackwardWeightPlanes(d.Stream, config, g, planes.TileHeight, planes.TileWidth, planes.Splits, dOutput, input, partials.View);
+        d.Kernels.Conv2dBackwardWeightFinalize(d.Stream, ext, weights, ext, planes.Splits, partials.View, dWeight);
     }
 
     /// <summary>Accumulates the bias gradient (one work item per output channel).</summary>

@@ -14,13 +14,16 @@ namespace IlgpuDdw.Verification;
 /// device's groups can hold (blocks larger than the GEMM, partial blocks, tileK 1 to 16) and through the tape, and
 /// (the TF32 cases, <see cref="VerifyCase.Tf32"/>) on TF32 tensor cores with every plan of <see cref="Tf32Plans"/>:
 /// against the FP32 reference at <see cref="Tolerance.Tf32"/>, and on the CPU accelerator (the exact emulation) against a
-/// double reference on the same TF32-rounded operands at <see cref="Tolerance.Forward"/>.
+/// double reference on the same TF32-rounded operands at <see cref="Tolerance.Forward"/>. The
+/// plane-tile kernels (forward, input and weight gradients) run at every geometry with every plan of <see cref="PlanePlans"/>
+/// the device's groups can hold (tiles that do not divide the plane, a tile larger than it, 1 split to more splits than
+/// units) and through the tape with all four passes.
 /// </summary>
 internal static class Conv2dCases
 {
     private const string Family = "Conv2d";
 
-    private static readonly (Conv2dGeometry Geometry, bool Bias)[] Geometries =
+    internal static readonly (Conv2dGeometry Geometry, bool Bias)[] Geometries =
     [
         (new(2, 3, 7, 5, 4, 3, 1, 1, 1), true),
         (new(1, 4, 9, 6, 6, 5, 2, 2, 2), true),
@@ -33,6 +36,7 @@ internal static class Conv2dCases
         (new(2, 4, 6, 9, 6, 1, 1, 0, 2), true),
         (new(1, 6, 9, 7, 6, 3, 2, 1, 6), true),   // depthwise, stride 2
         (new(2, 3, 5, 6, 3, 5, 1, 2, 3), false),  // depthwise 5×5
+        (new(2, 5, 7, 9, 5, 3, 1, 1, 5), false),  // depthwise 3×3, stride 1 (an inverted residual's)
         (new(3, 8, 7, 5, 8, 3, 1, 1, 2), false),  // 4 channels per group
         (new(1, 5, 8, 11, 7, 5, 2, 2, 1), true),
         (new(2, 4, 7, 7, 8, 3, 3, 2, 4), true),   // stride 3, 1 → 2 channels per group
@@ -78,6 +82,85 @@ internal static class Conv2dCases
         {
             string shape = Describe(g, bias);
             yield return new(Family, $"TF32 tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape, tf32: true), Tf32: true);
+        }
+        foreach (var (g, bias) in Geometries)
+        {
+            string shape = Describe(g, bias);
+            yield return new(Family, $"plane tiles, {shape}", Passes, d => Planes(d, g, bias, shape));
+        }
+    }
+
+    /// <summary>
+    /// Plane plans that fit <paramref name="device"/>'s groups, as <see cref="TilePlans"/>: 1 and 2 threads where groups hold at
+    /// most 2 (the default CPU accelerator), otherwise those of 4 threads and more that fit (4 to 16 on warps of 4, and the
+    /// GPU's 128). Tiles of 1 × 1 to 4 × 4 and 8 × 16; weight-gradient splits 1 to 1000 (more than the units).
+    /// </summary>
+    internal static Conv2dPlanePlan[] PlanePlans(Device device)
+    {
+        int max = device.MaxThreadsPerGroup;
+        return
+        [
+            .. new Conv2dPlanePlan[] { new(1, 1, 1, 1), new(2, 3, 2, 3), new(3, 2, 4, 2), new(2, 4, 8, 1000), new(4, 4, 16, 7), new(8, 16, 128, 5) }
+                .Where(p => p.Threads <= max && (max <= 2 || p.Threads > 2))
+        ];
+    }
+
+    /// <summary>
+    /// The plane-tile kernels launched directly with every plan of <see cref="PlanePlans"/> (each backward accumulating onto a
+    /// non-zero gradient, the input gradient's overwrite over garbage too), then the tape with the last plan forced.
+    /// </summary>
+    private static IEnumerable<VerifyResult> Planes(Device d, Conv2dGeometry g, bool hasBias, string shape)
+    {
+        var e = Reference(g, hasBias);
+        var dx0 = Seeded.Uniform<float>(g.InputLength, 5);
+        var dw0 = Seeded.Uniform<float>(g.WeightLength, 6);
+        var written = Overwrite.Reference(g.InputLength, buffer => R.BackwardInput<float>(g, e.DY, e.W, buffer, accumulate: false));
+        var plans = PlanePlans(d);
+        using (var t = new OnDevice(d, e, g))
+            foreach (var plan in plans)
+            {
+                plan.Validate(d, g);
+                string tiles = $"plane tiles {plan.TileHeight}×{plan.TileWidth}, {plan.Threads} threads";
+                Ops.Conv2dForwardPlanes(d, g, plan, t.X.View, t.W.View, hasBias ? t.B.View : null, t.Y.View);
+                yield return VerifyResult.Compare($"Conv2d.Forward {tiles}", shape, e.Y, t.Y.ToArray(), Tolerance.Forward);
+                void Input(int accumulate) => Ops.Conv2dBackwardInputPlanes(d, g, plan, t.DY.View, t.W.View, t.DX.View, accumulate);
+                t.DX.CopyFrom(dx0);
+                Input(1);
+                yield return VerifyResult.Compare($"Conv2d.BackwardInput {tiles}", shape, Plus(e.DX, dx0), t.DX.ToArray(), Tolerance.Backward);
+                foreach (var row in Overwrite.Rows($"Conv2d.BackwardInput {tiles}", shape, written, t.DX, Input, Tolerance.Backward))
+                    yield return row;
+                t.DW.CopyFrom(dw0);
+                Ops.Conv2dBackwardWeightPlanes(d, g, plan, t.DY.View, t.X.View, t.DW.View);
+                yield return VerifyResult.Compare($"Conv2d.BackwardWeight {tiles} ×{plan.Splits}", shape, Plus(e.DW, dw0), t.DW.ToArray(), Tolerance.Backward);
+            }
+        foreach (var row in ThroughTape(d, g, hasBias, shape, plans[^1]))
+            yield return row;
+    }
+
+    /// <summary>Element-wise sum of two arrays of one length.</summary>
+    private static float[] Plus(float[] a, float[] b) => a.Zip(b, (u, v) => u + v).ToArray();
+
+    /// <summary>The reference's inputs and upstream gradient on a device (flat), with output and gradient buffers; disposed together.</summary>
+    private sealed class OnDevice(Device d, Data e, Conv2dGeometry g) : IDisposable
+    {
+        public Tensor X { get; } = Tensor.FromArray(d, e.X, g.InputLength);
+
+        public Tensor W { get; } = Tensor.FromArray(d, e.W, g.WeightLength);
+
+        public Tensor B { get; } = Tensor.FromArray(d, e.B, g.OutChannels);
+
+        public Tensor DY { get; } = Tensor.FromArray(d, e.DY, g.OutputLength);
+
+        public Tensor Y { get; } = Tensor.Empty(d, g.OutputLength);
+
+        public Tensor DX { get; } = Tensor.Empty(d, g.InputLength);
+
+        public Tensor DW { get; } = Tensor.Empty(d, g.WeightLength);
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { X, W, B, DY, Y, DX, DW })
+                t.Dispose();
         }
     }
 
@@ -246,14 +329,15 @@ internal static class Conv2dCases
         }
     }
 
-    private static IEnumerable<VerifyResult> ThroughTape(Device device, Conv2dGeometry g, bool hasBias, string shape)
+    /// <summary>Every pass through the tape, with the default plans or the plane plan <paramref name="planes"/> forced.</summary>
+    private static IEnumerable<VerifyResult> ThroughTape(Device device, Conv2dGeometry g, bool hasBias, string shape, Conv2dPlanePlan? planes = null)
     {
         var e = Reference(g, hasBias);
         using var tx = Tensor.FromArray(device, e.X, g.Batch, g.InChannels, g.Height, g.Width); tx.RequiresGrad = true;
         using var tw = Tensor.FromArray(device, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize); tw.RequiresGrad = true;
         using var tb = Tensor.FromArray(device, e.B, g.OutChannels); tb.RequiresGrad = true;
         using var tape = new Tape(device);
-        var y = tape.Conv2d(tx, tw, hasBias ? tb : null, g.Stride, g.Padding, g.Groups);
+        var y = tape.Conv2d(tx, tw, hasBias ? tb : null, g.Stride, g.Padding, g.Groups, planePlan: planes);
         Overwrite.Poisoned(() => tape.Backward(y, e.DY));
         yield return VerifyResult.Compare("Conv2d.Forward", shape, e.Y, y.ToArray(), Tolerance.Forward)
             .RequireShape(y.Shape, [g.Batch, g.OutChannels, g.OutHeight, g.OutWidth]);
