@@ -29,6 +29,20 @@ public sealed class StepMemoryTests(DeviceFixture fx)
         fx.Device.TrimPool();
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Estimate_OfASmallBatch_NeverDryRunsOneSample_WhereTheLastFeatureMapIs1x1(int batch)
+    {
+        // resnet18 at 32 × 32 ends on 1 × 1 maps: a dry run of 1 sample has no batch-norm variance there
+        var spec = ModelZoo.Get("resnet18", 32);
+        var wiring = new WiringConfig { Kind = WiringKind.Dynamic };
+        var estimate = StepMemory.Estimate(spec, wiring, batch);
+        long two = StepMemory.DryRunPeak(spec, wiring, 2), four = StepMemory.DryRunPeak(spec, wiring, 4);
+        Assert.Equal(two + (batch - 2) * ((four - two) / 2), estimate.PeakBytes);
+        Assert.True(estimate.BytesPerSample > 0);
+    }
+
     [Fact]
     public void LargestBatch_FollowsTheEstimate()
     {

@@ -38,11 +38,13 @@ public static class StepMemory
         // The dry run fills a host batch of random images: beyond DirectLimit samples the peak is extrapolated from
         // two smaller batches (it grows linearly with the batch once the batch is large).
         int limit = Math.Max(2, (int)Math.Min(int.MaxValue, DirectLimitBytes / (4L * spec.InputChannels * spec.InputSize * spec.InputSize)));
-        int high = Math.Min(batch, limit);
-        int low = high > 1 ? high / 2 : 2;
+        // Neither dry run is below 2 samples: a batch of 1 has no variance where a model's last feature map is 1 × 1
+        // (resnet18 at 32 × 32), so below 4 samples the two runs are 2 and 4 and the batch is read off the first.
+        int high = Math.Min(batch, limit), low = high / 2;
+        if (low < 2) (low, high) = (2, Math.Max(high, 4));
         long peakHigh = DryRunPeak(spec, wiring, high), peakLow = DryRunPeak(spec, wiring, low);
         long perSample = Math.Max(0, (peakHigh - peakLow) / (high - low));
-        long peak = peakHigh + (long)(batch - high) * perSample;
+        long peak = batch >= high ? peakHigh + (long)(batch - high) * perSample : peakLow + (long)(batch - low) * perSample;
         return new StepMemoryEstimate(batch, peak, Math.Max(0, peak - perSample * batch), perSample);
     }
 
