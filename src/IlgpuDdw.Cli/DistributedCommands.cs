@@ -164,7 +164,8 @@ internal static class MpiRun
     internal static (string File, string[] Prefix) Self()
     {
         var process = Environment.ProcessPath ?? throw new InvalidOperationException("The path of this program is unknown; start mpirun yourself.");
-        var entry = Assembly.GetEntryAssembly()?.Location;
+        // under `dotnet ddw.dll` the first argument is the entry assembly's path (Assembly.Location is empty in a single-file bundle)
+        var entry = Environment.GetCommandLineArgs() is [var first, ..] ? first : null;
         bool host = Path.GetFileNameWithoutExtension(process).Equals("dotnet", StringComparison.OrdinalIgnoreCase);
         return host && !string.IsNullOrEmpty(entry) ? (process, [entry]) : (process, []);
     }

@@ -268,7 +268,7 @@ public sealed class GateTests(DeviceFixture fx)
             Assert.Equal(["cross_entropy", "sparsity", "keep_rate", "batch_shaping"], terms.Select(t => t.Name));
             using var x = Tensor.FromArray(d, Images(6, 3), 6, 1, 8, 8);
             using var labels = IntTensor.FromArray(d, [0, 1, 2, 3, 0, 1]);
-            foreach (var term in terms.Skip(2).Cast<HostKeepTerm>())
+            foreach (var term in terms.Skip(2).Cast<KeepTerm>())
             {
                 using var tape = new Tape(d);
                 var logits = net.Forward(tape, x);

@@ -42,13 +42,20 @@ public sealed class TrainerTests(DeviceFixture fx)
         Assert.Equal(kind != WiringKind.Chain, trainer.LastEval!.MeanAdjacency[0] is not null);
     }
 
-    [Fact]
-    public void AStepAfterTheFirst_AllocatesNothing_AndTheHostReadsOncePerLoggingInterval()
+    /// <param name="keepTerms">The stochastic gate with the keep-target and batch-shaping terms (the CLI's dynamic defaults), computed on the device.</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AStepAfterTheFirst_AllocatesNothing_AndTheHostReadsOncePerLoggingInterval(bool keepTerms)
     {
         var d = fx.Device;
-        using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), new WiringConfig { Kind = WiringKind.Dynamic }, seed: 1);
+        var wiring = keepTerms ? new WiringConfig { Kind = WiringKind.Dynamic, Gate = GateKind.Stochastic } : new WiringConfig { Kind = WiringKind.Dynamic };
+        using var model = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), wiring, seed: 1);
+        var options = Options(1) with { LogInterval = 3 };
+        if (keepTerms) options = options with { KeepTarget = 0.6f, KeepTargetWeight = 20, BatchShapingWeight = 7 };
         // 7 steps, read after steps 3 and 6 (full intervals) and 7 (the epoch's end)
-        using var trainer = new Trainer(model, Synthetic(56, 1), Synthetic(8, 2), Options(1) with { LogInterval = 3 });
+        using var trainer = new Trainer(model, Synthetic(56, 1), Synthetic(8, 2), options);
+        if (keepTerms) Assert.Contains(trainer.Terms, t => t is KeepTerm);
         var counts = new List<(int Allocations, int Synchronizations)>();
         var marks = new List<(int Allocations, int Synchronizations)>();
         trainer.Progress = new SyncProgress(_ => counts.Add((d.Allocations, d.Synchronizations)));

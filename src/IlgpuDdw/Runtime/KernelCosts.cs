@@ -55,6 +55,9 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n (one n less per gradient overwritten)</description></item>
 /// <item><term>TopKForward</term><description>n·target² compares (rank of each in-edge, n = samples); 2·n·target</description></item>
 /// <item><term>StoreOutputEdge / ForceOutputEdge</term><description>0 / n·nodes(nodes+1)/2 compares; 2·n / n·(nodes + nodes(nodes+1)/2 + 1)</description></item>
+/// <item><term>KeepRate</term><description>≈ 20 per keep input (two sigmoid passes); 2·B·E + B·N² + 1</description></item>
+/// <item><term>BatchShaping</term><description>per edge 8·B + B² + 400·B (sigmoids, rank compares, incomplete betas); 2·B·E + E</description></item>
+/// <item><term>TermSum</term><description>count; count + 1</description></item>
 /// <item><term>TermBackward</term><description>2·n; 1 + 3·n (the host-computed gradient of a term, scaled and accumulated; 1 + 2·n overwriting)</description></item>
 /// <item><term>DenseEdgesForward</term><description>4·n (a sigmoid per item); E logits + n</description></item>
 /// <item><term>DenseEdgesBackward</term><description>B·E + 6·E; E + B·E + 2·E</description></item>
@@ -488,6 +491,23 @@ public static class KernelCosts
 
     public static KernelCost ClearOffRow(int n, int stride, int nodes, int node, ArrayView<float> live, ArrayView<float> adjacency) =>
         Cost(n, n, (double)n / (nodes + 1) + 2.0 * n);
+
+    public static KernelCost KeepRate(int nodes, int batch, float offset, float scale, float rho, float weight, float gradientScale, int slot,
+        ArrayView<float> inputs, ArrayView<float> adjacency, ArrayView<float> terms, ArrayView<float> local)
+    {
+        double n = (double)batch * nodes * (nodes + 1) / 2; // two passes over the B·E keep inputs (sigmoid ≈ 8 FLOPs), the adjacency read once
+        return Cost((long)n, 20.0 * n, 2.0 * n + (double)batch * (nodes + 1) * (nodes + 1) + 1);
+    }
+
+    public static KernelCost BatchShaping(int nodes, int batch, float offset, float scale, float alpha, float beta, float logBeta,
+        float gradientFactor, int slot, ArrayView<float> inputs, ArrayView<float> terms, ArrayView<float> local)
+    {
+        double edges = nodes * (nodes + 1) / 2.0, n = batch * edges; // per edge: B sigmoids, B² rank compares, B incomplete betas (≈ 40 steps)
+        return Cost((long)n, edges * (8.0 * batch + (double)batch * batch + 400.0 * batch), 2.0 * n + edges);
+    }
+
+    public static KernelCost TermSum(int n, int stride, int count, float factor, ArrayView<float> terms, ArrayView<float> output) =>
+        Cost(1, count, count + 1.0);
 
     public static KernelCost TermBackward(int n, int stride, int accumulate, ArrayView<float> dOutput, ArrayView<float> gradient, ArrayView<float> dInput) =>
         Cost(n, 2.0 * n, 1 + (1.0 + Gradient(accumulate)) * n);

@@ -4,15 +4,17 @@ namespace IlgpuDdw.Training;
 
 /// <summary>
 /// Terms of the whole batch in data-parallel training: the ranks' gate states are gathered into the state of the
-/// global batch (rank blocks in rank order, which is the global batch's order), the term is evaluated on it, and
-/// each rank keeps the gradient of its own samples divided by its share n_r / N of the batch (the loss gradient is
+/// global batch (rank blocks in rank order, which is the global batch's order), the term is evaluated on it (on the device,
+/// the same kernels as one process's), and each rank keeps the gradient of its own samples divided by its share n_r / N of the batch (the loss gradient is
 /// seeded with that share and summed over the ranks, see <see cref="ObjectiveContext.Group"/>).
 /// </summary>
 internal static class GlobalBatch
 {
-    /// <summary>Evaluates <paramref name="evaluate"/> (value; gradient added into its second argument) over the global batch.</summary>
-    public static (double Value, double[][][] Gradients) Evaluate(Communicator group, IReadOnlyList<StageKeepState> local,
-        Func<IReadOnlyList<StageKeepState>, double[][][], double> evaluate)
+    /// <summary>
+    /// The global batch's gate states (every rank's samples, in rank order), with the first global sample of this rank
+    /// and the global batch size.
+    /// </summary>
+    public static (StageKeepState[] Global, int First, int Total) Gather(Communicator group, IReadOnlyList<StageKeepState> local)
     {
         int batch = local[0].Batch;
         var sizes = group.AllGather<int>([batch]);
@@ -50,20 +52,6 @@ internal static class GlobalBatch
             }
             global[k] = s with { Batch = total, Adjacency = adjacency, Inputs = inputs };
         }
-        var globalGradients = global.Select(s => s.Inputs.Select(x => new double[x.Length]).ToArray()).ToArray();
-        double value = evaluate(global, globalGradients);
-        double scale = (double)total / batch;
-        var gradients = new double[local.Count][][];
-        for (int k = 0; k < local.Count; k++)
-        {
-            gradients[k] = new double[local[k].Inputs.Length][];
-            for (int i = 0; i < gradients[k].Length; i++)
-            {
-                int degree = local[k].Inputs[i].Length / batch;
-                gradients[k][i] = new double[batch * degree];
-                for (int e = 0; e < gradients[k][i].Length; e++) gradients[k][i][e] = globalGradients[k][i][first * degree + e] * scale;
-            }
-        }
-        return (value, gradients);
+        return (global, first, total);
     }
 }

@@ -1,6 +1,10 @@
 using IlgpuDdw.Distributed;
 using IlgpuDdw.Models;
 using IlgpuDdw.Wiring;
+using ILGPU;
+using ILGPU.Runtime;
+using IlgpuDdw.Runtime;
+using MathNet.Numerics;
 using Beta = MathNet.Numerics.Distributions.Beta;
 
 namespace IlgpuDdw.Training;
@@ -137,11 +141,15 @@ public sealed record StageKeepState(int Nodes, int Batch, float[] Adjacency, dou
 }
 
 /// <summary>
-/// A term whose value and gradient with respect to the gates' keep inputs are computed on the host in double
-/// (<see cref="StageKeepState"/>); the tape gets the value and, as its backward, <c>dx += dValue · gradient</c>
-/// (<see cref="Kernels.GateKernels.TermBackward"/>), so the gradient flows into the routers like any op's.
+/// A term of the gates' keep inputs computed on the device (<see cref="Kernels.KeepTermKernels"/>): per dynamic stage
+/// its kernel writes value slots and, in the same pass, the local gradient; the term's value is their sum
+/// (<see cref="Kernels.KeepTermKernels.TermSum"/>) and its backward <c>dx += dValue · local</c>
+/// (<see cref="Kernels.GateKernels.TermBackward"/>), so the gradient flows into the routers like any op's and a step reads
+/// nothing back. In data-parallel training the ranks' states are gathered on the host (<see cref="GlobalBatch"/>) and
+/// the same kernels run on the global batch; each rank keeps its samples' gradient. The reference in double is
+/// <see cref="StageKeepState"/>.
 /// </summary>
-public abstract class HostKeepTerm : IObjectiveTerm
+public abstract class KeepTerm : IObjectiveTerm
 {
     /// <inheritdoc/>
     public abstract string Name { get; }
@@ -149,8 +157,23 @@ public abstract class HostKeepTerm : IObjectiveTerm
     /// <summary>T of the soft keep indicator of the threshold, continuous and top-k gates.</summary>
     public abstract float Temperature { get; }
 
-    /// <summary>The value for the stages' states, adding its gradient (same shapes as the inputs) into <paramref name="gradients"/>.</summary>
-    protected abstract double Evaluate(IReadOnlyList<StageKeepState> stages, ObjectiveContext context, double[][][] gradients);
+    /// <summary>Value slots the term's kernels write for these stages (edges and nodes per stage).</summary>
+    private protected abstract int Slots(IReadOnlyList<int> nodes);
+
+    /// <summary>The factor of the slots' sum that is the term's value.</summary>
+    private protected abstract float ValueFactor(IReadOnlyList<int> nodes);
+
+    /// <summary>
+    /// Launches the term's kernel for stage <paramref name="stage"/> (its first slot <paramref name="slot"/>) on the
+    /// packed keep inputs of <paramref name="batch"/> samples, writing its slots and local gradient (times
+    /// <paramref name="gradientScale"/>).
+    /// </summary>
+    private protected abstract void Launch(Device d, IReadOnlyList<int> nodes, int stage, int slot, int batch, double offset, double scale,
+        ObjectiveContext context, float gradientScale, ArrayView<float> inputs, ArrayView<float> adjacency, ArrayView<float> terms, ArrayView<float> local);
+
+    /// <summary>Threads a group of the keep-term kernels on <paramref name="d"/>: whole warps, at most <see cref="Kernels.KeepTermKernels.MaxThreads"/>.</summary>
+    private protected static int GroupSize(Device d) =>
+        Math.Max(d.WarpSize, Math.Min(Kernels.KeepTermKernels.MaxThreads, d.MaxThreadsPerGroup) / d.WarpSize * d.WarpSize);
 
     /// <inheritdoc/>
     /// <exception cref="InvalidOperationException">The model is not a dynamically wired <see cref="DdwNet"/>.</exception>
@@ -160,31 +183,72 @@ public abstract class HostKeepTerm : IObjectiveTerm
         ArgumentNullException.ThrowIfNull(context);
         var net = context.Model as DdwNet
             ?? throw new InvalidOperationException($"The {Name} term needs a dynamically wired DdwNet; the model is a {context.Model.GetType().Name}.");
-        var read = StageKeepState.Read(net, Temperature);
-        var states = read.Select(r => r.State).ToArray();
-        double value;
-        double[][][] gradients;
-        if (context.Group is { Size: > 1 } group)
-            (value, gradients) = GlobalBatch.Evaluate(group, states, (all, g) => Evaluate(all, context, g));
-        else
+        var stages = new List<(StageWiring Wiring, Tensor Adjacency, IReadOnlyList<Tensor> Rows, int Batch)>();
+        foreach (var stage in net.Stages)
         {
-            gradients = states.Select(s => s.Inputs.Select(x => new double[x.Length]).ToArray()).ToArray();
-            value = Evaluate(states, context, gradients);
+            if (stage.Kind != WiringKind.Dynamic || stage.LastAdjacency is not { } adjacency) continue;
+            var wiring = stage.Wiring!;
+            var rows = wiring.Gate == GateKind.Stochastic ? stage.LastGateLogits : stage.LastRouterOutputs;
+            if (rows.Count == wiring.Nodes) stages.Add((wiring, adjacency.Tensor, rows, adjacency.Batch));
         }
+        if (stages.Count == 0)
+            throw new InvalidOperationException($"The keep terms need a dynamically wired DdwNet after a forward pass; {net.Spec.Name} with {net.Wiring.Kind} wiring produced no router outputs.");
         var d = tape.Device;
-        var y = tape.Own(Tensor.FromArray(d, [(float)value], 1));
-        var inputs = read.SelectMany(r => r.Tensors).ToArray();
-        if (!tape.NeedsGrad(inputs)) return y;
-        var locals = gradients.SelectMany(g => g).Select(g => tape.Own(Tensor.FromArray(d, Array.ConvertAll(g, v => (float)v), g.Length))).ToArray();
+        var nodes = stages.Select(s => s.Wiring.Nodes).ToArray();
+        int batch = stages[0].Batch, first = 0, total = batch;
+        var inputs = new ArrayView<float>[stages.Count];
+        var adjacencies = new ArrayView<float>[stages.Count];
+        if (context.Group is { Size: > 1 } group)
+        {
+            // the ranks' states on the host, gathered into the global batch's, then the same kernels on that batch
+            var (global, at, all) = GlobalBatch.Gather(group, StageKeepState.Read(net, Temperature).Select(r => r.State).ToArray());
+            (first, total) = (at, all);
+            for (int s = 0; s < stages.Count; s++)
+            {
+                var packed = global[s].Inputs.SelectMany(x => x).Select(v => (float)v).ToArray();
+                inputs[s] = tape.Own(Tensor.FromArray(d, packed, packed.Length)).View;
+                adjacencies[s] = tape.Own(Tensor.FromArray(d, global[s].Adjacency, global[s].Adjacency.Length)).View;
+            }
+        }
+        else
+            for (int s = 0; s < stages.Count; s++)
+            {
+                var (wiring, adjacency, rows, _) = stages[s];
+                var packed = tape.NewTensor(batch * Adjacency.EdgeCountOf(wiring.Nodes));
+                for (int i = 0; i < rows.Count; i++)
+                {
+                    int n = rows[i].Length, ext = d.Extent(n);
+                    d.Kernels.Copy(d.Stream, ext, n, ext, rows[i].View, packed.View.SubView(Kernels.KeepTermKernels.RowOffset(batch, wiring.Nodes, i), n));
+                }
+                inputs[s] = packed.View;
+                adjacencies[s] = adjacency.View;
+            }
+        var terms = tape.NewTensor(Slots(nodes));
+        var locals = new Tensor[stages.Count];
+        float gradientScale = (float)((double)total / batch);
+        for (int s = 0, slot = 0; s < stages.Count; s++)
+        {
+            var (offset, scale) = stages[s].Wiring.SoftKeep(Temperature);
+            locals[s] = tape.NewTensor(total * Adjacency.EdgeCountOf(nodes[s]));
+            Launch(d, nodes, s, slot, total, offset, scale, context, gradientScale, inputs[s], adjacencies[s], terms.View, locals[s].View);
+            slot += Slots([nodes[s]]);
+        }
+        var y = tape.NewTensor(1);
+        d.Kernels.TermSum(d.Stream, 1, 1, 1, terms.Length, ValueFactor(nodes), terms.View, y.View);
+        var keepInputs = stages.SelectMany(s => s.Rows).ToArray();
+        if (!tape.NeedsGrad(keepInputs)) return y;
         tape.Record(Name, y, () =>
         {
-            for (int t = 0; t < inputs.Length; t++)
-            {
-                if (!inputs[t].RequiresGrad) continue;
-                int n = inputs[t].Length, ext = d.Extent(n);
-                var dInput = inputs[t].GradForWrite(out int accumulate);
-                d.Kernels.TermBackward(d.Stream, ext, n, ext, accumulate, y.Grad.View, locals[t].View, dInput);
-            }
+            for (int s = 0; s < stages.Count; s++)
+                for (int i = 0; i < nodes[s]; i++)
+                {
+                    var row = stages[s].Rows[i];
+                    if (!row.RequiresGrad) continue;
+                    int n = row.Length, ext = d.Extent(n), degree = nodes[s] - i;
+                    var local = locals[s].View.SubView(Kernels.KeepTermKernels.RowOffset(total, nodes[s], i) + first * degree, n);
+                    var dInput = row.GradForWrite(out int accumulate);
+                    d.Kernels.TermBackward(d.Stream, ext, n, ext, accumulate, y.Grad.View, local, dInput);
+                }
         });
         return y;
     }
@@ -200,7 +264,7 @@ public abstract class HostKeepTerm : IObjectiveTerm
 /// <param name="weight">λ ≥ 0.</param>
 /// <param name="warmupFraction">Fraction of all steps over which ρ_t reaches ρ (0: at once).</param>
 /// <param name="temperature">T &gt; 0 of the soft keep indicator (non-stochastic gates).</param>
-public sealed class KeepRateTerm(float target, float weight = 1f, float warmupFraction = 0f, float temperature = 0.1f) : HostKeepTerm
+public sealed class KeepRateTerm(float target, float weight = 1f, float warmupFraction = 0f, float temperature = 0.1f) : KeepTerm
 {
     /// <summary>ρ.</summary>
     public float Target { get; } = target is > 0 and <= 1 ? target : throw new ArgumentException($"Keep target must be in (0, 1]; got {target}.", nameof(target));
@@ -227,21 +291,14 @@ public sealed class KeepRateTerm(float target, float weight = 1f, float warmupFr
         return 1 - (1 - Target) * Math.Min(1.0, (step + 1) / Math.Max(1.0, span));
     }
 
-    /// <inheritdoc/>
-    protected override double Evaluate(IReadOnlyList<StageKeepState> stages, ObjectiveContext context, double[][][] gradients)
-    {
-        double rho = TargetAt(context.Step, context.TotalSteps), value = 0;
-        for (int s = 0; s < stages.Count; s++)
-        {
-            var local = stages[s].Inputs.Select(x => new double[x.Length]).ToArray();
-            double k = stages[s].KeepRate(local);
-            value += Weight * (k - rho) * (k - rho);
-            double c = 2 * Weight * (k - rho);
-            for (int i = 0; i < local.Length; i++)
-                for (int e = 0; e < local[i].Length; e++) gradients[s][i][e] += c * local[i][e];
-        }
-        return value;
-    }
+    private protected override int Slots(IReadOnlyList<int> nodes) => nodes.Count;
+
+    private protected override float ValueFactor(IReadOnlyList<int> nodes) => 1f;
+
+    private protected override void Launch(Device d, IReadOnlyList<int> nodes, int stage, int slot, int batch, double offset, double scale,
+        ObjectiveContext context, float gradientScale, ArrayView<float> inputs, ArrayView<float> adjacency, ArrayView<float> terms, ArrayView<float> local) =>
+        d.Kernels.KeepRate(d.Stream, new KernelConfig(1, GroupSize(d)), nodes[stage], batch, (float)offset, (float)scale,
+            (float)TargetAt(context.Step, context.TotalSteps), Weight, gradientScale, slot, inputs, adjacency, terms, local);
 }
 
 /// <summary>
@@ -255,7 +312,7 @@ public sealed class KeepRateTerm(float target, float weight = 1f, float warmupFr
 /// <param name="alpha">α &gt; 0 of the prior.</param>
 /// <param name="beta">β &gt; 0 of the prior.</param>
 /// <param name="temperature">T &gt; 0 of the soft keep indicator (non-stochastic gates).</param>
-public sealed class BatchShapingTerm(float weight, float alpha = 0.6f, float beta = 0.4f, float temperature = 0.1f) : HostKeepTerm
+public sealed class BatchShapingTerm(float weight, float alpha = 0.6f, float beta = 0.4f, float temperature = 0.1f) : KeepTerm
 {
     /// <summary>λ.</summary>
     public float Weight { get; } = weight >= 0 && float.IsFinite(weight) ? weight : throw new ArgumentException($"Batch-shaping weight must be ≥ 0; got {weight}.", nameof(weight));
@@ -273,17 +330,15 @@ public sealed class BatchShapingTerm(float weight, float alpha = 0.6f, float bet
     /// <inheritdoc/>
     public override string Name => "batch_shaping";
 
-    /// <inheritdoc/>
-    protected override double Evaluate(IReadOnlyList<StageKeepState> stages, ObjectiveContext context, double[][][] gradients)
-    {
-        double edges = stages.Sum(s => (double)s.EdgeCount), value = 0;
-        for (int s = 0; s < stages.Count; s++)
-        {
-            var local = stages[s].Inputs.Select(x => new double[x.Length]).ToArray();
-            value += stages[s].BatchShaping(Alpha, Beta, local);
-            for (int i = 0; i < local.Length; i++)
-                for (int e = 0; e < local[i].Length; e++) gradients[s][i][e] += Weight / edges * local[i][e];
-        }
-        return Weight * value / edges;
-    }
+    private protected override int Slots(IReadOnlyList<int> nodes) => nodes.Sum(Adjacency.EdgeCountOf);
+
+    private protected override float ValueFactor(IReadOnlyList<int> nodes) => Weight / Slots(nodes);
+
+    private protected override void Launch(Device d, IReadOnlyList<int> nodes, int stage, int slot, int batch, double offset, double scale,
+        ObjectiveContext context, float gradientScale, ArrayView<float> inputs, ArrayView<float> adjacency, ArrayView<float> terms, ArrayView<float> local) =>
+        d.Kernels.BatchShaping(d.Stream, new KernelConfig(Adjacency.EdgeCountOf(nodes[stage]), GroupSize(d)), nodes[stage], batch, (float)offset, (float)scale,
+            Alpha, Beta, LogBeta, gradientScale * ValueFactor(nodes), slot, inputs, terms, local);
+
+    /// <summary>ln B(α, β), the Beta density's normaliser.</summary>
+    private float LogBeta => (float)SpecialFunctions.BetaLn(Alpha, Beta);
 }

@@ -17,7 +17,7 @@ public sealed record ObjectiveContext(Module Model, Tensor Logits, IntTensor Lab
     /// <summary>
     /// Data-parallel training: the ranks sharing the global batch (null for one process). The loss gradient of this
     /// rank is seeded with its share B / <see cref="GlobalBatch"/> and summed over the ranks, so a term that is a mean
-    /// over the local batch needs nothing more; a term of the whole batch (<see cref="HostKeepTerm"/>) computes its
+    /// over the local batch needs nothing more; a term of the whole batch (<see cref="KeepTerm"/>) computes its
     /// value over the global batch and divides its local gradient by that share.
     /// </summary>
     public Communicator? Group { get; init; }

@@ -6,7 +6,7 @@ public static class VerificationCases
     private static readonly Lazy<IReadOnlyList<VerifyCase>> AllCases = new(() =>
     [
         .. ActivationCases.All(), .. BatchNormCases.All(), .. Conv2dCases.All(), .. ElementwiseCases.All(), .. LinearCases.All(),
-        .. LossCases.All(), .. OptimizerCases.All(), .. PoolingCases.All(), .. WiringCases.All(), .. RouterCases.All(),
+        .. LossCases.All(), .. OptimizerCases.All(), .. PoolingCases.All(), .. WiringCases.All(), .. KeepTermCases.All(), .. RouterCases.All(),
     ]);
 
     /// <summary>Every case, grouped by family (families in name order).</summary>
