@@ -684,6 +684,79 @@ public static class Conv2dKernels
         ArrayView<float> dOutput, ArrayView<float> weight, ArrayView<float> dInput) =>
         TiledGemm(new BackwardInputOperands(g, dOutput, weight, dInput, accumulate), tileM, tileN, tileK);
 
+    /// <summary>
+    /// Split-K weight gradient as an implicit GEMM per channel group and slice: for slice <c>split = Grid.IdxY</c> of
+    /// <paramref name="splits"/> contiguous slices of ⌈B·Ho·Wo / splits⌉ output positions (trailing slices may be short
+    /// or empty), <c>P[split][co, n] = Σ_{k ∈ slice} dY[co, k] · X̂[k, n]</c> with k = (b, oh, ow), n = (ci, kh, kw) and
+    /// X̂ the im2col view of the input (0 in the padding). Launched with grid
+    /// (<c>groups · ⌈C_out/groups / tileM⌉ · ⌈C_in/groups·K² / tileN⌉</c>, splits) and <c>tileM·tileN/16</c> threads
+    /// (<see cref="TiledGemm{TOperands}"/>); overwrites <c>target[split·|w| + …]</c>, the partials (an empty slice writes zeros),
+    /// which <see cref="BackwardWeightFinalize"/> adds into dWeight in split order: deterministic, no atomics. With
+    /// <paramref name="accumulate"/> ≠ 0 (one slice only) it adds into <paramref name="target"/> = dWeight itself, no finalize.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardWeightTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, int splits, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target) =>
+        TiledGemm(new WeightOperands(g, splits, Grid.IdxY, accumulate, dOutput, input, target), tileM, tileN, tileK);
+
+    /// <summary>
+    /// <see cref="BackwardWeightTiled"/> on TF32 tensor cores (products of output gradient and input rounded to TF32, FP32
+    /// sums, <see cref="TiledGemmTf32{TOperands}"/>); launched with the same grid and, on a GPU, one thread a lane.
+    /// </summary>
+    [Kernel(ExplicitlyGrouped = true)]
+    public static void BackwardWeightTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, int splits, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target) =>
+        TiledGemmTf32(new WeightOperands(g, splits, Grid.IdxY, accumulate, dOutput, input, target), tileM, tileN, tileK);
+
+    /// <summary>The weight gradient's GEMM over one slice of the output positions: A = dY (C_out/groups × slice), B = X̂ (slice × C_in/groups·K²).</summary>
+    private readonly struct WeightOperands : IGemmOperands
+    {
+        private readonly Conv2dGeometry _g;
+        private readonly ArrayView<float> _dOutput, _input, _target;
+        private readonly int _begin, _length, _split, _accumulate;
+
+        public WeightOperands(Conv2dGeometry g, int splits, int split, int accumulate, ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target)
+        {
+            _g = g;
+            _dOutput = dOutput;
+            _input = input;
+            _target = target;
+            _split = split;
+            _accumulate = accumulate;
+            int positions = g.Batch * g.OutHeight * g.OutWidth, slice = Conv2dGeometry.CeilDiv(positions, splits);
+            _begin = Min(positions, split * slice);
+            _length = Min(positions, _begin + slice) - _begin;
+        }
+
+        public int Groups => _g.Groups;
+        public int M => _g.OutPerGroup;
+        public int K => _length;
+        public int N => _g.InPerGroup * _g.KernelSize * _g.KernelSize;
+
+        public float A(int grp, int m, int k)
+        {
+            int howo = _g.OutHeight * _g.OutWidth, position = _begin + k, b = position / howo;
+            return _dOutput[(b * _g.OutChannels + grp * _g.OutPerGroup + m) * howo + position - b * howo];
+        }
+
+        public float B(int grp, int k, int n)
+        {
+            int kk = _g.KernelSize * _g.KernelSize, howo = _g.OutHeight * _g.OutWidth, position = _begin + k;
+            int b = position / howo, r = position - b * howo, oh = r / _g.OutWidth, ow = r - oh * _g.OutWidth;
+            int ci = n / kk, t = n - ci * kk, kh = t / _g.KernelSize, kw = t - kh * _g.KernelSize;
+            int ih = oh * _g.Stride - _g.Padding + kh, iw = ow * _g.Stride - _g.Padding + kw;
+            return (uint)ih < (uint)_g.Height && (uint)iw < (uint)_g.Width
+                ? _input[((b * _g.InChannels + grp * _g.InPerGroup + ci) * _g.Height + ih) * _g.Width + iw]
+                : 0f;
+        }
+
+        public void Store(int grp, int m, int n, float value)
+        {
+            int at = _split * _g.WeightLength + (grp * _g.OutPerGroup + m) * N + n;
+            _target[at] = ElementwiseKernels.Prior(_accumulate, _target, at) + value;
+        }
+    }
+
     /// <summary>The operands of one tiled convolution pass: an M × K matrix A, a K × N matrix B, where C = A·B goes.</summary>
     private interface IGemmOperands
     {

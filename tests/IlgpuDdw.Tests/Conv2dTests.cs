@@ -168,13 +168,22 @@ public sealed class Conv2dTests(DeviceFixture fx)
         int h200 = 132 * 2048;
         Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cpu, fx.Device.MaxThreads, layer1));
         Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(fx.Device, stem));
-        foreach (var g in new[] { stem, layer1 })
+        // Cuda: the tiled GEMM C_out × C_in·K² per slice, blocks × slices × threads reaching half the device's threads
+        foreach (var g in new[] { stem, layer1, last })
         {
             var plan = Conv2dWeightPlan.For(DeviceKind.Cuda, h200, g);
-            Assert.True(plan.SplitK);
-            Assert.True((long)plan.Splits * g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock) >= h200 / 2, $"{g}: {plan}");
+            Assert.True(plan.SplitK && plan.Tiles.IsTiled && !plan.Tiles.Tf32, $"{g}: {plan}");
+            long blocks = plan.Tiles.Blocks(g.Groups, g.OutPerGroup, g.InPerGroup * g.KernelSize * g.KernelSize);
+            Assert.True(plan.Splits * blocks * plan.Tiles.Threads >= h200 / 2, $"{g}: {plan}");
+            Assert.True(plan.Splits * blocks >= 264, $"{g}: {plan}");
+            Assert.Equal(plan.Tiles with { TileK = Conv2dTilePlan.Tf32TileK, Tf32 = true }, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, g, tf32: true).Tiles);
         }
-        Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, last)); // 147k tiles already fill it
+        Assert.Equal(1, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, last).Splits); // 576 blocks of 256 threads already fill it
+        Assert.Equal(Conv2dWeightPlan.Tiled(1, Conv2dTilePlan.CpuTf32), Conv2dWeightPlan.For(DeviceKind.Cpu, fx.Device.MaxThreads, layer1, tf32: true)); // the emulation
+        // fewer than 8 output channels a group: the split rung's work items
+        var narrow = new Conv2dGeometry(64, 64, 56, 56, 4, 3, 1, 1, 1);
+        var split = Conv2dWeightPlan.For(DeviceKind.Cuda, h200, narrow);
+        Assert.True(split.SplitK && !split.Tiles.IsTiled && split.Splits > 1, $"{split}");
         var tiny = new Conv2dGeometry(1, 2, 3, 3, 2, 3, 1, 0, 1); // K = 1: no split
         Assert.Equal(Conv2dWeightPlan.Direct, Conv2dWeightPlan.For(DeviceKind.Cuda, h200, tiny));
 
@@ -186,6 +195,11 @@ public sealed class Conv2dTests(DeviceFixture fx)
         Assert.Contains("splits must be at least 1; got 0", e.Message);
         e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, weightPlan: new Conv2dWeightPlan(3, false)));
         Assert.Contains("takes 1 split; got 3", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, weightPlan: new Conv2dWeightPlan(1, false, new Conv2dTilePlan(4, 4, 2))));
+        Assert.Contains("tiled weight-gradient rung takes 1 to 65535 splits with split-K on; got 1 without split-K", e.Message);
+        e = Assert.Throws<ArgumentException>(() => tape.Conv2d(x, w, null, weightPlan: Conv2dWeightPlan.Tiled(2, new Conv2dTilePlan(6, 4, 2))));
+        Assert.Contains("tiles must be multiples of 4", e.Message);
+        Assert.Equal(0, tape.OwnedCount);
     }
 
     [Fact]
@@ -263,7 +277,7 @@ public sealed class Conv2dTiledTests(GroupedDeviceFixture fx)
         Assert.Equal([4, 16], Conv2dCases.TilePlans(fx.Device).Select(p => p.Threads)); // the 1- and 2-thread plans run on the default device
         var c = VerificationCases.All.Single(x => x.Family == "Conv2d" && x.Name == name);
         var rows = c.Run(fx.Device).ToArray();
-        Assert.Equal(2 * (2 + 2) + 2, rows.Length); // per plan: forward, input gradient and its two overwrites; the tape's two
+        Assert.Equal(2 * (2 + 2 + 2) + 1 + 2, rows.Length); // per plan: forward, input gradient and its two overwrites, the weight gradient at 1 and 3 splits (the last plan also above K); the tape's two
         var failed = rows.Where(r => !r.Pass).ToArray();
         Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
     }

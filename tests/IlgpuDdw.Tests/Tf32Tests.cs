@@ -150,7 +150,9 @@ public sealed class Tf32Tests(DeviceFixture fx)
         Assert.Contains("Conv2dBackwardInputTiledTf32", kernels.Keys);
         Assert.DoesNotContain("Conv2dForwardTiled", kernels.Keys);
         Assert.DoesNotContain("Conv2dBackwardInputTiled", kernels.Keys);
-        Assert.Contains("Conv2dBackwardWeightSplit", kernels.Keys); // the weight gradient stays FP32
+        Assert.Contains("Conv2dBackwardWeightTiledTf32", kernels.Keys); // the weight gradient's GEMM too
+        Assert.DoesNotContain("Conv2dBackwardWeightTiled", kernels.Keys);
+        Assert.DoesNotContain("Conv2dBackwardWeightSplit", kernels.Keys);
         var forward = kernels["Conv2dForwardTiledTf32"];
         Assert.Equal(256, forward.ThreadsPerGroup); // whole warps: 64 × 64 tiles, 8 warps
         Assert.Equal(0, forward.ThreadsPerGroup % 32);
@@ -184,8 +186,9 @@ public sealed class Tf32TiledTests(GroupedDeviceFixture fx)
     {
         var c = VerificationCases.All.Single(x => x.Tf32 && x.Name == name);
         var rows = c.Run(fx.Device).ToArray();
-        // per plan: forward and input gradient against FP32 and the emulation's double reference, two overwrites; the tape's two
-        Assert.Equal(3 * (4 + 2) + 2, rows.Length);
+        // per plan: forward and input gradient against FP32 and the emulation's double reference, two overwrites, the weight
+        // gradient at 1 and 3 splits against both (the last plan also above K); the tape's two
+        Assert.Equal(3 * (4 + 2 + 4) + 2 + 2, rows.Length);
         var failed = rows.Where(r => !r.Pass).ToArray();
         Assert.True(failed.Length == 0, string.Join("\n", failed.Select(r => r.ToString())));
     }

@@ -4,15 +4,22 @@ namespace IlgpuDdw.Autograd;
 /// How the Conv2d weight gradient is launched (the rungs of <see cref="Conv2dKernels"/>): <see cref="Splits"/> = 1 runs
 /// <see cref="Conv2dKernels.BackwardWeight"/> straight into dWeight, more runs <see cref="Conv2dKernels.BackwardWeightSplit"/>
 /// over that many slices of the B·Ho·Wo reduction into pooled partials and <see cref="Conv2dKernels.BackwardWeightFinalize"/>.
-/// <see cref="SplitK"/> forces the second rung even at one split. Both rungs are deterministic.
+/// <see cref="SplitK"/> forces the second rung even at one split; with <see cref="Tiles"/> its slices run as tiled GEMMs
+/// (the GPU's default where a channel group has <see cref="Conv2dTilePlan.GpuMinRows"/> output channels or more, and the
+/// TF32 path). Every rung is deterministic.
 /// <see cref="For(Device, Conv2dGeometry)"/> picks the device's default.
 /// </summary>
 /// <param name="Splits">Slices of the reduction range K = B·Ho·Wo (may exceed K: the extra slices are empty).</param>
 /// <param name="SplitK">Whether the split-K rung runs (with its partials and finalize).</param>
-public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
+/// <param name="Tiles">Tiled: each slice as an implicit GEMM through shared memory (<see cref="Conv2dKernels.BackwardWeightTiled"/>,
+/// on TF32 tensor cores <see cref="Conv2dKernels.BackwardWeightTiledTf32"/>), grid (blocks, splits); direct: the split rung's work items.</param>
+public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK, Conv2dTilePlan Tiles = default)
 {
     /// <summary>The first rung: every tile sums the whole reduction range into dWeight.</summary>
     public static Conv2dWeightPlan Direct => new(1, false);
+
+    /// <summary>Most slices of the tiled rung (its grid's y extent on Cuda).</summary>
+    public const int MaxTiledSplits = 65535;
 
     /// <summary>Fewest output positions a slice gets from the default GPU plan (more slices would only add partials).</summary>
     public const int GpuMinPositionsPerSplit = 64;
@@ -20,18 +27,35 @@ public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
     /// <summary>The split-K rung with <paramref name="splits"/> slices.</summary>
     public static Conv2dWeightPlan Split(int splits) => new(splits, true);
 
-    /// <summary>The default plan of <paramref name="device"/> for the convolution <paramref name="g"/>.</summary>
-    public static Conv2dWeightPlan For(Device device, Conv2dGeometry g) => For(device.Kind, device.MaxThreads, g);
+    /// <summary>The split-K rung with <paramref name="splits"/> slices, each a tiled GEMM of <paramref name="tiles"/>.</summary>
+    public static Conv2dWeightPlan Tiled(int splits, Conv2dTilePlan tiles) => new(splits, true, tiles);
+
+    /// <summary>The default plan of <paramref name="device"/> for the convolution <paramref name="g"/> (TF32 when <see cref="Device.Tf32"/> is on).</summary>
+    public static Conv2dWeightPlan For(Device device, Conv2dGeometry g) => For(device.Kind, device.MaxThreads, g, device.Tf32);
 
     /// <summary>
     /// The default plan for a device of <paramref name="kind"/> running at most <paramref name="maxThreads"/> threads at
-    /// once (<see cref="Device.MaxThreads"/>; an H200: 132 SMs × 2048). CPU accelerator: <see cref="Direct"/> (its
+    /// once (<see cref="Device.MaxThreads"/>; an H200: 132 SMs × 2048). Where the GEMM C_out/groups × C_in/groups·K² gets a tile
+    /// plan (<see cref="Conv2dTilePlan.For(DeviceKind, int, int, int, int, bool)"/>, TF32 with <paramref name="tf32"/>): the tiled
+    /// rung with enough slices that blocks × slices reach half a wave of groups (at least <see cref="GpuMinPositionsPerSplit"/>
+    /// positions a slice; one slice on the CPU accelerator, whose only tiled weight plan is the TF32 emulation). Otherwise: CPU accelerator: <see cref="Direct"/> (its
     /// tiles already outnumber the simulated threads). Cuda: enough slices that tiles × slices reach half a wave
     /// (maxThreads / 2 work items: 528 groups of 256 on an H200, two per SM above the 264-group fill rule), but no
     /// fewer than <see cref="GpuMinPositionsPerSplit"/> positions a slice; <see cref="Direct"/> when one slice is enough.
     /// </summary>
-    public static Conv2dWeightPlan For(DeviceKind kind, int maxThreads, Conv2dGeometry g)
+    public static Conv2dWeightPlan For(DeviceKind kind, int maxThreads, Conv2dGeometry g, bool tf32 = false)
     {
+        int columns = g.InPerGroup * g.KernelSize * g.KernelSize;
+        var gemm = Conv2dTilePlan.For(kind, maxThreads, g.Groups, g.OutPerGroup, columns, tf32);
+        if (gemm.IsTiled)
+        {
+            if (kind == DeviceKind.Cpu) return Tiled(1, gemm); // the TF32 emulation
+            long blocks = gemm.Blocks(g.Groups, g.OutPerGroup, columns);
+            long positionCount = (long)g.Batch * g.OutHeight * g.OutWidth;
+            long groupsWanted = Math.Max(1, Math.Max(2, maxThreads) / 2 / gemm.Threads);
+            int tiledSplits = (int)Math.Clamp((groupsWanted + blocks - 1) / blocks, 1, Math.Min(MaxTiledSplits, Math.Max(1, positionCount / GpuMinPositionsPerSplit)));
+            return Tiled(tiledSplits, gemm);
+        }
         if (kind == DeviceKind.Cpu) return Direct;
         long tiles = Math.Max(1, g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock));
         long positions = (long)g.Batch * g.OutHeight * g.OutWidth;
@@ -49,6 +73,8 @@ public readonly record struct Conv2dWeightPlan(int Splits, bool SplitK)
             throw new ArgumentException($"Conv2d: weight-gradient splits must be at least 1; got {Splits}.", "weightPlan");
         if (!SplitK && Splits != 1)
             throw new ArgumentException($"Conv2d: the direct weight-gradient rung takes 1 split; got {Splits}.", "weightPlan");
+        if (Tiles.IsTiled && (!SplitK || Splits > MaxTiledSplits))
+            throw new ArgumentException($"Conv2d: the tiled weight-gradient rung takes 1 to {MaxTiledSplits} splits with split-K on; got {Splits}{(SplitK ? "" : " without split-K")}.", "weightPlan");
         long items = (long)Splits * Math.Max(g.WeightLength, g.BackwardWeightItems(g.OutChannelBlock, g.InChannelBlock));
         if (items > int.MaxValue)
             throw new ArgumentException($"Conv2d: {Splits} weight-gradient splits of a {g.WeightLength}-element weight exceed 2^31 − 1 partials.", "weightPlan");
@@ -293,6 +319,7 @@ public static partial class Ops
         var d = tape.Device;
         var plan = weightPlan ?? Conv2dWeightPlan.For(d, g);
         plan.Validate(g);
+        plan.Tiles.Validate(d);
         var forwardTiles = tilePlan ?? ForwardTiles(d, g);
         var inputTiles = tilePlan ?? InputTiles(d, g);
         forwardTiles.Validate(d);
@@ -441,6 +468,22 @@ public static partial class Ops
             return;
         }
         int splits = plan.Splits, items = splits * n, weights = g.WeightLength;
+        if (plan.Tiles.IsTiled)
+        {
+            // one slice adds straight into dWeight; more go through the partials and the finalize
+            var t = plan.Tiles;
+            var config = new KernelConfig(new Index3D((int)t.Blocks(g.Groups, g.OutPerGroup, g.InPerGroup * g.KernelSize * g.KernelSize), splits, 1),
+                new Index3D(t.LaunchThreads(d), 1, 1));
+            using var slices = splits > 1 ? Tensor.Empty(d, splits * weights) : null;
+            var target = slices?.View ?? dWeight;
+            int accumulate = splits > 1 ? 0 : 1;
+            if (t.Tf32) d.Kernels.Conv2dBackwardWeightTiledTf32(d.Stream, config, g, t.TileM, t.TileN, t.TileK, splits, accumulate, dOutput, input, target);
+            else d.Kernels.Conv2dBackwardWeightTiled(d.Stream, config, g, t.TileM, t.TileN, t.TileK, splits, accumulate, dOutput, input, target);
+            if (slices is null) return;
+            int ext = d.Extent(weights);
+            d.Kernels.Conv2dBackwardWeightFinalize(d.Stream, ext, weights, ext, splits, slices.View, dWeight);
+            return;
+        }
         using var partials = Tensor.Empty(d, splits * weights);
         int splitExt = d.Extent(items), finalExt = d.Extent(weights);
         d.Kernels.Conv2dBackwardWeightSplit(d.Stream, splitExt, items, splitExt, g, outBlock, inBlock, splits, dOutput, input, partials.View);

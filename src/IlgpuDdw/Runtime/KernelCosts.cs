@@ -23,6 +23,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>Conv2dForwardTiled / Conv2dBackwardInputTiled</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs)</description></item>
 /// <item><term>Conv2dForwardTiledTf32 / Conv2dBackwardInputTiledTf32</term><description>as the tiled kernels, the FLOPs on TF32 tensor cores (the roofline's TF32 peak)</description></item>
 /// <item><term>Conv2dForwardPlanes / Conv2dBackwardInputPlanes</term><description>as Conv2dForward / Conv2dBackwardInput (work items: the outputs; the halo a tile stages is a re-read, not counted)</description></item>
+/// <item><term>Conv2dBackwardWeightTiled / Conv2dBackwardWeightTiledTf32</term><description>as Conv2dBackwardWeightSplit (work items: the splits·|w| partials; TF32: on the TF32 peak)</description></item>
 /// <item><term>Conv2dBackwardWeightPlanes</term><description>as Conv2dBackwardWeightSplit (work items: the splits·|w| partials)</description></item>
 /// <item><term>RouterForward</term><description>B·C·S + 2·B·(H·C + O·H) + B·O; y + parameters + pooled + hidden + a (work items: samples)</description></item>
 /// <item><term>RouterBackwardActivations</term><description>3·B·O + 2·B·(O·H + H·C); dA + a + hidden + W1 + W2 + dZ2 + dZ1 + dPooled</description></item>
@@ -381,6 +382,14 @@ public static class KernelCosts
     public static KernelCost Conv2dBackwardInputTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, int accumulate, ArrayView<float> dOutput,
         ArrayView<float> weight, ArrayView<float> dInput) =>
         Conv2dBackwardInputTiled(g, tileM, tileN, tileK, accumulate, dOutput, weight, dInput) with { Shape = $"{g} tiles {tileM}×{tileN}×{tileK} TF32", Tf32 = true };
+
+    public static KernelCost Conv2dBackwardWeightTiled(Conv2dGeometry g, int tileM, int tileN, int tileK, int splits, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target) =>
+        Conv2dBackwardWeightSplit(splits * g.WeightLength, 0, g, 0, 0, splits, dOutput, input, target) with { Shape = $"{g} ×{splits} tiles {tileM}×{tileN}×{tileK}" };
+
+    public static KernelCost Conv2dBackwardWeightTiledTf32(Conv2dGeometry g, int tileM, int tileN, int tileK, int splits, int accumulate,
+        ArrayView<float> dOutput, ArrayView<float> input, ArrayView<float> target) =>
+        Conv2dBackwardWeightTiled(g, tileM, tileN, tileK, splits, accumulate, dOutput, input, target) with { Shape = $"{g} ×{splits} tiles {tileM}×{tileN}×{tileK} TF32", Tf32 = true };
 
     public static KernelCost Conv2dForwardPlanes(Conv2dGeometry g, int tileHeight, int tileWidth, ArrayView<float> input, ArrayView<float> weight,
         ArrayView<float> bias, int hasBias, ArrayView<float> output) =>

@@ -76,12 +76,12 @@ internal static class Conv2dCases
         foreach (var (g, bias) in Geometries)
         {
             string shape = Describe(g, bias);
-            yield return new(Family, $"tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape, tf32: false));
+            yield return new(Family, $"tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput", "Conv2d.BackwardWeight"], d => Tiled(d, g, bias, shape, tf32: false));
         }
         foreach (var (g, bias) in Geometries)
         {
             string shape = Describe(g, bias);
-            yield return new(Family, $"TF32 tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput"], d => Tiled(d, g, bias, shape, tf32: true), Tf32: true);
+            yield return new(Family, $"TF32 tiled, {shape}", ["Conv2d.Forward", "Conv2d.BackwardInput", "Conv2d.BackwardWeight"], d => Tiled(d, g, bias, shape, tf32: true), Tf32: true);
         }
         foreach (var (g, bias) in Geometries)
         {
@@ -208,10 +208,16 @@ internal static class Conv2dCases
         double[] Rounded(float[] v) => Array.ConvertAll(v, z => (double)Conv2dKernels.Tf32.Round(z));
         var y64 = new double[g.OutputLength];
         var dx64 = Array.ConvertAll(x0, z => (double)z);
+        var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
+        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        var dw64 = Array.ConvertAll(w0, z => (double)z);
+        int positions = g.Batch * g.OutHeight * g.OutWidth;
+        var weightTolerance = tf32 ? Tolerance.Tf32(positions) : Tolerance.Backward;
         if (emulated)
         {
             R.Forward<double>(g, Rounded(e.X), Rounded(e.W), hasBias ? Array.ConvertAll(e.B, z => (double)z) : [], y64);
             R.BackwardInput<double>(g, Rounded(e.DY), Rounded(e.W), dx64);
+            R.BackwardWeight<double>(g, Rounded(e.DY), Rounded(e.X), dw64);
         }
         using (var tx = Tensor.FromArray(d, e.X, g.InputLength))
         using (var tw = Tensor.FromArray(d, e.W, g.WeightLength))
@@ -219,6 +225,7 @@ internal static class Conv2dCases
         using (var tdy = Tensor.FromArray(d, e.DY, g.OutputLength))
         using (var ty = Tensor.Empty(d, g.OutputLength))
         using (var tdx = Tensor.Empty(d, g.InputLength))
+        using (var tdw = Tensor.Empty(d, g.WeightLength))
             foreach (var plan in plans)
             {
                 plan.Validate(d);
@@ -237,6 +244,16 @@ internal static class Conv2dCases
                 foreach (var row in Overwrite.Rows($"Conv2d.BackwardInput {tiles}", shape, written, tdx,
                              accumulate => Ops.Conv2dBackwardInput(d, g, plan, tdy.View, tw.View, tdx.View, accumulate), backward))
                     yield return row;
+                // the weight gradient's GEMM on the same tiles: one slice straight into dWeight, 3, and (last plan) more than K = B·Ho·Wo
+                foreach (int splits in plan == plans[^1] ? new[] { 1, 3, positions + 2 } : [1, 3])
+                {
+                    tdw.CopyFrom(w0);
+                    Ops.Conv2dBackwardWeight(d, g, Conv2dWeightPlan.Tiled(splits, plan), tdy.View, tx.View, tdw.View);
+                    var dw = tdw.ToArray();
+                    yield return VerifyResult.Compare($"Conv2d.BackwardWeight {tiles} ×{splits}", shape, edw, dw, weightTolerance);
+                    if (emulated)
+                        yield return VerifyResult.Compare($"Conv2d.BackwardWeight {tiles} ×{splits} emulation", shape, dw64, Array.ConvertAll(dw, z => (double)z), Tolerance.Backward);
+                }
             }
         using var x = Tensor.FromArray(d, e.X, g.Batch, g.InChannels, g.Height, g.Width); x.RequiresGrad = true;
         using var w = Tensor.FromArray(d, e.W, g.OutChannels, g.InPerGroup, g.KernelSize, g.KernelSize);
