@@ -197,7 +197,7 @@ for model in ("resnet_mini", "resnet18"):
             floor[(model, w)] = (doc.get("step", {}).get("floorUs"), total)
 name = next(iter(peer.values()), {}).get("deviceName", "no PyTorch run")
 print(f"training step (forward + loss + backward + SGD), median ms; ours: ddw on {device}; PyTorch eager: {name}")
-print("ours TF32: ddw --tf32 (convolutions' forward and input gradient on TF32 tensor cores); PyTorch TF32: --allow-tf32 (cuDNN and cuBLAS)")
+print("ours TF32: ddw --tf32 (convolutions' forward, input and weight gradients on TF32 tensor cores); PyTorch TF32: --allow-tf32 (cuDNN and cuBLAS)")
 head = f"{'model':12} {'input':>5} {'batch':>5} {'wiring':8} {'ours ms':>9} {'PyTorch FP32 ms':>15} {'ours/FP32':>9} {'ours TF32 ms':>12} {'PyTorch TF32 ms':>15} {'TF32/TF32':>9} {'kernels/floor':>13} {'ours/dense':>10} {'keep':>6}"
 print(head)
 print("-" * len(head))

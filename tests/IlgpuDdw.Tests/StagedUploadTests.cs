@@ -5,7 +5,8 @@ namespace IlgpuDdw.Tests;
 /// <summary>
 /// <see cref="StagedUpload{T}"/>: page-locked double-buffered uploads arrive intact, do not count as synchronisations,
 /// and never overwrite a queued copy: on Cuda a reused buffer first waits for the event after its last copy; on the CPU
-/// accelerator copies run when queued, so nothing waits (the Cuda wait needs a GPU to test).
+/// accelerator copies run when queued, so nothing waits. On Cuda the copies run on a second stream with events between the
+/// streams (<see cref="CudaStreamEvent"/>); that path needs a GPU to test.
 /// </summary>
 [Collection("cpu")]
 public sealed class StagedUploadTests(DeviceFixture fx)
@@ -50,5 +51,18 @@ public sealed class StagedUploadTests(DeviceFixture fx)
         Assert.Equal([7, 8, 9], ha);
         Assert.Equal([9, 8, 7, 6, 5, 4, 3, 2, 1], hb);
         Assert.Throws<ArgumentException>(() => staging.Upload([1, 2], a.View));
+    }
+
+    [Fact]
+    public void TheUploadStreamsEvents_WithoutACudaDriver_FailInOneClearLine()
+    {
+        // the Cuda path's cross-stream events come from the driver (libcuda.so.1); here there is none, and saying so is all it may do
+        if (System.Runtime.InteropServices.NativeLibrary.TryLoad("libcuda.so.1", out var driver))
+        {
+            System.Runtime.InteropServices.NativeLibrary.Free(driver);
+            return;
+        }
+        var e = Assert.Throws<InvalidOperationException>(() => new CudaStreamEvent());
+        Assert.Equal("The CUDA driver (libcuda.so.1) could not be loaded.", e.Message);
     }
 }

@@ -24,8 +24,8 @@ internal static class CommonOptions
 
     /// <summary>Help of <see cref="Tf32"/>.</summary>
     public const string Tf32Help =
-        "Run the convolutions' forward and input-gradient GEMMs on TF32 tensor cores (operands rounded to 10 mantissa bits, FP32 sums; " +
-        "PyTorch's default for convolutions on Ampere and later); the weight gradient and every other op stay FP32. On the CPU accelerator " +
+        "Run the convolutions' GEMMs (forward, input and weight gradients) on TF32 tensor cores (operands rounded to 10 mantissa bits, FP32 sums; " +
+        "PyTorch's default for convolutions on Ampere and later); depthwise convolutions and every other op stay FP32. On the CPU accelerator " +
         "the TF32 kernels run their exact emulation, far slower than FP32 [default: off, FP32 throughout].";
 
     /// <summary><c>--tf32</c>: the convolutions' GEMMs on TF32 tensor cores (<see cref="Runtime.Device.Tf32"/>).</summary>
