@@ -739,22 +739,28 @@ public static class Conv2dKernels
             return _dOutput[(b * _g.OutChannels + grp * _g.OutPerGroup + m) * howo + position - b * howo];
         }
 
-        public float B(int grp, int k, int n)
-        {
-            int kk = _g.KernelSize * _g.KernelSize, howo = _g.OutHeight * _g.OutWidth, position = _begin + k;
-            int b = position / howo, r = position - b * howo, oh = r / _g.OutWidth, ow = r - oh * _g.OutWidth;
-            int ci = n / kk, t = n - ci * kk, kh = t / _g.KernelSize, kw = t - kh * _g.KernelSize;
-            int ih = oh * _g.Stride - _g.Padding + kh, iw = ow * _g.Stride - _g.Padding + kw;
-            return (uint)ih < (uint)_g.Height && (uint)iw < (uint)_g.Width
-                ? _input[((b * _g.InChannels + grp * _g.InPerGroup + ci) * _g.Height + ih) * _g.Width + iw]
-                : 0f;
-        }
+        public float B(int grp, int k, int n) => InputTap(_g, _input, grp, _begin + k, n);
 
         public void Store(int grp, int m, int n, float value)
         {
             int at = _split * _g.WeightLength + (grp * _g.OutPerGroup + m) * N + n;
             _target[at] = ElementwiseKernels.Prior(_accumulate, _target, at) + value;
         }
+    }
+
+    /// <summary>
+    /// The im2col view of the input, formed on load: the value tap <paramref name="tap"/> = (ci, kh, kw) of channel group
+    /// <paramref name="grp"/> reads for output position <paramref name="position"/> = (b, oh, ow), 0 in the padding.
+    /// </summary>
+    private static float InputTap(Conv2dGeometry g, ArrayView<float> input, int grp, int position, int tap)
+    {
+        int kk = g.KernelSize * g.KernelSize, howo = g.OutHeight * g.OutWidth;
+        int b = position / howo, r = position - b * howo, oh = r / g.OutWidth, ow = r - oh * g.OutWidth;
+        int ci = tap / kk, t = tap - ci * kk, kh = t / g.KernelSize, kw = t - kh * g.KernelSize;
+        int ih = oh * g.Stride - g.Padding + kh, iw = ow * g.Stride - g.Padding + kw;
+        return (uint)ih < (uint)g.Height && (uint)iw < (uint)g.Width
+            ? input[((b * g.InChannels + grp * g.InPerGroup + ci) * g.Height + ih) * g.Width + iw]
+            : 0f;
     }
 
     /// <summary>The operands of one tiled convolution pass: an M × K matrix A, a K × N matrix B, where C = A·B goes.</summary>
@@ -790,16 +796,7 @@ public static class Conv2dKernels
 
         public float A(int grp, int m, int k) => weight[(grp * g.OutPerGroup + m) * K + k];
 
-        public float B(int grp, int k, int n)
-        {
-            int kk = g.KernelSize * g.KernelSize, howo = g.OutHeight * g.OutWidth;
-            int b = n / howo, r = n - b * howo, oh = r / g.OutWidth, ow = r - oh * g.OutWidth;
-            int ci = k / kk, t = k - ci * kk, kh = t / g.KernelSize, kw = t - kh * g.KernelSize;
-            int ih = oh * g.Stride - g.Padding + kh, iw = ow * g.Stride - g.Padding + kw;
-            return (uint)ih < (uint)g.Height && (uint)iw < (uint)g.Width
-                ? input[((b * g.InChannels + grp * g.InPerGroup + ci) * g.Height + ih) * g.Width + iw]
-                : 0f;
-        }
+        public float B(int grp, int k, int n) => InputTap(g, input, grp, n, k);
 
         public void Store(int grp, int m, int n, float value)
         {
