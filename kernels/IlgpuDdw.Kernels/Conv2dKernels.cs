@@ -648,7 +648,7 @@ public static class Conv2dKernels
     /// <summary>⌊a / b⌋ for any a and b &gt; 0.</summary>
     private static int FloorDiv(int a, int b) => a >= 0 ? a / b : -((b - 1 - a) / b);
 
-    // ---- The tiled rung (implicit GEMM with shared-memory tiles): the GPU path of the forward and the input gradient ----
+    // ---- The tiled rung (implicit GEMM with shared-memory tiles): the GPU path of the forward, the input gradient and the weight gradient ----
 
     /// <summary>Largest <c>tileM</c> of the tiled kernels (the shared tiles are sized for it).</summary>
     public const int MaxTileM = 64;

@@ -80,7 +80,7 @@ public static partial class Ops
     }
 
     /// <summary>Threads a group of the fused router: whole warps, up to 256.</summary>
-    private static int RouterGroupSize(Device d) => Math.Max(d.WarpSize, Math.Min(256, d.MaxThreadsPerGroup) / d.WarpSize * d.WarpSize);
+    private static int RouterGroupSize(Device d) => d.WholeWarps(256);
 
     /// <summary>A tensor's gradient view, or a pooled scratch buffer of its size when it requires none (freed on dispose).</summary>
     private sealed class ScratchGradients(Device device) : IDisposable

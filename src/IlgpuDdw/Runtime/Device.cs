@@ -67,6 +67,9 @@ public sealed partial class Device : IDisposable
     /// <summary>Most threads one group may hold (on a dry run, the modelled GPU's).</summary>
     public int MaxThreadsPerGroup => DryRunGpu?.MaxThreadsPerGroup ?? Accelerator.MaxNumThreadsPerGroup;
 
+    /// <summary>A group size of whole warps, at most <paramref name="most"/> and what a group may hold (at least one warp).</summary>
+    internal int WholeWarps(int most) => Math.Max(WarpSize, Math.Min(most, MaxThreadsPerGroup) / WarpSize * WarpSize);
+
     /// <summary>
     /// Throws unless <paramref name="groupSize"/> suits a kernel that reduces over its group with a warp-shuffle butterfly,
     /// one shared-memory entry per warp and the same butterfly in the first warp: a positive multiple of the warp size,

@@ -120,19 +120,29 @@ public sealed record StageKeepState(int Nodes, int Batch, float[] Adjacency, dou
     /// <param name="net">A dynamically wired network after its forward pass.</param>
     /// <param name="temperature">T of the soft keep indicator of the threshold, continuous and top-k gates.</param>
     /// <exception cref="InvalidOperationException">The network has no dynamic stage with router outputs.</exception>
-    public static IReadOnlyList<(StageKeepState State, IReadOnlyList<Tensor> Tensors)> Read(DdwNet net, float temperature)
+    public static IReadOnlyList<(StageKeepState State, IReadOnlyList<Tensor> Tensors)> Read(DdwNet net, float temperature) =>
+        GateStates(net).Select(g =>
+        {
+            var (offset, scale) = g.Wiring.SoftKeep(temperature);
+            var inputs = g.Rows.Select(t => Array.ConvertAll(t.ToArray(), v => (double)v)).ToArray();
+            return (new StageKeepState(g.Wiring.Nodes, g.Adjacency.Batch, g.Adjacency.Tensor.ToArray(), inputs, offset, scale), g.Rows);
+        }).ToArray();
+
+    /// <summary>
+    /// The dynamic stages of <paramref name="net"/>'s last forward pass that have keep inputs, in stage order: wiring,
+    /// adjacency and the keep tensors per row (router outputs, or gate logits of the stochastic gate).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The network has no dynamic stage with router outputs.</exception>
+    internal static IReadOnlyList<(StageWiring Wiring, Adjacency Adjacency, IReadOnlyList<Tensor> Rows)> GateStates(DdwNet net)
     {
         ArgumentNullException.ThrowIfNull(net);
-        var result = new List<(StageKeepState, IReadOnlyList<Tensor>)>();
+        var result = new List<(StageWiring, Adjacency, IReadOnlyList<Tensor>)>();
         foreach (var stage in net.Stages)
         {
             if (stage.Kind != WiringKind.Dynamic || stage.LastAdjacency is not { } adjacency) continue;
             var wiring = stage.Wiring!;
-            var tensors = wiring.Gate == GateKind.Stochastic ? stage.LastGateLogits : stage.LastRouterOutputs;
-            if (tensors.Count != wiring.Nodes) continue;
-            var (offset, scale) = wiring.SoftKeep(temperature);
-            var inputs = tensors.Select(t => Array.ConvertAll(t.ToArray(), v => (double)v)).ToArray();
-            result.Add((new StageKeepState(wiring.Nodes, adjacency.Batch, adjacency.Tensor.ToArray(), inputs, offset, scale), tensors));
+            var rows = wiring.Gate == GateKind.Stochastic ? stage.LastGateLogits : stage.LastRouterOutputs;
+            if (rows.Count == wiring.Nodes) result.Add((wiring, adjacency, rows));
         }
         if (result.Count == 0)
             throw new InvalidOperationException($"The keep terms need a dynamically wired DdwNet after a forward pass; {net.Spec.Name} with {net.Wiring.Kind} wiring produced no router outputs.");
@@ -172,8 +182,7 @@ public abstract class KeepTerm : IObjectiveTerm
         ObjectiveContext context, float gradientScale, ArrayView<float> inputs, ArrayView<float> adjacency, ArrayView<float> terms, ArrayView<float> local);
 
     /// <summary>Threads a group of the keep-term kernels on <paramref name="d"/>: whole warps, at most <see cref="Kernels.KeepTermKernels.MaxThreads"/>.</summary>
-    private protected static int GroupSize(Device d) =>
-        Math.Max(d.WarpSize, Math.Min(Kernels.KeepTermKernels.MaxThreads, d.MaxThreadsPerGroup) / d.WarpSize * d.WarpSize);
+    private protected static int GroupSize(Device d) => d.WholeWarps(Kernels.KeepTermKernels.MaxThreads);
 
     /// <inheritdoc/>
     /// <exception cref="InvalidOperationException">The model is not a dynamically wired <see cref="DdwNet"/>.</exception>
@@ -183,19 +192,10 @@ public abstract class KeepTerm : IObjectiveTerm
         ArgumentNullException.ThrowIfNull(context);
         var net = context.Model as DdwNet
             ?? throw new InvalidOperationException($"The {Name} term needs a dynamically wired DdwNet; the model is a {context.Model.GetType().Name}.");
-        var stages = new List<(StageWiring Wiring, Tensor Adjacency, IReadOnlyList<Tensor> Rows, int Batch)>();
-        foreach (var stage in net.Stages)
-        {
-            if (stage.Kind != WiringKind.Dynamic || stage.LastAdjacency is not { } adjacency) continue;
-            var wiring = stage.Wiring!;
-            var rows = wiring.Gate == GateKind.Stochastic ? stage.LastGateLogits : stage.LastRouterOutputs;
-            if (rows.Count == wiring.Nodes) stages.Add((wiring, adjacency.Tensor, rows, adjacency.Batch));
-        }
-        if (stages.Count == 0)
-            throw new InvalidOperationException($"The keep terms need a dynamically wired DdwNet after a forward pass; {net.Spec.Name} with {net.Wiring.Kind} wiring produced no router outputs.");
+        var stages = StageKeepState.GateStates(net);
         var d = tape.Device;
         var nodes = stages.Select(s => s.Wiring.Nodes).ToArray();
-        int batch = stages[0].Batch, first = 0, total = batch;
+        int batch = stages[0].Adjacency.Batch, first = 0, total = batch;
         var inputs = new ArrayView<float>[stages.Count];
         var adjacencies = new ArrayView<float>[stages.Count];
         if (context.Group is { Size: > 1 } group)
@@ -213,7 +213,7 @@ public abstract class KeepTerm : IObjectiveTerm
         else
             for (int s = 0; s < stages.Count; s++)
             {
-                var (wiring, adjacency, rows, _) = stages[s];
+                var (wiring, adjacency, rows) = stages[s];
                 var packed = tape.NewTensor(batch * Adjacency.EdgeCountOf(wiring.Nodes));
                 for (int i = 0; i < rows.Count; i++)
                 {
@@ -221,7 +221,7 @@ public abstract class KeepTerm : IObjectiveTerm
                     d.Kernels.Copy(d.Stream, ext, n, ext, rows[i].View, packed.View.SubView(Kernels.KeepTermKernels.RowOffset(batch, wiring.Nodes, i), n));
                 }
                 inputs[s] = packed.View;
-                adjacencies[s] = adjacency.View;
+                adjacencies[s] = adjacency.Tensor.View;
             }
         var terms = tape.NewTensor(Slots(nodes));
         var locals = new Tensor[stages.Count];

@@ -209,7 +209,7 @@ internal static class Conv2dCases
         var y64 = new double[g.OutputLength];
         var dx64 = Array.ConvertAll(x0, z => (double)z);
         var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
-        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        var edw = Plus(e.DW, w0);
         var dw64 = Array.ConvertAll(w0, z => (double)z);
         int positions = g.Batch * g.OutHeight * g.OutWidth;
         var weightTolerance = tf32 ? Tolerance.Tf32(positions) : Tolerance.Backward;
@@ -334,7 +334,7 @@ internal static class Conv2dCases
             yield return VerifyResult.Compare("Conv2d.BackwardWeight split-K ×5 (tape)", shape, e.DW, tw.GradToArray(), Tolerance.Backward);
         }
         var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
-        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        var edw = Plus(e.DW, w0);
         using var x = Tensor.FromArray(d, e.X, g.InputLength);
         using var dy = Tensor.FromArray(d, e.DY, g.OutputLength);
         using var dw = Tensor.Empty(d, g.WeightLength);
@@ -376,7 +376,7 @@ internal static class Conv2dCases
         var w0 = Seeded.Uniform<float>(g.WeightLength, 6);
         var b0 = Seeded.Uniform<float>(g.OutChannels, 7);
         var edx = e.DX.Zip(x0, (a, z) => a + z).ToArray();
-        var edw = e.DW.Zip(w0, (a, z) => a + z).ToArray();
+        var edw = Plus(e.DW, w0);
         var written = Overwrite.Reference(g.InputLength, buffer => R.BackwardInput<float>(g, e.DY, e.W, buffer, accumulate: false));
         using var tx = Tensor.FromArray(d, e.X, g.InputLength);
         using var tw = Tensor.FromArray(d, e.W, g.WeightLength);
