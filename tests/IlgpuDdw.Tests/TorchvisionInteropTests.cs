@@ -18,6 +18,7 @@ public sealed class TorchvisionInteropTests(DeviceFixture fx)
         ["resnet50"] = ["layer1.0.conv3.weight", "layer1.0.bn3.running_mean", "layer1.0.downsample.1.weight", "layer3.5.conv2.weight", "fc.bias"],
         ["resnext50_32x4d"] = ["layer1.0.conv2.weight", "layer4.2.bn3.weight", "fc.weight"],
         ["resnet_mini"] = ["conv1.weight", "layer3.2.bn2.weight", "layer2.0.downsample.0.weight", "fc.weight"],
+        ["resnet_micro5"] = ["conv1.weight", "layer1.4.conv2.weight", "layer3.4.bn2.running_var", "layer3.0.downsample.0.weight", "fc.weight"],
         ["mobilenet_v2"] = ["features.0.0.weight", "features.0.1.num_batches_tracked", "features.1.conv.0.0.weight", "features.1.conv.0.1.weight", "features.1.conv.1.weight", "features.1.conv.2.running_var", "features.2.conv.0.0.weight", "features.2.conv.1.0.weight", "features.2.conv.2.weight", "features.2.conv.3.bias", "features.17.conv.2.weight", "features.18.0.weight", "features.18.1.bias", "classifier.1.weight"],
         ["mobilenet_mini"] = ["features.0.0.weight", "features.1.conv.2.weight", "features.9.0.weight", "classifier.1.bias"],
         ["regnet_x_400mf"] = ["stem.0.weight", "stem.1.running_mean", "trunk_output.block1.block1-0.proj.0.weight", "trunk_output.block1.block1-0.f.a.0.weight", "trunk_output.block1.block1-0.f.b.1.num_batches_tracked", "trunk_output.block4.block4-11.f.c.1.weight", "fc.weight"],

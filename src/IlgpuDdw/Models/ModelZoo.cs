@@ -20,6 +20,7 @@ public static class ModelZoo
         ("regnet_x_800mf", () => RegNetX("regnet_x_800mf", [1, 3, 7, 5], [64, 128, 288, 672], groupWidth: 16)),
         ("resnet_mini", ResNetMini),
         ("resnet_micro", ResNetMicro),
+        ("resnet_micro5", () => ResNetMicro("resnet_micro5", 5)),
         ("mobilenet_mini", MobileNetMini),
     ];
 
@@ -153,14 +154,18 @@ public static class ModelZoo
     }
 
     /// <summary>
-    /// resnet_mini at half width for quick CPU runs: 3×3 conv 1→8, BN, ReLU; three stages of 3 basic blocks at widths
-    /// 8/16/32 and strides 1/2/2; global average pool; Linear(32, 10).
+    /// resnet_mini at half width for quick CPU runs: 3×3 conv 1→8, BN, ReLU; three stages of the given number of
+    /// basic blocks (3 for <c>resnet_micro</c>) at widths 8/16/32 and strides 1/2/2; global average pool; Linear(32, 10).
+    /// <c>resnet_micro5</c> has 5 nodes per stage, so 15 edges (2¹⁵ possible wirings) instead of 6: the research
+    /// configuration for per-instance wiring, where a 3-node stage has too few edges to wire many ways.
     /// </summary>
-    private static ModelSpec ResNetMicro()
+    private static ModelSpec ResNetMicro() => ResNetMicro("resnet_micro", 3);
+
+    private static ModelSpec ResNetMicro(string name, int nodes)
     {
         LayerSpec[] stem = [ConvSpec.Conv3x3(1, 8), Bn(8), Act(ActivationKind.Relu)];
-        return new ModelSpec("resnet_micro", 1, MnistSize, MnistClasses, stem,
-            Stages("layer", 8, [(3, 8, 1), (3, 16, 2), (3, 32, 2)], BlockSpec.Basic), ClassifierHead(32, MnistClasses));
+        return new ModelSpec(name, 1, MnistSize, MnistClasses, stem,
+            Stages("layer", 8, [(nodes, 8, 1), (nodes, 16, 2), (nodes, 32, 2)], BlockSpec.Basic), ClassifierHead(32, MnistClasses));
     }
 
     /// <summary>
