@@ -220,6 +220,56 @@ public static class GateKernels
     }
 
     /// <summary>
+    /// In-edge normalisation of node <c>target</c> (1..nodes), one thread per sample (n = Batch): with
+    /// <c>S = Σ_{i &lt; target} A[b, i, target]</c> and <c>s = max(1, S)</c>, rewrites the column in place as
+    /// <c>A[b, i, target] / s</c> and saves <c>scale[b] = s</c> (overwrites scale [Batch]): a node's in-edge weights sum
+    /// to at most 1, so the aggregate keeps the scale of one input however many edges are kept. Cut edges stay 0; a
+    /// column summing to at most 1 (chain wiring, one kept edge) is unchanged.
+    /// </summary>
+    [Kernel]
+    public static void InEdgeNormForward(Index1D index, int n, int stride, int nodes, int target, ArrayView<float> adjacency, ArrayView<float> scale)
+    {
+        int size = nodes + 1;
+        for (int b = index; b < n; b += stride)
+        {
+            int column = b * size * size + target;
+            float sum = 0f;
+            for (int i = 0; i < target; i++) sum += adjacency[column + i * size];
+            float s = sum > 1f ? sum : 1f;
+            scale[b] = s;
+            if (s > 1f)
+                for (int i = 0; i < target; i++) adjacency[column + i * size] /= s;
+        }
+    }
+
+    /// <summary>
+    /// Backward of <see cref="InEdgeNormForward"/>, one thread per sample (n = Batch), in place on column <c>target</c>
+    /// of dA: where <c>s = scale[b] &gt; 1</c>, <c>dA[b, i, target] ← (dA[b, i, target] − Σ_k A'[b, k, target] ·
+    /// dA[b, k, target]) / s</c> (the sum over kept edges, A' ≠ 0) with A' the normalised column the adjacency holds; where s = 1 the column passes
+    /// unchanged (the one-sided derivative at S = 1). Rewrites every in-edge's gradient, cut ones included (their
+    /// gate's straight-through estimate reads it).
+    /// </summary>
+    [Kernel]
+    public static void InEdgeNormBackward(Index1D index, int n, int stride, int nodes, int target, ArrayView<float> adjacency,
+        ArrayView<float> scale, ArrayView<float> dAdjacency)
+    {
+        int size = nodes + 1;
+        for (int b = index; b < n; b += stride)
+        {
+            float s = scale[b];
+            if (!(s > 1f)) continue;
+            int column = b * size * size + target;
+            float dot = 0f;
+            for (int i = 0; i < target; i++)
+            {
+                float v = adjacency[column + i * size];
+                if (v != 0f) dot += v * dAdjacency[column + i * size]; // a cut edge's dA may be unwritten: never read it into the sum
+            }
+            for (int i = 0; i < target; i++) dAdjacency[column + i * size] = (dAdjacency[column + i * size] - dot) / s;
+        }
+    }
+
+    /// <summary>
     /// Saves the weight of node <c>node</c>'s edge into the stage output (its last out-edge) for every sample, one
     /// thread per sample (n = Batch): <c>fallback[b, node] = weights[b, outDegree − 1]</c>, <c>fallback [Batch, nodes]</c>.
     /// The value <see cref="ForceOutputEdge"/> writes if it forces that edge on. Overwrites.

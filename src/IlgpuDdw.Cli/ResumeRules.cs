@@ -58,6 +58,7 @@ internal sealed record ResumePlan(CheckpointInfo Info, TrainerOptions Options, s
         Same(t.Gate.Gate, _ => gate.Gate.ToString(), info.Wiring.Gate.ToString());
         Same(t.Gate.Temperature, _ => F(gate.GateTemperature), F(info.Wiring.GateTemperature));
         Same(t.Gate.TopKFraction, _ => F(gate.TopKFraction), F(info.Wiring.TopKFraction));
+        Same(t.Gate.InEdgeNorm, _ => gate.NormalizeInEdges ? "on" : "off", info.Wiring.NormalizeInEdges ? "on" : "off");
         Same(t.Budget.Preset, b => Budget.Get(b).Name, data?.Budget);
         Same(t.Budget.Batch, b => I(b!.Value), I(saved.BatchSize));
         Same(t.Budget.Lr, v => F(v!.Value), F(saved.LearningRate));

@@ -29,6 +29,10 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
         DynamicAllKept,
         /// <summary>τ = 0.5 and router output biases set so that some edges are cut (some for only some samples).</summary>
         DynamicSomeCut,
+        /// <summary><see cref="Dense"/> with in-edge normalisation (<see cref="WiringConfig.NormalizeInEdges"/>).</summary>
+        DenseNormalized,
+        /// <summary><see cref="DynamicSomeCut"/> with in-edge normalisation.</summary>
+        DynamicSomeCutNormalized,
     }
 
     // Seeds (fixed; change them here to rerun with others).
@@ -127,6 +131,8 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
             Case.Chain => new WiringConfig { Kind = WiringKind.Chain },
             Case.Dense => new WiringConfig { Kind = WiringKind.Dense },
             Case.DynamicAllKept => new WiringConfig { Kind = WiringKind.Dynamic, Tau = 0.05f },
+            Case.DenseNormalized => new WiringConfig { Kind = WiringKind.Dense, NormalizeInEdges = true },
+            Case.DynamicSomeCutNormalized => new WiringConfig { Kind = WiringKind.Dynamic, Tau = 0.5f, NormalizeInEdges = true },
             _ => new WiringConfig { Kind = WiringKind.Dynamic, Tau = 0.5f },
         };
         var spec = TinySpec();
@@ -151,7 +157,7 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
                     r.Fc2.Weight.CopyFrom(r.Fc2.Weight.ToArray().Select(v => v * RouterSpread).ToArray());
             }
         }
-        if (c == Case.DynamicSomeCut) PlaceRouterOutputs(net, wiring, images);
+        if (c is Case.DynamicSomeCut or Case.DynamicSomeCutNormalized) PlaceRouterOutputs(net, wiring, images);
         return net;
     }
 
@@ -209,6 +215,15 @@ public sealed class EndToEndGradientTests(DeviceFixture fx, ITestOutputHelper ou
         Assert.Equal(net.NamedParameters().Select(p => p.Name).Order(StringComparer.Ordinal), reference.UsedParameters.Order(StringComparer.Ordinal));
         Assert.True(reference.KinkDistance >= MinKinkDistance,
             $"A ReLU input lies {reference.KinkDistance:E2} from its kink (< {MinKinkDistance}); pick other seeds.");
+        if (wiring.NormalizeInEdges)
+        {
+            // the normalisation must scale some columns and leave others, none at its kink S = 1
+            var sums = reference.InEdgeSums.ToArray();
+            Assert.Contains(sums, v => v > 1);
+            Assert.Contains(sums, v => v < 1);
+            double kink = sums.Min(v => Math.Abs(v - 1));
+            Assert.True(kink >= MinKinkDistance, $"An in-edge sum lies {kink:E2} from 1 (< {MinKinkDistance}); pick other seeds.");
+        }
         if (wiring.Kind != WiringKind.Dynamic) return;
         var outputs = reference.RouterStates.Where(r => r is not null).SelectMany(r => r!).SelectMany(r => r.Output).ToArray();
         double margin = outputs.Min(a => Math.Abs(a - wiring.Tau));

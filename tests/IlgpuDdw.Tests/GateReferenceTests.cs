@@ -218,6 +218,75 @@ public sealed class GateReferenceTests
         Assert.Equal(0.1, lone[GateReference.Index(3, 0, 0, 3)]);
     }
 
+    [Fact]
+    public void InEdgeNorm_HandComputed_ScalesOnlyColumnsAboveOne()
+    {
+        // n = 2, B = 1: column 1 = [0.6] (sum ≤ 1: unchanged); column 2 = [0.9, 0.6] (sum 1.5: divided by 1.5)
+        var adj = new double[9];
+        adj[GateReference.Index(2, 0, 0, 1)] = 0.6;
+        adj[GateReference.Index(2, 0, 0, 2)] = 0.9;
+        adj[GateReference.Index(2, 0, 1, 2)] = 0.6;
+        var s1 = GateReference.InEdgeNormForward<double>(1, 2, 1, adj);
+        var s2 = GateReference.InEdgeNormForward<double>(1, 2, 2, adj);
+        Assert.Equal([1.0], s1);
+        Assert.Equal([1.5], s2);
+        Assert.Equal(0.6, adj[GateReference.Index(2, 0, 0, 1)], 12);
+        Assert.Equal(0.6, adj[GateReference.Index(2, 0, 0, 2)], 12);
+        Assert.Equal(0.4, adj[GateReference.Index(2, 0, 1, 2)], 12);
+        // backward of column 2 with dA' = [1, 0]: dot = 0.6; dA = ([1, 0] − 0.6) / 1.5 = [0.2667, −0.4]
+        var dA = new double[9];
+        dA[GateReference.Index(2, 0, 0, 2)] = 1;
+        dA[GateReference.Index(2, 0, 0, 1)] = 5;
+        GateReference.InEdgeNormBackward<double>(adj, s2, 1, 2, 2, dA);
+        GateReference.InEdgeNormBackward<double>(adj, s1, 1, 2, 1, dA);
+        Assert.Equal(0.4 / 1.5, dA[GateReference.Index(2, 0, 0, 2)], 12);
+        Assert.Equal(-0.4, dA[GateReference.Index(2, 0, 1, 2)], 12);
+        Assert.Equal(5, dA[GateReference.Index(2, 0, 0, 1)]); // column 1 passes unchanged
+    }
+
+    [Fact]
+    public void InEdgeNorm_FiniteDifference_EveryInEdge_CutOnesIncluded()
+    {
+        // n = 4, B = 3: kept entries in [0.2, 0.9], about a quarter cut; no column sum within 0.05 of 1 (the kink)
+        const int nodes = 4, batch = 3, size = nodes + 1;
+        var r = new Random(7);
+        var x = new double[batch * size * size];
+        var edges = new List<int>();
+        for (int b = 0; b < batch; b++)
+            for (int j = 1; j <= nodes; j++)
+            {
+                double sum;
+                do
+                {
+                    sum = 0;
+                    for (int i = 0; i < j; i++)
+                    {
+                        double v = r.Next(4) == 0 ? 0 : 0.2 + 0.7 * r.NextDouble();
+                        x[GateReference.Index(nodes, b, i, j)] = v;
+                        sum += v;
+                    }
+                } while (Math.Abs(sum - 1) < 0.05);
+                for (int i = 0; i < j; i++) edges.Add(GateReference.Index(nodes, b, i, j));
+            }
+        var g = Seeded.Uniform<double>(x.Length, 8);
+        for (int k = 0; k < g.Length; k++) if (!edges.Contains(k)) g[k] = 0; // the loss reads the in-edges only
+        double Loss()
+        {
+            var m = x.ToArray();
+            for (int j = 1; j <= nodes; j++) GateReference.InEdgeNormForward<double>(batch, nodes, j, m);
+            return Check.Dot(g, m);
+        }
+        var normalized = x.ToArray();
+        var scales = Enumerable.Range(1, nodes).Select(j => GateReference.InEdgeNormForward<double>(batch, nodes, j, normalized)).ToArray();
+        Assert.Contains(scales.SelectMany(v => v), v => v > 1);
+        Assert.Contains(scales.SelectMany(v => v), v => v == 1);
+        Assert.Contains(edges, e => x[e] == 0);
+        var dx = g.ToArray();
+        for (int j = nodes; j >= 1; j--) GateReference.InEdgeNormBackward<double>(normalized, scales[j - 1], batch, nodes, j, dx);
+        // entries outside the columns' in-edges (i ≥ j) carry no loss: their derivative is 0
+        Check.FiniteDifference(Loss, x, dx.Select((v, k) => edges.Contains(k) ? v : 0.0).ToArray(), "in-edge norm dA", maxChecks: x.Length);
+    }
+
     // ---- the keep terms' host maths ----------------------------------------------------------------------
 
     /// <summary>A 3-node stage state with some dead nodes: node 1 is dead for sample 0.</summary>

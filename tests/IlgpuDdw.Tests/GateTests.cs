@@ -72,6 +72,61 @@ public sealed class GateTests(DeviceFixture fx)
         }
     }
 
+    [Theory]
+    [InlineData(WiringKind.Dense, GateKind.Threshold)]
+    [InlineData(WiringKind.Dynamic, GateKind.Stochastic)]
+    [InlineData(WiringKind.Dynamic, GateKind.Continuous)]
+    public void InEdgeNorm_InANet_ColumnsSumToAtMostOne_AndEdgesGetGradients(WiringKind kind, GateKind gate)
+    {
+        var d = fx.Device;
+        var spec = ModelZoo.Get("resnet_mini", 8);
+        // dense at logit 0: weights 0.5, so a node with three or more in-edges sums above 1; dynamic at the default
+        // logit 3: weights near 0.95 and every edge kept, so a node with two or more does
+        var plain = new WiringConfig { Kind = kind, Gate = gate, InitialEdgeLogit = kind == WiringKind.Dense ? 0f : Router.DefaultOutputBias };
+        var normed = plain with { NormalizeInEdges = true };
+        Assert.False((normed with { Kind = WiringKind.Chain }).NormalizesInEdges);
+        using var a = new DdwNet(d, spec, plain, seed: 5);
+        using var b = new DdwNet(d, spec, normed, seed: 5);
+        a.SetGateNoise(0, false);
+        b.SetGateNoise(0, false);
+        const int batch = 4;
+        using var x = Tensor.FromArray(d, Images(batch, 9), batch, 1, 8, 8);
+        using var labels = IntTensor.FromArray(d, [0, 1, 2, 3]);
+        float[,,]?[] Adjacencies(DdwNet net)
+        {
+            using var tape = new Tape(d);
+            net.ZeroGrad();
+            tape.Backward(tape.CrossEntropy(net.Forward(tape, x), labels));
+            return net.Stages.Select(s => s.LastAdjacency?.Read()).ToArray();
+        }
+        var raw = Adjacencies(a);
+        var norm = Adjacencies(b);
+        int scaled = 0;
+        for (int s = 0; s < raw.Length; s++)
+        {
+            if (raw[s] is not { } r) continue;
+            var m = norm[s]!;
+            int n = b.Stages[s].Nodes.Count;
+            for (int k = 0; k < batch; k++)
+                for (int j = 1; j <= n; j++)
+                {
+                    double sum = Enumerable.Range(0, j).Sum(i => (double)m[k, i, j]);
+                    Assert.True(sum <= 1 + 1e-5, $"stage {s} sample {k} node {j}: in-edges sum to {sum}");
+                    if (kind == WiringKind.Dense)
+                    {
+                        // static edge weights: the plain net's column divided by max(1, its sum), exactly
+                        double rawSum = Enumerable.Range(0, j).Sum(i => (double)r[k, i, j]);
+                        if (rawSum > 1) scaled++;
+                        for (int i = 0; i < j; i++) Assert.Equal(r[k, i, j] / Math.Max(1, rawSum), m[k, i, j], 1e-5);
+                    }
+                    else if (Math.Abs(sum - 1) < 1e-5 && Enumerable.Range(0, j).Count(i => m[k, i, j] != 0f) >= 2) scaled++;
+                }
+        }
+        Assert.True(scaled > 0, "no column summed above 1, so the normalisation was not exercised");
+        var edgeGrad = kind == WiringKind.Dense ? b.Stages[1].Wiring!.EdgeLogits!.GradToArray() : b.Stages[1].Wiring!.Routers[0].Fc2.Bias!.GradToArray();
+        Assert.Contains(edgeGrad, v => v != 0f && float.IsFinite(v));
+    }
+
     [Fact]
     public void TopK_KeepsKInEdgesPerNode()
     {
@@ -210,13 +265,14 @@ public sealed class GateTests(DeviceFixture fx)
     {
         var d = fx.Device;
         using var dir = new TempDirectory();
-        var config = Dynamic(GateKind.Stochastic) with { GateTemperature = 0.5f, TopKFraction = 0.3f, ForceOutputEdge = false };
+        var config = Dynamic(GateKind.Stochastic) with { GateTemperature = 0.5f, TopKFraction = 0.3f, ForceOutputEdge = false, NormalizeInEdges = true };
         using var net = new DdwNet(d, ModelZoo.Get("resnet_mini", 8), config, seed: 2);
         Checkpoint.Save(dir.File("s.safetensors"), net);
         var info = Checkpoint.ReadInfo(dir.File("s.safetensors"));
         Assert.Equal(config, info.Wiring);
         using var loaded = Checkpoint.LoadModel(d, dir.File("s.safetensors"));
         Assert.Equal(GateKind.Stochastic, loaded.Stages[1].Wiring!.Gate);
+        Assert.True(loaded.Stages[1].Wiring!.NormalizesInEdges);
         Assert.NotNull(loaded.Stages[1].Wiring!.Routers[0].GateHead);
 
         var plain = Dynamic(GateKind.Threshold);

@@ -260,9 +260,26 @@ public sealed class ReferenceNet
         return state;
     }
 
-    /// <summary><c>x_target[b] = Σ_{i &lt; target} A[b, i, target] · y_i[b]</c>.</summary>
+    /// <summary>Per stage and target node, the in-edge normalisation's scales s [B] (when the wiring normalises).</summary>
+    private readonly Dictionary<(string Stage, int Target), double[]> _inEdgeScales = new();
+    private readonly Dictionary<(string Stage, int Target), double[]> _inEdgeSums = new();
+
+    /// <summary>The in-edge sums <c>Σ_i A[b, i, target]</c> before normalisation of the last forward pass (every stage, target and sample; empty without normalisation).</summary>
+    public IEnumerable<double> InEdgeSums => _inEdgeSums.Values.SelectMany(v => v);
+
+    /// <summary>
+    /// <c>x_target[b] = Σ_{i &lt; target} A[b, i, target] · y_i[b]</c>, after the in-edge normalisation of column
+    /// <paramref name="target"/> when the wiring normalises (the adjacency then holds the normalised column).
+    /// </summary>
     private Act Aggregate(StageState stage, int target)
     {
+        if (_wiring.NormalizeInEdges && stage.Kind != WiringKind.Chain)
+        {
+            int n = stage.Nodes.Length;
+            _inEdgeSums[(stage.Name, target)] = Enumerable.Range(0, _batch)
+                .Select(b => Enumerable.Range(0, target).Sum(i => stage.Adjacency![GateReference.Index(n, b, i, target)])).ToArray();
+            _inEdgeScales[(stage.Name, target)] = GateReference.InEdgeNormForward<double>(_batch, n, target, stage.Adjacency);
+        }
         var y0 = stage.Ys[0];
         var x = new double[y0.Data.Length];
         AggregationReference.Forward<double>(stage.Adjacency, stage.Ys.Take(target).Select(y => y.Data).ToArray(), _batch, stage.Nodes.Length, target, x);
@@ -386,6 +403,8 @@ public sealed class ReferenceNet
         {
             AggregationReference.BackwardSources<double>(s.Adjacency, dX, _batch, n, target, dYs);
             AggregationReference.BackwardAdjacency<double>(s.Adjacency, ys, dX, _batch, n, target, cutRows, dAdjacency);
+            if (_inEdgeScales.TryGetValue((s.Name, target), out var scale))
+                GateReference.InEdgeNormBackward<double>(s.Adjacency, scale, _batch, n, target, dAdjacency);
         }
 
         AggregateBackward(n, dOutput);

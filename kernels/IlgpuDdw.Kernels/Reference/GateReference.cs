@@ -136,6 +136,44 @@ public static class GateReference
     }
 
     /// <summary>
+    /// In-edge normalisation of node <paramref name="target"/>: <c>s = max(1, Σ_{i &lt; target} A[b, i, target])</c>,
+    /// <c>A[b, i, target] /= s</c> in place; returns s per sample.
+    /// </summary>
+    public static T[] InEdgeNormForward<T>(int batch, int nodes, int target, Span<T> adjacency) where T : IFloatingPointIeee754<T>
+    {
+        var scale = new T[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            T sum = T.Zero;
+            for (int i = 0; i < target; i++) sum += adjacency[Index(nodes, b, i, target)];
+            scale[b] = T.Max(T.One, sum);
+            for (int i = 0; i < target; i++) adjacency[Index(nodes, b, i, target)] /= scale[b];
+        }
+        return scale;
+    }
+
+    /// <summary>
+    /// Backward of <see cref="InEdgeNormForward{T}"/> in place on column <paramref name="target"/> of dA, from the
+    /// normalised adjacency A' and the scales s: where s &gt; 1, <c>dA_i ← (dA_i − Σ_k A'_k dA_k) / s</c>.
+    /// </summary>
+    public static void InEdgeNormBackward<T>(ReadOnlySpan<T> adjacency, ReadOnlySpan<T> scale, int batch, int nodes, int target, Span<T> dAdjacency)
+        where T : IFloatingPointIeee754<T>
+    {
+        for (int b = 0; b < batch; b++)
+        {
+            if (!(scale[b] > T.One)) continue;
+            T dot = T.Zero;
+            for (int i = 0; i < target; i++)
+                if (adjacency[Index(nodes, b, i, target)] != T.Zero) dot += adjacency[Index(nodes, b, i, target)] * dAdjacency[Index(nodes, b, i, target)];
+            for (int i = 0; i < target; i++)
+            {
+                int at = Index(nodes, b, i, target);
+                dAdjacency[at] = (dAdjacency[at] - dot) / scale[b];
+            }
+        }
+    }
+
+    /// <summary>
     /// Keeps the output node connected: a sample whose in-edges into node <paramref name="nodes"/> are all 0 gets
     /// the edge from its live source with the largest <c>fallback[b, i]</c> (ties to the lower i) set to that value.
     /// </summary>

@@ -84,7 +84,7 @@ internal sealed class DataOptionBlock : OptionBlock
     }
 }
 
-/// <summary><c>--tau --router-reduction --gate-gradient --gate --gate-temperature --top-k-fraction</c>: the wiring settings beyond its kind.</summary>
+/// <summary><c>--tau --router-reduction --gate-gradient --gate --gate-temperature --top-k-fraction --in-edge-norm</c>: the wiring settings beyond its kind.</summary>
 internal sealed class GateOptionBlock : OptionBlock
 {
     public readonly Option<float> Tau = new("--tau") { Description = "Gate threshold τ in [0, 1).", DefaultValueFactory = _ => 0.5f };
@@ -98,7 +98,12 @@ internal sealed class GateOptionBlock : OptionBlock
     public readonly Option<float> Temperature = new("--gate-temperature") { Description = "Temperature T of the stochastic gate's straight-through gradient.", DefaultValueFactory = _ => 1f };
     public readonly Option<float> TopKFraction = new("--top-k-fraction") { Description = "Fraction of each node's in-edges the topk gate keeps (at least one).", DefaultValueFactory = _ => 0.5f };
 
-    public override IEnumerable<Option> Options => [Tau, Reduction, Gradient, Gate, Temperature, TopKFraction];
+    public readonly Option<bool> InEdgeNorm = new("--in-edge-norm")
+    {
+        Description = "Dense and dynamic wiring: scale each node's in-edge weights to sum to at most 1 per sample before it aggregates, so a node fed by many kept edges keeps the scale of one input (chain wiring is unchanged) [default: off].",
+    };
+
+    public override IEnumerable<Option> Options => [Tau, Reduction, Gradient, Gate, Temperature, TopKFraction, InEdgeNorm];
 
     /// <summary>The settings (validated), with the default kind.</summary>
     public WiringConfig Bind(ParseResult p)
@@ -120,6 +125,7 @@ internal sealed class GateOptionBlock : OptionBlock
         var w = new WiringConfig
         {
             Tau = p.GetValue(Tau), Reduction = p.GetValue(Reduction), Gradient = g, Gate = gate, GateTemperature = p.GetValue(Temperature), TopKFraction = p.GetValue(TopKFraction),
+            NormalizeInEdges = p.GetValue(InEdgeNorm),
         };
         w.Validate();
         return w;

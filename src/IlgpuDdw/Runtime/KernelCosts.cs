@@ -55,6 +55,7 @@ namespace IlgpuDdw.Runtime;
 /// <item><term>ContinuousForward / ContinuousBackward</term><description>3·n / 2·n; 2·n / 5·n (4·n overwriting)</description></item>
 /// <item><term>StochasticForward / StochasticBackward</term><description>10·n / 12·n (noise hash, logistic, sigmoid); 3·n / 8·n (one n less per gradient overwritten)</description></item>
 /// <item><term>TopKForward</term><description>n·target² compares (rank of each in-edge, n = samples); 2·n·target</description></item>
+/// <item><term>InEdgeNormForward / InEdgeNormBackward</term><description>2·n·target / 4·n·target (sum and divide per in-edge); n·(3·target + 1) / n·(4·target + 1)</description></item>
 /// <item><term>StoreOutputEdge / ForceOutputEdge</term><description>0 / n·nodes(nodes+1)/2 compares; 2·n / n·(nodes + nodes(nodes+1)/2 + 1)</description></item>
 /// <item><term>KeepRate</term><description>≈ 20 per keep input (two sigmoid passes); 2·B·E + B·N² + 1</description></item>
 /// <item><term>BatchShaping</term><description>per edge 8·B + B² + 400·B (sigmoids, rank compares, incomplete betas); 2·B·E + E</description></item>
@@ -488,6 +489,12 @@ public static class KernelCosts
 
     public static KernelCost TopKForward(int n, int stride, int nodes, int target, int k, ArrayView<float> adjacency) =>
         Cost(n, (double)n * target * target, 2.0 * n * target);
+
+    public static KernelCost InEdgeNormForward(int n, int stride, int nodes, int target, ArrayView<float> adjacency, ArrayView<float> scale) =>
+        Cost(n, 2.0 * n * target, 3.0 * n * target + n);
+
+    public static KernelCost InEdgeNormBackward(int n, int stride, int nodes, int target, ArrayView<float> adjacency, ArrayView<float> scale,
+        ArrayView<float> dAdjacency) => Cost(n, 4.0 * n * target, 4.0 * n * target + n);
 
     public static KernelCost StoreOutputEdge(int n, int stride, int nodes, int node, ArrayView<float> weights, ArrayView<float> fallback) =>
         Cost(n, 0, 2.0 * n);

@@ -14,7 +14,8 @@ namespace IlgpuDdw.Verification;
 /// and per group of threads, at chunk lengths, part counts and groups per sample that do not divide the sample); then every gate (<see cref="GateCase"/>: threshold, continuous, stochastic with and
 /// without noise, top-k) over whole adjacencies, with and without the output-edge fix-up; then the off-node kernels
 /// (<see cref="WiringOps.NodeLiveMask"/>, <see cref="WiringOps.ClearOffRow"/>) node by node over adjacencies with
-/// columns cut for some samples, against <see cref="GateReference"/>.
+/// columns cut for some samples, and the in-edge normalisation (<see cref="WiringOps.NormalizeInEdges"/>, forward and
+/// backward), against <see cref="GateReference"/>.
 /// </summary>
 internal static class WiringCases
 {
@@ -72,11 +73,14 @@ internal static class WiringCases
             new(GateKind.TopK, 9, 2, 0.5f, kept, false, !force, 0.5, 112),
         ];
         (int Nodes, int Batch, int Seed)[] offNodes = [(2, 1, 201), (3, 5, 202), (5, 3, 203), (9, 2, 204)];
+        (int Nodes, int Batch, int Seed)[] inEdgeNorm = [(2, 4, 401), (3, 5, 402), (5, 7, 403), (9, 3, 404)];
         return cases.Select(c => new VerifyCase("Wiring", c.ToString(), WiringCase.Passes(c.Kind), d => c.Compare(c.RunOnDevice(d))))
             .Concat(gates.Select(c => new VerifyCase("Wiring", c.ToString(), c.Passes, c.Run)))
             .Concat(offNodes.Select(o => new VerifyCase("Wiring", $"off nodes n={o.Nodes} B={o.Batch}", OffNodePasses,
                 d => RunOffNodes(d, o.Nodes, o.Batch, o.Seed))))
-            .Concat(new[] { 1, 37, 1031 }.Select(n => new VerifyCase("Wiring", $"objective term backward [{n}]", ["Term.Backward"], d => RunTermBackward(d, n))));
+            .Concat(new[] { 1, 37, 1031 }.Select(n => new VerifyCase("Wiring", $"objective term backward [{n}]", ["Term.Backward"], d => RunTermBackward(d, n))))
+            .Concat(inEdgeNorm.Select(o => new VerifyCase("Wiring", $"in-edge norm n={o.Nodes} B={o.Batch}", InEdgeNormPasses,
+                d => RunInEdgeNorm(d, o.Nodes, o.Batch, o.Seed))));
     }
 
     /// <summary>The simple rung (read-modify-write forward, separate backward kernels) at a fixed chunk length and part count.</summary>
@@ -109,6 +113,52 @@ internal static class WiringCases
         var written = Overwrite.Reference(n, buffer => GateReference.TermBackward<float>(upstream, gradient, buffer, accumulate: false));
         foreach (var row in Overwrite.Rows("Term.Backward", desc, written, tInput, Launch, Tolerance.Backward))
             yield return row;
+    }
+
+    private static readonly string[] InEdgeNormPasses = ["InEdgeNorm.Forward", "InEdgeNorm.Backward"];
+
+    /// <summary>
+    /// <see cref="WiringOps.NormalizeInEdges"/> on every column 1..n of a seeded adjacency (entries cut with
+    /// probability ⅓, kept ones in [0.05, 0.95], so column sums fall on both sides of 1 and some columns are all
+    /// cut), then the backward from a seeded upstream gradient of the whole matrix, against
+    /// <see cref="GateReference.InEdgeNormForward{T}"/> and <see cref="GateReference.InEdgeNormBackward{T}"/>; the
+    /// case also requires columns with a sum above 1 and below 1 (so both branches ran).
+    /// </summary>
+    private static IEnumerable<VerifyResult> RunInEdgeNorm(Device device, int nodes, int batch, int seed)
+    {
+        var r = new Random(seed);
+        int size = nodes + 1;
+        var a = new float[batch * size * size];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = i + 1; j < size; j++)
+                    a[GateReference.Index(nodes, b, i, j)] = r.NextDouble() < 1.0 / 3 ? 0f : (float)(0.05 + 0.9 * r.NextDouble());
+        var g = new float[a.Length];
+        for (int k = 0; k < g.Length; k++) g[k] = (float)(2 * r.NextDouble() - 1);
+        var expected = (float[])a.Clone();
+        var scales = new List<float[]>();
+        for (int j = 1; j <= nodes; j++) scales.Add(GateReference.InEdgeNormForward<float>(batch, nodes, j, expected));
+        var expectedGrad = (float[])g.Clone();
+        for (int j = nodes; j >= 1; j--) GateReference.InEdgeNormBackward<float>(expected, scales[j - 1], batch, nodes, j, expectedGrad);
+        int above = scales.Sum(s => s.Count(v => v > 1f)), atMost = scales.Sum(s => s.Count(v => v == 1f));
+
+        float[] actual, actualGrad;
+        using (var tape = new Tape(device))
+        {
+            var adjacency = new Adjacency(tape, nodes, batch);
+            adjacency.Tensor.CopyFrom(a);
+            adjacency.Tensor.RequiresGrad = true;
+            adjacency.MarkAllRowsWritten();
+            for (int j = 1; j <= nodes; j++) tape.NormalizeInEdges(adjacency, j);
+            actual = adjacency.Tensor.ToArray();
+            tape.Backward(adjacency.Tensor, g);
+            actualGrad = adjacency.Tensor.GradToArray();
+        }
+        string desc = $"n={nodes} B={batch}";
+        yield return VerifyResult.Compare("InEdgeNorm.Forward", desc, expected, actual, Tolerance.Forward);
+        yield return VerifyResult.Condition("InEdgeNorm.Forward", desc + " both branches", above > 0 && atMost > 0,
+            $"{above} columns summed above 1 and {atMost} to at most 1 (need both > 0)");
+        yield return VerifyResult.Compare("InEdgeNorm.Backward", desc, expectedGrad, actualGrad, Tolerance.Backward);
     }
 
     private static readonly string[] OffNodePasses = ["NodeLiveMask.Forward", "ClearOffRow.Forward"];

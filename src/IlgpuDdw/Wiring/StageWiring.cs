@@ -48,6 +48,7 @@ public sealed class StageWiring : Module
         _temperature = config.GateTemperature;
         _topKFraction = config.TopKFraction;
         ForcesOutputEdge = config.ForcesOutputEdge;
+        NormalizesInEdges = config.NormalizesInEdges;
         if (Kind == WiringKind.Dense)
         {
             EdgeLogits = RegisterParameter("edge_logits", Tensor.Empty(device, Adjacency.EdgeCountOf(nodes)));
@@ -115,6 +116,9 @@ public sealed class StageWiring : Module
 
     /// <summary>Whether the output node's strongest live in-edge is forced on for samples that lost them all (see <see cref="WiringConfig.ForceOutputEdge"/>).</summary>
     public bool ForcesOutputEdge { get; set; }
+
+    /// <summary>Whether each node's in-edges are normalised to sum to at most 1 before it aggregates (see <see cref="WiringConfig.NormalizeInEdges"/>).</summary>
+    public bool NormalizesInEdges { get; }
 
     /// <summary>Seed of the stochastic gate's noise stream (the base seed of this stage's seed sequence).</summary>
     public int NoiseSeed { get; }
@@ -238,7 +242,8 @@ public sealed class StageWiring : Module
     /// <summary>
     /// The input of node <paramref name="target"/> (1..n; n = stage output): see <see cref="WiringOps.Aggregate"/>.
     /// Dynamic wiring first keeps the top-k in-edges of the target (top-k gate) and, for the output node, forces an
-    /// in-edge on where a sample lost them all (<see cref="ForcesOutputEdge"/>).
+    /// in-edge on where a sample lost them all (<see cref="ForcesOutputEdge"/>); with <see cref="NormalizesInEdges"/>
+    /// the target's in-edges are then scaled to sum to at most 1.
     /// </summary>
     public Tensor Aggregate(Tape tape, Adjacency adjacency, int target, IReadOnlyList<Tensor> nodeOutputs)
     {
@@ -248,6 +253,7 @@ public sealed class StageWiring : Module
             if (Gate == GateKind.TopK) tape.TopKInEdges(adjacency, target, WiringConfig.TopK(TopKFraction, target));
             if (target == Nodes && ForcesOutputEdge) tape.ForceOutputEdge(adjacency);
         }
+        if (NormalizesInEdges && target >= 1 && target <= Nodes) tape.NormalizeInEdges(adjacency, target);
         return tape.Aggregate(adjacency, target, nodeOutputs);
     }
 

@@ -91,6 +91,15 @@ public sealed record WiringConfig
     /// </summary>
     public bool? ForceOutputEdge { get; init; }
 
+    /// <summary>
+    /// Whether each node's in-edge weights are scaled to sum to at most 1 per sample before it aggregates
+    /// (<see cref="WiringOps.NormalizeInEdges"/>; dense and dynamic wiring, chain wiring is unchanged by it). Default off.
+    /// </summary>
+    public bool NormalizeInEdges { get; init; }
+
+    /// <summary>Whether the in-edge normalisation runs (see <see cref="NormalizeInEdges"/>).</summary>
+    public bool NormalizesInEdges => NormalizeInEdges && Kind != WiringKind.Chain;
+
     /// <summary>Whether the output-edge fix-up runs (see <see cref="ForceOutputEdge"/>).</summary>
     public bool ForcesOutputEdge => Kind == WiringKind.Dynamic && Gate != GateKind.TopK && (ForceOutputEdge ?? Gate != GateKind.Threshold);
 

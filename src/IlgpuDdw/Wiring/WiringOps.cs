@@ -116,6 +116,35 @@ public static class WiringOps
     }
 
     /// <summary>
+    /// In-edge normalisation of node <paramref name="target"/> (1..n), in place on its column once it is final (after
+    /// the top-k and output-edge fix-ups, before <see cref="Aggregate"/>): <c>A[b, i, target] /= s</c>,
+    /// <c>s = max(1, Σ_i A[b, i, target])</c>, so the aggregate of many kept inputs keeps the scale of one. Chain wiring
+    /// and columns summing to at most 1 are unchanged; cut edges stay exactly 0, so the dead-node rule and skipping see
+    /// the same wiring. Backward (<see cref="GateKernels.InEdgeNormBackward"/>, run after the aggregate's):
+    /// <c>dA_i ← (dA_i − Σ_k A'_k dA_k) / s</c> where s &gt; 1, so the gates and dense edges below receive the
+    /// gradient with respect to their own outputs. Saves s [B].
+    /// </summary>
+    /// <exception cref="ArgumentException">Target outside 1..n.</exception>
+    /// <exception cref="InvalidOperationException">A source row has not been written.</exception>
+    public static void NormalizeInEdges(this Tape tape, Adjacency adjacency, int target)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(adjacency);
+        Ops.RequireSameDevice("NormalizeInEdges", tape, adjacency.Tensor);
+        if (target < 1 || target > adjacency.Nodes)
+            throw new ArgumentException($"NormalizeInEdges: target {target} is outside 1..{adjacency.Nodes} (a {adjacency.Nodes}-node stage).", nameof(target));
+        RequireRowsWritten("NormalizeInEdges", adjacency, target);
+        var d = tape.Device;
+        var at = adjacency.Tensor;
+        var scale = tape.NewTensor(adjacency.Batch);
+        int n = adjacency.Batch, ext = d.Extent(n);
+        d.Kernels.InEdgeNormForward(d.Stream, ext, n, ext, adjacency.Nodes, target, at.View, scale.View);
+        if (tape.NeedsGrad(at))
+            tape.Record("NormalizeInEdges", at, () =>
+                d.Kernels.InEdgeNormBackward(d.Stream, ext, n, ext, adjacency.Nodes, target, at.View, scale.View, at.Grad.View));
+    }
+
+    /// <summary>
     /// Saves node <paramref name="node"/>'s edge into the output node, <c>weights[b, n − node − 1]</c>, as the value
     /// <see cref="ForceOutputEdge"/> writes if it forces that edge on (router output a, or edge weight w of the
     /// stochastic gate). Records nothing.
