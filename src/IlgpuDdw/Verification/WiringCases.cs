@@ -115,11 +115,23 @@ internal static class WiringCases
             yield return row;
     }
 
+    /// <summary>A seeded adjacency <c>[B, n+1, n+1]</c>: each edge i &lt; j cut (0) with probability <paramref name="cut"/>, else uniform in [low, 1).</summary>
+    private static float[] SeededAdjacency(Random r, int nodes, int batch, double cut, double low)
+    {
+        int size = nodes + 1;
+        var a = new float[batch * size * size];
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < size; i++)
+                for (int j = i + 1; j < size; j++)
+                    a[GateReference.Index(nodes, b, i, j)] = r.NextDouble() < cut ? 0f : (float)(low + (1 - low) * r.NextDouble());
+        return a;
+    }
+
     private static readonly string[] InEdgeNormPasses = ["InEdgeNorm.Forward", "InEdgeNorm.Backward"];
 
     /// <summary>
     /// <see cref="WiringOps.NormalizeInEdges"/> on every column 1..n of a seeded adjacency (entries cut with
-    /// probability ⅓, kept ones in [0.05, 0.95], so column sums fall on both sides of 1 and some columns are all
+    /// probability ⅓, kept ones in [0.05, 1), so column sums fall on both sides of 1 and some columns are all
     /// cut), then the backward from a seeded upstream gradient of the whole matrix, against
     /// <see cref="GateReference.InEdgeNormForward{T}"/> and <see cref="GateReference.InEdgeNormBackward{T}"/>; the
     /// case also requires columns with a sum above 1 and below 1 (so both branches ran).
@@ -127,12 +139,7 @@ internal static class WiringCases
     private static IEnumerable<VerifyResult> RunInEdgeNorm(Device device, int nodes, int batch, int seed)
     {
         var r = new Random(seed);
-        int size = nodes + 1;
-        var a = new float[batch * size * size];
-        for (int b = 0; b < batch; b++)
-            for (int i = 0; i < size; i++)
-                for (int j = i + 1; j < size; j++)
-                    a[GateReference.Index(nodes, b, i, j)] = r.NextDouble() < 1.0 / 3 ? 0f : (float)(0.05 + 0.9 * r.NextDouble());
+        var a = SeededAdjacency(r, nodes, batch, cut: 1.0 / 3, low: 0.05);
         var g = new float[a.Length];
         for (int k = 0; k < g.Length; k++) g[k] = (float)(2 * r.NextDouble() - 1);
         var expected = (float[])a.Clone();
@@ -171,12 +178,7 @@ internal static class WiringCases
     private static IEnumerable<VerifyResult> RunOffNodes(Device device, int nodes, int batch, int seed)
     {
         var r = new Random(seed);
-        int size = nodes + 1;
-        var a = new float[batch * size * size];
-        for (int b = 0; b < batch; b++)
-            for (int i = 0; i < size; i++)
-                for (int j = i + 1; j < size; j++)
-                    a[GateReference.Index(nodes, b, i, j)] = r.NextDouble() < 0.5 ? 0f : (float)(0.1 + 0.9 * r.NextDouble());
+        var a = SeededAdjacency(r, nodes, batch, cut: 0.5, low: 0.1);
         var expected = (float[])a.Clone();
         var masks = new List<float>();
         var actualMasks = new List<float>();
